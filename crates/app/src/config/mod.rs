@@ -1,0 +1,669 @@
+//! Typed configuration.
+//!
+//! Values come, lowest precedence first, from built-in defaults, an optional TOML file
+//! (`--config` / `DEPOT_CONFIG`), the conventional unprefixed variables (`DATABASE_URL`,
+//! `REDIS_URL`, `AMQP_URL`, `SMTP_URL`, `S3_*`) and `DEPOT_*` variables. Keys are flat:
+//! `DEPOT_HTTP_ADDR` sets `http_addr`. Unknown `DEPOT_*` keys are rejected, so a typo cannot
+//! silently fall back to a default.
+//!
+//! [`Settings::validate`] checks every rule at once and reports every problem in one error. In
+//! `prod` missing or weak secrets and URLs are fatal; in `dev` missing secrets are generated and
+//! persisted under the data directory with a loud warning.
+
+mod secret;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::{Deserialize, Deserializer, Serialize};
+
+pub use secret::{Secret, ServiceUrl};
+
+/// `dev` (safe defaults, generated secrets) or `prod` (fail fast on anything missing or weak).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    #[default]
+    Dev,
+    Prod,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheBackend {
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BrokerBackend {
+    Database,
+    Rabbitmq,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobBackend {
+    Local,
+    S3,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailBackend {
+    File,
+    Smtp,
+}
+
+/// Every setting of Depot. Field names are the configuration keys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub profile: Profile,
+    /// Directory for the SQLite file, dev secrets, local blobs and `.eml` mail.
+    pub data_dir: PathBuf,
+
+    /// `sqlite://…` or `postgres://…`. Dev default: `sqlite://<data_dir>/depot.db`.
+    pub database_url: Option<ServiceUrl>,
+    pub database_max_connections: u32,
+    /// Dev default true, prod always false unless set.
+    pub auto_migrate: Option<bool>,
+
+    pub http_addr: SocketAddr,
+    /// Separate listener for `/metrics`; when unset, `/metrics` is served on `http_addr`.
+    pub metrics_addr: Option<SocketAddr>,
+    #[serde(deserialize_with = "list_or_csv")]
+    pub cors_origins: Vec<String>,
+    pub body_limit_bytes: usize,
+    pub request_timeout_secs: u64,
+    /// Send `Strict-Transport-Security` (when served behind TLS). Default: on in prod.
+    pub hsts: Option<bool>,
+    /// How long readiness reports "draining" before the listener closes on shutdown.
+    pub shutdown_drain_delay_ms: u64,
+    /// Deadline for in-flight requests and background tasks to finish on shutdown.
+    pub shutdown_deadline_secs: u64,
+
+    pub log_format: Option<LogFormat>,
+    pub log_filter: String,
+
+    /// HMAC key for access tokens (≥ 32 bytes).
+    pub jwt_secret: Option<Secret>,
+    /// HMAC key for CSRF and other signed values (≥ 32 bytes).
+    pub app_secret: Option<Secret>,
+
+    pub cache_backend: Option<CacheBackend>,
+    pub redis_url: Option<ServiceUrl>,
+    pub broker_backend: Option<BrokerBackend>,
+    pub amqp_url: Option<ServiceUrl>,
+    pub blob_backend: Option<BlobBackend>,
+    pub s3_bucket: Option<String>,
+    pub s3_endpoint: Option<String>,
+    pub s3_region: Option<String>,
+    pub s3_access_key_id: Option<String>,
+    pub s3_secret_access_key: Option<Secret>,
+    pub mail_backend: Option<MailBackend>,
+    pub smtp_url: Option<ServiceUrl>,
+    pub mail_from: String,
+
+    pub payments_enabled: bool,
+    pub sslcommerz_store_id: Option<String>,
+    pub sslcommerz_store_password: Option<Secret>,
+    pub sslcommerz_sandbox: bool,
+
+    /// Mounts `/api/v1/_debug/*` (sleep, error, panic) for tests. Refused in prod.
+    pub debug_routes: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            profile: Profile::Dev,
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            database_max_connections: 10,
+            auto_migrate: None,
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
+            cors_origins: Vec::new(),
+            body_limit_bytes: 1024 * 1024,
+            request_timeout_secs: 30,
+            hsts: None,
+            shutdown_drain_delay_ms: 0,
+            shutdown_deadline_secs: 30,
+            log_format: None,
+            log_filter: "info".to_owned(),
+            jwt_secret: None,
+            app_secret: None,
+            cache_backend: None,
+            redis_url: None,
+            broker_backend: None,
+            amqp_url: None,
+            blob_backend: None,
+            s3_bucket: None,
+            s3_endpoint: None,
+            s3_region: None,
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            mail_backend: None,
+            smtp_url: None,
+            mail_from: "Depot <depot@localhost>".to_owned(),
+            payments_enabled: false,
+            sslcommerz_store_id: None,
+            sslcommerz_store_password: None,
+            sslcommerz_sandbox: true,
+            debug_routes: false,
+        }
+    }
+}
+
+/// Accepts `["a", "b"]` (TOML) or `"a,b"` (environment).
+fn list_or_csv<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<String>),
+        Csv(String),
+    }
+    Ok(match Raw::deserialize(d)? {
+        Raw::List(items) => items,
+        Raw::Csv(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}
+
+/// Unprefixed variables accepted for the conventional names.
+const CONVENTIONAL_ENV: [&str; 9] = [
+    "DATABASE_URL",
+    "REDIS_URL",
+    "AMQP_URL",
+    "SMTP_URL",
+    "S3_BUCKET",
+    "S3_ENDPOINT",
+    "S3_REGION",
+    "S3_ACCESS_KEY_ID",
+    "S3_SECRET_ACCESS_KEY",
+];
+
+/// Secrets shorter than this are weak.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Values that appear in templates and tutorials; never acceptable as a secret in prod.
+const KNOWN_WEAK_SECRETS: [&str; 9] = [
+    "secret",
+    "changeme",
+    "change-me",
+    "change_me",
+    "password",
+    "development",
+    "jwt-secret",
+    "supersecret",
+    "please-change-this-secret-in-production-0000",
+];
+
+/// The configuration together with where each value came from.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub settings: Settings,
+    /// Key → human description of its source ("default", "`DEPOT_` environment variable", …).
+    pub sources: BTreeMap<String, String>,
+}
+
+/// One problem found by validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub key: &'static str,
+    pub problem: String,
+}
+
+/// Every problem found, reported together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigProblem>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "invalid configuration ({} problems):", self.0.len())?;
+        for p in &self.0 {
+            writeln!(f, "  - {}: {}", p.key, p.problem)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Loading failed before validation: unreadable file, unknown key, wrong type.
+#[derive(Debug)]
+pub struct LoadError(pub String);
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot load configuration: {}", self.0)
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+impl LoadedConfig {
+    /// Loads from the process environment and the optional file.
+    pub fn load(config_file: Option<&Path>) -> Result<Self, LoadError> {
+        Self::from_figment(Self::figment(config_file)?)
+    }
+
+    fn figment(config_file: Option<&Path>) -> Result<Figment, LoadError> {
+        let mut figment = Figment::new();
+        let file = config_file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("DEPOT_CONFIG").map(PathBuf::from));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(LoadError(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        Ok(figment
+            .merge(Env::raw().only(&CONVENTIONAL_ENV))
+            .merge(Env::prefixed("DEPOT_").filter(|key| {
+                let key = key.as_str();
+                key != "config" && !key.starts_with("test_")
+            })))
+    }
+
+    /// Builds the configuration from an explicit figment (tests use this to avoid the
+    /// process environment).
+    pub fn from_figment(figment: Figment) -> Result<Self, LoadError> {
+        let settings: Settings = figment.extract().map_err(|e| {
+            // Figment's messages name the key and the source; they never echo values of
+            // unknown type, but make sure secrets are not in them by not printing values.
+            LoadError(e.to_string())
+        })?;
+        let mut sources = BTreeMap::new();
+        if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(&settings) {
+            for key in map.keys() {
+                let source = figment
+                    .find_metadata(key)
+                    .map(|m| m.name.to_string())
+                    .unwrap_or_else(|| "default".to_owned());
+                sources.insert(key.clone(), source);
+            }
+        }
+        Ok(Self { settings, sources })
+    }
+
+    /// Every key with its effective (redacted) value and its source, for `depot config check`.
+    pub fn describe(&self) -> Vec<(String, serde_json::Value, String)> {
+        let Ok(serde_json::Value::Object(map)) = serde_json::to_value(&self.settings) else {
+            return Vec::new();
+        };
+        map.into_iter()
+            .map(|(key, value)| {
+                let source = self
+                    .sources
+                    .get(&key)
+                    .cloned()
+                    .unwrap_or_else(|| "default".into());
+                (key, value, source)
+            })
+            .collect()
+    }
+}
+
+impl Settings {
+    pub fn is_prod(&self) -> bool {
+        self.profile == Profile::Prod
+    }
+
+    pub fn log_format(&self) -> LogFormat {
+        self.log_format.unwrap_or(match self.profile {
+            Profile::Dev => LogFormat::Pretty,
+            Profile::Prod => LogFormat::Json,
+        })
+    }
+
+    pub fn auto_migrate(&self) -> bool {
+        self.auto_migrate.unwrap_or(!self.is_prod())
+    }
+
+    pub fn hsts(&self) -> bool {
+        self.hsts.unwrap_or(self.is_prod())
+    }
+
+    pub fn cache_backend(&self) -> CacheBackend {
+        self.cache_backend.unwrap_or(if self.redis_url.is_some() {
+            CacheBackend::Redis
+        } else {
+            CacheBackend::Memory
+        })
+    }
+
+    pub fn broker_backend(&self) -> BrokerBackend {
+        self.broker_backend.unwrap_or(if self.amqp_url.is_some() {
+            BrokerBackend::Rabbitmq
+        } else {
+            BrokerBackend::Database
+        })
+    }
+
+    pub fn blob_backend(&self) -> BlobBackend {
+        self.blob_backend.unwrap_or(if self.s3_bucket.is_some() {
+            BlobBackend::S3
+        } else {
+            BlobBackend::Local
+        })
+    }
+
+    pub fn mail_backend(&self) -> MailBackend {
+        self.mail_backend.unwrap_or(if self.smtp_url.is_some() {
+            MailBackend::Smtp
+        } else {
+            MailBackend::File
+        })
+    }
+
+    /// The database URL, falling back to the SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.expose().to_owned(),
+            None => format!("sqlite://{}", self.data_dir.join("depot.db").display()),
+        }
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
+    pub fn shutdown_deadline(&self) -> Duration {
+        Duration::from_secs(self.shutdown_deadline_secs)
+    }
+
+    pub fn shutdown_drain_delay(&self) -> Duration {
+        Duration::from_millis(self.shutdown_drain_delay_ms)
+    }
+
+    /// Checks every rule and returns every problem at once. Rules that depend on the profile:
+    /// in prod, secrets and the database URL must be set and strong; in dev they may be
+    /// missing (they are generated by [`Settings::fill_dev_secrets`]).
+    pub fn validate(&self) -> Result<(), ConfigErrors> {
+        let mut problems = Vec::new();
+        let mut problem =
+            |key: &'static str, text: String| problems.push(ConfigProblem { key, problem: text });
+        let prod = self.is_prod();
+
+        if prod && self.database_url.is_none() {
+            problem(
+                "database_url",
+                "missing: set DATABASE_URL (or DEPOT_DATABASE_URL)".into(),
+            );
+        }
+        if let Some(url) = &self.database_url {
+            let scheme = url.scheme();
+            if !matches!(scheme, "sqlite" | "postgres" | "postgresql") {
+                problem(
+                    "database_url",
+                    format!("unsupported scheme {scheme:?}: use sqlite: or postgres://"),
+                );
+            }
+        }
+        for (key, value) in [
+            ("jwt_secret", &self.jwt_secret),
+            ("app_secret", &self.app_secret),
+        ] {
+            match value {
+                None if prod => problem(key, format!("missing: set DEPOT_{}", key.to_uppercase())),
+                None => {}
+                Some(secret) => {
+                    if let Some(weakness) = secret_weakness(secret.expose())
+                        && prod
+                    {
+                        problem(key, format!("weak: {weakness}"));
+                    }
+                }
+            }
+        }
+        if let (Some(a), Some(b)) = (&self.jwt_secret, &self.app_secret)
+            && prod
+            && a.expose() == b.expose()
+        {
+            problem("app_secret", "must differ from jwt_secret".into());
+        }
+
+        if self.cache_backend() == CacheBackend::Redis && self.redis_url.is_none() {
+            problem(
+                "redis_url",
+                "missing: cache_backend is redis; set REDIS_URL".into(),
+            );
+        }
+        if let Some(url) = &self.redis_url
+            && !matches!(url.scheme(), "redis" | "rediss")
+        {
+            problem("redis_url", "must start with redis:// or rediss://".into());
+        }
+        if self.broker_backend() == BrokerBackend::Rabbitmq && self.amqp_url.is_none() {
+            problem(
+                "amqp_url",
+                "missing: broker_backend is rabbitmq; set AMQP_URL".into(),
+            );
+        }
+        if let Some(url) = &self.amqp_url
+            && !matches!(url.scheme(), "amqp" | "amqps")
+        {
+            problem("amqp_url", "must start with amqp:// or amqps://".into());
+        }
+        if self.blob_backend() == BlobBackend::S3 {
+            if self.s3_bucket.is_none() {
+                problem(
+                    "s3_bucket",
+                    "missing: blob_backend is s3; set S3_BUCKET".into(),
+                );
+            }
+            if self.s3_access_key_id.is_none() {
+                problem(
+                    "s3_access_key_id",
+                    "missing: blob_backend is s3; set S3_ACCESS_KEY_ID".into(),
+                );
+            }
+            if self.s3_secret_access_key.is_none() {
+                problem(
+                    "s3_secret_access_key",
+                    "missing: blob_backend is s3; set S3_SECRET_ACCESS_KEY".into(),
+                );
+            }
+        }
+        if self.mail_backend() == MailBackend::Smtp && self.smtp_url.is_none() {
+            problem(
+                "smtp_url",
+                "missing: mail_backend is smtp; set SMTP_URL".into(),
+            );
+        }
+        if let Some(url) = &self.smtp_url
+            && !matches!(url.scheme(), "smtp" | "smtps")
+        {
+            problem("smtp_url", "must start with smtp:// or smtps://".into());
+        }
+        if self.payments_enabled {
+            if self
+                .sslcommerz_store_id
+                .as_deref()
+                .is_none_or(str::is_empty)
+            {
+                problem(
+                    "sslcommerz_store_id",
+                    "missing: payments are enabled".into(),
+                );
+            }
+            if self.sslcommerz_store_password.is_none() {
+                problem(
+                    "sslcommerz_store_password",
+                    "missing: payments are enabled".into(),
+                );
+            }
+            if prod && self.sslcommerz_sandbox {
+                problem(
+                    "sslcommerz_sandbox",
+                    "must be false in prod when payments are enabled".into(),
+                );
+            }
+        }
+
+        if self.cors_origins.iter().any(|o| o == "*") {
+            problem(
+                "cors_origins",
+                "\"*\" is not allowed: credentials are used, list the origins explicitly".into(),
+            );
+        }
+        for origin in &self.cors_origins {
+            if origin != "*" && !is_valid_origin(origin) {
+                problem(
+                    "cors_origins",
+                    format!("{origin:?} is not an origin like https://app.example.com"),
+                );
+            }
+        }
+        if self.database_max_connections == 0 {
+            problem("database_max_connections", "must be at least 1".into());
+        }
+        if self.body_limit_bytes == 0 {
+            problem("body_limit_bytes", "must be at least 1".into());
+        }
+        if self.request_timeout_secs == 0 {
+            problem("request_timeout_secs", "must be at least 1".into());
+        }
+        if self.metrics_addr == Some(self.http_addr) && self.http_addr.port() != 0 {
+            problem(
+                "metrics_addr",
+                "must differ from http_addr (unset it to serve /metrics on the API port)".into(),
+            );
+        }
+        if prod && self.debug_routes {
+            problem("debug_routes", "must be false in prod".into());
+        }
+
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(problems))
+        }
+    }
+
+    /// Dev only: fills missing secrets from `<data_dir>/dev-secrets.toml`, generating and
+    /// persisting them (mode 0600) the first time. Returns the keys that were generated now.
+    pub fn fill_dev_secrets(&mut self) -> std::io::Result<Vec<&'static str>> {
+        if self.is_prod() || (self.jwt_secret.is_some() && self.app_secret.is_some()) {
+            return Ok(Vec::new());
+        }
+        let path = self.data_dir.join("dev-secrets.toml");
+        let mut stored: BTreeMap<String, String> = match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(std::io::Error::other)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(e),
+        };
+        let mut generated = Vec::new();
+        for (key, slot) in [
+            ("jwt_secret", &mut self.jwt_secret),
+            ("app_secret", &mut self.app_secret),
+        ] {
+            if slot.is_some() {
+                continue;
+            }
+            let value = match stored.get(key) {
+                Some(v) => v.clone(),
+                None => {
+                    let v = random_secret();
+                    stored.insert(key.to_owned(), v.clone());
+                    generated.push(key);
+                    v
+                }
+            };
+            *slot = Some(Secret::new(value));
+        }
+        if !generated.is_empty() {
+            std::fs::create_dir_all(&self.data_dir)?;
+            let text = toml::to_string(&stored).map_err(std::io::Error::other)?;
+            write_private(&path, &text)?;
+        }
+        Ok(generated)
+    }
+}
+
+/// Why a secret is weak, if it is.
+pub fn secret_weakness(secret: &str) -> Option<String> {
+    if secret.len() < MIN_SECRET_BYTES {
+        return Some(format!(
+            "{} bytes, at least {MIN_SECRET_BYTES} are required",
+            secret.len()
+        ));
+    }
+    let lower = secret.to_ascii_lowercase();
+    if KNOWN_WEAK_SECRETS.contains(&lower.as_str())
+        || lower.contains("change") && lower.contains("me")
+    {
+        return Some("a known placeholder value".into());
+    }
+    let distinct: std::collections::BTreeSet<char> = secret.chars().collect();
+    if distinct.len() < 8 {
+        return Some("too few distinct characters".into());
+    }
+    None
+}
+
+fn is_valid_origin(origin: &str) -> bool {
+    match url::Url::parse(origin) {
+        Ok(url) => {
+            matches!(url.scheme(), "http" | "https")
+                && url.host_str().is_some()
+                && url.path() == "/"
+                && !origin.ends_with('/')
+                && url.query().is_none()
+        }
+        Err(_) => false,
+    }
+}
+
+fn random_secret() -> String {
+    use rand::Rng;
+    use rand::distr::Alphanumeric;
+    rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(64)
+        .map(char::from)
+        .collect()
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}
+
+#[cfg(test)]
+mod tests;

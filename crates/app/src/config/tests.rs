@@ -1,0 +1,216 @@
+use figment::Figment;
+use figment::providers::{Format, Toml};
+
+use super::*;
+
+fn load(toml: &str) -> Settings {
+    match LoadedConfig::from_figment(Figment::new().merge(Toml::string(toml))) {
+        Ok(loaded) => loaded.settings,
+        Err(e) => panic!("load failed: {e}"),
+    }
+}
+
+fn problem_keys(settings: &Settings) -> Vec<&'static str> {
+    match settings.validate() {
+        Ok(()) => Vec::new(),
+        Err(ConfigErrors(problems)) => problems.iter().map(|p| p.key).collect(),
+    }
+}
+
+const STRONG: &str = "k3y-0123456789-abcdefghijklmnopqrstuvwxyz";
+const STRONG2: &str = "z9y8-x7w6v5u4t3s2r1q0-ponmlkjihgfedcba";
+
+#[test]
+fn dev_defaults_are_valid_and_use_sqlite_in_the_data_dir() {
+    let s = load("");
+    assert_eq!(problem_keys(&s), Vec::<&str>::new());
+    assert_eq!(s.database_url(), "sqlite://data/depot.db");
+    assert!(s.auto_migrate());
+    assert_eq!(s.log_format(), LogFormat::Pretty);
+    assert_eq!(s.cache_backend(), CacheBackend::Memory);
+    assert_eq!(s.broker_backend(), BrokerBackend::Database);
+}
+
+#[test]
+fn prod_with_nothing_set_names_every_missing_setting_at_once() {
+    let s = load(r#"profile = "prod""#);
+    assert_eq!(
+        problem_keys(&s),
+        vec!["database_url", "jwt_secret", "app_secret"]
+    );
+    let message = s
+        .validate()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(message.contains("3 problems"), "{message}");
+    assert!(!s.auto_migrate(), "prod never auto-migrates by default");
+    assert_eq!(s.log_format(), LogFormat::Json);
+}
+
+#[test]
+fn prod_rejects_a_short_jwt_secret_and_placeholders() {
+    let s = load(&format!(
+        r#"profile = "prod"
+        database_url = "postgres://localhost/depot"
+        jwt_secret = "0123456789"
+        app_secret = "{STRONG}""#
+    ));
+    let err = s
+        .validate()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("jwt_secret: weak: 10 bytes"), "{err}");
+
+    let placeholder = load(&format!(
+        r#"profile = "prod"
+        database_url = "postgres://localhost/depot"
+        jwt_secret = "please-change-this-secret-in-production-0000"
+        app_secret = "{STRONG}""#
+    ));
+    assert_eq!(problem_keys(&placeholder), vec!["jwt_secret"]);
+}
+
+#[test]
+fn prod_with_everything_strong_is_valid() {
+    let s = load(&format!(
+        r#"profile = "prod"
+        database_url = "postgres://depot:pw@db/depot"
+        jwt_secret = "{STRONG}"
+        app_secret = "{STRONG2}""#
+    ));
+    assert_eq!(problem_keys(&s), Vec::<&str>::new());
+}
+
+#[test]
+fn selected_backends_need_their_urls() {
+    let s = load(
+        r#"cache_backend = "redis"
+        broker_backend = "rabbitmq"
+        blob_backend = "s3"
+        mail_backend = "smtp"
+        payments_enabled = true"#,
+    );
+    assert_eq!(
+        problem_keys(&s),
+        vec![
+            "redis_url",
+            "amqp_url",
+            "s3_bucket",
+            "s3_access_key_id",
+            "s3_secret_access_key",
+            "smtp_url",
+            "sslcommerz_store_id",
+            "sslcommerz_store_password"
+        ]
+    );
+}
+
+#[test]
+fn urls_select_their_backend() {
+    let s = load(
+        r#"redis_url = "redis://127.0.0.1:6379"
+    amqp_url = "amqp://guest:guest@127.0.0.1:5672/%2f""#,
+    );
+    assert_eq!(s.cache_backend(), CacheBackend::Redis);
+    assert_eq!(s.broker_backend(), BrokerBackend::Rabbitmq);
+    assert_eq!(problem_keys(&s), Vec::<&str>::new());
+}
+
+#[test]
+fn cors_wildcard_and_malformed_origins_are_rejected() {
+    let s = load(
+        r#"cors_origins = ["*", "https://ok.example.com", "ftp://x", "https://a.example.com/path"]"#,
+    );
+    assert_eq!(
+        problem_keys(&s),
+        vec!["cors_origins", "cors_origins", "cors_origins"]
+    );
+}
+
+#[test]
+fn cors_origins_accept_a_comma_separated_string() {
+    let s = load(r#"cors_origins = "https://a.example.com, https://b.example.com""#);
+    assert_eq!(
+        s.cors_origins,
+        vec!["https://a.example.com", "https://b.example.com"]
+    );
+}
+
+#[test]
+fn unknown_keys_are_an_error_not_a_silent_default() {
+    let err = LoadedConfig::from_figment(Figment::new().merge(Toml::string("jwt_secrt = \"x\"")));
+    let message = err.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains("jwt_secrt"), "{message}");
+}
+
+#[test]
+fn debug_routes_are_refused_in_prod() {
+    let s = load(&format!(
+        r#"profile = "prod"
+        database_url = "postgres://localhost/depot"
+        jwt_secret = "{STRONG}"
+        app_secret = "{STRONG2}"
+        debug_routes = true"#
+    ));
+    assert_eq!(problem_keys(&s), vec!["debug_routes"]);
+}
+
+#[test]
+fn describe_redacts_secrets_and_names_sources() {
+    let loaded = LoadedConfig::from_figment(Figment::new().merge(Toml::string(&format!(
+        r#"jwt_secret = "{STRONG}"
+        database_url = "postgres://depot:hunter2@db/depot""#
+    ))));
+    let Ok(loaded) = loaded else {
+        panic!("load failed")
+    };
+    let described = loaded.describe();
+    let text = format!("{described:?}");
+    assert!(!text.contains(STRONG), "secret leaked: {text}");
+    assert!(!text.contains("hunter2"), "password leaked: {text}");
+    let source_of = |key: &str| {
+        described
+            .iter()
+            .find(|(k, _, _)| k == key)
+            .map(|(_, _, s)| s.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(source_of("http_addr"), "default");
+    assert_ne!(source_of("jwt_secret"), "default");
+}
+
+#[test]
+fn dev_secrets_are_generated_once_and_reused() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut first = Settings {
+        data_dir: dir.path().to_path_buf(),
+        ..Settings::default()
+    };
+    let generated = first.fill_dev_secrets().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(generated, vec!["jwt_secret", "app_secret"]);
+    let jwt = first.jwt_secret.as_ref().map(|s| s.expose().to_owned());
+    assert!(jwt.as_ref().is_some_and(|s| secret_weakness(s).is_none()));
+
+    let mut second = Settings {
+        data_dir: dir.path().to_path_buf(),
+        ..Settings::default()
+    };
+    assert!(
+        second
+            .fill_dev_secrets()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_empty()
+    );
+    assert_eq!(second.jwt_secret.map(|s| s.expose().to_owned()), jwt);
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("dev-secrets.toml"))
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0);
+        assert_eq!(mode, 0o600);
+    }
+}

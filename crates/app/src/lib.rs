@@ -1,0 +1,12 @@
+//! Depot's use cases.
+//!
+//! [`AppContext`] is built once at startup from [`config::Settings`] and holds the database, the
+//! clock and the probes of the outside world. Services (one module per capability) own their
+//! transactions; HTTP handlers and workers call services and never touch the database.
+
+pub mod config;
+pub mod context;
+pub mod health;
+pub mod housekeeping;
+
+pub use context::{AppContext, Lifecycle};

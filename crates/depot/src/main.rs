@@ -1,0 +1,255 @@
+//! `depot`: the command-line entry point.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use depot::{Application, Role, telemetry};
+use depot_app::config::{LoadedConfig, Settings};
+use depot_store::{Db, DbOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "depot",
+    version,
+    about = "Depot: inventory and operations backend"
+)]
+struct Cli {
+    /// Optional TOML configuration file (also `DEPOT_CONFIG`).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API and the background workers (the default).
+    Serve,
+    /// Run only the HTTP API.
+    Api,
+    /// Run only the background workers.
+    Worker,
+    /// Apply, roll back or list database migrations.
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[derive(Subcommand)]
+enum MigrateAction {
+    /// Apply every pending migration.
+    Up,
+    /// Roll back the latest migrations (dev profile only).
+    Down {
+        #[arg(long, default_value_t = 1)]
+        steps: u32,
+    },
+    /// List applied and pending migrations.
+    Status,
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Print the effective configuration (secrets redacted) with each value's source, then
+    /// every problem found.
+    Check,
+}
+
+/// Exit code for configuration problems.
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The TLS stack is rustls with ring everywhere; install it once for every client.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    let loaded = match LoadedConfig::load(cli.config.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Config {
+        action: ConfigAction::Check,
+    } = command
+    {
+        return config_check(&loaded);
+    }
+    if let Command::Openapi = command {
+        return match serde_json::to_string_pretty(&depot_http::openapi()) {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("error: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+
+    let mut settings = loaded.settings;
+    let generated = match settings.fill_dev_secrets() {
+        Ok(generated) => generated,
+        Err(err) => {
+            eprintln!(
+                "error: cannot persist generated dev secrets in {}: {err}",
+                settings.data_dir.display()
+            );
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if let Err(problems) = settings.validate() {
+        eprint!("error: {problems}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    telemetry::init(&settings);
+    if !settings.is_prod() {
+        tracing::warn!(
+            "DEV PROFILE: embedded defaults and development secrets in {}; never expose this instance",
+            settings.data_dir.display()
+        );
+        if !generated.is_empty() {
+            tracing::warn!(keys = ?generated, "generated new development secrets");
+        }
+    }
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match command {
+            Command::Serve => run(settings, Role::All).await,
+            Command::Api => run(settings, Role::Api).await,
+            Command::Worker => run(settings, Role::Worker).await,
+            Command::Migrate { action } => migrate(&settings, action).await,
+            Command::Config { .. } | Command::Openapi => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "depot failed");
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
+    let app = Application::start(settings, role).await?;
+    let handle = app.shutdown_handle();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        handle.shutdown();
+    });
+    app.run_until_stopped().await
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM received"),
+                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM; only SIGINT stops the process");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn migrate(settings: &Settings, action: MigrateAction) -> anyhow::Result<()> {
+    let mut options = DbOptions::new(settings.database_url());
+    options.max_connections = 2;
+    if settings.database_url.is_none() {
+        std::fs::create_dir_all(&settings.data_dir)?;
+    }
+    let db = Db::connect_lazy(&options).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let state = match action {
+        MigrateAction::Up => db.migrate_up().await,
+        MigrateAction::Down { .. } if settings.is_prod() => {
+            anyhow::bail!("`migrate down` is refused in the prod profile")
+        }
+        MigrateAction::Down { steps } => db.migrate_down(steps).await,
+        MigrateAction::Status => db.migration_state().await,
+    }
+    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    for name in &state.applied {
+        println!("applied  {name}");
+    }
+    for name in &state.pending {
+        println!("pending  {name}");
+    }
+    println!(
+        "{} applied, {} pending",
+        state.applied.len(),
+        state.pending.len()
+    );
+    db.close().await;
+    Ok(())
+}
+
+fn config_check(loaded: &LoadedConfig) -> ExitCode {
+    println!("{:<28} {:<48} source", "key", "value");
+    for (key, value, source) in loaded.describe() {
+        let value = match value {
+            serde_json::Value::Null => "(unset)".to_owned(),
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        };
+        println!("{key:<28} {value:<48} {source}");
+    }
+    let mut settings = loaded.settings.clone();
+    if !settings.is_prod() && (settings.jwt_secret.is_none() || settings.app_secret.is_none()) {
+        println!(
+            "\nnote: dev profile: missing secrets are generated in {} at start",
+            settings.data_dir.display()
+        );
+        // Validate as the server would see it, without writing anything.
+        settings
+            .jwt_secret
+            .get_or_insert_with(|| depot_app::config::Secret::new("x".repeat(64)));
+        settings
+            .app_secret
+            .get_or_insert_with(|| depot_app::config::Secret::new("y".repeat(64)));
+    }
+    match settings.validate() {
+        Ok(()) => {
+            println!("\nconfiguration is valid ({:?} profile)", settings.profile);
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            println!("\n{problems}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! The one error type of the application layers.
+//!
+//! Every error carries a *category* (which decides the HTTP status), a *stable machine code*
+//! (`stock.insufficient`, `request.malformed_json`, …) that clients may rely on, a message that is
+//! safe to show, optional structured details, and — never shown to clients — the underlying cause.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde_json::Value;
+
+use crate::validation::FieldError;
+
+/// Broad class of an error; maps one-to-one onto an HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCategory {
+    /// The request could not be understood (malformed syntax).
+    BadRequest,
+    /// The request was understood but its content is invalid.
+    Validation,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    PayloadTooLarge,
+    RateLimited,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorCategory {
+    /// The `error` field of the envelope.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::Validation => "validation",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Conflict => "conflict",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::RateLimited => "rate_limited",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// An application error with a stable code. Build one with the category constructors.
+pub struct AppError {
+    category: ErrorCategory,
+    code: Cow<'static, str>,
+    message: Cow<'static, str>,
+    details: Option<Value>,
+    source: Option<Cause>,
+}
+
+/// Result alias used across the application layers.
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    pub fn new(
+        category: ErrorCategory,
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self {
+            category,
+            code: code.into(),
+            message: message.into(),
+            details: None,
+            source: None,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCategory::BadRequest, code, message)
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCategory::NotFound, code, message)
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCategory::Conflict, code, message)
+    }
+
+    pub fn unavailable(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCategory::Unavailable, code, message)
+    }
+
+    /// A validation failure listing every failing field.
+    pub fn validation(fields: Vec<FieldError>) -> Self {
+        let message = match fields.len() {
+            1 => "1 field is invalid".to_owned(),
+            n => format!("{n} fields are invalid"),
+        };
+        Self::new(ErrorCategory::Validation, "validation.failed", message)
+            .with_details(serde_json::json!({ "fields": fields }))
+    }
+
+    /// An unexpected failure. The cause is kept for logs; clients see only a generic message.
+    pub fn internal(cause: impl Into<Cause>) -> Self {
+        Self::new(ErrorCategory::Internal, "internal", "internal server error").with_source(cause)
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    pub fn with_source(mut self, cause: impl Into<Cause>) -> Self {
+        self.source = Some(cause.into());
+        self
+    }
+
+    pub fn category(&self) -> ErrorCategory {
+        self.category
+    }
+
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// The message that is safe to show to a client.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn details(&self) -> Option<&Value> {
+        self.details.as_ref()
+    }
+
+    /// The full cause chain, for logs only.
+    pub fn cause_chain(&self) -> String {
+        let mut out = String::new();
+        let mut next: Option<&(dyn std::error::Error + 'static)> =
+            self.source.as_deref().map(|e| e as _);
+        while let Some(err) = next {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&err.to_string());
+            next = err.source();
+        }
+        out
+    }
+}
+
+impl fmt::Debug for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} [{}]: {}",
+            self.category.as_str(),
+            self.code,
+            self.message
+        )?;
+        let chain = self.cause_chain();
+        if !chain.is_empty() {
+            write!(f, "\ncaused by: {chain}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for AppError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as _)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Inner;
+    impl fmt::Display for Inner {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("connection refused to 10.0.0.5:5432")
+        }
+    }
+    impl std::error::Error for Inner {}
+
+    #[test]
+    fn internal_errors_hide_their_cause_from_the_message() {
+        let err = AppError::internal(Inner);
+        assert_eq!(err.message(), "internal server error");
+        assert_eq!(err.code(), "internal");
+        assert!(!err.to_string().contains("10.0.0.5"));
+        assert_eq!(err.cause_chain(), "connection refused to 10.0.0.5:5432");
+        assert!(format!("{err:?}").contains("caused by: connection refused"));
+    }
+
+    #[test]
+    fn validation_lists_every_field() {
+        let err = AppError::validation(vec![
+            FieldError::new("email", "invalid", "not an email address"),
+            FieldError::new("name", "required", "is required"),
+        ]);
+        assert_eq!(err.category(), ErrorCategory::Validation);
+        assert_eq!(err.message(), "2 fields are invalid");
+        let fields = &err.details().and_then(|d| d.get("fields")).cloned();
+        assert_eq!(
+            fields.as_ref().and_then(|f| f.as_array()).map(Vec::len),
+            Some(2)
+        );
+    }
+}

@@ -1,0 +1,15 @@
+//! Pure business rules of Depot.
+//!
+//! Nothing in this crate performs I/O, spawns tasks or knows about a database: it holds the
+//! vocabulary every other crate shares — the error type with its stable codes, validation,
+//! identifiers, the clock abstraction and keyset pagination.
+
+pub mod clock;
+pub mod error;
+pub mod id;
+pub mod pagination;
+pub mod validation;
+
+pub use clock::Clock;
+pub use error::{AppError, AppResult, ErrorCategory};
+pub use validation::{FieldError, Validator};

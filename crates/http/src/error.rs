@@ -1,0 +1,155 @@
+//! The error envelope of every 4xx/5xx response:
+//! `{"error", "code", "message", "details", "request_id"}`.
+//!
+//! Handlers return [`ApiError`]; its response carries the [`ErrorBody`] as an extension so that
+//! the envelope middleware can add the request id. Responses that did not come from an
+//! `ApiError` (a 405 from the router, a 413 from a body limit, a panic) get a generic envelope
+//! for their status there too — no plain-text error leaves the server.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use depot_domain::{AppError, ErrorCategory};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The JSON error envelope.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Error category: `validation`, `not_found`, `conflict`, `unauthorized`, …
+    pub error: &'static str,
+    /// Stable machine-readable code, e.g. `stock.insufficient`.
+    pub code: String,
+    /// Human-readable, safe to show.
+    pub message: String,
+    /// Structured details; validation errors list every failing field under `fields`.
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+    /// The request id, also in the `X-Request-Id` header.
+    pub request_id: Option<String>,
+}
+
+/// An [`AppError`] on its way to becoming a response.
+#[derive(Debug)]
+pub struct ApiError(pub AppError);
+
+impl From<AppError> for ApiError {
+    fn from(err: AppError) -> Self {
+        Self(err)
+    }
+}
+
+/// HTTP status of an error category.
+pub fn status_of(category: ErrorCategory) -> StatusCode {
+    match category {
+        ErrorCategory::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorCategory::Validation => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCategory::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorCategory::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCategory::NotFound => StatusCode::NOT_FOUND,
+        ErrorCategory::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCategory::Conflict => StatusCode::CONFLICT,
+        ErrorCategory::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCategory::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCategory::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCategory::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The envelope for a response that carries no [`ErrorBody`]: derived from its status alone.
+pub fn generic_error(status: StatusCode) -> AppError {
+    let (category, code, message) = match status {
+        StatusCode::BAD_REQUEST => (
+            ErrorCategory::BadRequest,
+            "request.bad_request",
+            "the request is malformed",
+        ),
+        StatusCode::UNAUTHORIZED => (
+            ErrorCategory::Unauthorized,
+            "auth.required",
+            "authentication is required",
+        ),
+        StatusCode::FORBIDDEN => (ErrorCategory::Forbidden, "auth.forbidden", "not allowed"),
+        StatusCode::NOT_FOUND => (
+            ErrorCategory::NotFound,
+            "route.not_found",
+            "no such resource",
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            ErrorCategory::MethodNotAllowed,
+            "route.method_not_allowed",
+            "this method is not allowed on this resource",
+        ),
+        StatusCode::REQUEST_TIMEOUT => (
+            ErrorCategory::Unavailable,
+            "request.timeout",
+            "the request took too long and was cancelled",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            ErrorCategory::PayloadTooLarge,
+            "request.too_large",
+            "the request body is too large",
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            ErrorCategory::BadRequest,
+            "request.unsupported_media_type",
+            "the request body must be application/json",
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY => (
+            ErrorCategory::Validation,
+            "validation.failed",
+            "the request is invalid",
+        ),
+        StatusCode::TOO_MANY_REQUESTS => (
+            ErrorCategory::RateLimited,
+            "rate_limited",
+            "too many requests",
+        ),
+        StatusCode::SERVICE_UNAVAILABLE => (
+            ErrorCategory::Unavailable,
+            "service.unavailable",
+            "the service is unavailable, try again",
+        ),
+        s if s.is_client_error() => (
+            ErrorCategory::BadRequest,
+            "request.rejected",
+            "the request was rejected",
+        ),
+        _ => (ErrorCategory::Internal, "internal", "internal server error"),
+    };
+    AppError::new(category, code, message)
+}
+
+impl ErrorBody {
+    pub fn from_error(err: &AppError) -> Self {
+        Self {
+            error: err.category().as_str(),
+            code: err.code().to_owned(),
+            message: err.message().to_owned(),
+            details: err
+                .details()
+                .cloned()
+                .unwrap_or_else(|| serde_json::json!({})),
+            request_id: None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let err = self.0;
+        let status = status_of(err.category());
+        if status.is_server_error() {
+            // The cause chain goes to the log (with the request id from the span), never to
+            // the client.
+            tracing::error!(code = err.code(), cause = %err.cause_chain(), "request failed");
+        }
+        let body = ErrorBody::from_error(&err);
+        let mut response = (status, Json(body.clone())).into_response();
+        response.extensions_mut().insert(body);
+        response
+    }
+}
+
+/// Result type of handlers.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,96 @@
+//! Extractors whose rejections are error envelopes with stable codes.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use depot_domain::pagination::PageRequest;
+use depot_domain::{AppError, ErrorCategory};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use utoipa::IntoParams;
+
+use crate::error::ApiError;
+
+/// `Json<T>` whose rejections say exactly what is wrong: malformed JSON, wrong field types,
+/// a missing content type or a body over the size limit.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError(json_rejection(&rejection))),
+        }
+    }
+}
+
+fn json_rejection(rejection: &JsonRejection) -> AppError {
+    let text = rejection.body_text();
+    match rejection {
+        JsonRejection::JsonSyntaxError(_) => AppError::bad_request(
+            "request.malformed_json",
+            "the request body is not valid JSON",
+        )
+        .with_details(serde_json::json!({ "reason": text })),
+        JsonRejection::JsonDataError(_) => AppError::new(
+            ErrorCategory::Validation,
+            "request.invalid_body",
+            "the request body does not match the expected shape",
+        )
+        .with_details(serde_json::json!({ "reason": text })),
+        JsonRejection::MissingJsonContentType(_) => AppError::bad_request(
+            "request.unsupported_media_type",
+            "the request body must be sent with Content-Type: application/json",
+        ),
+        JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            AppError::new(
+                ErrorCategory::PayloadTooLarge,
+                "request.too_large",
+                "the request body is too large",
+            )
+        }
+        _ => AppError::bad_request(
+            "request.unreadable_body",
+            "the request body could not be read",
+        ),
+    }
+}
+
+/// Raw pagination query; validated into a [`PageRequest`] by the [`Pagination`] extractor.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PaginationQuery {
+    /// Page size, 1–200 (default 50).
+    pub limit: Option<String>,
+    /// Opaque cursor from the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+/// `limit` and `cursor` query parameters, validated.
+#[derive(Debug, Clone)]
+pub struct Pagination(pub PageRequest);
+
+impl<S: Send + Sync> FromRequestParts<S> for Pagination {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Query(raw) = Query::<PaginationQuery>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| {
+                ApiError(AppError::bad_request(
+                    "request.invalid_query",
+                    "the query string is malformed",
+                ))
+            })?;
+        PageRequest::parse(raw.limit.as_deref(), raw.cursor.as_deref())
+            .map(Pagination)
+            .map_err(ApiError)
+    }
+}

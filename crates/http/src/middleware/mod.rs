@@ -1,0 +1,6 @@
+//! Cross-cutting HTTP behaviour, applied to every route.
+
+pub mod envelope;
+pub mod metrics;
+pub mod request_id;
+pub mod security;

@@ -1,0 +1,57 @@
+//! The OpenAPI 3.1 document, generated from the handlers, and the offline `/docs` page.
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::error::ErrorBody;
+
+const DESCRIPTION: &str = "\
+Depot: inventory and operations API.
+
+Conventions:
+- Base path `/api/v1`; JSON in `snake_case`; ids are UUIDv7; timestamps RFC 3339 UTC; money is \
+integer minor units plus an ISO currency; quantities are integers in the product's base unit.
+- Every 4xx/5xx answers the error envelope (`ErrorBody`) with a stable `code` and the `request_id`.
+- Every response carries `X-Request-Id` (yours, if well-formed, else generated).
+- Lists take `limit` (1-200, default 50) and an opaque `cursor`, and answer \
+`{\"data\": [...], \"next_cursor\": \"...\" | null}`.
+- Authentication: `Authorization: Bearer <access token>` (security scheme `bearer`).
+- Browser sessions authenticated by cookie send `X-CSRF-Token` on every state change \
+(security scheme `csrf`).
+- Every POST that changes stock or money accepts `Idempotency-Key`: a repeat returns the first \
+response; the same key with a different body answers 422.";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Depot API", description = DESCRIPTION),
+    modifiers(&SecuritySchemes),
+    components(schemas(ErrorBody)),
+    tags(
+        (name = "operations", description = "Liveness, readiness and metadata"),
+    )
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "csrf",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-CSRF-Token",
+                "Signed double-submit token bound to the session; required on cookie-authenticated state changes",
+            ))),
+        );
+    }
+}

@@ -1,0 +1,91 @@
+//! Routes for exercising the platform in tests and in dev (`debug_routes = true`, refused in
+//! prod): a slow request, an internal error, a panic, a JSON body and a paginated list.
+//! They are not part of the API and not in the OpenAPI document.
+
+use std::time::Duration;
+
+use axum::extract::Query;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use depot_domain::pagination::Page;
+use depot_domain::{AppError, Validator};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, Pagination};
+
+pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route("/sleep", get(sleep))
+        .route("/error", get(internal_error))
+        .route("/panic", get(panic))
+        .route("/echo", post(echo))
+        .route("/numbers", get(numbers))
+}
+
+#[derive(Deserialize)]
+struct SleepQuery {
+    ms: u64,
+}
+
+async fn sleep(Query(q): Query<SleepQuery>) -> Json<serde_json::Value> {
+    let ms = q.ms.min(60_000);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    Json(serde_json::json!({ "slept_ms": ms }))
+}
+
+#[derive(Debug)]
+struct LeakyCause;
+
+impl std::fmt::Display for LeakyCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "password=hunter2 at db.internal:5432: relation \"secret_table\" does not exist",
+        )
+    }
+}
+
+impl std::error::Error for LeakyCause {}
+
+async fn internal_error() -> ApiResult<()> {
+    Err(ApiError(AppError::internal(LeakyCause)))
+}
+
+async fn panic() -> &'static str {
+    // Deliberate: proves a panic becomes an opaque 500 envelope.
+    #[allow(clippy::panic)]
+    {
+        panic!("password=hunter2 panicked in a handler")
+    }
+}
+
+#[derive(Deserialize, Serialize)]
+struct Echo {
+    name: String,
+    quantity: i64,
+}
+
+async fn echo(ApiJson(body): ApiJson<Echo>) -> ApiResult<Json<Echo>> {
+    let mut v = Validator::new();
+    v.check(
+        !body.name.trim().is_empty(),
+        "name",
+        "required",
+        "must not be empty",
+    )
+    .check(
+        body.quantity > 0,
+        "quantity",
+        "must_be_positive",
+        "must be greater than 0",
+    );
+    v.finish()?;
+    Ok(Json(body))
+}
+
+/// The numbers 1..=120 in pages, to exercise pagination end to end.
+async fn numbers(Pagination(page): Pagination) -> ApiResult<Json<Page<u32>>> {
+    let after: u32 = page.decode_cursor()?.unwrap_or(0);
+    let rows: Vec<u32> = (after + 1..=120).take(page.limit as usize + 1).collect();
+    Ok(Json(Page::from_overfetch(rows, page.limit, |n| *n)?))
+}

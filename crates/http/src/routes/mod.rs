@@ -1,0 +1,4 @@
+//! One router module per capability.
+
+pub mod debug;
+pub mod ops;

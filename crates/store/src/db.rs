@@ -1,0 +1,348 @@
+//! Connection pools, the unit of work and migration control.
+//!
+//! SQLite runs in WAL mode with one *writer* connection: every write transaction queues for it
+//! instead of failing with "database is locked", while reads use a separate pool of read-only
+//! connections that WAL lets run beside the writer. PostgreSQL uses one pool for both.
+//! Pools connect lazily, so the process can start (and report itself not ready) while the
+//! database is down.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::time::Duration;
+
+use depot_domain::{AppError, AppResult};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement,
+    TransactionError, TransactionTrait,
+};
+use sea_orm::{SqlxPostgresConnector, SqlxSqliteConnector};
+use sea_orm_migration::{MigrationStatus, MigratorTrait};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::error::db_error;
+use crate::migration::Migrator;
+
+/// Which database engine a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    /// `sqlite://path/to/file.db` or `postgres://…`.
+    pub url: String,
+    /// Upper bound of the (read) pool.
+    pub max_connections: u32,
+    /// How long a caller waits for a connection before the request fails as unavailable.
+    pub acquire_timeout: Duration,
+    /// SQLite: how long a statement waits on a lock held by another process.
+    pub busy_timeout: Duration,
+}
+
+impl DbOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(10),
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Pools {
+    Sqlite {
+        writer: SqlitePool,
+        reader: SqlitePool,
+    },
+    Postgres(PgPool),
+}
+
+/// Connection pool statistics, exported as metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    pub name: &'static str,
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
+/// Where the schema stands relative to the migrations this binary carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationState {
+    pub applied: Vec<String>,
+    pub pending: Vec<String>,
+}
+
+impl MigrationState {
+    pub fn is_current(&self) -> bool {
+        self.pending.is_empty()
+    }
+}
+
+/// The database: pools plus the unit-of-work helper. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    backend: Backend,
+    writer: DatabaseConnection,
+    reader: DatabaseConnection,
+    pools: Pools,
+    max_connections: u32,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The boxed future a unit of work returns; see [`Db::transaction`].
+pub type TxFuture<'c, T> = Pin<Box<dyn Future<Output = AppResult<T>> + Send + 'c>>;
+
+impl Db {
+    /// Builds the pools without connecting; the first query connects.
+    pub fn connect_lazy(options: &DbOptions) -> AppResult<Self> {
+        let url = options.url.as_str();
+        if url.starts_with("sqlite:") {
+            Self::sqlite(options)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Self::postgres(options)
+        } else {
+            Err(AppError::bad_request(
+                "config.database_url",
+                "DATABASE_URL must start with sqlite: or postgres://",
+            ))
+        }
+    }
+
+    fn sqlite(options: &DbOptions) -> AppResult<Self> {
+        let base = SqliteConnectOptions::from_str(&options.url)
+            .map_err(|e| invalid_url(e.to_string()))?
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(options.busy_timeout)
+            .foreign_keys(true);
+        // One writer: concurrent write transactions queue here rather than racing for the
+        // file lock. The queue is bounded by the acquire timeout.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(options.acquire_timeout.max(Duration::from_secs(30)))
+            .connect_lazy_with(base.clone().create_if_missing(true));
+        let reader = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_lazy_with(base.read_only(true));
+        Ok(Self {
+            backend: Backend::Sqlite,
+            writer: SqlxSqliteConnector::from_sqlx_sqlite_pool(writer.clone()),
+            reader: SqlxSqliteConnector::from_sqlx_sqlite_pool(reader.clone()),
+            pools: Pools::Sqlite { writer, reader },
+            max_connections: options.max_connections.max(1),
+        })
+    }
+
+    fn postgres(options: &DbOptions) -> AppResult<Self> {
+        let connect =
+            PgConnectOptions::from_str(&options.url).map_err(|e| invalid_url(e.to_string()))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_lazy_with(connect);
+        let conn = SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone());
+        Ok(Self {
+            backend: Backend::Postgres,
+            writer: conn.clone(),
+            reader: conn,
+            pools: Pools::Postgres(pool),
+            max_connections: options.max_connections.max(1),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A connection for reads outside a unit of work.
+    pub fn reader(&self) -> &DatabaseConnection {
+        &self.reader
+    }
+
+    /// Runs `work` in one write transaction: committed when it returns `Ok`, rolled back when it
+    /// returns `Err` (or panics). This is the only way services write.
+    ///
+    /// ```ignore
+    /// db.transaction(|tx| Box::pin(async move { repo::insert(tx, row).await })).await
+    /// ```
+    pub async fn transaction<T, F>(&self, work: F) -> AppResult<T>
+    where
+        T: Send,
+        F: for<'c> FnOnce(&'c DatabaseTransaction) -> TxFuture<'c, T> + Send,
+    {
+        self.writer
+            .transaction::<_, T, AppError>(work)
+            .await
+            .map_err(|err| match err {
+                TransactionError::Connection(db) => db_error(db),
+                TransactionError::Transaction(app) => app,
+            })
+    }
+
+    /// Checks that the database answers a trivial query within `timeout`.
+    pub async fn ping(&self, timeout: Duration) -> AppResult<()> {
+        let probe = async {
+            // The writer is the connection that matters for SQLite (it creates the file);
+            // on PostgreSQL both are the same pool.
+            self.writer
+                .execute_unprepared("SELECT 1")
+                .await
+                .map(|_| ())
+                .map_err(db_error)
+        };
+        tokio::time::timeout(timeout, probe)
+            .await
+            .unwrap_or_else(|_| {
+                Err(AppError::unavailable(
+                    "db.timeout",
+                    "the database did not answer in time",
+                ))
+            })
+    }
+
+    /// Reads which migrations are applied and pending, without creating anything.
+    pub async fn migration_state(&self) -> AppResult<MigrationState> {
+        let all = Migrator::get_migration_with_status_read_only(&self.writer)
+            .await
+            .map_err(db_error)?;
+        let mut state = MigrationState {
+            applied: Vec::new(),
+            pending: Vec::new(),
+        };
+        for m in all {
+            let name = m.name().to_owned();
+            match m.status() {
+                MigrationStatus::Applied => state.applied.push(name),
+                MigrationStatus::Pending => state.pending.push(name),
+            }
+        }
+        Ok(state)
+    }
+
+    /// Applies every pending migration. On PostgreSQL an advisory lock keeps two processes from
+    /// migrating at once.
+    pub async fn migrate_up(&self) -> AppResult<MigrationState> {
+        self.with_migration_lock(|db| Box::pin(async move { Migrator::up(db, None).await }))
+            .await?;
+        self.migration_state().await
+    }
+
+    /// Rolls back the last `steps` migrations.
+    pub async fn migrate_down(&self, steps: u32) -> AppResult<MigrationState> {
+        self.with_migration_lock(|db| {
+            Box::pin(async move { Migrator::down(db, Some(steps)).await })
+        })
+        .await?;
+        self.migration_state().await
+    }
+
+    async fn with_migration_lock<F>(&self, run: F) -> AppResult<()>
+    where
+        F: for<'c> FnOnce(
+            &'c DatabaseConnection,
+        ) -> Pin<Box<dyn Future<Output = Result<(), DbErr>> + Send + 'c>>,
+    {
+        match self.backend {
+            Backend::Sqlite => run(&self.writer).await.map_err(db_error),
+            Backend::Postgres => {
+                // Session-level advisory locks belong to one connection, so take, use and
+                // release it on a dedicated single-connection handle.
+                let Pools::Postgres(pool) = &self.pools else {
+                    return Err(AppError::internal(std::io::Error::other("pool mismatch")));
+                };
+                let single = SqlxPostgresConnector::from_sqlx_postgres_pool(
+                    PgPoolOptions::new()
+                        .max_connections(1)
+                        .connect_lazy_with(pool.connect_options().as_ref().clone()),
+                );
+                let lock = Statement::from_string(
+                    DbBackend::Postgres,
+                    format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"),
+                );
+                single.execute_raw(lock).await.map_err(db_error)?;
+                let result = run(&single).await.map_err(db_error);
+                let unlock = Statement::from_string(
+                    DbBackend::Postgres,
+                    format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"),
+                );
+                let unlocked = single.execute_raw(unlock).await.map_err(db_error);
+                let _ = single.close().await;
+                result.and(unlocked.map(|_| ()))
+            }
+        }
+    }
+
+    /// Current pool statistics, one entry per pool.
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
+        match &self.pools {
+            Pools::Sqlite { writer, reader } => vec![
+                PoolStats {
+                    name: "sqlite_writer",
+                    size: writer.size(),
+                    idle: writer.num_idle() as u32,
+                    max: 1,
+                },
+                PoolStats {
+                    name: "sqlite_reader",
+                    size: reader.size(),
+                    idle: reader.num_idle() as u32,
+                    max: self.max_connections,
+                },
+            ],
+            Pools::Postgres(pool) => vec![PoolStats {
+                name: "postgres",
+                size: pool.size(),
+                idle: pool.num_idle() as u32,
+                max: self.max_connections,
+            }],
+        }
+    }
+
+    /// Closes every pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        match &self.pools {
+            Pools::Sqlite { writer, reader } => {
+                reader.close().await;
+                writer.close().await;
+            }
+            Pools::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// Arbitrary but fixed key of the PostgreSQL advisory lock held while migrating.
+const MIGRATION_LOCK_KEY: i64 = 0x6465_706f_745f_6d67; // "depot_mg"
+
+fn invalid_url(reason: String) -> AppError {
+    AppError::bad_request(
+        "config.database_url",
+        format!("DATABASE_URL is not valid: {reason}"),
+    )
+}

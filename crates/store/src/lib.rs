@@ -1,0 +1,16 @@
+//! Persistence for Depot.
+//!
+//! [`Db`] owns the connection pools and is the only way into the database: services read through
+//! [`Db::reader`] and write through [`Db::transaction`], the unit of work. Migrations live in
+//! [`migration`], one set for both SQLite and PostgreSQL; entities in [`entity`].
+
+mod db;
+pub mod entity;
+mod error;
+pub mod keyset;
+pub mod migration;
+pub mod repo;
+
+pub use db::{Backend, Db, DbOptions, MigrationState, PoolStats};
+pub use error::db_error;
+pub use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};

@@ -1,0 +1,24 @@
+//! Versioned schema migrations, one set for SQLite and PostgreSQL, embedded in the binary.
+//!
+//! Run them with `depot migrate up|down|status`; dev profiles auto-migrate on start, prod never
+//! does. Every enum-like column is also checked by the database (`CHECK (… IN (…))`).
+
+use sea_orm_migration::prelude::*;
+
+mod m20261128_000001_platform;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261128_000001_platform::Migration)]
+    }
+}
+
+/// Values allowed in `jobs.status`.
+pub const JOB_STATUSES: [&str; 5] = ["queued", "running", "succeeded", "failed", "dead"];
+/// Values allowed in `outbox.status`.
+pub const OUTBOX_STATUSES: [&str; 3] = ["pending", "published", "failed"];
+/// Values allowed in `idempotency_keys.status`.
+pub const IDEMPOTENCY_STATUSES: [&str; 2] = ["in_progress", "completed"];

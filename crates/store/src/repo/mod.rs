@@ -1,0 +1,5 @@
+//! Repositories: one module per aggregate. Functions take any connection (`&DatabaseTransaction`
+//! inside a unit of work, or the reader) and return application errors.
+
+pub mod audit;
+pub mod idempotency;
