@@ -55,7 +55,7 @@ impl ServiceUrl {
     /// The URL with any password (and query string, which may hold keys) masked.
     pub fn redacted(&self) -> String {
         match url::Url::parse(&self.0) {
-            Ok(mut url) => {
+            Ok(mut url) if !url.cannot_be_a_base() => {
                 if url.password().is_some() {
                     let _ = url.set_password(Some(REDACTED));
                 }
@@ -64,8 +64,8 @@ impl ServiceUrl {
                 }
                 url.to_string()
             }
-            // Not a parseable URL: show only the scheme, which is all we can be sure is harmless.
-            Err(_) => match self.0.split_once(':') {
+            // Not a URL with an authority: show only the scheme, which is all we can be sure is harmless.
+            _ => match self.0.split_once(':') {
                 Some((scheme, _)) => format!("{scheme}:{REDACTED}"),
                 None => REDACTED.to_owned(),
             },

@@ -1,0 +1,200 @@
+//! Test support: a fresh, isolated database per test.
+//!
+//! By default each [`TestDatabase`] is a new SQLite file in a temporary directory. When
+//! `DEPOT_TEST_DATABASE_URL` points at a PostgreSQL server (any database the user can connect
+//! to, e.g. `postgres://postgres@127.0.0.1:5432/postgres`), each one is instead a new database
+//! `depot_test_<uuid>` on that server, dropped again when the value is dropped.
+//! `DEPOT_TEST_REDIS_URL` and `DEPOT_TEST_AMQP_URL` name the real Redis and RabbitMQ to test
+//! against; without them those tests use the embedded adapters and say so.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test support: failing loudly is the point
+
+use std::io::Write;
+use std::path::Path;
+
+use sqlx::postgres::PgConnection;
+use sqlx::{AssertSqlSafe, Connection};
+use tempfile::TempDir;
+
+/// A database that exists only for one test.
+pub struct TestDatabase {
+    url: String,
+    dir: TempDir,
+    postgres: Option<PostgresGuard>,
+}
+
+struct PostgresGuard {
+    admin_url: String,
+    name: String,
+}
+
+impl TestDatabase {
+    /// A new, empty database on the configured backend.
+    pub async fn fresh() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        match postgres_admin_url() {
+            Some(admin_url) => {
+                let name = format!("depot_test_{}", uuid::Uuid::now_v7().simple());
+                let mut conn = PgConnection::connect(&admin_url)
+                    .await
+                    .expect("connect to DEPOT_TEST_DATABASE_URL");
+                // `name` is generated here from a UUID: no injection possible.
+                sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                let _ = conn.close().await;
+                let url = database_url_with_name(&admin_url, &name);
+                Self {
+                    url,
+                    dir,
+                    postgres: Some(PostgresGuard { admin_url, name }),
+                }
+            }
+            None => {
+                let url = format!("sqlite://{}", dir.path().join("depot.db").display());
+                Self {
+                    url,
+                    dir,
+                    postgres: None,
+                }
+            }
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A scratch directory that lives as long as the database (data dir, files).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+
+    /// `"postgres"` or `"sqlite"`, for test output.
+    pub fn backend(&self) -> &'static str {
+        if self.is_postgres() {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some(pg) = self.postgres.take() else {
+            return;
+        };
+        // Drop runs outside any runtime guarantee; use a thread with its own runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async move {
+                let mut conn = PgConnection::connect(&pg.admin_url)
+                    .await
+                    .map_err(std::io::Error::other)?;
+                sqlx::raw_sql(AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    pg.name
+                )))
+                .execute(&mut conn)
+                .await
+                .map_err(std::io::Error::other)?;
+                let _ = conn.close().await;
+                Ok::<_, std::io::Error>(())
+            })
+        })
+        .join();
+    }
+}
+
+/// The PostgreSQL server to create test databases on, if configured.
+pub fn postgres_admin_url() -> Option<String> {
+    non_empty_env("DEPOT_TEST_DATABASE_URL")
+}
+
+/// The real Redis to test against, if configured.
+pub fn redis_url() -> Option<String> {
+    non_empty_env("DEPOT_TEST_REDIS_URL")
+}
+
+/// The real RabbitMQ to test against, if configured.
+pub fn amqp_url() -> Option<String> {
+    non_empty_env("DEPOT_TEST_AMQP_URL")
+}
+
+fn non_empty_env(key: &str) -> Option<String> {
+    std::env::var(key).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Replaces the database name (the URL path) of a PostgreSQL URL.
+fn database_url_with_name(admin_url: &str, name: &str) -> String {
+    let (base, query) = match admin_url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (admin_url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut url = format!("{}/{name}", &base[..host_end]);
+    if let Some(q) = query {
+        url.push('?');
+        url.push_str(q);
+    }
+    url
+}
+
+/// Prints once per test binary which backends this run uses, so the output shows it.
+pub fn announce_backends() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let db = if postgres_admin_url().is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        };
+        let redis = if redis_url().is_some() {
+            "redis"
+        } else {
+            "memory (DEPOT_TEST_REDIS_URL unset)"
+        };
+        let amqp = if amqp_url().is_some() {
+            "rabbitmq"
+        } else {
+            "database (DEPOT_TEST_AMQP_URL unset)"
+        };
+        // Written to the stderr handle directly so the test harness does not capture it.
+        let _ = writeln!(
+            std::io::stderr(),
+            "depot tests: database={db} cache={redis} broker={amqp}"
+        );
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::database_url_with_name;
+
+    #[test]
+    fn swaps_the_database_name() {
+        assert_eq!(
+            database_url_with_name("postgres://postgres@127.0.0.1:5432/postgres", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            database_url_with_name("postgres://u:p@h/db?sslmode=disable", "x"),
+            "postgres://u:p@h/x?sslmode=disable"
+        );
+        assert_eq!(
+            database_url_with_name("postgres://h:5432", "x"),
+            "postgres://h:5432/x"
+        );
+    }
+}
