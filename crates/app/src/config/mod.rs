@@ -10,6 +10,7 @@
 //! `prod` missing or weak secrets and URLs are fatal; in `dev` missing secrets are generated and
 //! persisted under the data directory with a loud warning.
 
+mod env;
 mod secret;
 
 use std::collections::BTreeMap;
@@ -18,7 +19,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Format, Toml};
+
+use self::env::EnvProvider;
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub use secret::{Secret, ServiceUrl};
@@ -187,19 +190,6 @@ fn list_or_csv<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error>
     })
 }
 
-/// Unprefixed variables accepted for the conventional names.
-const CONVENTIONAL_ENV: [&str; 9] = [
-    "DATABASE_URL",
-    "REDIS_URL",
-    "AMQP_URL",
-    "SMTP_URL",
-    "S3_BUCKET",
-    "S3_ENDPOINT",
-    "S3_REGION",
-    "S3_ACCESS_KEY_ID",
-    "S3_SECRET_ACCESS_KEY",
-];
-
 /// Secrets shorter than this are weak.
 pub const MIN_SECRET_BYTES: usize = 32;
 
@@ -280,11 +270,8 @@ impl LoadedConfig {
             figment = figment.merge(Toml::file_exact(path));
         }
         Ok(figment
-            .merge(Env::raw().only(&CONVENTIONAL_ENV))
-            .merge(Env::prefixed("DEPOT_").filter(|key| {
-                let key = key.as_str();
-                key != "config" && !key.starts_with("test_")
-            })))
+            .merge(EnvProvider::conventional())
+            .merge(EnvProvider::depot()))
     }
 
     /// Builds the configuration from an explicit figment (tests use this to avoid the

@@ -1,0 +1,164 @@
+//! The command line: prod validation, config check, migrations, OpenAPI.
+
+use std::time::Duration;
+
+use depot_testkit::TestDatabase;
+
+use crate::process::{Server, run, text};
+
+const STRONG_JWT: &str = "prod-jwt-secret-0123456789-abcdefghijklmnop";
+const STRONG_APP: &str = "prod-app-secret-9876543210-zyxwvutsrqponmlk";
+
+#[test]
+fn help_lists_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &[], &["--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for command in ["serve", "api", "worker", "migrate", "config", "openapi"] {
+        assert!(help.contains(command), "{command} missing from:\n{help}");
+    }
+}
+
+#[test]
+fn prod_with_nothing_set_exits_naming_every_missing_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &[("DEPOT_PROFILE", "prod")], &["serve"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    for key in ["database_url", "jwt_secret", "app_secret"] {
+        assert!(err.contains(key), "{key} not named in:\n{err}");
+    }
+    assert!(err.contains("3 problems"), "one message with all of them:\n{err}");
+    assert!(!dir.path().join("data").exists(), "prod never writes dev secrets");
+}
+
+#[test]
+fn prod_names_a_short_jwt_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        &[
+            ("DEPOT_PROFILE", "prod"),
+            ("DATABASE_URL", "postgres://depot@127.0.0.1:1/depot"),
+            ("DEPOT_JWT_SECRET", "0123456789"),
+            ("DEPOT_APP_SECRET", STRONG_APP),
+        ],
+        &["serve"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("jwt_secret: weak: 10 bytes"), "{err}");
+    assert!(!err.contains("0123456789"), "the secret itself is never printed:\n{err}");
+}
+
+#[test]
+fn unknown_settings_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &[("DEPOT_JWT_SECRT", "typo")], &["serve"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("jwt_secrt"));
+}
+
+#[test]
+fn config_check_shows_values_with_sources_and_redacts_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("depot.toml");
+    std::fs::write(&file, "request_timeout_secs = 12\n").unwrap();
+    let out = run(
+        dir.path(),
+        &[
+            ("DEPOT_JWT_SECRET", STRONG_JWT),
+            ("DATABASE_URL", "postgres://depot:hunter2@db.example:5432/depot"),
+        ],
+        &["--config", file.to_str().unwrap(), "config", "check"],
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let line = |key: &str| {
+        stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(key))
+            .unwrap_or_else(|| panic!("{key} missing:\n{stdout}"))
+            .to_owned()
+    };
+    assert!(line("jwt_secret").contains("[redacted]"));
+    assert!(line("jwt_secret").contains("DEPOT_"), "source is the DEPOT_ environment");
+    assert!(line("database_url").contains("db.example"));
+    assert!(line("database_url").contains("`DATABASE_URL`") || line("database_url").contains("environment"));
+    assert!(line("request_timeout_secs").contains("12"));
+    assert!(line("request_timeout_secs").contains("TOML"), "{}", line("request_timeout_secs"));
+    assert!(line("http_addr").ends_with("default"));
+    assert!(!stdout.contains(STRONG_JWT) && !stdout.contains("hunter2"), "{stdout}");
+    assert!(stdout.contains("configuration is valid"));
+
+    let bad = run(dir.path(), &[("DEPOT_PROFILE", "prod")], &["config", "check"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stdout).contains("jwt_secret: missing"));
+}
+
+#[test]
+fn openapi_prints_the_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &[], &["openapi"]);
+    assert!(out.status.success());
+    let spec: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(spec["openapi"], "3.1.0");
+    assert!(spec["paths"]["/readyz"].is_object());
+}
+
+#[tokio::test]
+async fn migrate_lists_pending_applies_them_and_down_is_dev_only() {
+    let db = TestDatabase::fresh().await;
+    let dir = db.dir().to_path_buf();
+    let env = [("DATABASE_URL", db.url())];
+    let status = run(&dir, &env, &["migrate", "status"]);
+    assert!(status.status.success(), "{}", text(&status.stderr));
+    let listing = text(&status.stdout);
+    assert!(listing.contains("pending  m20261128_000001_platform"), "{listing}");
+    assert!(listing.contains("0 applied, 1 pending"), "{listing}");
+
+    let up = run(&dir, &env, &["migrate", "up"]);
+    assert!(up.status.success(), "{}", text(&up.stderr));
+    assert!(text(&up.stdout).contains("1 applied, 0 pending"));
+
+    let prod_env = [
+        ("DATABASE_URL", db.url()),
+        ("DEPOT_PROFILE", "prod"),
+        ("DEPOT_JWT_SECRET", STRONG_JWT),
+        ("DEPOT_APP_SECRET", STRONG_APP),
+    ];
+    let refused = run(&dir, &prod_env, &["migrate", "down"]);
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("refused in the prod profile"));
+
+    let down = run(&dir, &env, &["migrate", "down"]);
+    assert!(down.status.success(), "{}", text(&down.stderr));
+    assert!(text(&down.stdout).contains("0 applied, 1 pending"));
+}
+
+#[tokio::test]
+async fn prod_with_pending_migrations_is_not_ready_until_migrated() {
+    let db = TestDatabase::fresh().await;
+    let dir = db.dir().to_path_buf();
+    let env = [
+        ("DATABASE_URL", db.url()),
+        ("DEPOT_PROFILE", "prod"),
+        ("DEPOT_JWT_SECRET", STRONG_JWT),
+        ("DEPOT_APP_SECRET", STRONG_APP),
+    ];
+    let mut server = Server::start(&dir, &env, &["api"]);
+    let client = crate::helpers::client();
+    let ready = client.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["components"]["migrations"]["status"], "down", "{body}");
+
+    let up = run(&dir, &env, &["migrate", "up"]);
+    assert!(up.status.success(), "{}", text(&up.stderr));
+    let ready = client.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+
+    server.terminate();
+    assert_eq!(server.wait(Duration::from_secs(15)), Some(0));
+}

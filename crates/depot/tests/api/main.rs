@@ -1,0 +1,13 @@
+//! End-to-end tests: the real application on 127.0.0.1:0 with a fresh database per test
+//! (SQLite, or PostgreSQL when `DEPOT_TEST_DATABASE_URL` is set), driven over HTTP — and the
+//! real binary as a child process where the process itself is under test (CLI, signals).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cli;
+mod errors;
+mod helpers;
+mod metrics;
+mod ops;
+mod process;
+mod shutdown;
