@@ -69,9 +69,11 @@ impl Server {
         let mut seen = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let line = logs
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("depot did not start listening; output:\n{}", seen.join("\n")));
+            let Ok(line) = logs.recv_timeout(left) else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("depot did not start listening; output:\n{}", seen.join("\n"));
+            };
             if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line)
                 && json["message"] == "listening"
                 && json["listener"] == "api"
