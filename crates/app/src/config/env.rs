@@ -63,7 +63,11 @@ impl EnvProvider {
     pub fn conventional() -> Self {
         Self {
             name: "environment variable",
-            select: |var| CONVENTIONAL.contains(&var).then(|| var.to_ascii_lowercase()),
+            select: |var| {
+                CONVENTIONAL
+                    .contains(&var)
+                    .then(|| var.to_ascii_lowercase())
+            },
         }
     }
 }
@@ -76,7 +80,9 @@ impl Provider for EnvProvider {
     fn data(&self) -> Result<Map<Profile, Dict>, Error> {
         let mut dict = Dict::new();
         for (var, raw) in std::env::vars() {
-            let Some(key) = (self.select)(&var) else { continue };
+            let Some(key) = (self.select)(&var) else {
+                continue;
+            };
             let value = if VERBATIM.contains(&key.as_str()) {
                 Value::from(raw)
             } else {

@@ -29,8 +29,14 @@ fn prod_with_nothing_set_exits_naming_every_missing_setting() {
     for key in ["database_url", "jwt_secret", "app_secret"] {
         assert!(err.contains(key), "{key} not named in:\n{err}");
     }
-    assert!(err.contains("3 problems"), "one message with all of them:\n{err}");
-    assert!(!dir.path().join("data").exists(), "prod never writes dev secrets");
+    assert!(
+        err.contains("3 problems"),
+        "one message with all of them:\n{err}"
+    );
+    assert!(
+        !dir.path().join("data").exists(),
+        "prod never writes dev secrets"
+    );
 }
 
 #[test]
@@ -49,7 +55,10 @@ fn prod_names_a_short_jwt_secret() {
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(err.contains("jwt_secret: weak: 10 bytes"), "{err}");
-    assert!(!err.contains("0123456789"), "the secret itself is never printed:\n{err}");
+    assert!(
+        !err.contains("0123456789"),
+        "the secret itself is never printed:\n{err}"
+    );
 }
 
 #[test]
@@ -69,7 +78,10 @@ fn config_check_shows_values_with_sources_and_redacts_secrets() {
         dir.path(),
         &[
             ("DEPOT_JWT_SECRET", STRONG_JWT),
-            ("DATABASE_URL", "postgres://depot:hunter2@db.example:5432/depot"),
+            (
+                "DATABASE_URL",
+                "postgres://depot:hunter2@db.example:5432/depot",
+            ),
         ],
         &["--config", file.to_str().unwrap(), "config", "check"],
     );
@@ -83,16 +95,33 @@ fn config_check_shows_values_with_sources_and_redacts_secrets() {
             .to_owned()
     };
     assert!(line("jwt_secret").contains("[redacted]"));
-    assert!(line("jwt_secret").contains("DEPOT_"), "source is the DEPOT_ environment");
+    assert!(
+        line("jwt_secret").contains("DEPOT_"),
+        "source is the DEPOT_ environment"
+    );
     assert!(line("database_url").contains("db.example"));
-    assert!(line("database_url").contains("`DATABASE_URL`") || line("database_url").contains("environment"));
+    assert!(
+        line("database_url").contains("`DATABASE_URL`")
+            || line("database_url").contains("environment")
+    );
     assert!(line("request_timeout_secs").contains("12"));
-    assert!(line("request_timeout_secs").contains("TOML"), "{}", line("request_timeout_secs"));
+    assert!(
+        line("request_timeout_secs").contains("TOML"),
+        "{}",
+        line("request_timeout_secs")
+    );
     assert!(line("http_addr").ends_with("default"));
-    assert!(!stdout.contains(STRONG_JWT) && !stdout.contains("hunter2"), "{stdout}");
+    assert!(
+        !stdout.contains(STRONG_JWT) && !stdout.contains("hunter2"),
+        "{stdout}"
+    );
     assert!(stdout.contains("configuration is valid"));
 
-    let bad = run(dir.path(), &[("DEPOT_PROFILE", "prod")], &["config", "check"]);
+    let bad = run(
+        dir.path(),
+        &[("DEPOT_PROFILE", "prod")],
+        &["config", "check"],
+    );
     assert_eq!(bad.status.code(), Some(2));
     assert!(text(&bad.stdout).contains("jwt_secret: missing"));
 }
@@ -115,7 +144,10 @@ async fn migrate_lists_pending_applies_them_and_down_is_dev_only() {
     let status = run(&dir, &env, &["migrate", "status"]);
     assert!(status.status.success(), "{}", text(&status.stderr));
     let listing = text(&status.stdout);
-    assert!(listing.contains("pending  m20261128_000001_platform"), "{listing}");
+    assert!(
+        listing.contains("pending  m20261128_000001_platform"),
+        "{listing}"
+    );
     assert!(listing.contains("0 applied, 1 pending"), "{listing}");
 
     let up = run(&dir, &env, &["migrate", "up"]);

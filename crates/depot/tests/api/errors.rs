@@ -5,7 +5,13 @@ use crate::helpers::{assert_envelope, spawn_app, spawn_app_with};
 #[tokio::test]
 async fn unknown_route_is_a_404_envelope() {
     let app = spawn_app().await;
-    let body = assert_envelope(app.get("/api/v1/no-such-thing").await, 404, "not_found", "route.not_found").await;
+    let body = assert_envelope(
+        app.get("/api/v1/no-such-thing").await,
+        404,
+        "not_found",
+        "route.not_found",
+    )
+    .await;
     assert_eq!(body["message"], "no such resource");
     app.stop().await;
 }
@@ -14,9 +20,18 @@ async fn unknown_route_is_a_404_envelope() {
 async fn wrong_method_is_a_405_envelope_with_allow() {
     let app = spawn_app().await;
     let response = app.client.delete(app.url("/healthz")).send().await.unwrap();
-    let allow = response.headers().get("allow").map(|v| v.to_str().unwrap().to_owned());
+    let allow = response
+        .headers()
+        .get("allow")
+        .map(|v| v.to_str().unwrap().to_owned());
     assert!(allow.is_some_and(|a| a.contains("GET")));
-    assert_envelope(response, 405, "method_not_allowed", "route.method_not_allowed").await;
+    assert_envelope(
+        response,
+        405,
+        "method_not_allowed",
+        "route.method_not_allowed",
+    )
+    .await;
     app.stop().await;
 }
 
@@ -46,10 +61,28 @@ async fn a_body_of_the_wrong_shape_or_type_is_rejected_with_a_reason() {
         .await
         .unwrap();
     let body = assert_envelope(wrong_type, 422, "validation", "request.invalid_body").await;
-    assert!(body["details"]["reason"].as_str().unwrap().contains("quantity"), "{body}");
+    assert!(
+        body["details"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("quantity"),
+        "{body}"
+    );
 
-    let no_content_type = app.client.post(app.url("/api/v1/_debug/echo")).body("{}").send().await.unwrap();
-    assert_envelope(no_content_type, 400, "bad_request", "request.unsupported_media_type").await;
+    let no_content_type = app
+        .client
+        .post(app.url("/api/v1/_debug/echo"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_envelope(
+        no_content_type,
+        400,
+        "bad_request",
+        "request.unsupported_media_type",
+    )
+    .await;
     app.stop().await;
 }
 
@@ -134,13 +167,23 @@ async fn a_request_over_the_timeout_is_cancelled_with_an_envelope() {
 async fn lists_paginate_with_a_default_a_maximum_and_opaque_cursors() {
     let app = spawn_app().await;
     let first = app.get_json("/api/v1/_debug/numbers", 200).await;
-    assert_eq!(first["data"].as_array().unwrap().len(), 50, "default limit is 50");
+    assert_eq!(
+        first["data"].as_array().unwrap().len(),
+        50,
+        "default limit is 50"
+    );
 
     let mut seen = Vec::new();
     let mut path = "/api/v1/_debug/numbers?limit=50".to_owned();
     loop {
         let page = app.get_json(&path, 200).await;
-        seen.extend(page["data"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()));
+        seen.extend(
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n.as_u64().unwrap()),
+        );
         match page["next_cursor"].as_str() {
             Some(cursor) => path = format!("/api/v1/_debug/numbers?limit=50&cursor={cursor}"),
             None => break,

@@ -45,7 +45,9 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = test_settings(&db);
     customize(&mut settings);
     settings.validate().expect("test settings are valid");
-    let app = Application::start(settings, Role::All).await.expect("application starts");
+    let app = Application::start(settings, Role::All)
+        .await
+        .expect("application starts");
     let addr = app.api_addr().expect("api listener");
     let metrics_addr = app.metrics_addr();
     let context = app.context().clone();
@@ -77,7 +79,11 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.expect("request sent")
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
     }
 
     /// GET, asserting the status, returning the JSON body.
@@ -94,9 +100,18 @@ impl TestApp {
 }
 
 /// Asserts the error envelope: category, code, and a request id equal to the header.
-pub async fn assert_envelope(response: reqwest::Response, status: u16, error: &str, code: &str) -> serde_json::Value {
+pub async fn assert_envelope(
+    response: reqwest::Response,
+    status: u16,
+    error: &str,
+    code: &str,
+) -> serde_json::Value {
     assert_eq!(response.status().as_u16(), status);
-    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     assert_eq!(content_type.as_deref(), Some("application/json"));
     let header_id = response
         .headers()
@@ -107,7 +122,10 @@ pub async fn assert_envelope(response: reqwest::Response, status: u16, error: &s
     let body: serde_json::Value = response.json().await.expect("JSON envelope");
     assert_eq!(body["error"], error, "{body}");
     assert_eq!(body["code"], code, "{body}");
-    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
     assert!(body["details"].is_object(), "{body}");
     assert_eq!(body["request_id"], header_id.as_str(), "{body}");
     body

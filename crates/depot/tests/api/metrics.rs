@@ -24,15 +24,31 @@ async fn metrics_are_labelled_by_route_template_on_a_separate_listener() {
         has(r#"http_requests_total{method="GET",route="/api/v1/_debug/numbers",status="200"}"#),
         "{text}"
     );
-    assert!(has(r#"route="/api/v1/_debug/numbers",status="400"}"#), "{text}");
-    assert!(has(r#"http_requests_total{method="GET",route="unmatched",status="404"}"#), "{text}");
+    assert!(
+        has(r#"route="/api/v1/_debug/numbers",status="400"}"#),
+        "{text}"
+    );
+    assert!(
+        has(r#"http_requests_total{method="GET",route="unmatched",status="404"}"#),
+        "{text}"
+    );
     assert!(has("http_request_duration_seconds_bucket{"), "{text}");
-    assert!(has(r#"http_request_duration_seconds_count{method="GET",route="/api/v1/_debug/numbers""#), "{text}");
-    assert!(!text.contains("/definitely/not/here"), "raw paths never become labels");
+    assert!(
+        has(r#"http_request_duration_seconds_count{method="GET",route="/api/v1/_debug/numbers""#),
+        "{text}"
+    );
+    assert!(
+        !text.contains("/definitely/not/here"),
+        "raw paths never become labels"
+    );
     assert!(has("db_pool_connections{"), "{text}");
     assert!(has("depot_build_info{"), "{text}");
 
-    assert_eq!(app.get("/metrics").await.status(), 404, "not on the API port by default");
+    assert_eq!(
+        app.get("/metrics").await.status(),
+        404,
+        "not on the API port by default"
+    );
     app.stop().await;
 }
 
@@ -42,6 +58,12 @@ async fn metrics_can_share_the_api_listener() {
     app.get("/healthz").await;
     let response = app.get("/metrics").await;
     assert_eq!(response.status(), 200);
-    assert!(response.text().await.unwrap().contains("http_requests_total"));
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("http_requests_total")
+    );
     app.stop().await;
 }

@@ -15,9 +15,15 @@ async fn healthz_answers_with_security_headers_and_a_request_id() {
     assert_eq!(headers["content-security-policy"], "frame-ancestors 'none'");
     assert_eq!(headers["referrer-policy"], "no-referrer");
     assert_eq!(headers["cache-control"], "no-store");
-    assert!(headers.get("strict-transport-security").is_none(), "no HSTS without TLS");
+    assert!(
+        headers.get("strict-transport-security").is_none(),
+        "no HSTS without TLS"
+    );
     let id = headers["x-request-id"].to_str().unwrap().to_owned();
-    assert_eq!(uuid::Uuid::parse_str(&id).map(|u| u.get_version_num()).ok(), Some(7));
+    assert_eq!(
+        uuid::Uuid::parse_str(&id).map(|u| u.get_version_num()).ok(),
+        Some(7)
+    );
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["status"], "ok");
     app.stop().await;
@@ -42,7 +48,10 @@ async fn a_well_formed_client_request_id_is_echoed_and_a_bad_one_replaced() {
         .send()
         .await
         .unwrap();
-    let header = replaced.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let header = replaced.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_ne!(header, "bad id <script>");
     let body: serde_json::Value = replaced.json().await.unwrap();
     assert_eq!(body["request_id"], header.as_str());
@@ -59,8 +68,16 @@ async fn readyz_is_ready_when_every_dependency_is_up() {
     assert_eq!(c["database"]["backend"], app.db.backend());
     assert_eq!(c["migrations"]["status"], "up");
     let (cache, broker) = (
-        if depot_testkit::redis_url().is_some() { "redis" } else { "memory" },
-        if depot_testkit::amqp_url().is_some() { "rabbitmq" } else { "database" },
+        if depot_testkit::redis_url().is_some() {
+            "redis"
+        } else {
+            "memory"
+        },
+        if depot_testkit::amqp_url().is_some() {
+            "rabbitmq"
+        } else {
+            "database"
+        },
     );
     assert_eq!(c["cache"]["backend"], cache);
     assert_eq!(c["cache"]["status"], "up", "{body}");
@@ -83,7 +100,10 @@ async fn readyz_is_503_naming_the_database_when_it_is_unreachable() {
     assert_eq!(body["status"], "not_ready");
     assert_eq!(body["components"]["database"]["status"], "down", "{body}");
     assert_eq!(body["components"]["database"]["backend"], "postgres");
-    assert!(!body.to_string().contains(":pw@"), "no credentials in the report: {body}");
+    assert!(
+        !body.to_string().contains(":pw@"),
+        "no credentials in the report: {body}"
+    );
     // Liveness does not depend on the database.
     assert_eq!(app.get("/healthz").await.status(), 200);
     app.stop().await;
@@ -95,7 +115,10 @@ async fn readyz_is_503_while_migrations_are_pending_and_200_after_they_run() {
     let body = app.get_json("/readyz", 503).await;
     assert_eq!(body["components"]["database"]["status"], "up");
     assert_eq!(body["components"]["migrations"]["status"], "down");
-    assert_eq!(body["components"]["migrations"]["pending"][0], "m20261128_000001_platform");
+    assert_eq!(
+        body["components"]["migrations"]["pending"][0],
+        "m20261128_000001_platform"
+    );
 
     app.context.db.migrate_up().await.unwrap();
     let body = app.get_json("/readyz", 200).await;
@@ -129,14 +152,25 @@ async fn openapi_is_served_and_the_docs_page_needs_no_network() {
     assert!(spec["components"]["schemas"]["ErrorBody"].is_object());
     assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
     assert!(spec["components"]["securitySchemes"]["csrf"].is_object());
-    assert!(spec["info"]["description"].as_str().unwrap().contains("Idempotency-Key"));
-    assert!(spec["paths"].get("/api/v1/_debug/sleep").is_none(), "debug routes are not API");
+    assert!(
+        spec["info"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("Idempotency-Key")
+    );
+    assert!(
+        spec["paths"].get("/api/v1/_debug/sleep").is_none(),
+        "debug routes are not API"
+    );
 
     let page = app.get("/docs/").await;
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     assert!(html.contains("swagger-ui"), "{html}");
-    assert!(!html.contains("https://") && !html.contains("http://"), "no external assets: {html}");
+    assert!(
+        !html.contains("https://") && !html.contains("http://"),
+        "no external assets: {html}"
+    );
     let init = app.get("/docs/swagger-initializer.js").await;
     assert_eq!(init.status(), 200);
     assert!(init.text().await.unwrap().contains("/openapi.json"));
@@ -154,10 +188,21 @@ async fn cors_allows_only_configured_origins() {
             .send()
     };
     let allowed = preflight("https://app.example.com").await.unwrap();
-    assert_eq!(allowed.headers()["access-control-allow-origin"], "https://app.example.com");
-    assert_eq!(allowed.headers()["access-control-allow-credentials"], "true");
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    assert_eq!(
+        allowed.headers()["access-control-allow-credentials"],
+        "true"
+    );
     let denied = preflight("https://evil.example.com").await.unwrap();
-    assert!(denied.headers().get("access-control-allow-origin").is_none());
+    assert!(
+        denied
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
     app.stop().await;
 }
 
@@ -166,7 +211,10 @@ async fn hsts_is_sent_when_enabled() {
     let app = spawn_app_with(|s| s.hsts = Some(true)).await;
     let response = app.get("/healthz").await;
     assert!(
-        response.headers()["strict-transport-security"].to_str().unwrap().starts_with("max-age=")
+        response.headers()["strict-transport-security"]
+            .to_str()
+            .unwrap()
+            .starts_with("max-age=")
     );
     app.stop().await;
 }

@@ -72,13 +72,20 @@ impl Server {
             let Ok(line) = logs.recv_timeout(left) else {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("depot did not start listening; output:\n{}", seen.join("\n"));
+                panic!(
+                    "depot did not start listening; output:\n{}",
+                    seen.join("\n")
+                );
             };
             if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line)
                 && json["message"] == "listening"
                 && json["listener"] == "api"
             {
-                let addr = json["addr"].as_str().expect("addr field").parse().expect("socket address");
+                let addr = json["addr"]
+                    .as_str()
+                    .expect("addr field")
+                    .parse()
+                    .expect("socket address");
                 return Self { child, addr, logs };
             }
             seen.push(line);
@@ -118,7 +125,10 @@ impl Server {
     /// The output lines received so far (after the "listening" line), parsed as JSON where
     /// they are JSON.
     pub fn json_logs(&self) -> Vec<serde_json::Value> {
-        self.logs.try_iter().filter_map(|l| serde_json::from_str(&l).ok()).collect()
+        self.logs
+            .try_iter()
+            .filter_map(|l| serde_json::from_str(&l).ok())
+            .collect()
     }
 }
 
