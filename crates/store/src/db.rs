@@ -189,7 +189,7 @@ impl Db {
     /// Runs `work` in one write transaction: committed when it returns `Ok`, rolled back when it
     /// returns `Err` (or panics). This is the only way services write.
     ///
-    /// ```ignore
+    /// ```text
     /// db.transaction(|tx| Box::pin(async move { repo::insert(tx, row).await })).await
     /// ```
     pub async fn transaction<T, F>(&self, work: F) -> AppResult<T>

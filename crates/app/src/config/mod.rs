@@ -334,35 +334,39 @@ impl Settings {
     }
 
     pub fn cache_backend(&self) -> CacheBackend {
-        self.cache_backend.unwrap_or(if self.redis_url.is_some() {
-            CacheBackend::Redis
-        } else {
-            CacheBackend::Memory
-        })
+        selected(
+            self.cache_backend,
+            self.redis_url.is_some(),
+            CacheBackend::Redis,
+            CacheBackend::Memory,
+        )
     }
 
     pub fn broker_backend(&self) -> BrokerBackend {
-        self.broker_backend.unwrap_or(if self.amqp_url.is_some() {
-            BrokerBackend::Rabbitmq
-        } else {
-            BrokerBackend::Database
-        })
+        selected(
+            self.broker_backend,
+            self.amqp_url.is_some(),
+            BrokerBackend::Rabbitmq,
+            BrokerBackend::Database,
+        )
     }
 
     pub fn blob_backend(&self) -> BlobBackend {
-        self.blob_backend.unwrap_or(if self.s3_bucket.is_some() {
-            BlobBackend::S3
-        } else {
-            BlobBackend::Local
-        })
+        selected(
+            self.blob_backend,
+            self.s3_bucket.is_some(),
+            BlobBackend::S3,
+            BlobBackend::Local,
+        )
     }
 
     pub fn mail_backend(&self) -> MailBackend {
-        self.mail_backend.unwrap_or(if self.smtp_url.is_some() {
-            MailBackend::Smtp
-        } else {
-            MailBackend::File
-        })
+        selected(
+            self.mail_backend,
+            self.smtp_url.is_some(),
+            MailBackend::Smtp,
+            MailBackend::File,
+        )
     }
 
     /// The database URL, falling back to the SQLite file in the data directory.
@@ -438,21 +442,25 @@ impl Settings {
                 "missing: cache_backend is redis; set REDIS_URL".into(),
             );
         }
-        if let Some(url) = &self.redis_url
-            && !matches!(url.scheme(), "redis" | "rediss")
-        {
-            problem("redis_url", "must start with redis:// or rediss://".into());
+        for (key, url, schemes) in [
+            ("redis_url", &self.redis_url, ["redis", "rediss"]),
+            ("amqp_url", &self.amqp_url, ["amqp", "amqps"]),
+            ("smtp_url", &self.smtp_url, ["smtp", "smtps"]),
+        ] {
+            if let Some(url) = url
+                && !schemes.contains(&url.scheme())
+            {
+                problem(
+                    key,
+                    format!("must start with {}:// or {}://", schemes[0], schemes[1]),
+                );
+            }
         }
         if self.broker_backend() == BrokerBackend::Rabbitmq && self.amqp_url.is_none() {
             problem(
                 "amqp_url",
                 "missing: broker_backend is rabbitmq; set AMQP_URL".into(),
             );
-        }
-        if let Some(url) = &self.amqp_url
-            && !matches!(url.scheme(), "amqp" | "amqps")
-        {
-            problem("amqp_url", "must start with amqp:// or amqps://".into());
         }
         if self.blob_backend() == BlobBackend::S3 {
             if self.s3_bucket.is_none() {
@@ -479,11 +487,6 @@ impl Settings {
                 "smtp_url",
                 "missing: mail_backend is smtp; set SMTP_URL".into(),
             );
-        }
-        if let Some(url) = &self.smtp_url
-            && !matches!(url.scheme(), "smtp" | "smtps")
-        {
-            problem("smtp_url", "must start with smtp:// or smtps://".into());
         }
         if self.payments_enabled {
             if self
@@ -588,6 +591,11 @@ impl Settings {
         }
         Ok(generated)
     }
+}
+
+/// The backend chosen explicitly, else the scale-out one when its setting is present.
+fn selected<T>(explicit: Option<T>, configured: bool, scale_out: T, embedded: T) -> T {
+    explicit.unwrap_or(if configured { scale_out } else { embedded })
 }
 
 /// Why a secret is weak, if it is.

@@ -54,12 +54,11 @@ async fn malformed_json_is_a_400_envelope() {
 async fn a_body_of_the_wrong_shape_or_type_is_rejected_with_a_reason() {
     let app = spawn_app().await;
     let wrong_type = app
-        .client
-        .post(app.url("/api/v1/_debug/echo"))
-        .json(&serde_json::json!({"name": "x", "quantity": "many"}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/api/v1/_debug/echo",
+            &serde_json::json!({"name": "x", "quantity": "many"}),
+        )
+        .await;
     let body = assert_envelope(wrong_type, 422, "validation", "request.invalid_body").await;
     assert!(
         body["details"]["reason"]
@@ -90,12 +89,11 @@ async fn a_body_of_the_wrong_shape_or_type_is_rejected_with_a_reason() {
 async fn validation_errors_list_every_failing_field() {
     let app = spawn_app().await;
     let response = app
-        .client
-        .post(app.url("/api/v1/_debug/echo"))
-        .json(&serde_json::json!({"name": " ", "quantity": 0}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/api/v1/_debug/echo",
+            &serde_json::json!({"name": " ", "quantity": 0}),
+        )
+        .await;
     let body = assert_envelope(response, 422, "validation", "validation.failed").await;
     let fields: Vec<&str> = body["details"]["fields"]
         .as_array()
@@ -106,12 +104,11 @@ async fn validation_errors_list_every_failing_field() {
     assert_eq!(fields, vec!["name", "quantity"]);
 
     let ok = app
-        .client
-        .post(app.url("/api/v1/_debug/echo"))
-        .json(&serde_json::json!({"name": "widget", "quantity": 3}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/api/v1/_debug/echo",
+            &serde_json::json!({"name": "widget", "quantity": 3}),
+        )
+        .await;
     assert_eq!(ok.status(), 200);
     app.stop().await;
 }

@@ -93,6 +93,15 @@ impl TestApp {
         response.json().await.expect("JSON body")
     }
 
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     pub async fn stop(self) {
         self.shutdown.shutdown();
         self.task.await.expect("app task").expect("clean shutdown");
