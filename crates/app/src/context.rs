@@ -3,13 +3,17 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use depot_adapters::broker::database::{DatabaseQueue, DatabaseQueueOptions};
+use depot_adapters::broker::{Broker, QueueSpec};
 use depot_adapters::{AmqpProbe, Probe, RedisProbe, SystemClock};
 use depot_domain::{AppError, AppResult, Clock};
 use depot_store::{Db, DbOptions};
 
 use crate::config::{BrokerBackend, CacheBackend, Settings};
+use crate::debug::{DebugHandler, DebugService};
 use crate::health::HealthService;
 use crate::housekeeping::HousekeepingService;
+use crate::messaging::{Handler, Relay, Scheduler, queue_spec};
 
 /// Process lifecycle flags shared by the HTTP layer and the workers.
 #[derive(Debug, Default)]
@@ -35,24 +39,43 @@ pub struct AppContext {
     pub db: Db,
     pub clock: Arc<dyn Clock>,
     pub lifecycle: Arc<Lifecycle>,
+    /// Identifies this process in claims and leases.
+    pub instance_id: String,
+    pub broker: Arc<dyn Broker>,
+    /// Every consumer this build knows, whether or not this process runs them.
+    pub handlers: Vec<Arc<dyn Handler>>,
+    pub relay: Relay,
+    pub scheduler: Scheduler,
     pub health: HealthService,
     pub housekeeping: HousekeepingService,
+    /// Present only with `debug_routes`.
+    pub debug: Option<DebugService>,
 }
 
 impl AppContext {
-    /// Builds the context from validated settings. Connects nothing yet: pools are lazy, so a
-    /// process whose database is down still starts and reports itself not ready.
-    pub fn build(settings: Settings) -> AppResult<Self> {
-        Self::build_with_clock(settings, Arc::new(SystemClock))
+    /// Builds the context from validated settings. Pools are lazy, so a process whose database
+    /// is down still starts and reports itself not ready.
+    pub async fn build(settings: Settings) -> AppResult<Self> {
+        Self::build_with(settings, Arc::new(SystemClock), Vec::new()).await
     }
 
-    pub fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> AppResult<Self> {
+    /// As [`AppContext::build`], with a chosen clock and extra consumers (tests).
+    pub async fn build_with(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        extra_handlers: Vec<Arc<dyn Handler>>,
+    ) -> AppResult<Self> {
         let mut options = DbOptions::new(settings.database_url());
         options.max_connections = settings.database_max_connections;
         if settings.database_url.is_none() {
             std::fs::create_dir_all(&settings.data_dir).map_err(AppError::internal)?;
         }
         let db = Db::connect_lazy(&options)?;
+        let instance_id = format!(
+            "depot-{}-{}",
+            std::process::id(),
+            &depot_domain::id::new_id().simple().to_string()[24..]
+        );
 
         let cache: Option<Arc<dyn Probe>> = match (settings.cache_backend(), &settings.redis_url) {
             (CacheBackend::Redis, Some(url)) => {
@@ -62,22 +85,61 @@ impl AppContext {
             }
             _ => None,
         };
-        let broker: Option<Arc<dyn Probe>> = match (settings.broker_backend(), &settings.amqp_url) {
-            (BrokerBackend::Rabbitmq, Some(url)) => Some(Arc::new(AmqpProbe::new(url.expose()))),
-            _ => None,
-        };
+        let broker_probe: Option<Arc<dyn Probe>> =
+            match (settings.broker_backend(), &settings.amqp_url) {
+                (BrokerBackend::Rabbitmq, Some(url)) => {
+                    Some(Arc::new(AmqpProbe::new(url.expose())))
+                }
+                _ => None,
+            };
+
+        let mut handlers = extra_handlers;
+        let debug = settings.debug_routes.then(|| {
+            handlers.push(Arc::new(DebugHandler::new(clock.clone())));
+            DebugService::new(db.clone(), clock.clone())
+        });
+        let broker: Arc<dyn Broker> = Arc::new(DatabaseQueue::new(
+            db.clone(),
+            clock.clone(),
+            DatabaseQueueOptions {
+                visibility_timeout: settings.queue_visibility_timeout(),
+                ..DatabaseQueueOptions::default()
+            },
+            instance_id.clone(),
+        ));
+        let specs: Vec<QueueSpec> = handlers
+            .iter()
+            .map(|h| queue_spec(h.as_ref(), None))
+            .collect();
+        broker.declare(&specs).await.map_err(|e| {
+            AppError::unavailable("broker.declare", "cannot declare the message topology")
+                .with_source(e)
+        })?;
 
         let settings = Arc::new(settings);
         let lifecycle = Arc::new(Lifecycle::default());
-        let health = HealthService::new(db.clone(), lifecycle.clone(), cache, broker);
+        let health = HealthService::new(db.clone(), lifecycle.clone(), cache, broker_probe);
         let housekeeping = HousekeepingService::new(db.clone(), clock.clone());
+        let relay = Relay::new(
+            db.clone(),
+            broker.clone(),
+            clock.clone(),
+            instance_id.clone(),
+        );
+        let scheduler = Scheduler::new(db.clone(), clock.clone(), instance_id.clone());
         Ok(Self {
             settings,
             db,
             clock,
             lifecycle,
+            instance_id,
+            broker,
+            handlers,
+            relay,
+            scheduler,
             health,
             housekeeping,
+            debug,
         })
     }
 }

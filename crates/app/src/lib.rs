@@ -6,7 +6,9 @@
 
 pub mod config;
 pub mod context;
+pub mod debug;
 pub mod health;
 pub mod housekeeping;
+pub mod messaging;
 
 pub use context::{AppContext, Lifecycle};

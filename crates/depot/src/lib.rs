@@ -67,8 +67,15 @@ impl Application {
     /// Builds the context, migrates (when configured to), binds the listeners and starts
     /// serving. `settings` must already be validated.
     pub async fn start(settings: Settings, role: Role) -> anyhow::Result<Self> {
-        let auto_migrate = settings.auto_migrate();
-        let ctx = AppContext::build(settings).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let ctx = AppContext::build(settings)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        Self::start_with(ctx, role).await
+    }
+
+    /// Starts around a context built by the caller (tests add consumers this way).
+    pub async fn start_with(ctx: AppContext, role: Role) -> anyhow::Result<Self> {
+        let auto_migrate = ctx.settings.auto_migrate();
         prepare_schema(&ctx, auto_migrate).await?;
 
         let shutdown = CancellationToken::new();

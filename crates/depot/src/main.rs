@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use depot::{Application, Role, telemetry};
+use depot_adapters::broker::DeadLetterSelector;
 use depot_app::config::{LoadedConfig, Settings};
 use depot_store::{Db, DbOptions};
 
@@ -42,6 +43,46 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Administrative tasks.
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminAction {
+    /// Messages parked after exhausting their attempts.
+    DeadLetters {
+        #[command(subcommand)]
+        action: DeadLetterAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeadLetterAction {
+    /// List parked messages with the reason.
+    List {
+        #[arg(long)]
+        queue: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Deliver parked messages again, with a fresh attempt budget.
+    Replay(DeadLetterTarget),
+    /// Delete parked messages.
+    Purge(DeadLetterTarget),
+}
+
+/// Which parked messages: one by id, those of a queue, or (explicitly) all.
+#[derive(clap::Args)]
+struct DeadLetterTarget {
+    #[arg(long)]
+    id: Option<uuid::Uuid>,
+    #[arg(long)]
+    queue: Option<String>,
+    #[arg(long, conflicts_with_all = ["id", "queue"])]
+    all: bool,
 }
 
 #[derive(Subcommand)]
@@ -141,6 +182,7 @@ fn main() -> ExitCode {
             Command::Api => run(settings, Role::Api).await,
             Command::Worker => run(settings, Role::Worker).await,
             Command::Migrate { action } => migrate(&settings, action).await,
+            Command::Admin { action } => admin(settings, action).await,
             Command::Config { .. } | Command::Openapi => Ok(()),
         }
     });
@@ -252,4 +294,58 @@ fn config_check(loaded: &LoadedConfig) -> ExitCode {
             ExitCode::from(EXIT_CONFIG)
         }
     }
+}
+
+async fn admin(settings: Settings, action: AdminAction) -> anyhow::Result<()> {
+    let ctx = depot_app::AppContext::build(settings)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let AdminAction::DeadLetters { action } = action;
+    let selector = |t: &DeadLetterTarget| -> anyhow::Result<DeadLetterSelector> {
+        if t.id.is_none() && t.queue.is_none() && !t.all {
+            anyhow::bail!("say which messages: --id ID, --queue NAME or --all");
+        }
+        Ok(DeadLetterSelector {
+            id: t.id,
+            queue: t.queue.clone(),
+        })
+    };
+    match action {
+        DeadLetterAction::List { queue, limit } => {
+            let parked = ctx.broker.dead_letters(queue.as_deref(), limit).await?;
+            println!(
+                "{} dead letters ({} broker)",
+                parked.len(),
+                ctx.broker.kind()
+            );
+            for d in parked {
+                let kind = d.message.as_ref().map_or("?", |m| m.event_type.as_str());
+                let message_id = d
+                    .message
+                    .as_ref()
+                    .map(|m| m.id.to_string())
+                    .unwrap_or_default();
+                println!(
+                    "{}  queue={} type={} message={} attempts={} parked_at={} reason={}",
+                    d.id,
+                    d.queue,
+                    kind,
+                    message_id,
+                    d.attempts,
+                    d.parked_at.to_rfc3339(),
+                    d.reason.unwrap_or_default()
+                );
+            }
+        }
+        DeadLetterAction::Replay(target) => {
+            let n = ctx.broker.replay(&selector(&target)?).await?;
+            println!("replayed {n}");
+        }
+        DeadLetterAction::Purge(target) => {
+            let n = ctx.broker.purge(&selector(&target)?).await?;
+            println!("purged {n}");
+        }
+    }
+    ctx.db.close().await;
+    Ok(())
 }

@@ -46,13 +46,13 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The complete application router for `ctx`.
 pub fn router(ctx: &AppContext) -> Router {
     let settings = ctx.settings.clone();
-    let (routes, openapi) = api().split_for_parts();
+    let (mut routes, openapi) = api().split_for_parts();
+    if settings.debug_routes {
+        routes = routes.nest("/api/v1/_debug", routes::debug::router());
+    }
     let mut app = routes
         .with_state(ctx.clone())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi));
-    if settings.debug_routes {
-        app = app.nest("/api/v1/_debug", routes::debug::router());
-    }
     if settings.metrics_addr.is_none() {
         app = app.merge(metrics::router(ctx.db.clone()));
     }

@@ -1,14 +1,17 @@
-//! Depot's background work.
+//! Depot's background work: the outbox relay, the consumers and the scheduled jobs.
 //!
-//! [`Workers::start`] spawns the periodic jobs of this process on a task tracker; cancelling the
-//! stop token lets a job that is running finish its current run, and no new run starts.
-//! [`Workers::stop`] waits for that within the shutdown deadline.
+//! [`Workers::start`] spawns them on a task tracker. Cancelling the stop token lets work in
+//! progress finish (a consumer finishes its in-flight deliveries, a scheduled job its run) and
+//! starts nothing new; [`Workers::stop`] waits for that within the shutdown deadline. Work that
+//! was claimed but not finished (a killed process) is delivered again after the claim expires.
 
 mod periodic;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use depot_app::AppContext;
+use depot_app::messaging::{HandlerDelivery, queue_spec};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -16,6 +19,8 @@ pub use periodic::{PeriodicJob, run_periodic};
 
 /// How often expired idempotency records are purged.
 const IDEMPOTENCY_PURGE_EVERY: Duration = Duration::from_secs(10 * 60);
+/// How often the relay looks for new outbox events when idle.
+const RELAY_IDLE_POLL: Duration = Duration::from_millis(100);
 
 /// The background tasks of one process.
 pub struct Workers {
@@ -24,14 +29,29 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Starts every periodic job.
+    /// Starts the relay, one consumer per known handler, and the scheduled jobs.
     pub fn start(ctx: &AppContext) -> Self {
         let tracker = TaskTracker::new();
         let stop = CancellationToken::new();
 
+        tracker.spawn(relay_loop(ctx.clone(), stop.clone()));
+
+        for handler in &ctx.handlers {
+            let spec = queue_spec(handler.as_ref(), None);
+            let delivery = Arc::new(HandlerDelivery::new(
+                handler.clone(),
+                ctx.db.clone(),
+                ctx.clock.clone(),
+            ));
+            let broker = ctx.broker.clone();
+            let stop = stop.clone();
+            tracker.spawn(async move { broker.consume(spec, delivery, stop).await });
+        }
+
         let housekeeping = ctx.housekeeping.clone();
         tracker.spawn(run_periodic(
             PeriodicJob::new("purge_idempotency_keys", IDEMPOTENCY_PURGE_EVERY),
+            ctx.scheduler.clone(),
             stop.clone(),
             move || {
                 let housekeeping = housekeeping.clone();
@@ -46,7 +66,7 @@ impl Workers {
         Self { tracker, stop }
     }
 
-    /// Asks every job to stop and waits for running ones to finish, at most `deadline`.
+    /// Asks every task to stop and waits for work in progress to finish, at most `deadline`.
     /// Returns false if the deadline passed first.
     pub async fn stop(self, deadline: Duration) -> bool {
         self.stop.cancel();
@@ -54,4 +74,50 @@ impl Workers {
             .await
             .is_ok()
     }
+}
+
+/// Publishes outbox events until stopped: immediately again while there is a backlog, after a
+/// short pause when idle, with backoff while the broker is unavailable.
+async fn relay_loop(ctx: AppContext, stop: CancellationToken) {
+    let mut failures: u32 = 0;
+    while !stop.is_cancelled() {
+        let pause = match ctx.relay.pass().await {
+            Ok(pass) if pass.stalled => {
+                failures += 1;
+                backoff(failures)
+            }
+            Ok(pass) if pass.published > 0 => {
+                failures = 0;
+                Duration::ZERO
+            }
+            Ok(pass) if pass.not_leader => Duration::from_secs(1),
+            Ok(_) => {
+                failures = 0;
+                RELAY_IDLE_POLL
+            }
+            Err(err) => {
+                failures += 1;
+                tracing::warn!(error = ?err, "outbox relay pass failed");
+                backoff(failures)
+            }
+        };
+        if pause > Duration::ZERO {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+    if let Err(err) = ctx.relay.resign().await {
+        tracing::debug!(error = ?err, "could not release the relay lease");
+    }
+}
+
+fn backoff(failures: u32) -> Duration {
+    depot_domain::message::backoff_delay(
+        failures,
+        Duration::from_millis(200),
+        Duration::from_secs(30),
+        depot_adapters::broker::jitter(),
+    )
 }

@@ -125,6 +125,9 @@ pub struct Settings {
     pub sslcommerz_store_password: Option<Secret>,
     pub sslcommerz_sandbox: bool,
 
+    /// How long a database-queue claim lasts before a crashed worker's job is retried.
+    pub queue_visibility_timeout_secs: u64,
+
     /// Mounts `/api/v1/_debug/*` (sleep, error, panic) for tests. Refused in prod.
     pub debug_routes: bool,
 }
@@ -166,6 +169,7 @@ impl Default for Settings {
             sslcommerz_store_id: None,
             sslcommerz_store_password: None,
             sslcommerz_sandbox: true,
+            queue_visibility_timeout_secs: 30,
             debug_routes: false,
         }
     }
@@ -383,6 +387,10 @@ impl Settings {
 
     pub fn shutdown_deadline(&self) -> Duration {
         Duration::from_secs(self.shutdown_deadline_secs)
+    }
+
+    pub fn queue_visibility_timeout(&self) -> Duration {
+        Duration::from_secs(self.queue_visibility_timeout_secs.max(1))
     }
 
     pub fn shutdown_drain_delay(&self) -> Duration {

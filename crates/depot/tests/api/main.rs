@@ -7,6 +7,7 @@
 mod cli;
 mod errors;
 mod helpers;
+mod messaging;
 mod metrics;
 mod ops;
 mod process;

@@ -4,18 +4,23 @@
 
 use std::time::Duration;
 
-use axum::extract::Query;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use depot_app::AppContext;
+use depot_app::debug::Ping;
 use depot_domain::pagination::Page;
 use depot_domain::{AppError, Validator};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Pagination};
+use crate::middleware::request_id::RequestId;
 
-pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+pub fn router() -> Router<AppContext> {
     Router::new()
+        .route("/pings", post(ping))
         .route("/sleep", get(sleep))
         .route("/error", get(internal_error))
         .route("/panic", get(panic))
@@ -88,4 +93,21 @@ async fn numbers(Pagination(page): Pagination) -> ApiResult<Json<Page<u32>>> {
     let after: u32 = page.decode_cursor()?.unwrap_or(0);
     let rows: Vec<u32> = (after + 1..=120).take(page.limit as usize + 1).collect();
     Ok(Json(Page::from_overfetch(rows, page.limit, |n| *n)?))
+}
+
+/// Emits a `debug.ping` event through the outbox; the `debug` consumer handles it.
+async fn ping(
+    State(ctx): State<AppContext>,
+    axum::Extension(request_id): axum::Extension<RequestId>,
+    ApiJson(ping): ApiJson<Ping>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let debug = ctx
+        .debug
+        .as_ref()
+        .ok_or_else(|| ApiError(AppError::not_found("route.not_found", "no such resource")))?;
+    let id = debug.emit_ping(ping, Some(request_id.0)).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "message_id": id })),
+    ))
 }

@@ -3,3 +3,7 @@
 
 pub mod audit;
 pub mod idempotency;
+pub mod jobs;
+pub mod outbox;
+pub mod processed;
+pub mod schedule;

@@ -1,0 +1,139 @@
+//! Test and development support (only with `debug_routes`, refused in prod): emit a
+//! `debug.ping` event that the `debug` consumer handles — slowly, failing a number of times, or
+//! always — leaving an audit row as its effect. It exercises the outbox, relay, broker and
+//! consumer path end to end, including across a crash.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use depot_domain::id::new_id;
+use depot_domain::message::Message;
+use depot_domain::{AppError, AppResult, Clock};
+use depot_store::repo::audit;
+use depot_store::{DatabaseTransaction, Db};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::messaging::{ConsumerPolicy, Handler, emit};
+
+pub const PING: &str = "debug.ping";
+pub const HANDLED: &str = "debug.ping.handled";
+
+/// What the `debug` consumer does with a ping.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Ping {
+    #[serde(default)]
+    pub sleep_ms: u64,
+    /// Fail this many deliveries before succeeding.
+    #[serde(default)]
+    pub fail_times: u32,
+    /// Fail every delivery (a poison message).
+    #[serde(default)]
+    pub poison: bool,
+}
+
+#[derive(Clone)]
+pub struct DebugService {
+    db: Db,
+    clock: Arc<dyn Clock>,
+}
+
+impl DebugService {
+    pub fn new(db: Db, clock: Arc<dyn Clock>) -> Self {
+        Self { db, clock }
+    }
+
+    /// Records a ping in the outbox; returns its message id.
+    pub async fn emit_ping(&self, ping: Ping, correlation_id: Option<String>) -> AppResult<Uuid> {
+        let message = Message {
+            id: new_id(),
+            event_type: PING.into(),
+            version: 1,
+            occurred_at: self.clock.now(),
+            correlation_id,
+            aggregate_type: "debug".into(),
+            aggregate_id: "ping".into(),
+            payload: serde_json::to_value(&ping).map_err(AppError::internal)?,
+        };
+        let id = message.id;
+        self.db
+            .transaction(move |tx| Box::pin(async move { emit(tx, &message).await }))
+            .await?;
+        Ok(id)
+    }
+}
+
+/// The `debug` consumer.
+pub struct DebugHandler {
+    clock: Arc<dyn Clock>,
+    failures: Mutex<HashMap<Uuid, u32>>,
+    policy: ConsumerPolicy,
+}
+
+impl DebugHandler {
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            clock,
+            failures: Mutex::new(HashMap::new()),
+            policy: ConsumerPolicy {
+                concurrency: 4,
+                max_attempts: 3,
+                backoff_base: Duration::from_millis(100),
+                backoff_cap: Duration::from_secs(2),
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl Handler for DebugHandler {
+    fn queue(&self) -> &'static str {
+        "debug"
+    }
+
+    fn bindings(&self) -> Vec<String> {
+        vec![PING.to_owned()]
+    }
+
+    fn policy(&self) -> ConsumerPolicy {
+        self.policy
+    }
+
+    async fn handle(&self, tx: &DatabaseTransaction, message: &Message) -> AppResult<()> {
+        let ping: Ping = serde_json::from_value(message.payload.clone())
+            .map_err(|e| AppError::bad_request("debug.bad_ping", "not a ping").with_source(e))?;
+        if ping.sleep_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(ping.sleep_ms.min(60_000))).await;
+        }
+        if ping.poison {
+            return Err(AppError::internal(std::io::Error::other(
+                "poison message: always fails",
+            )));
+        }
+        {
+            let mut failures = self
+                .failures
+                .lock()
+                .map_err(|_| AppError::internal(std::io::Error::other("lock")))?;
+            let failed = failures.entry(message.id).or_insert(0);
+            if *failed < ping.fail_times {
+                *failed += 1;
+                return Err(AppError::unavailable("debug.flaky", "failing on purpose"));
+            }
+        }
+        audit::append(
+            tx,
+            self.clock.now(),
+            audit::NewAuditEntry {
+                action: HANDLED.into(),
+                target_type: Some("message".into()),
+                target_id: Some(message.id.to_string()),
+                ..Default::default()
+            },
+        )
+        .await?;
+        Ok(())
+    }
+}

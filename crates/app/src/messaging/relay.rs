@@ -1,0 +1,114 @@
+//! The outbox relay: publishes pending events in order and marks each published only after the
+//! broker confirmed it. One relay is active at a time (a lease), so order per aggregate holds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use depot_adapters::broker::Broker;
+use depot_domain::{AppResult, Clock};
+use depot_store::Db;
+use depot_store::repo::{outbox, schedule};
+
+const LEASE: &str = "outbox_relay";
+
+#[derive(Clone)]
+pub struct Relay {
+    db: Db,
+    broker: Arc<dyn Broker>,
+    clock: Arc<dyn Clock>,
+    owner: String,
+    batch: u64,
+    lease_ttl: Duration,
+}
+
+/// What one relay pass did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RelayPass {
+    pub published: usize,
+    /// The broker refused or was unreachable; the rest of the batch waits for the next pass.
+    pub stalled: bool,
+    /// Another instance holds the relay lease.
+    pub not_leader: bool,
+}
+
+impl Relay {
+    pub fn new(db: Db, broker: Arc<dyn Broker>, clock: Arc<dyn Clock>, owner: String) -> Self {
+        Self {
+            db,
+            broker,
+            clock,
+            owner,
+            batch: 100,
+            lease_ttl: Duration::from_secs(15),
+        }
+    }
+
+    /// Publishes up to one batch of pending events, oldest first.
+    pub async fn pass(&self) -> AppResult<RelayPass> {
+        let now = self.clock.now();
+        let until = now + chrono::Duration::from_std(self.lease_ttl).unwrap_or_default();
+        let owner = self.owner.clone();
+        let leader = self
+            .db
+            .transaction(move |tx| {
+                Box::pin(
+                    async move { schedule::acquire_lease(tx, LEASE, &owner, now, until).await },
+                )
+            })
+            .await?;
+        if !leader {
+            return Ok(RelayPass {
+                not_leader: true,
+                ..RelayPass::default()
+            });
+        }
+        let rows = outbox::pending(self.db.reader(), self.batch).await?;
+        let mut pass = RelayPass::default();
+        for row in rows {
+            let message = outbox::to_message(&row);
+            match self.broker.publish(&message).await {
+                Ok(()) => {
+                    let (id, at) = (row.id, self.clock.now());
+                    self.db
+                        .transaction(move |tx| {
+                            Box::pin(async move { outbox::mark_published(tx, id, at).await })
+                        })
+                        .await?;
+                    metrics::counter!("outbox_published_total", "type" => row.event_type.clone())
+                        .increment(1);
+                    pass.published += 1;
+                }
+                Err(err) => {
+                    let (id, text) = (row.id, err.to_string());
+                    tracing::warn!(event_id = %id, error = %text, "publishing failed; will retry");
+                    metrics::counter!("outbox_publish_failures_total").increment(1);
+                    self.db
+                        .transaction(move |tx| {
+                            Box::pin(async move { outbox::record_failure(tx, id, &text).await })
+                        })
+                        .await?;
+                    pass.stalled = true;
+                    break;
+                }
+            }
+        }
+        if let Ok((count, oldest)) = outbox::backlog(self.db.reader()).await {
+            metrics::gauge!("outbox_pending").set(count as f64);
+            let lag = oldest.map_or(0.0, |t| {
+                (self.clock.now() - t).num_milliseconds().max(0) as f64 / 1000.0
+            });
+            metrics::gauge!("outbox_relay_lag_seconds").set(lag);
+        }
+        Ok(pass)
+    }
+
+    /// Gives up the lease (on shutdown), so another instance takes over at once.
+    pub async fn resign(&self) -> AppResult<()> {
+        let owner = self.owner.clone();
+        self.db
+            .transaction(move |tx| {
+                Box::pin(async move { schedule::release_lease(tx, LEASE, &owner).await })
+            })
+            .await
+    }
+}

@@ -1,0 +1,38 @@
+//! Scheduled jobs run on exactly one instance per period: each instance asks to claim the period
+//! and only one claim succeeds (a conditional update on the `scheduled_jobs` row).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use depot_domain::{AppResult, Clock};
+use depot_store::Db;
+use depot_store::repo::schedule;
+
+#[derive(Clone)]
+pub struct Scheduler {
+    db: Db,
+    clock: Arc<dyn Clock>,
+    owner: String,
+}
+
+impl Scheduler {
+    pub fn new(db: Db, clock: Arc<dyn Clock>, owner: String) -> Self {
+        Self { db, clock, owner }
+    }
+
+    /// True if this instance won the current period of `job` (lasting `every`).
+    pub async fn claim(&self, job: &str, every: Duration) -> AppResult<bool> {
+        let now = self.clock.now();
+        // A little under the period, so that an instance ticking exactly on time is not
+        // refused by its own previous claim because of timer drift.
+        let slack = every / 20;
+        let next =
+            now + chrono::Duration::from_std(every.saturating_sub(slack)).unwrap_or_default();
+        let (job, owner) = (job.to_owned(), self.owner.clone());
+        self.db
+            .transaction(move |tx| {
+                Box::pin(async move { schedule::claim_period(tx, &job, &owner, now, next).await })
+            })
+            .await
+    }
+}

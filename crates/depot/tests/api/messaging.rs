@@ -1,0 +1,273 @@
+//! Outbox → relay → broker → consumer, end to end on the configured backends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use depot_adapters::broker::{DeadLetterSelector, Delivery, Disposition};
+use depot_app::debug::{DebugHandler, HANDLED};
+use depot_app::messaging::{HandlerDelivery, Scheduler};
+use depot_domain::clock::ManualClock;
+use depot_domain::message::Message;
+use depot_store::entity::{audit_log, job, outbox, processed_message};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use uuid::Uuid;
+
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+
+/// Polls `check` until it holds or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+async fn ping(app: &TestApp, body: serde_json::Value) -> Uuid {
+    let response = app.post_json("/api/v1/_debug/pings", &body).await;
+    assert_eq!(response.status(), 202);
+    let body: serde_json::Value = response.json().await.unwrap();
+    body["message_id"].as_str().unwrap().parse().unwrap()
+}
+
+pub async fn handled_count(db: &depot_store::Db, message_id: Uuid) -> u64 {
+    audit_log::Entity::find()
+        .filter(audit_log::Column::Action.eq(HANDLED))
+        .filter(audit_log::Column::TargetId.eq(message_id.to_string()))
+        .count(db.reader())
+        .await
+        .unwrap()
+}
+
+async fn job_of(app: &TestApp, message_id: Uuid) -> Option<job::Model> {
+    job::Entity::find()
+        .filter(job::Column::DedupeKey.eq(message_id.to_string()))
+        .one(app.context.db.reader())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_event_flows_from_the_outbox_to_its_consumer_once() {
+    let app = spawn_app().await;
+    let id = ping(&app, serde_json::json!({})).await;
+    let db = app.context.db.clone();
+    eventually(Duration::from_secs(10), "ping handled", || async {
+        handled_count(&db, id).await == 1
+    })
+    .await;
+
+    let row = outbox::Entity::find_by_id(id)
+        .one(db.reader())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.status, "published");
+    assert!(row.published_at.is_some());
+    assert!(
+        row.correlation_id.is_some(),
+        "the request id travels as correlation id"
+    );
+    let processed = processed_message::Entity::find()
+        .filter(processed_message::Column::MessageId.eq(id))
+        .count(db.reader())
+        .await
+        .unwrap();
+    assert_eq!(processed, 1);
+    if app.context.broker.kind() == "database" {
+        let job = job_of(&app, id).await.unwrap();
+        assert_eq!((job.status.as_str(), job.attempts), ("succeeded", 1));
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_handler_that_fails_twice_is_retried_and_takes_effect_once() {
+    let app = spawn_app().await;
+    let id = ping(&app, serde_json::json!({ "fail_times": 2 })).await;
+    let db = app.context.db.clone();
+    eventually(
+        Duration::from_secs(20),
+        "ping handled after retries",
+        || async { handled_count(&db, id).await == 1 },
+    )
+    .await;
+    if app.context.broker.kind() == "database" {
+        let job = job_of(&app, id).await.unwrap();
+        assert_eq!((job.status.as_str(), job.attempts), ("succeeded", 3));
+        assert!(
+            job.last_error.unwrap().contains("debug.flaky"),
+            "the failure reason is kept"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(handled_count(&db, id).await, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_poison_message_is_dead_lettered_with_its_reason_and_can_be_replayed() {
+    let app = spawn_app().await;
+    // Fails 5 times; the debug consumer allows 3 attempts: dead after the third.
+    let id = ping(&app, serde_json::json!({ "fail_times": 5 })).await;
+    let broker = app.context.broker.clone();
+    eventually(Duration::from_secs(20), "message dead-lettered", || async {
+        broker
+            .dead_letters(Some("debug"), 10)
+            .await
+            .unwrap()
+            .iter()
+            .any(|d| d.message.as_ref().is_some_and(|m| m.id == id))
+    })
+    .await;
+    let parked = broker.dead_letters(Some("debug"), 10).await.unwrap();
+    let letter = parked
+        .iter()
+        .find(|d| d.message.as_ref().is_some_and(|m| m.id == id))
+        .unwrap();
+    assert_eq!(letter.attempts, 3);
+    assert!(
+        letter
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("debug.flaky"),
+        "{letter:?}"
+    );
+    assert_eq!(handled_count(&app.context.db, id).await, 0);
+
+    // Replay: two more failures, then success — exactly one effect, nothing left parked.
+    let replayed = broker
+        .replay(&DeadLetterSelector {
+            id: Some(letter.id),
+            queue: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(replayed, 1);
+    let db = app.context.db.clone();
+    eventually(
+        Duration::from_secs(20),
+        "replayed message handled",
+        || async { handled_count(&db, id).await == 1 },
+    )
+    .await;
+    assert!(
+        broker
+            .dead_letters(Some("debug"), 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|d| d.id != letter.id)
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn purge_removes_dead_letters() {
+    let app = spawn_app().await;
+    let id = ping(&app, serde_json::json!({ "poison": true })).await;
+    let broker = app.context.broker.clone();
+    eventually(Duration::from_secs(20), "poison parked", || async {
+        broker
+            .dead_letters(Some("debug"), 10)
+            .await
+            .unwrap()
+            .iter()
+            .any(|d| d.message.as_ref().is_some_and(|m| m.id == id))
+    })
+    .await;
+    let purged = broker
+        .purge(&DeadLetterSelector {
+            id: None,
+            queue: Some("debug".into()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(purged, 1);
+    assert!(
+        broker
+            .dead_letters(Some("debug"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_redelivered_message_takes_effect_once() {
+    let app = spawn_app_with(|s| s.debug_routes = true).await;
+    let handler = Arc::new(DebugHandler::new(app.context.clock.clone()));
+    let delivery = HandlerDelivery::new(handler, app.context.db.clone(), app.context.clock.clone());
+    let message = Message {
+        id: depot_domain::id::new_id(),
+        event_type: "debug.ping".into(),
+        version: 1,
+        occurred_at: Utc::now(),
+        correlation_id: None,
+        aggregate_type: "debug".into(),
+        aggregate_id: "ping".into(),
+        payload: serde_json::json!({ "sleep_ms": 200 }),
+    };
+    // Two concurrent deliveries of the same message (a redelivery racing the original).
+    let (a, b) = tokio::join!(
+        delivery.deliver(message.clone(), 1),
+        delivery.deliver(message.clone(), 1)
+    );
+    assert_eq!((a, b), (Disposition::Ack, Disposition::Ack));
+    assert_eq!(delivery.deliver(message.clone(), 2).await, Disposition::Ack);
+    assert_eq!(handled_count(&app.context.db, message.id).await, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_scheduled_job_runs_once_per_period_across_instances() {
+    let app = spawn_app().await;
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+    ));
+    let instances: Vec<Scheduler> = (0..3)
+        .map(|i| {
+            Scheduler::new(
+                app.context.db.clone(),
+                clock.clone(),
+                format!("instance-{i}"),
+            )
+        })
+        .collect();
+    let every = Duration::from_secs(60);
+    for period in 0..10 {
+        let claims =
+            futures::future::join_all(instances.iter().map(|s| s.claim("report_cleanup", every)))
+                .await;
+        let wins = claims
+            .into_iter()
+            .map(Result::unwrap)
+            .filter(|won| *won)
+            .count();
+        assert_eq!(
+            wins, 1,
+            "period {period}: exactly one instance runs the job"
+        );
+        // Within the same period nobody wins again.
+        clock.advance(chrono::Duration::seconds(30));
+        let again =
+            futures::future::join_all(instances.iter().map(|s| s.claim("report_cleanup", every)))
+                .await;
+        assert!(
+            again.into_iter().all(|r| !r.unwrap()),
+            "period {period}: no second run"
+        );
+        clock.advance(chrono::Duration::seconds(30));
+    }
+    app.stop().await;
+}
