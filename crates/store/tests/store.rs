@@ -34,11 +34,14 @@ async fn migrations_apply_roll_back_and_report_status() {
 
     let before = db.migration_state().await.unwrap();
     assert!(before.applied.is_empty());
-    assert_eq!(before.pending, vec!["m20261128_000001_platform"]);
+    assert_eq!(before.pending[0], "m20261128_000001_platform");
+    let mut sorted = before.pending.clone();
+    sorted.sort();
+    assert_eq!(sorted, before.pending, "migrations apply in name (= version) order");
 
     let after = db.migrate_up().await.unwrap();
     assert!(after.is_current());
-    assert_eq!(after.applied, vec!["m20261128_000001_platform"]);
+    assert_eq!(after.applied, before.pending);
 
     let down = db.migrate_down(1).await.unwrap();
     assert_eq!(down.pending.len(), 1);
