@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use depot_adapters::broker::database::{DatabaseQueue, DatabaseQueueOptions};
+use depot_adapters::broker::rabbitmq::RabbitMq;
 use depot_adapters::broker::{Broker, QueueSpec};
 use depot_adapters::{AmqpProbe, Probe, RedisProbe, SystemClock};
 use depot_domain::{AppError, AppResult, Clock};
@@ -98,15 +99,20 @@ impl AppContext {
             handlers.push(Arc::new(DebugHandler::new(clock.clone())));
             DebugService::new(db.clone(), clock.clone())
         });
-        let broker: Arc<dyn Broker> = Arc::new(DatabaseQueue::new(
-            db.clone(),
-            clock.clone(),
-            DatabaseQueueOptions {
-                visibility_timeout: settings.queue_visibility_timeout(),
-                ..DatabaseQueueOptions::default()
-            },
-            instance_id.clone(),
-        ));
+        let broker: Arc<dyn Broker> = match (settings.broker_backend(), &settings.amqp_url) {
+            (BrokerBackend::Rabbitmq, Some(url)) => {
+                Arc::new(RabbitMq::new(url.expose(), &settings.broker_prefix))
+            }
+            _ => Arc::new(DatabaseQueue::new(
+                db.clone(),
+                clock.clone(),
+                DatabaseQueueOptions {
+                    visibility_timeout: settings.queue_visibility_timeout(),
+                    ..DatabaseQueueOptions::default()
+                },
+                instance_id.clone(),
+            )),
+        };
         let specs: Vec<QueueSpec> = handlers
             .iter()
             .map(|h| queue_spec(h.as_ref(), None))

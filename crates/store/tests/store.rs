@@ -37,7 +37,10 @@ async fn migrations_apply_roll_back_and_report_status() {
     assert_eq!(before.pending[0], "m20261128_000001_platform");
     let mut sorted = before.pending.clone();
     sorted.sort();
-    assert_eq!(sorted, before.pending, "migrations apply in name (= version) order");
+    assert_eq!(
+        sorted, before.pending,
+        "migrations apply in name (= version) order"
+    );
 
     let after = db.migrate_up().await.unwrap();
     assert!(after.is_current());

@@ -6,6 +6,7 @@
 //! with the reason.
 
 pub mod database;
+pub mod rabbitmq;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,8 +62,22 @@ pub struct DeadLetterSelector {
     pub queue: Option<String>,
 }
 
+/// A broker failure. `unroutable` means the broker is fine but no queue takes this message type:
+/// retrying will not help.
 #[derive(Debug)]
 pub struct BrokerError(pub String);
+
+impl BrokerError {
+    pub fn unroutable(event_type: &str) -> Self {
+        Self(format!("{UNROUTABLE}: no queue is bound to {event_type:?}"))
+    }
+
+    pub fn is_unroutable(&self) -> bool {
+        self.0.starts_with(UNROUTABLE)
+    }
+}
+
+const UNROUTABLE: &str = "unroutable";
 
 impl std::fmt::Display for BrokerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -21,7 +21,8 @@ const CONVENTIONAL: [&str; 9] = [
 ];
 
 /// Keys whose values are strings and are never parsed.
-const VERBATIM: [&str; 16] = [
+const VERBATIM: [&str; 17] = [
+    "broker_prefix",
     "data_dir",
     "database_url",
     "log_filter",

@@ -110,6 +110,8 @@ pub struct Settings {
     pub redis_url: Option<ServiceUrl>,
     pub broker_backend: Option<BrokerBackend>,
     pub amqp_url: Option<ServiceUrl>,
+    /// Prefix of RabbitMQ exchange and queue names.
+    pub broker_prefix: String,
     pub blob_backend: Option<BlobBackend>,
     pub s3_bucket: Option<String>,
     pub s3_endpoint: Option<String>,
@@ -156,6 +158,7 @@ impl Default for Settings {
             redis_url: None,
             broker_backend: None,
             amqp_url: None,
+            broker_prefix: "depot".to_owned(),
             blob_backend: None,
             s3_bucket: None,
             s3_endpoint: None,
@@ -534,6 +537,17 @@ impl Settings {
                     format!("{origin:?} is not an origin like https://app.example.com"),
                 );
             }
+        }
+        if self.broker_prefix.is_empty()
+            || !self
+                .broker_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            problem(
+                "broker_prefix",
+                "must be non-empty letters, digits, '-', '_' or '.'".into(),
+            );
         }
         if self.database_max_connections == 0 {
             problem("database_max_connections", "must be at least 1".into());

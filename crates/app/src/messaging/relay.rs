@@ -78,6 +78,19 @@ impl Relay {
                         .increment(1);
                     pass.published += 1;
                 }
+                Err(err) if err.is_unroutable() => {
+                    // No queue takes this type: retrying cannot help. Keep it, unpublished,
+                    // with the reason, and go on with the rest.
+                    let (id, text) = (row.id, err.to_string());
+                    tracing::error!(event_id = %id, error = %text, "event is unroutable; set aside");
+                    metrics::counter!("outbox_unroutable_total", "type" => row.event_type.clone())
+                        .increment(1);
+                    self.db
+                        .transaction(move |tx| {
+                            Box::pin(async move { outbox::mark_failed(tx, id, &text).await })
+                        })
+                        .await?;
+                }
                 Err(err) => {
                     let (id, text) = (row.id, err.to_string());
                     tracing::warn!(event_id = %id, error = %text, "publishing failed; will retry");

@@ -144,10 +144,16 @@ async fn migrate_lists_pending_applies_them_and_down_is_dev_only() {
     let status = run(&dir, &env, &["migrate", "status"]);
     assert!(status.status.success(), "{}", text(&status.stderr));
     let listing = text(&status.stdout);
-    let pending: Vec<&str> = listing.lines().filter_map(|l| l.strip_prefix("pending  ")).collect();
+    let pending: Vec<&str> = listing
+        .lines()
+        .filter_map(|l| l.strip_prefix("pending  "))
+        .collect();
     assert!(pending.contains(&"m20261128_000001_platform"), "{listing}");
     let total = pending.len();
-    assert!(listing.contains(&format!("0 applied, {total} pending")), "{listing}");
+    assert!(
+        listing.contains(&format!("0 applied, {total} pending")),
+        "{listing}"
+    );
 
     let up = run(&dir, &env, &["migrate", "up"]);
     assert!(up.status.success(), "{}", text(&up.stderr));
