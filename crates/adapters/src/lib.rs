@@ -5,6 +5,7 @@
 //! cache, broker, mail and blob adapters grow here beside them.
 
 pub mod broker;
+pub mod cache;
 pub mod clock;
 pub mod probe;
 

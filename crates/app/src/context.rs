@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use depot_adapters::broker::database::{DatabaseQueue, DatabaseQueueOptions};
 use depot_adapters::broker::rabbitmq::RabbitMq;
 use depot_adapters::broker::{Broker, QueueSpec};
+use depot_adapters::cache::{Cache, CacheOptions, RedisLayer};
 use depot_adapters::{AmqpProbe, Probe, RedisProbe, SystemClock};
 use depot_domain::{AppError, AppResult, Clock};
 use depot_store::{Db, DbOptions};
@@ -43,6 +44,7 @@ pub struct AppContext {
     /// Identifies this process in claims and leases.
     pub instance_id: String,
     pub broker: Arc<dyn Broker>,
+    pub cache: Arc<Cache>,
     /// Every consumer this build knows, whether or not this process runs them.
     pub handlers: Vec<Arc<dyn Handler>>,
     pub relay: Relay,
@@ -78,14 +80,15 @@ impl AppContext {
             &depot_domain::id::new_id().simple().to_string()[24..]
         );
 
-        let cache: Option<Arc<dyn Probe>> = match (settings.cache_backend(), &settings.redis_url) {
-            (CacheBackend::Redis, Some(url)) => {
-                Some(Arc::new(RedisProbe::new(url.expose()).map_err(|e| {
-                    AppError::bad_request("config.redis_url", e.0)
-                })?))
-            }
-            _ => None,
-        };
+        let cache_probe: Option<Arc<dyn Probe>> =
+            match (settings.cache_backend(), &settings.redis_url) {
+                (CacheBackend::Redis, Some(url)) => {
+                    Some(Arc::new(RedisProbe::new(url.expose()).map_err(|e| {
+                        AppError::bad_request("config.redis_url", e.0)
+                    })?))
+                }
+                _ => None,
+            };
         let broker_probe: Option<Arc<dyn Probe>> =
             match (settings.broker_backend(), &settings.amqp_url) {
                 (BrokerBackend::Rabbitmq, Some(url)) => {
@@ -94,14 +97,29 @@ impl AppContext {
                 _ => None,
             };
 
+        let redis = match (settings.cache_backend(), &settings.redis_url) {
+            (CacheBackend::Redis, Some(url)) => Some(
+                RedisLayer::new(url.expose())
+                    .map_err(|e| AppError::bad_request("config.redis_url", e))?,
+            ),
+            _ => None,
+        };
+        let cache = Arc::new(Cache::new(
+            redis,
+            CacheOptions {
+                namespace: settings.namespace.clone(),
+                ..CacheOptions::default()
+            },
+        ));
+
         let mut handlers = extra_handlers;
         let debug = settings.debug_routes.then(|| {
             handlers.push(Arc::new(DebugHandler::new(clock.clone())));
-            DebugService::new(db.clone(), clock.clone())
+            DebugService::new(db.clone(), clock.clone(), cache.clone())
         });
         let broker: Arc<dyn Broker> = match (settings.broker_backend(), &settings.amqp_url) {
             (BrokerBackend::Rabbitmq, Some(url)) => {
-                Arc::new(RabbitMq::new(url.expose(), &settings.broker_prefix))
+                Arc::new(RabbitMq::new(url.expose(), &settings.namespace))
             }
             _ => Arc::new(DatabaseQueue::new(
                 db.clone(),
@@ -124,7 +142,7 @@ impl AppContext {
 
         let settings = Arc::new(settings);
         let lifecycle = Arc::new(Lifecycle::default());
-        let health = HealthService::new(db.clone(), lifecycle.clone(), cache, broker_probe);
+        let health = HealthService::new(db.clone(), lifecycle.clone(), cache_probe, broker_probe);
         let housekeeping = HousekeepingService::new(db.clone(), clock.clone());
         let relay = Relay::new(
             db.clone(),
@@ -140,6 +158,7 @@ impl AppContext {
             lifecycle,
             instance_id,
             broker,
+            cache,
             handlers,
             relay,
             scheduler,

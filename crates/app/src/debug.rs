@@ -4,10 +4,12 @@
 //! consumer path end to end, including across a crash.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use depot_adapters::cache::Cache;
 use depot_domain::id::new_id;
 use depot_domain::message::Message;
 use depot_domain::{AppError, AppResult, Clock};
@@ -38,11 +40,45 @@ pub struct Ping {
 pub struct DebugService {
     db: Db,
     clock: Arc<dyn Clock>,
+    cache: Arc<Cache>,
+    loads: Arc<AtomicU64>,
+}
+
+/// A value served through the cache, with how many times its loader ran in this process.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Cached {
+    pub key: String,
+    pub loaded_at_load: u64,
 }
 
 impl DebugService {
-    pub fn new(db: Db, clock: Arc<dyn Clock>) -> Self {
-        Self { db, clock }
+    pub fn new(db: Db, clock: Arc<dyn Clock>, cache: Arc<Cache>) -> Self {
+        Self {
+            db,
+            clock,
+            cache,
+            loads: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Reads `key` through the cache; the loader (standing in for the database) counts its runs.
+    pub async fn cached(&self, key: &str) -> AppResult<(Cached, u64)> {
+        let loads = self.loads.clone();
+        let value = self
+            .cache
+            .get_or_load("debug", key, Duration::from_secs(60), || async move {
+                let n = loads.fetch_add(1, Ordering::SeqCst) + 1;
+                Ok(Cached {
+                    key: key.to_owned(),
+                    loaded_at_load: n,
+                })
+            })
+            .await?;
+        Ok((value, self.loads.load(Ordering::SeqCst)))
+    }
+
+    pub async fn invalidate_cached(&self) {
+        self.cache.invalidate_namespace("debug").await;
     }
 
     /// Records a ping in the outbox; returns its message id.

@@ -22,7 +22,7 @@ const CONVENTIONAL: [&str; 9] = [
 
 /// Keys whose values are strings and are never parsed.
 const VERBATIM: [&str; 17] = [
-    "broker_prefix",
+    "namespace",
     "data_dir",
     "database_url",
     "log_filter",

@@ -110,8 +110,9 @@ pub struct Settings {
     pub redis_url: Option<ServiceUrl>,
     pub broker_backend: Option<BrokerBackend>,
     pub amqp_url: Option<ServiceUrl>,
-    /// Prefix of RabbitMQ exchange and queue names.
-    pub broker_prefix: String,
+    /// Prefix of RabbitMQ exchange and queue names and of Redis keys, so that deployments (or
+    /// test runs) can share one RabbitMQ virtual host or Redis database.
+    pub namespace: String,
     pub blob_backend: Option<BlobBackend>,
     pub s3_bucket: Option<String>,
     pub s3_endpoint: Option<String>,
@@ -158,7 +159,7 @@ impl Default for Settings {
             redis_url: None,
             broker_backend: None,
             amqp_url: None,
-            broker_prefix: "depot".to_owned(),
+            namespace: "depot".to_owned(),
             blob_backend: None,
             s3_bucket: None,
             s3_endpoint: None,
@@ -538,14 +539,14 @@ impl Settings {
                 );
             }
         }
-        if self.broker_prefix.is_empty()
+        if self.namespace.is_empty()
             || !self
-                .broker_prefix
+                .namespace
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         {
             problem(
-                "broker_prefix",
+                "namespace",
                 "must be non-empty letters, digits, '-', '_' or '.'".into(),
             );
         }

@@ -22,7 +22,7 @@ async fn a_worker_killed_mid_handler_loses_nothing_and_duplicates_nothing() {
         ("DATABASE_URL", db.url()),
         ("DEPOT_DEBUG_ROUTES", "true"),
         ("DEPOT_QUEUE_VISIBILITY_TIMEOUT_SECS", "2"),
-        ("DEPOT_BROKER_PREFIX", prefix.as_str()),
+        ("DEPOT_NAMESPACE", prefix.as_str()),
     ];
     if let Some(url) = amqp.as_deref() {
         env.push(("AMQP_URL", url));

@@ -32,7 +32,7 @@ pub fn test_settings(db: &TestDatabase) -> Settings {
         amqp_url: depot_testkit::amqp_url().map(ServiceUrl::new),
         shutdown_deadline_secs: 5,
         // Each app gets its own RabbitMQ exchange and queues.
-        broker_prefix: format!("depot-test-{}", uuid::Uuid::now_v7().simple()),
+        namespace: format!("depot-test-{}", uuid::Uuid::now_v7().simple()),
         ..Settings::default()
     }
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -21,6 +21,7 @@ use crate::middleware::request_id::RequestId;
 pub fn router() -> Router<AppContext> {
     Router::new()
         .route("/pings", post(ping))
+        .route("/cached/{key}", get(cached).delete(invalidate_cached))
         .route("/sleep", get(sleep))
         .route("/error", get(internal_error))
         .route("/panic", get(panic))
@@ -101,13 +102,37 @@ async fn ping(
     axum::Extension(request_id): axum::Extension<RequestId>,
     ApiJson(ping): ApiJson<Ping>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    let debug = ctx
-        .debug
-        .as_ref()
-        .ok_or_else(|| ApiError(AppError::not_found("route.not_found", "no such resource")))?;
-    let id = debug.emit_ping(ping, Some(request_id.0)).await?;
+    let id = debug_service(&ctx)?
+        .emit_ping(ping, Some(request_id.0))
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "message_id": id })),
     ))
+}
+
+fn debug_service(ctx: &AppContext) -> ApiResult<&depot_app::debug::DebugService> {
+    ctx.debug
+        .as_ref()
+        .ok_or_else(|| ApiError(AppError::not_found("route.not_found", "no such resource")))
+}
+
+/// Reads a value through the cache (L1, Redis, then the loader).
+async fn cached(
+    State(ctx): State<AppContext>,
+    Path(key): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let (value, loads) = debug_service(&ctx)?.cached(&key).await?;
+    Ok(Json(
+        serde_json::json!({ "value": value, "loads": loads, "backend": ctx.cache.backend() }),
+    ))
+}
+
+/// Invalidates the cached debug namespace.
+async fn invalidate_cached(
+    State(ctx): State<AppContext>,
+    Path(_key): Path<String>,
+) -> ApiResult<StatusCode> {
+    debug_service(&ctx)?.invalidate_cached().await;
+    Ok(StatusCode::NO_CONTENT)
 }

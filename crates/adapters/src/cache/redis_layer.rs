@@ -1,0 +1,108 @@
+//! The shared L2 on Redis. Every operation is bounded by a short timeout; after a failure the
+//! layer reports itself unavailable for a cool-down instead of trying (and waiting) again on
+//! every request. Errors carry no detail: callers fall back and count, they do not report.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+const OP_TIMEOUT: Duration = Duration::from_millis(250);
+const COOL_DOWN: Duration = Duration::from_secs(1);
+
+pub struct RedisLayer {
+    client: redis::Client,
+    conn: tokio::sync::Mutex<Option<ConnectionManager>>,
+    down_until: Mutex<Option<Instant>>,
+}
+
+impl RedisLayer {
+    pub fn new(url: &str) -> Result<Self, String> {
+        let client =
+            redis::Client::open(url).map_err(|e| format!("invalid Redis URL: {:?}", e.kind()))?;
+        Ok(Self {
+            client,
+            conn: tokio::sync::Mutex::new(None),
+            down_until: Mutex::new(None),
+        })
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, ()> {
+        if self
+            .down_until
+            .lock()
+            .ok()
+            .and_then(|d| *d)
+            .is_some_and(|until| Instant::now() < until)
+        {
+            return Err(());
+        }
+        let mut slot = self.conn.lock().await;
+        if let Some(conn) = slot.as_ref() {
+            return Ok(conn.clone());
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(OP_TIMEOUT))
+            .set_response_timeout(Some(OP_TIMEOUT))
+            .set_number_of_retries(1);
+        match tokio::time::timeout(
+            OP_TIMEOUT * 2,
+            ConnectionManager::new_with_config(self.client.clone(), config),
+        )
+        .await
+        {
+            Ok(Ok(conn)) => {
+                *slot = Some(conn.clone());
+                Ok(conn)
+            }
+            _ => {
+                self.mark_down();
+                Err(())
+            }
+        }
+    }
+
+    fn mark_down(&self) {
+        if let Ok(mut d) = self.down_until.lock() {
+            *d = Some(Instant::now() + COOL_DOWN);
+        }
+    }
+
+    async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, ()> {
+        let mut conn = self.connection().await?;
+        match tokio::time::timeout(OP_TIMEOUT, cmd.query_async::<T>(&mut conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            _ => {
+                self.mark_down();
+                Err(())
+            }
+        }
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, ()> {
+        self.run(redis::cmd("GET").arg(key).clone()).await
+    }
+
+    pub async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), ()> {
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.run(
+            redis::cmd("SET")
+                .arg(key)
+                .arg(value)
+                .arg("PX")
+                .arg(ms)
+                .clone(),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), ()> {
+        self.run::<i64>(redis::cmd("DEL").arg(key).clone())
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn incr(&self, key: &str) -> Result<u64, ()> {
+        self.run(redis::cmd("INCR").arg(key).clone()).await
+    }
+}

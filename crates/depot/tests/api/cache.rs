@@ -1,0 +1,111 @@
+//! The cache through HTTP: L1, the shared Redis L2, invalidation across instances, and falling
+//! back to the source of truth when Redis is down.
+
+use std::time::Duration;
+
+use depot_app::config::ServiceUrl;
+
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+
+async fn read(app: &TestApp, key: &str) -> serde_json::Value {
+    app.get_json(&format!("/api/v1/_debug/cached/{key}"), 200)
+        .await
+}
+
+#[tokio::test]
+async fn repeated_reads_are_served_from_the_cache() {
+    let app = spawn_app().await;
+    let first = read(&app, "alpha").await;
+    let backend = if depot_testkit::redis_url().is_some() {
+        "redis"
+    } else {
+        "memory"
+    };
+    assert_eq!(first["backend"], backend);
+    assert_eq!(first["loads"], 1);
+    for _ in 0..3 {
+        let again = read(&app, "alpha").await;
+        assert_eq!(again["loads"], 1, "no second load: {again}");
+        assert_eq!(again["value"]["loaded_at_load"], 1);
+    }
+    let response = app
+        .client
+        .delete(app.url("/api/v1/_debug/cached/alpha"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    assert_eq!(
+        read(&app, "alpha").await["loads"],
+        2,
+        "invalidation forces a reload"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_dead_redis_falls_back_to_the_source_of_truth() {
+    let app = spawn_app_with(|s| s.redis_url = Some(ServiceUrl::new("redis://127.0.0.1:1"))).await;
+    let first = read(&app, "beta").await;
+    assert_eq!(first["backend"], "redis");
+    assert_eq!(first["value"]["key"], "beta");
+    let other = read(&app, "gamma").await;
+    assert_eq!(other["value"]["key"], "gamma", "requests keep succeeding");
+
+    let metrics_addr = app.metrics_addr.unwrap();
+    let text = app
+        .client
+        .get(format!("http://{metrics_addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let fallbacks: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("cache_fallbacks_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(fallbacks >= 1.0, "the fallback metric rises: {text}");
+
+    let ready = app.get_json("/readyz", 200).await;
+    assert_eq!(ready["components"]["cache"]["status"], "degraded");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn invalidation_reaches_other_instances_within_a_second() {
+    if depot_testkit::redis_url().is_none() {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: cross-instance cache invalidation needs DEPOT_TEST_REDIS_URL"
+        );
+        return;
+    }
+    let namespace = format!("depot-test-{}", uuid::Uuid::now_v7().simple());
+    let a = spawn_app_with(|s| s.namespace = namespace.clone()).await;
+    let b = spawn_app_with(|s| s.namespace = namespace.clone()).await;
+
+    assert_eq!(read(&a, "shared").await["loads"], 1);
+    let from_b = read(&b, "shared").await;
+    assert_eq!(from_b["loads"], 0, "B is served from Redis: {from_b}");
+    assert_eq!(from_b["value"]["loaded_at_load"], 1);
+
+    let response = b
+        .client
+        .delete(b.url("/api/v1/_debug/cached/shared"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        read(&a, "shared").await["loads"],
+        2,
+        "A reloads after B invalidated"
+    );
+    a.stop().await;
+    b.stop().await;
+}
