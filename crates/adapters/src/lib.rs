@@ -7,6 +7,7 @@
 pub mod broker;
 pub mod cache;
 pub mod clock;
+pub mod mail;
 pub mod probe;
 
 pub use clock::SystemClock;

@@ -2,19 +2,22 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use depot_adapters::broker::database::{DatabaseQueue, DatabaseQueueOptions};
 use depot_adapters::broker::rabbitmq::RabbitMq;
 use depot_adapters::broker::{Broker, QueueSpec};
 use depot_adapters::cache::{Cache, CacheOptions, RedisLayer};
+use depot_adapters::mail::{FileMailer, Mailer, SmtpMailer};
 use depot_adapters::{AmqpProbe, Probe, RedisProbe, SystemClock};
 use depot_domain::{AppError, AppResult, Clock};
 use depot_store::{Db, DbOptions};
 
-use crate::config::{BrokerBackend, CacheBackend, Settings};
+use crate::config::{BrokerBackend, CacheBackend, MailBackend, Settings};
 use crate::debug::{DebugHandler, DebugService};
 use crate::health::HealthService;
 use crate::housekeeping::HousekeepingService;
+use crate::mail::MailService;
 use crate::messaging::{Handler, Relay, Scheduler, queue_spec};
 
 /// Process lifecycle flags shared by the HTTP layer and the workers.
@@ -45,6 +48,7 @@ pub struct AppContext {
     pub instance_id: String,
     pub broker: Arc<dyn Broker>,
     pub cache: Arc<Cache>,
+    pub mail: MailService,
     /// Every consumer this build knows, whether or not this process runs them.
     pub handlers: Vec<Arc<dyn Handler>>,
     pub relay: Relay,
@@ -112,6 +116,18 @@ impl AppContext {
             },
         ));
 
+        let mailer: Arc<dyn Mailer> = match (settings.mail_backend(), &settings.smtp_url) {
+            (MailBackend::Smtp, Some(url)) => Arc::new(
+                SmtpMailer::new(url.expose(), &settings.mail_from, Duration::from_secs(10))
+                    .map_err(|e| AppError::bad_request("config.smtp_url", e.message))?,
+            ),
+            _ => Arc::new(
+                FileMailer::new(settings.data_dir.join("mail"), &settings.mail_from)
+                    .map_err(|e| AppError::bad_request("config.mail_from", e.message))?,
+            ),
+        };
+        let mail = MailService::new(db.clone(), clock.clone(), mailer);
+
         let mut handlers = extra_handlers;
         let debug = settings.debug_routes.then(|| {
             handlers.push(Arc::new(DebugHandler::new(clock.clone())));
@@ -159,6 +175,7 @@ impl AppContext {
             instance_id,
             broker,
             cache,
+            mail,
             handlers,
             relay,
             scheduler,

@@ -9,6 +9,7 @@ pub mod context;
 pub mod debug;
 pub mod health;
 pub mod housekeeping;
+pub mod mail;
 pub mod messaging;
 
 pub use context::{AppContext, Lifecycle};

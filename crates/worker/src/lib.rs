@@ -21,6 +21,8 @@ pub use periodic::{PeriodicJob, run_periodic};
 const IDEMPOTENCY_PURGE_EVERY: Duration = Duration::from_secs(10 * 60);
 /// How often the relay looks for new outbox events when idle.
 const RELAY_IDLE_POLL: Duration = Duration::from_millis(100);
+/// How often the email sender looks for due messages when idle.
+const MAIL_IDLE_POLL: Duration = Duration::from_millis(250);
 
 /// The background tasks of one process.
 pub struct Workers {
@@ -47,6 +49,8 @@ impl Workers {
             let stop = stop.clone();
             tracker.spawn(async move { broker.consume(spec, delivery, stop).await });
         }
+
+        tracker.spawn(mail_loop(ctx.clone(), stop.clone()));
 
         let housekeeping = ctx.housekeeping.clone();
         tracker.spawn(run_periodic(
@@ -110,6 +114,26 @@ async fn relay_loop(ctx: AppContext, stop: CancellationToken) {
     }
     if let Err(err) = ctx.relay.resign().await {
         tracing::debug!(error = ?err, "could not release the relay lease");
+    }
+}
+
+/// Sends due emails until stopped; a message being sent when the stop comes is finished.
+async fn mail_loop(ctx: AppContext, stop: CancellationToken) {
+    while !stop.is_cancelled() {
+        let pause = match ctx.mail.send_due(20).await {
+            Ok(n) if n > 0 => Duration::ZERO,
+            Ok(_) => MAIL_IDLE_POLL,
+            Err(err) => {
+                tracing::warn!(error = ?err, "email sender pass failed");
+                Duration::from_secs(5)
+            }
+        };
+        if pause > Duration::ZERO {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
     }
 }
 

@@ -9,6 +9,7 @@ mod cli;
 mod crash;
 mod errors;
 mod helpers;
+mod mail;
 mod messaging;
 mod metrics;
 mod ops;

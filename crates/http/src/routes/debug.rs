@@ -21,6 +21,7 @@ use crate::middleware::request_id::RequestId;
 pub fn router() -> Router<AppContext> {
     Router::new()
         .route("/pings", post(ping))
+        .route("/emails", post(email))
         .route("/cached/{key}", get(cached).delete(invalidate_cached))
         .route("/sleep", get(sleep))
         .route("/error", get(internal_error))
@@ -135,4 +136,34 @@ async fn invalidate_cached(
 ) -> ApiResult<StatusCode> {
     debug_service(&ctx)?.invalidate_cached().await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct EmailRequest {
+    to: String,
+    subject: String,
+    text: String,
+}
+
+/// Queues an email for the background sender.
+async fn email(
+    State(ctx): State<AppContext>,
+    axum::Extension(request_id): axum::Extension<RequestId>,
+    ApiJson(body): ApiJson<EmailRequest>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    debug_service(&ctx)?;
+    let id = ctx.mail.request(new_email(body, request_id.0)).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "email_id": id })),
+    ))
+}
+
+fn new_email(body: EmailRequest, correlation_id: String) -> depot_app::mail::NewEmail {
+    depot_app::mail::NewEmail {
+        to: body.to,
+        subject: body.subject,
+        body: body.text,
+        correlation_id: Some(correlation_id),
+    }
 }

@@ -7,6 +7,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261128_000001_platform;
 mod m20261128_000002_messaging;
+mod m20261128_000003_outbound_email;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261128_000001_platform::Migration),
             Box::new(m20261128_000002_messaging::Migration),
+            Box::new(m20261128_000003_outbound_email::Migration),
         ]
     }
 }
@@ -26,3 +28,5 @@ pub const JOB_STATUSES: [&str; 5] = ["queued", "running", "succeeded", "failed",
 pub const OUTBOX_STATUSES: [&str; 3] = ["pending", "published", "failed"];
 /// Values allowed in `idempotency_keys.status`.
 pub const IDEMPOTENCY_STATUSES: [&str; 2] = ["in_progress", "completed"];
+/// Values allowed in `outbound_emails.status`.
+pub const EMAIL_STATUSES: [&str; 4] = ["pending", "sending", "sent", "dead"];

@@ -2,6 +2,7 @@
 //! inside a unit of work, or the reader) and return application errors.
 
 pub mod audit;
+pub mod emails;
 pub mod idempotency;
 pub mod jobs;
 pub mod outbox;

@@ -1,0 +1,142 @@
+//! Outgoing email. Requests are persisted (`outbound_emails`) in the caller's transaction and
+//! sent by the background sender — never inline in a request — with retries and backoff; the
+//! row keeps status, attempts and the last error. The sender holds no database transaction
+//! while it talks to the mail server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use depot_adapters::broker::jitter;
+use depot_adapters::mail::{Email, Mailer};
+use depot_domain::message::backoff_delay;
+use depot_domain::{AppResult, Clock, Validator};
+use depot_store::repo::emails;
+pub use depot_store::repo::emails::NewEmail;
+use depot_store::{DatabaseTransaction, Db};
+use uuid::Uuid;
+
+/// Sending attempts before a message is dead.
+pub const MAX_ATTEMPTS: i32 = 6;
+const BACKOFF_BASE: Duration = Duration::from_secs(5);
+const BACKOFF_CAP: Duration = Duration::from_secs(3600);
+/// How long a claimed message is reserved for one sender.
+const SEND_LEASE: Duration = Duration::from_secs(60);
+
+#[derive(Clone)]
+pub struct MailService {
+    db: Db,
+    clock: Arc<dyn Clock>,
+    mailer: Arc<dyn Mailer>,
+    backoff_base: Duration,
+}
+
+/// Queues `email` inside `tx`, so it is sent if and only if the transaction commits.
+pub async fn queue(
+    tx: &DatabaseTransaction,
+    email: NewEmail,
+    now: chrono::DateTime<chrono::Utc>,
+) -> AppResult<Uuid> {
+    let mut v = Validator::new();
+    v.check(
+        email.to.contains('@') && !email.to.contains(char::is_whitespace),
+        "to",
+        "invalid",
+        "is not an email address",
+    )
+    .check(
+        !email.subject.trim().is_empty(),
+        "subject",
+        "required",
+        "must not be empty",
+    );
+    v.finish()?;
+    emails::enqueue(tx, email, MAX_ATTEMPTS, now).await
+}
+
+impl MailService {
+    pub fn new(db: Db, clock: Arc<dyn Clock>, mailer: Arc<dyn Mailer>) -> Self {
+        Self {
+            db,
+            clock,
+            mailer,
+            backoff_base: BACKOFF_BASE,
+        }
+    }
+
+    /// A shorter first retry delay (tests).
+    pub fn with_backoff_base(mut self, base: Duration) -> Self {
+        self.backoff_base = base;
+        self
+    }
+
+    pub fn mailer_kind(&self) -> &'static str {
+        self.mailer.kind()
+    }
+
+    /// Queues one email in its own transaction.
+    pub async fn request(&self, email: NewEmail) -> AppResult<Uuid> {
+        let now = self.clock.now();
+        self.db
+            .transaction(move |tx| Box::pin(async move { queue(tx, email, now).await }))
+            .await
+    }
+
+    /// Sends the messages that are due; returns how many were attempted.
+    pub async fn send_due(&self, batch: u64) -> AppResult<usize> {
+        let now = self.clock.now();
+        let until = now + chrono::Duration::from_std(SEND_LEASE).unwrap_or_default();
+        let claimed = self
+            .db
+            .transaction(move |tx| {
+                Box::pin(async move { emails::claim_due(tx, batch, now, until).await })
+            })
+            .await?;
+        let n = claimed.len();
+        for row in claimed {
+            let email = Email {
+                to: row.to_address.clone(),
+                subject: row.subject.clone(),
+                text: row.body.clone(),
+            };
+            let result = self.mailer.send(&email).await;
+            let now = self.clock.now();
+            let (id, attempts, max) = (row.id, row.attempts, row.max_attempts);
+            let outcome = match result {
+                Ok(()) => {
+                    metrics::counter!("emails_sent_total", "result" => "sent").increment(1);
+                    None
+                }
+                Err(err) => {
+                    let retry = !err.permanent && attempts < max;
+                    let label = if retry { "retry" } else { "dead" };
+                    metrics::counter!("emails_sent_total", "result" => label).increment(1);
+                    tracing::warn!(email_id = %id, attempts, error = %err, "sending an email failed");
+                    let retry_at = retry.then(|| {
+                        let attempt = u32::try_from(attempts).unwrap_or(1);
+                        now + chrono::Duration::from_std(backoff_delay(
+                            attempt,
+                            self.backoff_base,
+                            BACKOFF_CAP,
+                            jitter(),
+                        ))
+                        .unwrap_or_default()
+                    });
+                    Some((err.message, retry_at))
+                }
+            };
+            self.db
+                .transaction(move |tx| {
+                    Box::pin(async move {
+                        match outcome {
+                            None => emails::mark_sent(tx, id, now).await,
+                            Some((error, retry_at)) => {
+                                emails::mark_failed(tx, id, &error, retry_at, now).await
+                            }
+                        }
+                    })
+                })
+                .await?;
+        }
+        Ok(n)
+    }
+}

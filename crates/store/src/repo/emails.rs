@@ -1,0 +1,151 @@
+//! Outbound email rows: queued in the caller's transaction, claimed by the sender with a lease,
+//! settled as sent, rescheduled or dead.
+
+use chrono::{DateTime, Utc};
+use depot_domain::AppResult;
+use depot_domain::id::new_id;
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+
+use super::outbox::truncate;
+use crate::entity::outbound_email::{ActiveModel, Column, Entity, Model};
+use crate::error::db_error;
+
+/// A message to send.
+#[derive(Debug, Clone)]
+pub struct NewEmail {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    pub correlation_id: Option<String>,
+}
+
+pub async fn enqueue(
+    conn: &impl ConnectionTrait,
+    email: NewEmail,
+    max_attempts: i32,
+    now: DateTime<Utc>,
+) -> AppResult<Uuid> {
+    let id = new_id();
+    Entity::insert(ActiveModel {
+        id: Set(id),
+        to_address: Set(email.to),
+        subject: Set(email.subject),
+        body: Set(email.body),
+        status: Set("pending".into()),
+        attempts: Set(0),
+        max_attempts: Set(Ord::max(max_attempts, 1)),
+        last_error: Set(None),
+        next_attempt_at: Set(now),
+        locked_until: Set(None),
+        correlation_id: Set(email.correlation_id),
+        created_at: Set(now),
+        sent_at: Set(None),
+    })
+    .exec_without_returning(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(id)
+}
+
+pub async fn get(conn: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<Model>> {
+    Entity::find_by_id(id).one(conn).await.map_err(db_error)
+}
+
+/// Claims up to `limit` due messages (pending and due, or `sending` with an expired lease after
+/// a crash) until `locked_until`, counting an attempt for each.
+pub async fn claim_due(
+    conn: &impl ConnectionTrait,
+    limit: u64,
+    now: DateTime<Utc>,
+    locked_until: DateTime<Utc>,
+) -> AppResult<Vec<Model>> {
+    let due = Condition::any()
+        .add(
+            Condition::all()
+                .add(Column::Status.eq("pending"))
+                .add(Column::NextAttemptAt.lte(now)),
+        )
+        .add(
+            Condition::all()
+                .add(Column::Status.eq("sending"))
+                .add(Column::LockedUntil.lt(now)),
+        );
+    let candidates = Entity::find()
+        .filter(due.clone())
+        .order_by_asc(Column::NextAttemptAt)
+        .order_by_asc(Column::Id)
+        .limit(limit)
+        .all(conn)
+        .await
+        .map_err(db_error)?;
+    let mut claimed = Vec::new();
+    for row in candidates {
+        // Conditional update: only one claimer wins a row even on PostgreSQL with several
+        // senders.
+        let result = Entity::update_many()
+            .col_expr(Column::Status, Expr::value("sending"))
+            .col_expr(Column::LockedUntil, Expr::value(locked_until))
+            .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
+            .filter(Column::Id.eq(row.id))
+            .filter(due.clone())
+            .exec(conn)
+            .await
+            .map_err(db_error)?;
+        if result.rows_affected == 1 {
+            claimed.push(Model {
+                status: "sending".into(),
+                attempts: row.attempts + 1,
+                locked_until: Some(locked_until),
+                ..row
+            });
+        }
+    }
+    Ok(claimed)
+}
+
+pub async fn mark_sent(conn: &impl ConnectionTrait, id: Uuid, now: DateTime<Utc>) -> AppResult<()> {
+    settle(conn, id, "sent", None, now, Some(now)).await
+}
+
+/// Records a failure: back to `pending` at `retry_at`, or `dead` when `retry_at` is `None`.
+pub async fn mark_failed(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+    error: &str,
+    retry_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    match retry_at {
+        Some(at) => settle(conn, id, "pending", Some(error), at, None).await,
+        None => settle(conn, id, "dead", Some(error), now, None).await,
+    }
+}
+
+async fn settle(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+    status: &str,
+    error: Option<&str>,
+    next_attempt_at: DateTime<Utc>,
+    sent_at: Option<DateTime<Utc>>,
+) -> AppResult<()> {
+    let mut update = Entity::update_many()
+        .col_expr(Column::Status, Expr::value(status))
+        .col_expr(Column::NextAttemptAt, Expr::value(next_attempt_at))
+        .col_expr(
+            Column::LockedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(Column::SentAt, Expr::value(sent_at))
+        .filter(Column::Id.eq(id));
+    if let Some(error) = error {
+        update = update.col_expr(Column::LastError, Expr::value(truncate(error)));
+    }
+    update.exec(conn).await.map_err(db_error)?;
+    Ok(())
+}
