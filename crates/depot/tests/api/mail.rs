@@ -148,7 +148,7 @@ fn smtp_server() -> Option<SmtpServer> {
         .unwrap()
         .port();
     let maildir = tempfile::tempdir().unwrap();
-    let child = Command::new("python3")
+    let mut child = Command::new("python3")
         .args([
             "-m",
             "aiosmtpd",
@@ -173,6 +173,8 @@ fn smtp_server() -> Option<SmtpServer> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("aiosmtpd did not start");
 }
 
