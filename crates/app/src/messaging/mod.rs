@@ -5,6 +5,7 @@
 //! at least once and are made idempotent by [`HandlerDelivery`], which claims the message in the
 //! processed-message table inside the handler's own transaction.
 
+pub mod catalog;
 mod relay;
 mod schedule;
 

@@ -66,6 +66,20 @@ impl Relay {
         let mut pass = RelayPass::default();
         for row in rows {
             let message = outbox::to_message(&row);
+            if let Err(reason) = super::catalog::validate(&message) {
+                // A contract violation is a bug in the emitter: never publish it, keep it with
+                // the reason, and go on.
+                tracing::error!(event_id = %row.id, event_type = %row.event_type, %reason, "event fails its schema; set aside");
+                metrics::counter!("outbox_invalid_total", "type" => row.event_type.clone())
+                    .increment(1);
+                let (id, text) = (row.id, format!("schema: {reason}"));
+                self.db
+                    .transaction(move |tx| {
+                        Box::pin(async move { outbox::mark_failed(tx, id, &text).await })
+                    })
+                    .await?;
+                continue;
+            }
             match self.broker.publish(&message).await {
                 Ok(()) => {
                     let (id, at) = (row.id, self.clock.now());

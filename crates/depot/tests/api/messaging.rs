@@ -271,3 +271,46 @@ async fn a_scheduled_job_runs_once_per_period_across_instances() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_event_that_fails_its_schema_is_never_published() {
+    let app = spawn_app().await;
+    let bad = Message {
+        id: depot_domain::id::new_id(),
+        event_type: "debug.ping".into(),
+        version: 1,
+        occurred_at: Utc::now(),
+        correlation_id: None,
+        aggregate_type: "debug".into(),
+        aggregate_id: "ping".into(),
+        payload: serde_json::json!({ "sleep_ms": "later" }),
+    };
+    let id = bad.id;
+    app.context
+        .db
+        .transaction(move |tx| Box::pin(async move { depot_app::messaging::emit(tx, &bad).await }))
+        .await
+        .unwrap();
+    let db = app.context.db.clone();
+    eventually(
+        Duration::from_secs(10),
+        "invalid event set aside",
+        || async {
+            outbox::Entity::find_by_id(id)
+                .one(db.reader())
+                .await
+                .unwrap()
+                .is_some_and(|r| r.status == "failed")
+        },
+    )
+    .await;
+    let row = outbox::Entity::find_by_id(id)
+        .one(db.reader())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(row.last_error.unwrap().contains("/sleep_ms"));
+    assert!(row.published_at.is_none());
+    assert_eq!(handled_count(&db, id).await, 0);
+    app.stop().await;
+}
