@@ -106,6 +106,22 @@ pub trait Broker: Send + Sync + 'static {
     /// the publisher confirm; an unroutable message is an error).
     async fn publish(&self, message: &Message) -> Result<(), BrokerError>;
 
+    /// Publishes messages in order and reports each one's outcome, stopping at the first
+    /// failure that is not "unroutable" (the outcomes after it are absent). Implementations
+    /// override it to amortise round trips; the default publishes one by one.
+    async fn publish_batch(&self, messages: &[Message]) -> Vec<Result<(), BrokerError>> {
+        let mut outcomes = Vec::with_capacity(messages.len());
+        for message in messages {
+            let outcome = self.publish(message).await;
+            let stop = outcome.as_ref().is_err_and(|e| !e.is_unroutable());
+            outcomes.push(outcome);
+            if stop {
+                break;
+            }
+        }
+        outcomes
+    }
+
     /// Consumes `queue` until `stop` is cancelled; in-flight deliveries finish first.
     async fn consume(&self, queue: QueueSpec, delivery: Arc<dyn Delivery>, stop: CancellationToken);
 

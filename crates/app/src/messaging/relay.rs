@@ -8,6 +8,7 @@ use depot_adapters::broker::Broker;
 use depot_domain::{AppResult, Clock};
 use depot_store::Db;
 use depot_store::repo::{outbox, schedule};
+use uuid::Uuid;
 
 const LEASE: &str = "outbox_relay";
 
@@ -64,61 +65,70 @@ impl Relay {
         }
         let rows = outbox::pending(self.db.reader(), self.batch).await?;
         let mut pass = RelayPass::default();
-        for row in rows {
-            let message = outbox::to_message(&row);
-            if let Err(reason) = super::catalog::validate(&message) {
-                // A contract violation is a bug in the emitter: never publish it, keep it with
-                // the reason, and go on.
-                tracing::error!(event_id = %row.id, event_type = %row.event_type, %reason, "event fails its schema; set aside");
-                metrics::counter!("outbox_invalid_total", "type" => row.event_type.clone())
-                    .increment(1);
-                let (id, text) = (row.id, format!("schema: {reason}"));
-                self.db
-                    .transaction(move |tx| {
-                        Box::pin(async move { outbox::mark_failed(tx, id, &text).await })
-                    })
-                    .await?;
-                continue;
-            }
-            match self.broker.publish(&message).await {
-                Ok(()) => {
-                    let (id, at) = (row.id, self.clock.now());
-                    self.db
-                        .transaction(move |tx| {
-                            Box::pin(async move { outbox::mark_published(tx, id, at).await })
-                        })
-                        .await?;
-                    metrics::counter!("outbox_published_total", "type" => row.event_type.clone())
+        // Events that can never be published (they fail their schema or no queue takes them)
+        // are set aside with the reason; the rest go out in one pipelined batch.
+        let mut set_aside: Vec<(Uuid, String)> = Vec::new();
+        let mut valid = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let message = outbox::to_message(row);
+            match super::catalog::validate(&message) {
+                Ok(()) => valid.push(message),
+                Err(reason) => {
+                    tracing::error!(event_id = %row.id, event_type = %row.event_type, %reason, "event fails its schema; set aside");
+                    metrics::counter!("outbox_invalid_total", "type" => row.event_type.clone())
                         .increment(1);
-                    pass.published += 1;
+                    set_aside.push((row.id, format!("schema: {reason}")));
+                }
+            }
+        }
+        let outcomes = if valid.is_empty() {
+            Vec::new()
+        } else {
+            self.broker.publish_batch(&valid).await
+        };
+        let mut published = Vec::new();
+        let mut failure: Option<(Uuid, String)> = None;
+        for (message, outcome) in valid.iter().zip(&outcomes) {
+            match outcome {
+                Ok(()) => {
+                    metrics::counter!("outbox_published_total", "type" => message.event_type.clone()).increment(1);
+                    published.push(message.id);
                 }
                 Err(err) if err.is_unroutable() => {
-                    // No queue takes this type: retrying cannot help. Keep it, unpublished,
-                    // with the reason, and go on with the rest.
-                    let (id, text) = (row.id, err.to_string());
-                    tracing::error!(event_id = %id, error = %text, "event is unroutable; set aside");
-                    metrics::counter!("outbox_unroutable_total", "type" => row.event_type.clone())
-                        .increment(1);
-                    self.db
-                        .transaction(move |tx| {
-                            Box::pin(async move { outbox::mark_failed(tx, id, &text).await })
-                        })
-                        .await?;
+                    tracing::error!(event_id = %message.id, error = %err, "event is unroutable; set aside");
+                    metrics::counter!("outbox_unroutable_total", "type" => message.event_type.clone()).increment(1);
+                    set_aside.push((message.id, err.to_string()));
                 }
                 Err(err) => {
-                    let (id, text) = (row.id, err.to_string());
-                    tracing::warn!(event_id = %id, error = %text, "publishing failed; will retry");
+                    tracing::warn!(event_id = %message.id, error = %err, "publishing failed; will retry");
                     metrics::counter!("outbox_publish_failures_total").increment(1);
-                    self.db
-                        .transaction(move |tx| {
-                            Box::pin(async move { outbox::record_failure(tx, id, &text).await })
-                        })
-                        .await?;
-                    pass.stalled = true;
+                    failure = Some((message.id, err.to_string()));
                     break;
                 }
             }
         }
+        if failure.is_none() && outcomes.len() < valid.len() {
+            failure = valid
+                .get(outcomes.len())
+                .map(|m| (m.id, "the broker stopped confirming".to_owned()));
+        }
+        pass.published = published.len();
+        pass.stalled = failure.is_some();
+        let at = self.clock.now();
+        self.db
+            .transaction(move |tx| {
+                Box::pin(async move {
+                    outbox::mark_published(tx, &published, at).await?;
+                    for (id, reason) in &set_aside {
+                        outbox::mark_failed(tx, *id, reason).await?;
+                    }
+                    if let Some((id, reason)) = &failure {
+                        outbox::record_failure(tx, *id, reason).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await?;
         if let Ok((count, oldest)) = outbox::backlog(self.db.reader()).await {
             metrics::gauge!("outbox_pending").set(count as f64);
             let lag = oldest.map_or(0.0, |t| {

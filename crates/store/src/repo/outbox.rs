@@ -47,16 +47,20 @@ pub async fn pending(conn: &impl ConnectionTrait, limit: u64) -> AppResult<Vec<M
         .map_err(db_error)
 }
 
+/// Marks events published (after the broker confirmed them).
 pub async fn mark_published(
     conn: &impl ConnectionTrait,
-    id: Uuid,
+    ids: &[Uuid],
     at: DateTime<Utc>,
 ) -> AppResult<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
     Entity::update_many()
         .col_expr(Column::Status, Expr::value("published"))
         .col_expr(Column::PublishedAt, Expr::value(at))
         .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
-        .filter(Column::Id.eq(id))
+        .filter(Column::Id.is_in(ids.iter().copied()))
         .exec(conn)
         .await
         .map_err(db_error)?;
