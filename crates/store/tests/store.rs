@@ -292,3 +292,73 @@ async fn an_unreachable_database_is_unavailable_not_internal() {
         .unwrap_err();
     assert_eq!(err.category(), ErrorCategory::Unavailable, "{err:?}");
 }
+
+#[tokio::test]
+async fn the_job_queue_dedupes_claims_once_and_reports_depth() {
+    use depot_domain::message::Message;
+    use depot_store::repo::jobs;
+    let (_tdb, db) = migrated().await;
+    let now = Utc::now();
+    let message = |n: i32| Message {
+        id: depot_domain::id::new_id(),
+        event_type: "debug.ping".into(),
+        version: 1,
+        occurred_at: now,
+        correlation_id: None,
+        aggregate_type: "t".into(),
+        aggregate_id: n.to_string(),
+        payload: serde_json::json!({}),
+    };
+    let (a, b) = (message(1), message(2));
+    let enqueued = db
+        .transaction(move |tx| {
+            Box::pin(async move {
+                let first = jobs::enqueue(tx, "q", &a, 3, now).await?;
+                let again = jobs::enqueue(tx, "q", &a, 3, now).await?;
+                let other = jobs::enqueue(tx, "q", &b, 3, now).await?;
+                Ok((first, again, other))
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        enqueued,
+        (true, false, true),
+        "the same message is enqueued once per queue"
+    );
+
+    let until = now + Duration::seconds(30);
+    let (first, second) = tokio::join!(
+        db.transaction(move |tx| Box::pin(async move {
+            jobs::claim(tx, "q", "w1", 1, now, until).await
+        })),
+        db.transaction(move |tx| Box::pin(async move {
+            jobs::claim(tx, "q", "w2", 1, now, until).await
+        })),
+    );
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert_eq!(first.len() + second.len(), 2);
+    assert_ne!(
+        first[0].id, second[0].id,
+        "two workers never claim the same job"
+    );
+
+    let depth = jobs::depth(db.reader()).await.unwrap();
+    assert_eq!(depth.get(&("q".to_owned(), "running".to_owned())), Some(&2));
+    // A claim whose worker died is due again after its lease.
+    let later = now + Duration::seconds(31);
+    let reclaimed = db
+        .transaction(move |tx| {
+            Box::pin(async move {
+                jobs::claim(tx, "q", "w3", 10, later, later + Duration::seconds(30)).await
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(reclaimed.len(), 2);
+    assert!(
+        reclaimed
+            .iter()
+            .all(|j| j.attempts == 2 && j.locked_by.as_deref() == Some("w3"))
+    );
+}

@@ -39,7 +39,12 @@ impl Workers {
         tracker.spawn(relay_loop(ctx.clone(), stop.clone()));
 
         for handler in &ctx.handlers {
-            let spec = queue_spec(handler.as_ref(), None);
+            let configured = ctx
+                .settings
+                .consumer_concurrency
+                .get(handler.queue())
+                .copied();
+            let spec = queue_spec(handler.as_ref(), configured);
             let delivery = Arc::new(HandlerDelivery::new(
                 handler.clone(),
                 ctx.db.clone(),

@@ -128,6 +128,9 @@ pub struct Settings {
     pub sslcommerz_store_password: Option<Secret>,
     pub sslcommerz_sandbox: bool,
 
+    /// Per-queue consumer concurrency overriding the handler's default, e.g. TOML
+    /// `consumer_concurrency = { email = 8 }` or `DEPOT_CONSUMER_CONCURRENCY='{email=8}'`.
+    pub consumer_concurrency: BTreeMap<String, usize>,
     /// How long a database-queue claim lasts before a crashed worker's job is retried.
     pub queue_visibility_timeout_secs: u64,
 
@@ -173,6 +176,7 @@ impl Default for Settings {
             sslcommerz_store_id: None,
             sslcommerz_store_password: None,
             sslcommerz_sandbox: true,
+            consumer_concurrency: BTreeMap::new(),
             queue_visibility_timeout_secs: 30,
             debug_routes: false,
         }
@@ -548,6 +552,16 @@ impl Settings {
             problem(
                 "namespace",
                 "must be non-empty letters, digits, '-', '_' or '.'".into(),
+            );
+        }
+        if self
+            .consumer_concurrency
+            .values()
+            .any(|n| *n == 0 || *n > 256)
+        {
+            problem(
+                "consumer_concurrency",
+                "each value must be from 1 to 256".into(),
             );
         }
         if self.database_max_connections == 0 {

@@ -214,3 +214,12 @@ fn dev_secrets_are_generated_once_and_reused() {
         assert_eq!(mode, 0o600);
     }
 }
+
+#[test]
+fn consumer_concurrency_is_per_queue_and_bounded() {
+    let s = load("consumer_concurrency = { email = 8, debug = 2 }");
+    assert_eq!(s.consumer_concurrency.get("email"), Some(&8));
+    assert_eq!(problem_keys(&s), Vec::<&str>::new());
+    let bad = load("consumer_concurrency = { email = 0 }");
+    assert_eq!(problem_keys(&bad), vec!["consumer_concurrency"]);
+}
