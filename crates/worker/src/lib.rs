@@ -12,13 +12,14 @@ use std::time::Duration;
 
 use depot_app::AppContext;
 use depot_app::messaging::{HandlerDelivery, queue_spec};
+use depot_domain::cadence::Cadence;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use periodic::{PeriodicJob, run_periodic};
 
-/// How often expired idempotency records are purged.
-const IDEMPOTENCY_PURGE_EVERY: Duration = Duration::from_secs(10 * 60);
+/// Default cadence of the idempotency-key purge (overridable in `job_schedules`).
+const IDEMPOTENCY_PURGE: &str = "every 10m";
 /// How often the relay looks for new outbox events when idle.
 const RELAY_IDLE_POLL: Duration = Duration::from_millis(100);
 /// How often the email sender looks for due messages when idle.
@@ -59,7 +60,10 @@ impl Workers {
 
         let housekeeping = ctx.housekeeping.clone();
         tracker.spawn(run_periodic(
-            PeriodicJob::new("purge_idempotency_keys", IDEMPOTENCY_PURGE_EVERY),
+            PeriodicJob::new(
+                "purge_idempotency_keys",
+                cadence(ctx, "purge_idempotency_keys", IDEMPOTENCY_PURGE),
+            ),
             ctx.scheduler.clone(),
             stop.clone(),
             move || {
@@ -120,6 +124,18 @@ async fn relay_loop(ctx: AppContext, stop: CancellationToken) {
     if let Err(err) = ctx.relay.resign().await {
         tracing::debug!(error = ?err, "could not release the relay lease");
     }
+}
+
+/// The configured cadence of `job`, else its default. Settings were validated at startup.
+fn cadence(ctx: &AppContext, job: &str, default: &str) -> Cadence {
+    let text = ctx
+        .settings
+        .job_schedules
+        .get(job)
+        .map_or(default, String::as_str);
+    Cadence::parse(text)
+        .or_else(|_| Cadence::parse(default))
+        .unwrap_or(Cadence::Every(Duration::from_secs(600)))
 }
 
 /// Sends due emails until stopped; a message being sent when the stop comes is finished.

@@ -5,20 +5,35 @@ use std::time::{Duration, Instant};
 
 use depot_app::messaging::Scheduler;
 use depot_domain::AppResult;
+use depot_domain::cadence::Cadence;
 use depot_domain::id::new_id;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-/// Name and period of a periodic job.
+/// Name and cadence of a scheduled job.
 #[derive(Debug, Clone)]
 pub struct PeriodicJob {
     pub name: &'static str,
-    pub every: Duration,
+    pub cadence: Cadence,
 }
 
 impl PeriodicJob {
-    pub fn new(name: &'static str, every: Duration) -> Self {
-        Self { name, every }
+    pub fn new(name: &'static str, cadence: Cadence) -> Self {
+        Self { name, cadence }
+    }
+
+    /// How long to wait from now until the next due time.
+    fn wait(&self) -> Duration {
+        match &self.cadence {
+            Cadence::Every(every) => *every,
+            Cadence::Cron(_) => {
+                let now = chrono::Utc::now();
+                self.cadence
+                    .next_after(now)
+                    .and_then(|at| (at - now).to_std().ok())
+                    .unwrap_or(Duration::from_secs(3600))
+            }
+        }
     }
 }
 
@@ -34,15 +49,13 @@ pub async fn run_periodic<F, Fut>(
     F: FnMut() -> Fut + Send,
     Fut: Future<Output = AppResult<()>> + Send,
 {
-    let mut ticker = tokio::time::interval(job.every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
             () = stop.cancelled() => break,
-            _ = ticker.tick() => {}
+            () = tokio::time::sleep(job.wait()) => {}
         }
-        match scheduler.claim(job.name, job.every).await {
+        match scheduler.claim_run(job.name, &job.cadence).await {
             Ok(true) => {}
             Ok(false) => continue,
             Err(err) => {

@@ -131,6 +131,9 @@ pub struct Settings {
     /// Per-queue consumer concurrency overriding the handler's default, e.g. TOML
     /// `consumer_concurrency = { email = 8 }` or `DEPOT_CONSUMER_CONCURRENCY='{email=8}'`.
     pub consumer_concurrency: BTreeMap<String, usize>,
+    /// Cadence per scheduled job, overriding its default: `every 10m` or a cron expression with
+    /// seconds (UTC), e.g. `job_schedules = { purge_idempotency_keys = "0 0 3 * * *" }`.
+    pub job_schedules: BTreeMap<String, String>,
     /// How long a database-queue claim lasts before a crashed worker's job is retried.
     pub queue_visibility_timeout_secs: u64,
 
@@ -177,6 +180,7 @@ impl Default for Settings {
             sslcommerz_store_password: None,
             sslcommerz_sandbox: true,
             consumer_concurrency: BTreeMap::new(),
+            job_schedules: BTreeMap::new(),
             queue_visibility_timeout_secs: 30,
             debug_routes: false,
         }
@@ -563,6 +567,11 @@ impl Settings {
                 "consumer_concurrency",
                 "each value must be from 1 to 256".into(),
             );
+        }
+        for (job, text) in &self.job_schedules {
+            if let Err(e) = depot_domain::cadence::Cadence::parse(text) {
+                problem("job_schedules", format!("{job}: {e}"));
+            }
         }
         if self.database_max_connections == 0 {
             problem("database_max_connections", "must be at least 1".into());

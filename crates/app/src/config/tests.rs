@@ -223,3 +223,12 @@ fn consumer_concurrency_is_per_queue_and_bounded() {
     let bad = load("consumer_concurrency = { email = 0 }");
     assert_eq!(problem_keys(&bad), vec!["consumer_concurrency"]);
 }
+
+#[test]
+fn job_schedules_take_intervals_or_cron_and_refuse_nonsense() {
+    let s =
+        load(r#"job_schedules = { purge_idempotency_keys = "0 0 3 * * *", other = "every 5m" }"#);
+    assert_eq!(problem_keys(&s), Vec::<&str>::new());
+    let bad = load(r#"job_schedules = { purge_idempotency_keys = "sometimes" }"#);
+    assert_eq!(problem_keys(&bad), vec!["job_schedules"]);
+}

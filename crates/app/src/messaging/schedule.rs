@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use depot_domain::cadence::Cadence;
 use depot_domain::{AppResult, Clock};
 use depot_store::Db;
 use depot_store::repo::schedule;
@@ -18,6 +19,24 @@ pub struct Scheduler {
 impl Scheduler {
     pub fn new(db: Db, clock: Arc<dyn Clock>, owner: String) -> Self {
         Self { db, clock, owner }
+    }
+
+    /// True if this instance won the run of `job` that is due now; the next run is due at the
+    /// cadence's next time after now.
+    pub async fn claim_run(&self, job: &str, cadence: &Cadence) -> AppResult<bool> {
+        let now = self.clock.now();
+        let next = match cadence {
+            Cadence::Every(every) => return self.claim(job, *every).await,
+            Cadence::Cron(_) => cadence
+                .next_after(now)
+                .unwrap_or(now + chrono::Duration::days(365)),
+        };
+        let (job, owner) = (job.to_owned(), self.owner.clone());
+        self.db
+            .transaction(move |tx| {
+                Box::pin(async move { schedule::claim_period(tx, &job, &owner, now, next).await })
+            })
+            .await
     }
 
     /// True if this instance won the current period of `job` (lasting `every`).

@@ -314,3 +314,47 @@ async fn an_event_that_fails_its_schema_is_never_published() {
     assert_eq!(handled_count(&db, id).await, 0);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_cron_job_runs_once_per_occurrence_across_instances() {
+    use depot_domain::cadence::Cadence;
+    let app = spawn_app().await;
+    let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let clock = Arc::new(ManualClock::new(start));
+    let instances: Vec<Scheduler> = (0..2)
+        .map(|i| {
+            Scheduler::new(
+                app.context.db.clone(),
+                clock.clone(),
+                format!("instance-{i}"),
+            )
+        })
+        .collect();
+    let every_quarter_hour = Cadence::parse("0 */15 * * * *").unwrap();
+    for occurrence in 0..4 {
+        let claims = futures::future::join_all(
+            instances
+                .iter()
+                .map(|s| s.claim_run("cron_job", &every_quarter_hour)),
+        )
+        .await;
+        assert_eq!(
+            claims.into_iter().filter(|r| *r.as_ref().unwrap()).count(),
+            1,
+            "occurrence {occurrence}"
+        );
+        clock.advance(chrono::Duration::minutes(7));
+        let early = futures::future::join_all(
+            instances
+                .iter()
+                .map(|s| s.claim_run("cron_job", &every_quarter_hour)),
+        )
+        .await;
+        assert!(
+            early.into_iter().all(|r| !r.unwrap()),
+            "not before the next occurrence"
+        );
+        clock.advance(chrono::Duration::minutes(8));
+    }
+    app.stop().await;
+}
