@@ -164,28 +164,48 @@ impl super::Broker for DatabaseQueue {
     }
 
     async fn publish(&self, message: &Message) -> Result<(), BrokerError> {
-        let targets = self.routes_for(&message.event_type);
-        if targets.is_empty() {
-            // Nobody subscribes: like an unroutable message on a topic exchange with no
-            // binding, it is dropped — but this is known and counted.
-            metrics::counter!("broker_unrouted_total", "type" => message.event_type.clone())
-                .increment(1);
-            return Ok(());
-        }
+        self.publish_batch(std::slice::from_ref(message))
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(BrokerError("nothing was published".into())))
+    }
+
+    async fn publish_batch(&self, messages: &[Message]) -> Vec<Result<(), BrokerError>> {
+        // One transaction for the whole batch. A type no queue is bound to is refused, as a
+        // mandatory publish to RabbitMQ would be.
+        let routed: Vec<(Message, Vec<(String, u32)>)> = messages
+            .iter()
+            .map(|m| (m.clone(), self.routes_for(&m.event_type)))
+            .collect();
+        let outcomes: Vec<Result<(), BrokerError>> = routed
+            .iter()
+            .map(|(m, targets)| {
+                if targets.is_empty() {
+                    Err(BrokerError::unroutable(&m.event_type))
+                } else {
+                    Ok(())
+                }
+            })
+            .collect();
         let now = self.clock.now();
-        let message = message.clone();
-        self.db
+        let stored = self
+            .db
             .transaction(move |tx| {
                 Box::pin(async move {
-                    for (queue, max_attempts) in &targets {
-                        let max = i32::try_from(*max_attempts).unwrap_or(i32::MAX);
-                        jobs::enqueue(tx, queue, &message, max, now).await?;
+                    for (message, targets) in &routed {
+                        for (queue, max_attempts) in targets {
+                            let max = i32::try_from(*max_attempts).unwrap_or(i32::MAX);
+                            jobs::enqueue(tx, queue, message, max, now).await?;
+                        }
                     }
                     Ok(())
                 })
             })
-            .await?;
-        Ok(())
+            .await;
+        match stored {
+            Ok(()) => outcomes,
+            Err(err) => vec![Err(BrokerError::from(err))],
+        }
     }
 
     async fn consume(

@@ -62,10 +62,12 @@ pub struct DeadLetterSelector {
     pub queue: Option<String>,
 }
 
-/// A broker failure. `unroutable` means the broker is fine but no queue takes this message type:
-/// retrying will not help.
+/// A broker failure. An *unroutable* one means the broker is fine but no queue takes this
+/// message type: retrying will not help.
 #[derive(Debug)]
 pub struct BrokerError(pub String);
+
+const UNROUTABLE: &str = "unroutable";
 
 impl BrokerError {
     pub fn unroutable(event_type: &str) -> Self {
@@ -76,8 +78,6 @@ impl BrokerError {
         self.0.starts_with(UNROUTABLE)
     }
 }
-
-const UNROUTABLE: &str = "unroutable";
 
 impl std::fmt::Display for BrokerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -349,6 +349,74 @@ impl super::Broker for RabbitMq {
         Ok(())
     }
 
+    async fn publish_batch(&self, messages: &[Message]) -> Vec<Result<(), BrokerError>> {
+        // Pipelined: send every message, then collect the confirms in order.
+        let mut link = self.publisher.lock().await;
+        if link
+            .as_ref()
+            .is_none_or(|(conn, _)| !conn.status().connected())
+        {
+            match self.connect().await {
+                Ok(connected) => *link = Some(connected),
+                Err(e) => return vec![Err(e)],
+            }
+        }
+        let Some((_, channel)) = link.as_ref() else {
+            return vec![Err(BrokerError("no RabbitMQ channel".into()))];
+        };
+        let exchange = self.exchange();
+        let mut pending = Vec::with_capacity(messages.len());
+        for message in messages {
+            let body = match serde_json::to_vec(message) {
+                Ok(body) => body,
+                Err(e) => {
+                    pending.push(Err(err("encoding", e)));
+                    break;
+                }
+            };
+            let sent = channel
+                .basic_publish(
+                    exchange.as_str().into(),
+                    message.event_type.as_str().into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..Default::default()
+                    },
+                    &body,
+                    properties(message, 1, None),
+                )
+                .await
+                .map_err(|e| err("publishing", e));
+            let failed = sent.is_err();
+            pending.push(sent.map(|confirm| (message.event_type.clone(), confirm)));
+            if failed {
+                break;
+            }
+        }
+        let mut outcomes = Vec::with_capacity(pending.len());
+        for item in pending {
+            let outcome = match item {
+                Ok((kind, confirm)) => match confirm.await {
+                    Ok(Confirmation::Ack(None)) => Ok(()),
+                    Ok(Confirmation::Ack(Some(_)) | Confirmation::Nack(Some(_))) => {
+                        Err(BrokerError::unroutable(&kind))
+                    }
+                    Ok(_) => Err(BrokerError("the broker refused the message".into())),
+                    Err(e) => Err(err("waiting for the publisher confirm", e)),
+                },
+                Err(e) => Err(e),
+            };
+            let stop = outcome.as_ref().is_err_and(|e| !e.is_unroutable());
+            outcomes.push(outcome);
+            if stop {
+                // Drop the link: the next publish reconnects.
+                *link = None;
+                break;
+            }
+        }
+        outcomes
+    }
+
     async fn consume(
         &self,
         queue: QueueSpec,
@@ -403,15 +471,7 @@ impl super::Broker for RabbitMq {
                 });
             }
             // Listing must not consume: put everything back.
-            for get in held {
-                let _ = get
-                    .delivery
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..Default::default()
-                    })
-                    .await;
-            }
+            requeue(held).await;
             let _ = conn.close(200, "listed".into()).await;
         }
         Ok(out)
@@ -488,15 +548,7 @@ impl RabbitMq {
                     .map_err(|e| err("acknowledging", e))?;
                 settled += 1;
             }
-            for get in keep {
-                let _ = get
-                    .delivery
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..Default::default()
-                    })
-                    .await;
-            }
+            requeue(keep).await;
             let _ = conn.close(200, "settled".into()).await;
         }
         Ok(settled)
@@ -604,6 +656,17 @@ async fn handle_delivery(
         .await
         .map_err(|e| err("acknowledging", e))?;
     Ok(())
+}
+
+/// Puts messages taken with `basic_get` back into their queue.
+async fn requeue(held: Vec<lapin::message::BasicGetMessage>) {
+    for get in held {
+        let options = BasicNackOptions {
+            requeue: true,
+            ..Default::default()
+        };
+        let _ = get.delivery.nack(options).await;
+    }
 }
 
 /// Gets up to `limit` messages from `queue` without acknowledging them.

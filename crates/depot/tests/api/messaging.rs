@@ -358,3 +358,48 @@ async fn a_cron_job_runs_once_per_occurrence_across_instances() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_event_no_queue_takes_is_set_aside_not_marked_published() {
+    // Without debug routes nothing consumes `debug.ping`.
+    let app = spawn_app_with(|s| s.debug_routes = false).await;
+    let orphan = Message {
+        id: depot_domain::id::new_id(),
+        event_type: "debug.ping".into(),
+        version: 1,
+        occurred_at: Utc::now(),
+        correlation_id: None,
+        aggregate_type: "debug".into(),
+        aggregate_id: "ping".into(),
+        payload: serde_json::json!({}),
+    };
+    let id = orphan.id;
+    app.context
+        .db
+        .transaction(move |tx| {
+            Box::pin(async move { depot_app::messaging::emit(tx, &orphan).await })
+        })
+        .await
+        .unwrap();
+    let db = app.context.db.clone();
+    eventually(
+        Duration::from_secs(10),
+        "unroutable event set aside",
+        || async {
+            outbox::Entity::find_by_id(id)
+                .one(db.reader())
+                .await
+                .unwrap()
+                .is_some_and(|r| r.status == "failed")
+        },
+    )
+    .await;
+    let row = outbox::Entity::find_by_id(id)
+        .one(db.reader())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(row.last_error.unwrap().contains("unroutable"));
+    assert!(row.published_at.is_none());
+    app.stop().await;
+}
