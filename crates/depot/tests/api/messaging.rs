@@ -47,6 +47,20 @@ pub async fn handled_count(db: &depot_store::Db, message_id: Uuid) -> u64 {
         .unwrap()
 }
 
+/// A `debug.ping` message with `payload`, built directly (not through the HTTP route).
+fn debug_ping(payload: serde_json::Value) -> Message {
+    Message {
+        id: depot_domain::id::new_id(),
+        event_type: "debug.ping".into(),
+        version: 1,
+        occurred_at: Utc::now(),
+        correlation_id: None,
+        aggregate_type: "debug".into(),
+        aggregate_id: "ping".into(),
+        payload,
+    }
+}
+
 async fn job_of(app: &TestApp, message_id: Uuid) -> Option<job::Model> {
     job::Entity::find()
         .filter(job::Column::DedupeKey.eq(message_id.to_string()))
@@ -208,16 +222,7 @@ async fn a_redelivered_message_takes_effect_once() {
     let app = spawn_app_with(|s| s.debug_routes = true).await;
     let handler = Arc::new(DebugHandler::new(app.context.clock.clone()));
     let delivery = HandlerDelivery::new(handler, app.context.db.clone(), app.context.clock.clone());
-    let message = Message {
-        id: depot_domain::id::new_id(),
-        event_type: "debug.ping".into(),
-        version: 1,
-        occurred_at: Utc::now(),
-        correlation_id: None,
-        aggregate_type: "debug".into(),
-        aggregate_id: "ping".into(),
-        payload: serde_json::json!({ "sleep_ms": 200 }),
-    };
+    let message = debug_ping(serde_json::json!({ "sleep_ms": 200 }));
     // Two concurrent deliveries of the same message (a redelivery racing the original).
     let (a, b) = tokio::join!(
         delivery.deliver(message.clone(), 1),
@@ -275,16 +280,7 @@ async fn a_scheduled_job_runs_once_per_period_across_instances() {
 #[tokio::test]
 async fn an_event_that_fails_its_schema_is_never_published() {
     let app = spawn_app().await;
-    let bad = Message {
-        id: depot_domain::id::new_id(),
-        event_type: "debug.ping".into(),
-        version: 1,
-        occurred_at: Utc::now(),
-        correlation_id: None,
-        aggregate_type: "debug".into(),
-        aggregate_id: "ping".into(),
-        payload: serde_json::json!({ "sleep_ms": "later" }),
-    };
+    let bad = debug_ping(serde_json::json!({ "sleep_ms": "later" }));
     let id = bad.id;
     app.context
         .db
@@ -363,16 +359,7 @@ async fn a_cron_job_runs_once_per_occurrence_across_instances() {
 async fn an_event_no_queue_takes_is_set_aside_not_marked_published() {
     // Without debug routes nothing consumes `debug.ping`.
     let app = spawn_app_with(|s| s.debug_routes = false).await;
-    let orphan = Message {
-        id: depot_domain::id::new_id(),
-        event_type: "debug.ping".into(),
-        version: 1,
-        occurred_at: Utc::now(),
-        correlation_id: None,
-        aggregate_type: "debug".into(),
-        aggregate_id: "ping".into(),
-        payload: serde_json::json!({}),
-    };
+    let orphan = debug_ping(serde_json::json!({}));
     let id = orphan.id;
     app.context
         .db
