@@ -64,6 +64,7 @@ impl Relay {
             });
         }
         let rows = outbox::pending(self.db.reader(), self.batch).await?;
+        let rows_seen = rows.len();
         let mut pass = RelayPass::default();
         // Events that can never be published (they fail their schema or no queue takes them)
         // are set aside with the reason; the rest go out in one pipelined batch.
@@ -129,7 +130,11 @@ impl Relay {
                 })
             })
             .await?;
-        if let Ok((count, oldest)) = outbox::backlog(self.db.reader()).await {
+        // An idle pass (nothing was pending) needs no backlog query: it is empty.
+        if rows_seen == 0 {
+            metrics::gauge!("outbox_pending").set(0.0);
+            metrics::gauge!("outbox_relay_lag_seconds").set(0.0);
+        } else if let Ok((count, oldest)) = outbox::backlog(self.db.reader()).await {
             metrics::gauge!("outbox_pending").set(count as f64);
             let lag = oldest.map_or(0.0, |t| {
                 (self.clock.now() - t).num_milliseconds().max(0) as f64 / 1000.0

@@ -52,16 +52,7 @@ async fn a_dead_redis_falls_back_to_the_source_of_truth() {
     let other = read(&app, "gamma").await;
     assert_eq!(other["value"]["key"], "gamma", "requests keep succeeding");
 
-    let metrics_addr = app.metrics_addr.unwrap();
-    let text = app
-        .client
-        .get(format!("http://{metrics_addr}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     let fallbacks: f64 = text
         .lines()
         .filter(|l| l.starts_with("cache_fallbacks_total{"))

@@ -104,6 +104,18 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// The Prometheus text from the metrics listener.
+    pub async fn metrics_text(&self) -> String {
+        let addr = self.metrics_addr.expect("metrics listener");
+        let response = self
+            .client
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .expect("scrape");
+        response.text().await.expect("metrics text")
+    }
+
     pub async fn stop(self) {
         self.shutdown.shutdown();
         self.task.await.expect("app task").expect("clean shutdown");

@@ -61,6 +61,31 @@ fn debug_ping(payload: serde_json::Value) -> Message {
     }
 }
 
+/// Emits `message` straight into the outbox and waits until the relay sets it aside as
+/// `failed`; returns the outbox row.
+async fn emit_and_await_set_aside(app: &TestApp, message: Message) -> outbox::Model {
+    let id = message.id;
+    app.context
+        .db
+        .transaction(move |tx| {
+            Box::pin(async move { depot_app::messaging::emit(tx, &message).await })
+        })
+        .await
+        .unwrap();
+    let db = app.context.db.clone();
+    let find = || async {
+        outbox::Entity::find_by_id(id)
+            .one(db.reader())
+            .await
+            .unwrap()
+    };
+    eventually(Duration::from_secs(10), "event set aside", || async {
+        find().await.is_some_and(|r| r.status == "failed")
+    })
+    .await;
+    find().await.unwrap()
+}
+
 async fn job_of(app: &TestApp, message_id: Uuid) -> Option<job::Model> {
     job::Entity::find()
         .filter(job::Column::DedupeKey.eq(message_id.to_string()))
@@ -282,32 +307,10 @@ async fn an_event_that_fails_its_schema_is_never_published() {
     let app = spawn_app().await;
     let bad = debug_ping(serde_json::json!({ "sleep_ms": "later" }));
     let id = bad.id;
-    app.context
-        .db
-        .transaction(move |tx| Box::pin(async move { depot_app::messaging::emit(tx, &bad).await }))
-        .await
-        .unwrap();
-    let db = app.context.db.clone();
-    eventually(
-        Duration::from_secs(10),
-        "invalid event set aside",
-        || async {
-            outbox::Entity::find_by_id(id)
-                .one(db.reader())
-                .await
-                .unwrap()
-                .is_some_and(|r| r.status == "failed")
-        },
-    )
-    .await;
-    let row = outbox::Entity::find_by_id(id)
-        .one(db.reader())
-        .await
-        .unwrap()
-        .unwrap();
+    let row = emit_and_await_set_aside(&app, bad).await;
     assert!(row.last_error.unwrap().contains("/sleep_ms"));
     assert!(row.published_at.is_none());
-    assert_eq!(handled_count(&db, id).await, 0);
+    assert_eq!(handled_count(&app.context.db, id).await, 0);
     app.stop().await;
 }
 
@@ -360,32 +363,7 @@ async fn an_event_no_queue_takes_is_set_aside_not_marked_published() {
     // Without debug routes nothing consumes `debug.ping`.
     let app = spawn_app_with(|s| s.debug_routes = false).await;
     let orphan = debug_ping(serde_json::json!({}));
-    let id = orphan.id;
-    app.context
-        .db
-        .transaction(move |tx| {
-            Box::pin(async move { depot_app::messaging::emit(tx, &orphan).await })
-        })
-        .await
-        .unwrap();
-    let db = app.context.db.clone();
-    eventually(
-        Duration::from_secs(10),
-        "unroutable event set aside",
-        || async {
-            outbox::Entity::find_by_id(id)
-                .one(db.reader())
-                .await
-                .unwrap()
-                .is_some_and(|r| r.status == "failed")
-        },
-    )
-    .await;
-    let row = outbox::Entity::find_by_id(id)
-        .one(db.reader())
-        .await
-        .unwrap()
-        .unwrap();
+    let row = emit_and_await_set_aside(&app, orphan).await;
     assert!(row.last_error.unwrap().contains("unroutable"));
     assert!(row.published_at.is_none());
     app.stop().await;

@@ -9,16 +9,7 @@ async fn metrics_are_labelled_by_route_template_on_a_separate_listener() {
     app.get("/api/v1/_debug/numbers?limit=7&cursor=xyz").await;
     app.get("/definitely/not/here").await;
 
-    let metrics_addr = app.metrics_addr.expect("metrics listener");
-    let text = app
-        .client
-        .get(format!("http://{metrics_addr}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     let has = |needle: &str| text.lines().any(|l| l.contains(needle));
     assert!(
         has(r#"http_requests_total{method="GET",route="/api/v1/_debug/numbers",status="200"}"#),
