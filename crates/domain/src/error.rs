@@ -89,6 +89,14 @@ impl AppError {
         Self::new(ErrorCategory::Conflict, code, message)
     }
 
+    pub fn unauthorized(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCategory::Unauthorized, code, message)
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCategory::Forbidden, code, message)
+    }
+
     pub fn unavailable(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCategory::Unavailable, code, message)
     }

@@ -4,6 +4,7 @@
 //! vocabulary every other crate shares — the error type with its stable codes, validation,
 //! identifiers, the clock abstraction and keyset pagination.
 
+pub mod auth;
 pub mod cadence;
 pub mod clock;
 pub mod error;
