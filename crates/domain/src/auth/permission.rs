@@ -205,7 +205,11 @@ mod tests {
         for p in Permission::ALL {
             assert!(seen.insert(p.code()), "duplicate code {}", p.code());
             assert_eq!(Permission::parse(p.code()), Some(*p));
-            assert!(p.code().contains('.'), "{} is not <area>.<action>", p.code());
+            assert!(
+                p.code().contains('.'),
+                "{} is not <area>.<action>",
+                p.code()
+            );
         }
         assert_eq!(Permission::parse("stock.fly"), None);
     }
@@ -213,16 +217,26 @@ mod tests {
     #[test]
     fn only_manage_all_permissions_bypass_ownership() {
         for p in Permission::ALL {
-            assert_eq!(p.code().ends_with(".manage_all"), format!("{p:?}").ends_with("ManageAll"));
+            assert_eq!(
+                p.code().ends_with(".manage_all"),
+                format!("{p:?}").ends_with("ManageAll")
+            );
         }
     }
 
     #[test]
     fn admin_holds_everything_and_clerks_cannot_manage_users() {
-        assert_eq!(BuiltInRole::Admin.default_permissions().len(), Permission::ALL.len());
+        assert_eq!(
+            BuiltInRole::Admin.default_permissions().len(),
+            Permission::ALL.len()
+        );
         let clerk = BuiltInRole::Clerk.default_permissions();
         assert!(!clerk.contains(&Permission::UsersManage));
         assert!(clerk.contains(&Permission::StockAdjust));
-        assert!(!BuiltInRole::Manager.default_permissions().contains(&Permission::RolesManage));
+        assert!(
+            !BuiltInRole::Manager
+                .default_permissions()
+                .contains(&Permission::RolesManage)
+        );
     }
 }

@@ -107,9 +107,21 @@ mod tests {
         let sha256 = b"12345678901234567890123456789012";
         let sha512 = b"1234567890123456789012345678901234567890123456789012345678901234";
         for (time, c1, c256, c512) in VECTORS {
-            assert_eq!(totp(Algorithm::SHA1, 8, sha1).generate(time), c1, "SHA1 @ {time}");
-            assert_eq!(totp(Algorithm::SHA256, 8, sha256).generate(time), c256, "SHA256 @ {time}");
-            assert_eq!(totp(Algorithm::SHA512, 8, sha512).generate(time), c512, "SHA512 @ {time}");
+            assert_eq!(
+                totp(Algorithm::SHA1, 8, sha1).generate(time),
+                c1,
+                "SHA1 @ {time}"
+            );
+            assert_eq!(
+                totp(Algorithm::SHA256, 8, sha256).generate(time),
+                c256,
+                "SHA256 @ {time}"
+            );
+            assert_eq!(
+                totp(Algorithm::SHA512, 8, sha512).generate(time),
+                c512,
+                "SHA512 @ {time}"
+            );
         }
         // Our 6-digit codes are the last six digits of the same HOTP value.
         assert_eq!(code_at_step(sha1, 59 / STEP_SECS), "287082");
@@ -120,11 +132,26 @@ mod tests {
         let secret = b"12345678901234567890";
         let t = 1_111_111_111;
         let now = t / STEP_SECS;
-        assert_eq!(matching_step(secret, &code_at_step(secret, now), t), Some(now));
-        assert_eq!(matching_step(secret, &code_at_step(secret, now - 1), t), Some(now - 1));
-        assert_eq!(matching_step(secret, &code_at_step(secret, now + 1), t), Some(now + 1));
-        assert_eq!(matching_step(secret, &code_at_step(secret, now - 2), t), None);
-        assert_eq!(matching_step(secret, &code_at_step(secret, now + 2), t), None);
+        assert_eq!(
+            matching_step(secret, &code_at_step(secret, now), t),
+            Some(now)
+        );
+        assert_eq!(
+            matching_step(secret, &code_at_step(secret, now - 1), t),
+            Some(now - 1)
+        );
+        assert_eq!(
+            matching_step(secret, &code_at_step(secret, now + 1), t),
+            Some(now + 1)
+        );
+        assert_eq!(
+            matching_step(secret, &code_at_step(secret, now - 2), t),
+            None
+        );
+        assert_eq!(
+            matching_step(secret, &code_at_step(secret, now + 2), t),
+            None
+        );
         assert_eq!(matching_step(secret, "12345", t), None);
         assert_eq!(matching_step(secret, "abcdef", t), None);
     }
@@ -134,7 +161,10 @@ mod tests {
         assert_eq!(base32(b""), "");
         assert_eq!(base32(b"f"), "MY");
         assert_eq!(base32(b"foobar"), "MZXW6YTBOI");
-        assert_eq!(base32(b"12345678901234567890"), "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
+        assert_eq!(
+            base32(b"12345678901234567890"),
+            "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+        );
     }
 
     #[test]

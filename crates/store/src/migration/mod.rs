@@ -8,6 +8,7 @@ use sea_orm_migration::prelude::*;
 mod m20261128_000001_platform;
 mod m20261128_000002_messaging;
 mod m20261128_000003_outbound_email;
+mod m20261128_000004_identity;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_platform::Migration),
             Box::new(m20261128_000002_messaging::Migration),
             Box::new(m20261128_000003_outbound_email::Migration),
+            Box::new(m20261128_000004_identity::Migration),
         ]
     }
 }
@@ -30,3 +32,7 @@ pub const OUTBOX_STATUSES: [&str; 3] = ["pending", "published", "failed"];
 pub const IDEMPOTENCY_STATUSES: [&str; 2] = ["in_progress", "completed"];
 /// Values allowed in `outbound_emails.status`.
 pub const EMAIL_STATUSES: [&str; 4] = ["pending", "sending", "sent", "dead"];
+/// Values allowed in `users.status`.
+pub const USER_STATUSES: [&str; 2] = ["active", "disabled"];
+/// Values allowed in `refresh_tokens.status`.
+pub const REFRESH_TOKEN_STATUSES: [&str; 3] = ["active", "rotated", "revoked"];

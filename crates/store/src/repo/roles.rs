@@ -1,0 +1,238 @@
+//! Roles, their permissions and their holders.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use depot_domain::AppResult;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder,
+};
+use uuid::Uuid;
+
+use crate::entity::{role, role_permission, user_role};
+use crate::error::db_error;
+
+/// A role with its permission codes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoleWithPermissions {
+    pub role: role::Model,
+    pub permissions: BTreeSet<String>,
+}
+
+pub async fn insert(conn: &impl ConnectionTrait, role: role::Model) -> AppResult<role::Model> {
+    role.into_active_model()
+        .reset_all()
+        .insert(conn)
+        .await
+        .map_err(db_error)
+}
+
+pub async fn save(conn: &impl ConnectionTrait, role: role::Model) -> AppResult<role::Model> {
+    role.into_active_model()
+        .reset_all()
+        .update(conn)
+        .await
+        .map_err(db_error)
+}
+
+pub async fn delete(conn: &impl ConnectionTrait, id: Uuid) -> AppResult<()> {
+    role::Entity::delete_by_id(id)
+        .exec(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+pub async fn get(conn: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<RoleWithPermissions>> {
+    let Some(role) = role::Entity::find_by_id(id)
+        .one(conn)
+        .await
+        .map_err(db_error)?
+    else {
+        return Ok(None);
+    };
+    let permissions = permissions_of(conn, &[id])
+        .await?
+        .remove(&id)
+        .unwrap_or_default();
+    Ok(Some(RoleWithPermissions { role, permissions }))
+}
+
+pub async fn by_names(
+    conn: &impl ConnectionTrait,
+    names: &[String],
+) -> AppResult<Vec<role::Model>> {
+    role::Entity::find()
+        .filter(role::Column::Name.is_in(names.iter().cloned()))
+        .all(conn)
+        .await
+        .map_err(db_error)
+}
+
+/// Every role, by name. Roles are few (tens), so the list is not paginated.
+pub async fn list(conn: &impl ConnectionTrait) -> AppResult<Vec<RoleWithPermissions>> {
+    let roles = role::Entity::find()
+        .order_by_asc(role::Column::Name)
+        .all(conn)
+        .await
+        .map_err(db_error)?;
+    let ids: Vec<Uuid> = roles.iter().map(|r| r.id).collect();
+    let mut permissions = permissions_of(conn, &ids).await?;
+    Ok(roles
+        .into_iter()
+        .map(|role| RoleWithPermissions {
+            permissions: permissions.remove(&role.id).unwrap_or_default(),
+            role,
+        })
+        .collect())
+}
+
+async fn permissions_of(
+    conn: &impl ConnectionTrait,
+    role_ids: &[Uuid],
+) -> AppResult<BTreeMap<Uuid, BTreeSet<String>>> {
+    let rows = role_permission::Entity::find()
+        .filter(role_permission::Column::RoleId.is_in(role_ids.iter().copied()))
+        .all(conn)
+        .await
+        .map_err(db_error)?;
+    let mut map: BTreeMap<Uuid, BTreeSet<String>> = BTreeMap::new();
+    for row in rows {
+        map.entry(row.role_id).or_default().insert(row.permission);
+    }
+    Ok(map)
+}
+
+/// Replaces the role's permissions with `permissions`.
+pub async fn set_permissions(
+    conn: &impl ConnectionTrait,
+    role_id: Uuid,
+    permissions: &BTreeSet<String>,
+) -> AppResult<()> {
+    role_permission::Entity::delete_many()
+        .filter(role_permission::Column::RoleId.eq(role_id))
+        .exec(conn)
+        .await
+        .map_err(db_error)?;
+    if permissions.is_empty() {
+        return Ok(());
+    }
+    role_permission::Entity::insert_many(permissions.iter().map(|p| {
+        role_permission::Model {
+            role_id,
+            permission: p.clone(),
+        }
+        .into_active_model()
+    }))
+    .exec_without_returning(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// The roles a user holds.
+pub async fn of_user(
+    conn: &impl ConnectionTrait,
+    user_id: Uuid,
+) -> AppResult<Vec<RoleWithPermissions>> {
+    let ids: Vec<Uuid> = user_role::Entity::find()
+        .filter(user_role::Column::UserId.eq(user_id))
+        .all(conn)
+        .await
+        .map_err(db_error)?
+        .into_iter()
+        .map(|r| r.role_id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(list_by_ids(conn, &ids).await?)
+}
+
+async fn list_by_ids(
+    conn: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> AppResult<Vec<RoleWithPermissions>> {
+    let roles = role::Entity::find()
+        .filter(role::Column::Id.is_in(ids.iter().copied()))
+        .order_by_asc(role::Column::Name)
+        .all(conn)
+        .await
+        .map_err(db_error)?;
+    let mut permissions = permissions_of(conn, ids).await?;
+    Ok(roles
+        .into_iter()
+        .map(|role| RoleWithPermissions {
+            permissions: permissions.remove(&role.id).unwrap_or_default(),
+            role,
+        })
+        .collect())
+}
+
+/// Role names per user, for lists of users.
+pub async fn names_of_users(
+    conn: &impl ConnectionTrait,
+    user_ids: &[Uuid],
+) -> AppResult<BTreeMap<Uuid, Vec<String>>> {
+    let links = user_role::Entity::find()
+        .filter(user_role::Column::UserId.is_in(user_ids.iter().copied()))
+        .all(conn)
+        .await
+        .map_err(db_error)?;
+    let role_ids: BTreeSet<Uuid> = links.iter().map(|l| l.role_id).collect();
+    let names: BTreeMap<Uuid, String> = role::Entity::find()
+        .filter(role::Column::Id.is_in(role_ids))
+        .all(conn)
+        .await
+        .map_err(db_error)?
+        .into_iter()
+        .map(|r| (r.id, r.name))
+        .collect();
+    let mut map: BTreeMap<Uuid, Vec<String>> = BTreeMap::new();
+    for link in links {
+        if let Some(name) = names.get(&link.role_id) {
+            map.entry(link.user_id).or_default().push(name.clone());
+        }
+    }
+    for names in map.values_mut() {
+        names.sort();
+    }
+    Ok(map)
+}
+
+/// Replaces the user's roles.
+pub async fn set_user_roles(
+    conn: &impl ConnectionTrait,
+    user_id: Uuid,
+    role_ids: &BTreeSet<Uuid>,
+) -> AppResult<()> {
+    user_role::Entity::delete_many()
+        .filter(user_role::Column::UserId.eq(user_id))
+        .exec(conn)
+        .await
+        .map_err(db_error)?;
+    if role_ids.is_empty() {
+        return Ok(());
+    }
+    user_role::Entity::insert_many(
+        role_ids
+            .iter()
+            .map(|&role_id| user_role::Model { user_id, role_id }.into_active_model()),
+    )
+    .exec_without_returning(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Users holding the role.
+pub async fn holders(conn: &impl ConnectionTrait, role_id: Uuid) -> AppResult<Vec<Uuid>> {
+    Ok(user_role::Entity::find()
+        .filter(user_role::Column::RoleId.eq(role_id))
+        .all(conn)
+        .await
+        .map_err(db_error)?
+        .into_iter()
+        .map(|r| r.user_id)
+        .collect())
+}
