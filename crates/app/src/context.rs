@@ -13,12 +13,15 @@ use depot_adapters::{AmqpProbe, Probe, RedisProbe, SystemClock};
 use depot_domain::{AppError, AppResult, Clock};
 use depot_store::{Db, DbOptions};
 
+use crate::auth::AuthService;
 use crate::config::{BrokerBackend, CacheBackend, MailBackend, Settings};
 use crate::debug::{DebugHandler, DebugService};
 use crate::health::HealthService;
 use crate::housekeeping::HousekeepingService;
 use crate::mail::MailService;
 use crate::messaging::{Handler, Relay, Scheduler, queue_spec};
+use crate::roles::RoleService;
+use crate::users::UserService;
 
 /// Process lifecycle flags shared by the HTTP layer and the workers.
 #[derive(Debug, Default)]
@@ -55,6 +58,9 @@ pub struct AppContext {
     pub scheduler: Scheduler,
     pub health: HealthService,
     pub housekeeping: HousekeepingService,
+    pub auth: AuthService,
+    pub users: UserService,
+    pub roles: RoleService,
     /// Present only with `debug_routes`.
     pub debug: Option<DebugService>,
 }
@@ -127,6 +133,9 @@ impl AppContext {
             ),
         };
         let mail = MailService::new(db.clone(), clock.clone(), mailer);
+        let auth = AuthService::new(&settings, db.clone(), clock.clone(), cache.clone())?;
+        let users = UserService::new(db.clone(), clock.clone(), auth.clone());
+        let roles = RoleService::new(db.clone(), clock.clone(), auth.clone());
 
         let mut handlers = extra_handlers;
         let debug = settings.debug_routes.then(|| {
@@ -181,6 +190,9 @@ impl AppContext {
             scheduler,
             health,
             housekeeping,
+            auth,
+            users,
+            roles,
             debug,
         })
     }

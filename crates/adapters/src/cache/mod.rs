@@ -141,6 +141,63 @@ impl Cache {
         Ok(value)
     }
 
+    /// As [`Cache::get_or_load`] for values that must never be stale across instances (who
+    /// may do what): the namespace version is read from the shared layer on *every* call, so an
+    /// [`Cache::invalidate_namespace`] on any instance takes effect on the next call everywhere.
+    /// Values live in L1 only. If the shared layer cannot be asked, the value comes from the
+    /// loader — fail closed, never a possibly stale answer.
+    pub async fn get_or_load_fresh<T, F, Fut>(
+        &self,
+        namespace: &str,
+        key: &str,
+        ttl: Duration,
+        load: F,
+    ) -> AppResult<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = AppResult<T>>,
+    {
+        let version = match &self.l2 {
+            None => self.local_version(namespace).map_or(0, |(v, _)| v),
+            Some(l2) => match l2.get(&self.version_key(namespace)).await {
+                Ok(bytes) => {
+                    let v = parse_version(bytes);
+                    self.set_local_version(namespace, v);
+                    v
+                }
+                Err(()) => {
+                    fallback("version");
+                    return load().await;
+                }
+            },
+        };
+        let full = format!("{}:v{version}:{namespace}:{key}", self.options.namespace);
+        if let Some(entry) = self.l1.get(&full).await {
+            metrics::counter!("cache_requests_total", "layer" => "l1", "result" => "hit")
+                .increment(1);
+            return decode(&entry.bytes);
+        }
+        metrics::counter!("cache_requests_total", "layer" => "l1", "result" => "miss").increment(1);
+        let value = load().await?;
+        let bytes: Arc<[u8]> = serde_json::to_vec(&value)
+            .map_err(AppError::internal)?
+            .into();
+        self.fill_l1(&full, bytes, ttl).await;
+        Ok(value)
+    }
+
+    /// The shared layer, for adapters that need shared state beyond caching (denylist, rate
+    /// limit counters). `None` in the embedded setup.
+    pub fn shared(&self) -> Option<&RedisLayer> {
+        self.l2.as_ref()
+    }
+
+    /// Prefix for keys that other components keep in the shared layer.
+    pub fn key_prefix(&self) -> &str {
+        &self.options.namespace
+    }
+
     /// Forgets one key everywhere.
     pub async fn invalidate(&self, namespace: &str, key: &str) {
         let full = self.key(namespace, key).await;
@@ -189,10 +246,7 @@ impl Cache {
         }
         match l2.get(&self.version_key(namespace)).await {
             Ok(bytes) => {
-                let v = bytes
-                    .and_then(|b| String::from_utf8(b).ok())
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0);
+                let v = parse_version(bytes);
                 self.set_local_version(namespace, v);
                 v
             }
@@ -313,4 +367,11 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(second, 2);
     }
+}
+
+fn parse_version(bytes: Option<Vec<u8>>) -> u64 {
+    bytes
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }

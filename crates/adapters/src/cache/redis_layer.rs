@@ -105,4 +105,35 @@ impl RedisLayer {
     pub async fn incr(&self, key: &str) -> Result<u64, ()> {
         self.run(redis::cmd("INCR").arg(key).clone()).await
     }
+
+    pub async fn exists(&self, key: &str) -> Result<bool, ()> {
+        self.run::<i64>(redis::cmd("EXISTS").arg(key).clone())
+            .await
+            .map(|n| n > 0)
+    }
+
+    /// Counts one hit in the fixed window `key` (created with a `window` expiry on first hit);
+    /// returns the count so far and the milliseconds until the window closes.
+    pub async fn hit_window(&self, key: &str, window: Duration) -> Result<(u64, u64), ()> {
+        let ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut conn = self.connection().await?;
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("INCR")
+            .arg(key)
+            .cmd("PEXPIRE")
+            .arg(key)
+            .arg(ms)
+            .arg("NX")
+            .ignore()
+            .cmd("PTTL")
+            .arg(key);
+        match tokio::time::timeout(OP_TIMEOUT, pipe.query_async::<(u64, i64)>(&mut conn)).await {
+            Ok(Ok((count, ttl))) => Ok((count, u64::try_from(ttl).unwrap_or(ms))),
+            _ => {
+                self.mark_down();
+                Err(())
+            }
+        }
+    }
 }

@@ -21,7 +21,12 @@ const CONVENTIONAL: [&str; 9] = [
 ];
 
 /// Keys whose values are strings and are never parsed.
-const VERBATIM: [&str; 17] = [
+const VERBATIM: [&str; 22] = [
+    "jwt_key_id",
+    "jwt_issuer",
+    "jwt_audience",
+    "public_url",
+    "mfa_issuer",
     "namespace",
     "data_dir",
     "database_url",

@@ -105,6 +105,34 @@ pub struct Settings {
     pub jwt_secret: Option<Secret>,
     /// HMAC key for CSRF and other signed values (≥ 32 bytes).
     pub app_secret: Option<Secret>,
+    /// `kid` of `jwt_secret`, written into every access token this process signs.
+    pub jwt_key_id: String,
+    /// Retired signing keys by `kid`, still accepted for verification until removed (rotation),
+    /// e.g. `DEPOT_JWT_PREVIOUS_KEYS='{k0="…"}'`.
+    pub jwt_previous_keys: BTreeMap<String, Secret>,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    /// Access-token lifetime.
+    pub access_token_ttl_secs: u64,
+    /// A refresh token unused this long dies (idle timeout).
+    pub refresh_idle_ttl_secs: u64,
+    /// A session dies this long after sign-in whatever its use (absolute timeout).
+    pub refresh_absolute_ttl_secs: u64,
+    /// Consecutive failed logins before the account is locked.
+    pub login_lockout_threshold: u32,
+    /// First lock length; doubles with each further failure.
+    pub login_lockout_base_secs: u64,
+    pub login_lockout_max_secs: u64,
+    /// Attempts per window on login, refresh, password reset and MFA verification, per client IP.
+    pub auth_rate_limit_per_ip: u32,
+    /// Attempts per window on the same endpoints, per account (email or user).
+    pub auth_rate_limit_per_account: u32,
+    pub auth_rate_limit_window_secs: u64,
+    pub password_reset_ttl_secs: u64,
+    /// Base URL of the web client, used in emailed links (password reset).
+    pub public_url: String,
+    /// Issuer shown in authenticator apps.
+    pub mfa_issuer: String,
 
     pub cache_backend: Option<CacheBackend>,
     pub redis_url: Option<ServiceUrl>,
@@ -161,6 +189,22 @@ impl Default for Settings {
             log_filter: "info".to_owned(),
             jwt_secret: None,
             app_secret: None,
+            jwt_key_id: "k1".to_owned(),
+            jwt_previous_keys: BTreeMap::new(),
+            jwt_issuer: "depot".to_owned(),
+            jwt_audience: "depot-api".to_owned(),
+            access_token_ttl_secs: 15 * 60,
+            refresh_idle_ttl_secs: 7 * 24 * 3600,
+            refresh_absolute_ttl_secs: 30 * 24 * 3600,
+            login_lockout_threshold: 5,
+            login_lockout_base_secs: 60,
+            login_lockout_max_secs: 3600,
+            auth_rate_limit_per_ip: 30,
+            auth_rate_limit_per_account: 10,
+            auth_rate_limit_window_secs: 60,
+            password_reset_ttl_secs: 30 * 60,
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            mfa_issuer: "Depot".to_owned(),
             cache_backend: None,
             redis_url: None,
             broker_backend: None,
@@ -546,6 +590,57 @@ impl Settings {
                     format!("{origin:?} is not an origin like https://app.example.com"),
                 );
             }
+        }
+        for (kid, key) in &self.jwt_previous_keys {
+            if kid == &self.jwt_key_id {
+                problem(
+                    "jwt_previous_keys",
+                    format!("{kid:?} is the current jwt_key_id; a kid names one key"),
+                );
+            }
+            if prod && let Some(weakness) = secret_weakness(key.expose()) {
+                problem("jwt_previous_keys", format!("{kid:?}: weak: {weakness}"));
+            }
+        }
+        if self.jwt_key_id.is_empty() {
+            problem("jwt_key_id", "must not be empty".into());
+        }
+        for (key, value) in [
+            ("access_token_ttl_secs", self.access_token_ttl_secs),
+            ("refresh_idle_ttl_secs", self.refresh_idle_ttl_secs),
+            ("refresh_absolute_ttl_secs", self.refresh_absolute_ttl_secs),
+            (
+                "auth_rate_limit_window_secs",
+                self.auth_rate_limit_window_secs,
+            ),
+            ("password_reset_ttl_secs", self.password_reset_ttl_secs),
+        ] {
+            if value == 0 {
+                problem(key, "must be greater than 0".into());
+            }
+        }
+        if self.refresh_idle_ttl_secs > self.refresh_absolute_ttl_secs {
+            problem(
+                "refresh_idle_ttl_secs",
+                "must not exceed refresh_absolute_ttl_secs".into(),
+            );
+        }
+        if self.auth_rate_limit_per_ip == 0 || self.auth_rate_limit_per_account == 0 {
+            problem(
+                "auth_rate_limit_per_ip",
+                "auth rate limits must be at least 1".into(),
+            );
+        }
+        if !matches!(url::Url::parse(&self.public_url),
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+        {
+            problem(
+                "public_url",
+                format!(
+                    "{:?} is not a URL like https://app.example.com",
+                    self.public_url
+                ),
+            );
         }
         if self.namespace.is_empty()
             || !self

@@ -1,0 +1,314 @@
+//! Authentication and authorisation: who is calling, and what they may do.
+//!
+//! - [`AuthService::authenticate`] turns a bearer token into a [`Principal`]: signature, claims,
+//!   the `jti` denylist, the user's "not before" time, the session's state, and the user's
+//!   permissions (cached per session, re-read on the next request after any change anywhere —
+//!   see [`depot_adapters::cache::Cache::get_or_load_fresh`]).
+//! - Sign-in, refresh, logout and sessions live in [`sessions`]; TOTP in [`mfa`]; password
+//!   change and reset in [`password`].
+//! - Every security-relevant step is written to the audit log in the same transaction as the
+//!   change it records.
+
+pub mod csrf;
+pub mod mfa;
+pub mod password;
+pub mod passwords;
+pub mod rate_limit;
+pub mod secrets;
+pub mod sessions;
+pub mod tokens;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use depot_adapters::cache::Cache;
+use depot_domain::auth::{LockoutPolicy, Permission};
+use depot_domain::{AppError, AppResult, Clock};
+use depot_store::repo::{roles, sessions as session_repo, users};
+use depot_store::{DatabaseTransaction, Db};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::config::Settings;
+use rate_limit::AuthRateLimiter;
+use tokens::{Claims, TokenKeys, TokenUse};
+
+/// Cache namespace of everything authorisation depends on; bumped on every change to roles,
+/// assignments, users or sessions.
+pub const AUTHZ_NAMESPACE: &str = "authz";
+/// Longest a cached principal is trusted without a version check succeeding (a bound for the
+/// case where Redis missed an invalidation while it was down).
+const PRINCIPAL_TTL: Duration = Duration::from_secs(10);
+
+/// Where a request came from, for sessions, rate limits and the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// The authenticated caller of one request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Principal {
+    pub user_id: Uuid,
+    pub session_id: Uuid,
+    pub email: String,
+    pub roles: Vec<String>,
+    pub permissions: BTreeSet<String>,
+    /// The access token's id and expiry (for logout).
+    pub jti: Uuid,
+    pub token_expires_at: DateTime<Utc>,
+}
+
+impl Principal {
+    pub fn has(&self, permission: Permission) -> bool {
+        self.permissions.contains(permission.code())
+    }
+
+    /// `auth.forbidden` (403) unless the caller holds `permission`.
+    pub fn require(&self, permission: Permission) -> AppResult<()> {
+        if self.has(permission) {
+            Ok(())
+        } else {
+            Err(AppError::forbidden(
+                "auth.forbidden",
+                format!("this requires the {} permission", permission.code()),
+            )
+            .with_details(serde_json::json!({ "permission": permission.code() })))
+        }
+    }
+
+    /// Ownership: a record owned by `owner` is visible to its owner, or to holders of
+    /// `manage_all`; to anyone else it does not exist (404, not 403 — no probing for ids).
+    pub fn check_owner(
+        &self,
+        owner: Uuid,
+        manage_all: Permission,
+        not_found: AppError,
+    ) -> AppResult<()> {
+        if owner == self.user_id || self.has(manage_all) {
+            Ok(())
+        } else {
+            Err(not_found)
+        }
+    }
+}
+
+/// What the principal of one session looks like in the cache.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SessionGrant {
+    email: String,
+    active: bool,
+    tokens_not_before: Option<i64>,
+    session_live: bool,
+    session_expires_at: i64,
+    roles: Vec<String>,
+    permissions: BTreeSet<String>,
+}
+
+#[derive(Clone)]
+pub struct AuthService {
+    pub(crate) db: Db,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) cache: Arc<Cache>,
+    pub(crate) keys: Arc<TokenKeys>,
+    pub(crate) limiter: Arc<AuthRateLimiter>,
+    pub(crate) config: Arc<AuthConfig>,
+}
+
+/// Settings of the auth capability, resolved once.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub access_ttl: Duration,
+    pub challenge_ttl: Duration,
+    pub idle_ttl: Duration,
+    pub absolute_ttl: Duration,
+    pub reset_ttl: Duration,
+    pub lockout: LockoutPolicy,
+    pub app_secret: Vec<u8>,
+    pub public_url: String,
+    pub mfa_issuer: String,
+    pub allowed_origins: Vec<String>,
+}
+
+impl AuthService {
+    pub fn new(
+        settings: &Settings,
+        db: Db,
+        clock: Arc<dyn Clock>,
+        cache: Arc<Cache>,
+    ) -> AppResult<Self> {
+        let window = Duration::from_secs(settings.auth_rate_limit_window_secs.max(1));
+        let limiter = AuthRateLimiter::new(
+            cache.clone(),
+            window,
+            settings.auth_rate_limit_per_ip,
+            settings.auth_rate_limit_per_account,
+        );
+        let app_secret = settings
+            .app_secret
+            .as_ref()
+            .ok_or_else(|| {
+                AppError::bad_request("config.app_secret", "app_secret is not configured")
+            })?
+            .expose()
+            .as_bytes()
+            .to_vec();
+        Ok(Self {
+            db,
+            clock,
+            cache,
+            keys: Arc::new(TokenKeys::from_settings(settings)?),
+            limiter: Arc::new(limiter),
+            config: Arc::new(AuthConfig {
+                access_ttl: Duration::from_secs(settings.access_token_ttl_secs),
+                challenge_ttl: Duration::from_secs(300),
+                idle_ttl: Duration::from_secs(settings.refresh_idle_ttl_secs),
+                absolute_ttl: Duration::from_secs(settings.refresh_absolute_ttl_secs),
+                reset_ttl: Duration::from_secs(settings.password_reset_ttl_secs),
+                lockout: LockoutPolicy {
+                    threshold: settings.login_lockout_threshold,
+                    base: Duration::from_secs(settings.login_lockout_base_secs),
+                    max: Duration::from_secs(settings.login_lockout_max_secs),
+                },
+                app_secret,
+                public_url: settings.public_url.trim_end_matches('/').to_owned(),
+                mfa_issuer: settings.mfa_issuer.clone(),
+                allowed_origins: settings.cors_origins.clone(),
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &AuthConfig {
+        &self.config
+    }
+
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Resolves a bearer access token into the caller, or `auth.invalid_token` (401).
+    pub async fn authenticate(&self, token: &str) -> AppResult<Principal> {
+        let now = self.now();
+        let claims = self.keys.verify(token, TokenUse::Access, now)?;
+        if self.is_denied(&claims).await? {
+            return Err(revoked());
+        }
+        let grant = self.grant(claims.sub, claims.sid).await?;
+        if !grant.active
+            || !grant.session_live
+            || grant.session_expires_at <= now.timestamp()
+            || grant.tokens_not_before.is_some_and(|nb| claims.iat < nb)
+        {
+            return Err(revoked());
+        }
+        Ok(Principal {
+            user_id: claims.sub,
+            session_id: claims.sid,
+            email: grant.email,
+            roles: grant.roles,
+            permissions: grant.permissions,
+            jti: claims.jti,
+            token_expires_at: claims.expires_at(),
+        })
+    }
+
+    /// Verifies a challenge or enrolment token (the MFA steps of sign-in).
+    pub fn verify_step_token(&self, token: &str, expected: TokenUse) -> AppResult<Claims> {
+        self.keys.verify(token, expected, self.now())
+    }
+
+    /// Whether the access token was denylisted by a logout. Redis answers when it is
+    /// configured and reachable; otherwise the database does — never "not denied" by default.
+    async fn is_denied(&self, claims: &Claims) -> AppResult<bool> {
+        let jti = claims.jti.to_string();
+        if let Some(redis) = self.cache.shared() {
+            match redis.exists(&self.denylist_key(&jti)).await {
+                Ok(denied) => return Ok(denied),
+                Err(()) => {
+                    metrics::counter!("cache_fallbacks_total", "op" => "denylist").increment(1);
+                }
+            }
+        }
+        session_repo::is_access_token_denied(self.db.reader(), &jti).await
+    }
+
+    fn denylist_key(&self, jti: &str) -> String {
+        format!("{}:denied-jti:{jti}", self.cache.key_prefix())
+    }
+
+    /// Denylists an access token: in the database (inside `tx`, the source of truth) here, and
+    /// in Redis by [`AuthService::publish_denial`] after commit.
+    pub(crate) async fn deny(
+        &self,
+        tx: &DatabaseTransaction,
+        jti: Uuid,
+        expires_at: DateTime<Utc>,
+    ) -> AppResult<()> {
+        session_repo::deny_access_token(tx, &jti.to_string(), expires_at).await
+    }
+
+    pub(crate) async fn publish_denial(&self, jti: Uuid, expires_at: DateTime<Utc>) {
+        if let Some(redis) = self.cache.shared() {
+            let ttl = (expires_at - self.now())
+                .to_std()
+                .unwrap_or(Duration::from_secs(1))
+                .max(Duration::from_secs(1));
+            if redis
+                .set(&self.denylist_key(&jti.to_string()), b"1", ttl)
+                .await
+                .is_err()
+            {
+                tracing::warn!("could not denylist an access token in Redis; the database has it");
+                metrics::counter!("cache_fallbacks_total", "op" => "denylist_set").increment(1);
+            }
+        }
+    }
+
+    /// Makes every instance re-read permissions and sessions on its next request.
+    pub async fn invalidate(&self) {
+        self.cache.invalidate_namespace(AUTHZ_NAMESPACE).await;
+    }
+
+    async fn grant(&self, user_id: Uuid, session_id: Uuid) -> AppResult<SessionGrant> {
+        let db = self.db.clone();
+        self.cache
+            .get_or_load_fresh(
+                AUTHZ_NAMESPACE,
+                &format!("{user_id}:{session_id}"),
+                PRINCIPAL_TTL,
+                || async move {
+                    let conn = db.reader();
+                    let user = users::get(conn, user_id).await?.ok_or_else(revoked)?;
+                    let session = session_repo::get(conn, session_id)
+                        .await?
+                        .filter(|s| s.user_id == user_id)
+                        .ok_or_else(revoked)?;
+                    let held = roles::of_user(conn, user_id).await?;
+                    Ok(SessionGrant {
+                        email: user.email,
+                        active: user.status == "active",
+                        tokens_not_before: user.tokens_not_before.map(|t| t.timestamp()),
+                        session_live: session.revoked_at.is_none(),
+                        session_expires_at: session.absolute_expires_at.timestamp(),
+                        roles: held.iter().map(|r| r.role.name.clone()).collect(),
+                        permissions: held.into_iter().flat_map(|r| r.permissions).collect(),
+                    })
+                },
+            )
+            .await
+    }
+}
+
+pub use crate::audit::AuditEntry;
+pub(crate) use crate::audit::record as audit_record;
+
+fn revoked() -> AppError {
+    AppError::unauthorized(
+        "auth.invalid_token",
+        "the access token is missing, invalid or expired",
+    )
+}
