@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::auth::{AuditEntry, AuthService, ClientInfo, Principal, audit_record};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RoleView {
     pub id: Uuid,
     pub name: String,
@@ -101,45 +101,9 @@ impl RoleService {
         Self { db, clock, auth }
     }
 
-    /// Creates the built-in roles that do not exist yet (never touches existing ones).
+    /// Creates the built-in roles that do not exist yet (see [`ensure_built_ins`]).
     pub async fn ensure_built_ins(&self) -> AppResult<()> {
-        let now = self.clock.now();
-        self.db
-            .transaction(|tx| {
-                Box::pin(async move {
-                    let names: Vec<String> = BuiltInRole::ALL
-                        .iter()
-                        .map(|r| r.name().to_owned())
-                        .collect();
-                    let existing = roles::by_names(tx, &names).await?;
-                    for built_in in BuiltInRole::ALL {
-                        if existing.iter().any(|r| r.name == built_in.name()) {
-                            continue;
-                        }
-                        let role = roles::insert(
-                            tx,
-                            role::Model {
-                                id: depot_domain::id::new_id(),
-                                name: built_in.name().into(),
-                                description: built_in.description().into(),
-                                mfa_required: built_in.mfa_required(),
-                                built_in: true,
-                                created_at: now,
-                                updated_at: now,
-                            },
-                        )
-                        .await?;
-                        let permissions = built_in
-                            .default_permissions()
-                            .into_iter()
-                            .map(|p| p.code().to_owned())
-                            .collect();
-                        roles::set_permissions(tx, role.id, &permissions).await?;
-                    }
-                    Ok(())
-                })
-            })
-            .await
+        ensure_built_ins(&self.db, self.clock.now()).await
     }
 
     pub async fn list(&self) -> AppResult<Vec<RoleView>> {
@@ -336,4 +300,44 @@ impl RoleService {
 fn name_taken() -> AppError {
     AppError::conflict("roles.name_taken", "a role with this name exists")
         .with_details(serde_json::json!({ "field": "name" }))
+}
+
+/// Creates the built-in roles that do not exist yet and never touches existing ones (their
+/// permissions may have been edited). Runs after migrations, at start and in `migrate up`.
+pub async fn ensure_built_ins(db: &Db, now: DateTime<Utc>) -> AppResult<()> {
+    db.transaction(|tx| {
+        Box::pin(async move {
+            let names: Vec<String> = BuiltInRole::ALL
+                .iter()
+                .map(|r| r.name().to_owned())
+                .collect();
+            let existing = roles::by_names(tx, &names).await?;
+            for built_in in BuiltInRole::ALL {
+                if existing.iter().any(|r| r.name == built_in.name()) {
+                    continue;
+                }
+                let role = roles::insert(
+                    tx,
+                    role::Model {
+                        id: depot_domain::id::new_id(),
+                        name: built_in.name().into(),
+                        description: built_in.description().into(),
+                        mfa_required: built_in.mfa_required(),
+                        built_in: true,
+                        created_at: now,
+                        updated_at: now,
+                    },
+                )
+                .await?;
+                let permissions = built_in
+                    .default_permissions()
+                    .into_iter()
+                    .map(|p| p.code().to_owned())
+                    .collect();
+                roles::set_permissions(tx, role.id, &permissions).await?;
+            }
+            Ok(())
+        })
+    })
+    .await
 }

@@ -19,7 +19,7 @@ use crate::auth::sessions::revoke_everything;
 use crate::auth::{AuditEntry, AuthService, ClientInfo, Principal, audit_record, passwords};
 
 /// A user as the API shows it (never the hash, secrets or failure counters' internals).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub id: Uuid,
     pub email: String,

@@ -185,10 +185,14 @@ async fn prepare_schema(ctx: &AppContext, auto_migrate: bool) -> anyhow::Result<
             .map_err(|e| anyhow::anyhow!("{e:?}"))
             .context("applying migrations at startup (auto_migrate is on)")?;
         tracing::info!(applied = state.applied.len(), "schema is current");
+        seed(ctx).await?;
         return Ok(());
     }
     match ctx.db.migration_state().await {
-        Ok(state) if state.is_current() => tracing::info!("schema is current"),
+        Ok(state) if state.is_current() => {
+            tracing::info!("schema is current");
+            seed(ctx).await?;
+        }
         Ok(state) => tracing::error!(
             pending = ?state.pending,
             "migrations are pending and auto_migrate is off: not ready until `depot migrate up` runs"
@@ -196,6 +200,15 @@ async fn prepare_schema(ctx: &AppContext, auto_migrate: bool) -> anyhow::Result<
         Err(err) => tracing::error!(error = ?err, "cannot read the schema state; not ready"),
     }
     Ok(())
+}
+
+/// Data every installation needs once the schema is current: the built-in roles.
+async fn seed(ctx: &AppContext) -> anyhow::Result<()> {
+    ctx.roles
+        .ensure_built_ins()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))
+        .context("creating the built-in roles")
 }
 
 async fn bind_and_serve(

@@ -57,6 +57,29 @@ enum AdminAction {
         #[command(subcommand)]
         action: DeadLetterAction,
     },
+    /// Create a user (e.g. the first admin). The password is read from standard input with
+    /// `--password-stdin`, otherwise generated and printed once.
+    CreateUser {
+        #[arg(long)]
+        email: String,
+        /// Role names; repeat for several.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Turn a user's MFA off (lost device); signs them out everywhere.
+    ResetMfa {
+        #[arg(long)]
+        email: String,
+    },
+    /// Clear a user's failed-login lock.
+    Unlock {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -237,7 +260,12 @@ async fn migrate(settings: &Settings, action: MigrateAction) -> anyhow::Result<(
     }
     let db = Db::connect_lazy(&options).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let state = match action {
-        MigrateAction::Up => db.migrate_up().await,
+        MigrateAction::Up => match db.migrate_up().await {
+            Ok(state) => depot_app::roles::ensure_built_ins(&db, chrono::Utc::now())
+                .await
+                .map(|()| state),
+            Err(e) => Err(e),
+        },
         MigrateAction::Down { .. } if settings.is_prod() => {
             anyhow::bail!("`migrate down` is refused in the prod profile")
         }
@@ -300,7 +328,14 @@ async fn admin(settings: Settings, action: AdminAction) -> anyhow::Result<()> {
     let ctx = depot_app::AppContext::build(settings)
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let AdminAction::DeadLetters { action } = action;
+    let action = match action {
+        AdminAction::DeadLetters { action } => action,
+        user_action => {
+            let result = admin_users(&ctx, user_action).await;
+            ctx.db.close().await;
+            return result;
+        }
+    };
     let selector = |t: &DeadLetterTarget| -> anyhow::Result<DeadLetterSelector> {
         if t.id.is_none() && t.queue.is_none() && !t.all {
             anyhow::bail!("say which messages: --id ID, --queue NAME or --all");
@@ -347,5 +382,93 @@ async fn admin(settings: Settings, action: AdminAction) -> anyhow::Result<()> {
         }
     }
     ctx.db.close().await;
+    Ok(())
+}
+
+/// The user-administration commands of `depot admin`.
+async fn admin_users(ctx: &depot_app::AppContext, action: AdminAction) -> anyhow::Result<()> {
+    use depot_app::auth::ClientInfo;
+    use depot_app::users::{NewUser, UserService};
+
+    let fail = |e: depot_domain::AppError| {
+        let details = e.details().map(|d| format!(" {d}")).unwrap_or_default();
+        anyhow::anyhow!("{} ({}){details}", e.message(), e.code())
+    };
+    if ctx.settings.auto_migrate() {
+        ctx.db.migrate_up().await.map_err(fail)?;
+    }
+    ctx.roles.ensure_built_ins().await.map_err(fail)?;
+    let client = ClientInfo {
+        request_id: Some(format!("cli-{}", depot_domain::id::new_id())),
+        ..ClientInfo::default()
+    };
+    let find = |email: String| async move {
+        ctx.users
+            .find_by_email(&email)
+            .await
+            .map_err(fail)?
+            .ok_or_else(|| anyhow::anyhow!("no user with email {email}"))
+    };
+    match action {
+        AdminAction::CreateUser {
+            email,
+            roles,
+            name,
+            password_stdin,
+        } => {
+            let (password, generated) = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                (line.trim_end_matches(['\r', '\n']).to_owned(), false)
+            } else {
+                (depot_app::auth::secrets::random_token(18), true)
+            };
+            UserService::check_password(&password).map_err(fail)?;
+            let display_name =
+                name.unwrap_or_else(|| email.split('@').next().unwrap_or("").to_owned());
+            let user = ctx
+                .users
+                .create(
+                    None,
+                    NewUser {
+                        email,
+                        display_name,
+                        phone: None,
+                        password: Some(password.clone()),
+                        roles,
+                    },
+                    &client,
+                )
+                .await
+                .map_err(fail)?;
+            println!(
+                "created user {} <{}> roles={:?}",
+                user.id, user.email, user.roles
+            );
+            if generated {
+                println!("password (shown once): {password}");
+            }
+        }
+        AdminAction::ResetMfa { email } => {
+            let user = find(email).await?;
+            ctx.auth
+                .mfa_reset(user.id, None, &client)
+                .await
+                .map_err(fail)?;
+            println!(
+                "MFA reset for {} <{}>; their sessions were revoked",
+                user.id, user.email
+            );
+        }
+        AdminAction::Unlock { email } => {
+            let user = find(email).await?;
+            ctx.users
+                .unlock(None, user.id, &client)
+                .await
+                .map_err(fail)?;
+            println!("unlocked {} <{}>", user.id, user.email);
+        }
+        AdminAction::DeadLetters { .. } => {}
+    }
     Ok(())
 }

@@ -7,7 +7,7 @@
 //! for their status there too — no plain-text error leaves the server.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use depot_domain::{AppError, ErrorCategory};
 use serde::Serialize;
@@ -146,8 +146,41 @@ impl IntoResponse for ApiError {
         }
         let body = ErrorBody::from_error(&err);
         let mut response = (status, Json(body.clone())).into_response();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            rate_limit_headers(response.headers_mut(), &body.details);
+        }
         response.extensions_mut().insert(body);
         response
+    }
+}
+
+/// `Retry-After`, `RateLimit` and `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers)
+/// from the details of a `rate_limited` error.
+fn rate_limit_headers(headers: &mut HeaderMap, details: &serde_json::Value) {
+    let number = |key: &str| details.get(key).and_then(serde_json::Value::as_u64);
+    let (Some(retry), Some(limit), Some(window)) = (
+        number("retry_after_secs"),
+        number("limit"),
+        number("window_secs"),
+    ) else {
+        return;
+    };
+    let remaining = number("remaining").unwrap_or(0);
+    let policy = details
+        .get("policy")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("default");
+    for (name, value) in [
+        ("retry-after", retry.to_string()),
+        (
+            "ratelimit-policy",
+            format!("\"{policy}\";q={limit};w={window}"),
+        ),
+        ("ratelimit", format!("\"{policy}\";r={remaining};t={retry}")),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
     }
 }
 

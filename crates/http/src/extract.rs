@@ -94,3 +94,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Pagination {
             .map_err(ApiError)
     }
 }
+
+/// The documented shape of a list response (`depot_domain::pagination::Page`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct PageOf<T> {
+    pub data: Vec<T>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}

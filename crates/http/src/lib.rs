@@ -4,6 +4,7 @@
 //! OpenAPI description), `/openapi.json` and `/docs`, and the middleware stack that gives every
 //! response a request id, security headers and — for every error — the JSON envelope.
 
+pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -35,7 +36,14 @@ use crate::middleware::{envelope, metrics as http_metrics, request_id, security}
 fn api() -> OpenApiRouter<AppContext> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(routes::ops::router())
-        .nest("/api/v1", OpenApiRouter::new())
+        .nest(
+            "/api/v1",
+            OpenApiRouter::new()
+                .merge(routes::auth::router())
+                .merge(routes::users::router())
+                .merge(routes::roles::router())
+                .merge(routes::audit::router()),
+        )
 }
 
 /// The OpenAPI document, as served at `/openapi.json` and printed by `depot openapi`.

@@ -15,7 +15,9 @@ integer minor units plus an ISO currency; quantities are integers in the product
 - Every response carries `X-Request-Id` (yours, if well-formed, else generated).
 - Lists take `limit` (1-200, default 50) and an opaque `cursor`, and answer \
 `{\"data\": [...], \"next_cursor\": \"...\" | null}`.
-- Authentication: `Authorization: Bearer <access token>` (security scheme `bearer`).
+- Authentication: `Authorization: Bearer <access token>` (security scheme `bearer`). An \
+operation's `bearer` scopes name the permission it requires (403 `auth.forbidden` without it); \
+no scope means any signed-in user; an empty requirement means public.
 - Browser sessions authenticated by cookie send `X-CSRF-Token` on every state change \
 (security scheme `csrf`).
 - Every POST that changes stock or money accepts `Idempotency-Key`: a repeat returns the first \
@@ -28,6 +30,10 @@ response; the same key with a different body answers 422.";
     components(schemas(ErrorBody)),
     tags(
         (name = "operations", description = "Liveness, readiness and metadata"),
+        (name = "auth", description = "Sign-in, tokens, sessions, CSRF, MFA and password reset"),
+        (name = "users", description = "User accounts and self-service"),
+        (name = "roles", description = "Roles and the permission catalogue"),
+        (name = "audit", description = "The audit log"),
     )
 )]
 pub struct ApiDoc;

@@ -15,7 +15,7 @@ use super::tokens::TokenUse;
 use super::{AuditEntry, AuthService, ClientInfo, passwords, secrets};
 
 /// What an authenticator app needs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Enrolment {
     /// Base32 secret, for manual entry.
     pub secret: String,

@@ -22,7 +22,7 @@ pub struct Device {
 }
 
 /// A fresh pair of tokens for one session.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IssuedTokens {
     pub access_token: String,
     pub token_type: &'static str,
@@ -55,7 +55,7 @@ pub struct CsrfProof {
 }
 
 /// A session as its owner sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     pub id: Uuid,
     pub user_id: Uuid,

@@ -37,7 +37,12 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
     request.extensions_mut().insert(RequestId(id.clone()));
 
     let method = request.method().clone();
-    let span = tracing::info_span!("http_request", request_id = %id, method = %method);
+    let span = tracing::info_span!(
+        "http_request",
+        request_id = %id,
+        method = %method,
+        user_id = tracing::field::Empty
+    );
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
 

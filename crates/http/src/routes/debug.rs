@@ -28,6 +28,7 @@ pub fn router() -> Router<AppContext> {
         .route("/panic", get(panic))
         .route("/echo", post(echo))
         .route("/numbers", get(numbers))
+        .route("/users/{id}", get(user_without_auth))
 }
 
 #[derive(Deserialize)]
@@ -166,4 +167,13 @@ fn new_email(body: EmailRequest, correlation_id: String) -> depot_app::mail::New
         body: body.text,
         correlation_id: Some(correlation_id),
     }
+}
+
+/// `GET /users/me` without authentication (the same service call for a given id): the
+/// baseline against which the auth benchmark measures what authentication adds.
+async fn user_without_auth(
+    State(ctx): State<AppContext>,
+    Path(id): Path<uuid::Uuid>,
+) -> ApiResult<Json<depot_app::users::UserView>> {
+    Ok(Json(ctx.users.get(id).await?))
 }

@@ -1,0 +1,249 @@
+//! `/api/v1/users`: account administration and self-service (`/users/me`).
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use depot_app::AppContext;
+use depot_app::users::{NewUser, UserPatch, UserView};
+use depot_domain::auth::perm;
+use depot_domain::pagination::Page;
+use depot_store::repo::users::UserFilter;
+use serde::{Deserialize, Deserializer};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::auth::{Authenticated, Authorized, Client};
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{ApiJson, PageOf, Pagination, PaginationQuery};
+
+pub fn router() -> OpenApiRouter<AppContext> {
+    OpenApiRouter::new()
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(me, update_me))
+        .routes(routes!(change_password))
+        .routes(routes!(get_user, update_user))
+        .routes(routes!(disable_user))
+        .routes(routes!(enable_user))
+        .routes(routes!(unlock_user))
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UsersQuery {
+    /// `active` or `disabled`.
+    status: Option<String>,
+    /// Case-insensitive part of the email or name.
+    q: Option<String>,
+}
+
+/// List users, oldest first.
+#[utoipa::path(get, path = "/users", tag = "users", security(("bearer" = ["users.read"])),
+    params(PaginationQuery, UsersQuery),
+    responses((status = 200, body = PageOf<UserView>), (status = 403, body = ErrorBody)))]
+async fn list_users(
+    Authorized(..): Authorized<perm::UsersRead>,
+    State(ctx): State<AppContext>,
+    Query(query): Query<UsersQuery>,
+    Pagination(page): Pagination,
+) -> ApiResult<Json<Page<UserView>>> {
+    let filter = UserFilter {
+        status: query.status,
+        search: query.q.filter(|q| !q.trim().is_empty()),
+    };
+    Ok(Json(ctx.users.list(&filter, &page).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct CreateUserBody {
+    email: String,
+    display_name: String,
+    /// E.164, e.g. `+8801712345678`.
+    phone: Option<String>,
+    /// Optional: without one the user is emailed a link to set their password.
+    password: Option<String>,
+    /// Role names.
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+/// Create a user.
+#[utoipa::path(post, path = "/users", tag = "users", security(("bearer" = ["users.manage"])),
+    request_body = CreateUserBody,
+    responses((status = 201, body = UserView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_user(
+    Authorized(actor, ..): Authorized<perm::UsersManage>,
+    State(ctx): State<AppContext>,
+    Client(client): Client,
+    ApiJson(body): ApiJson<CreateUserBody>,
+) -> ApiResult<(StatusCode, Json<UserView>)> {
+    let user = ctx
+        .users
+        .create(
+            Some(actor.user_id),
+            NewUser {
+                email: body.email,
+                display_name: body.display_name,
+                phone: body.phone,
+                password: body.password,
+                roles: body.roles,
+            },
+            &client,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// Read a user.
+#[utoipa::path(get, path = "/users/{id}", tag = "users", security(("bearer" = ["users.read"])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = UserView), (status = 404, body = ErrorBody)))]
+async fn get_user(
+    Authorized(..): Authorized<perm::UsersRead>,
+    State(ctx): State<AppContext>,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<UserView>> {
+    Ok(Json(ctx.users.get(id).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct UpdateUserBody {
+    email: Option<String>,
+    display_name: Option<String>,
+    /// `null` clears it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    phone: Option<Option<String>>,
+    /// Replaces the user's roles; signs them out everywhere when it changes anything.
+    roles: Option<Vec<String>>,
+}
+
+/// Update a user.
+#[utoipa::path(patch, path = "/users/{id}", tag = "users", security(("bearer" = ["users.manage"])),
+    params(("id" = Uuid, Path)), request_body = UpdateUserBody,
+    responses((status = 200, body = UserView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_user(
+    Authorized(actor, ..): Authorized<perm::UsersManage>,
+    State(ctx): State<AppContext>,
+    Client(client): Client,
+    Path(id): Path<Uuid>,
+    ApiJson(body): ApiJson<UpdateUserBody>,
+) -> ApiResult<Json<UserView>> {
+    let patch = UserPatch {
+        email: body.email,
+        display_name: body.display_name,
+        phone: body.phone,
+        roles: body.roles,
+    };
+    Ok(Json(ctx.users.update(&actor, id, patch, &client).await?))
+}
+
+/// Disable a user: they cannot sign in, and every session and token of theirs dies now.
+#[utoipa::path(post, path = "/users/{id}/disable", tag = "users", security(("bearer" = ["users.manage"])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = UserView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn disable_user(
+    Authorized(actor, ..): Authorized<perm::UsersManage>,
+    State(ctx): State<AppContext>,
+    Client(client): Client,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<UserView>> {
+    Ok(Json(
+        ctx.users.set_enabled(&actor, id, false, &client).await?,
+    ))
+}
+
+/// Enable a disabled user.
+#[utoipa::path(post, path = "/users/{id}/enable", tag = "users", security(("bearer" = ["users.manage"])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = UserView), (status = 404, body = ErrorBody)))]
+async fn enable_user(
+    Authorized(actor, ..): Authorized<perm::UsersManage>,
+    State(ctx): State<AppContext>,
+    Client(client): Client,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<UserView>> {
+    Ok(Json(
+        ctx.users.set_enabled(&actor, id, true, &client).await?,
+    ))
+}
+
+/// Unlock an account locked by failed sign-ins.
+#[utoipa::path(post, path = "/users/{id}/unlock", tag = "users", security(("bearer" = ["users.manage"])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = UserView), (status = 404, body = ErrorBody)))]
+async fn unlock_user(
+    Authorized(actor, ..): Authorized<perm::UsersManage>,
+    State(ctx): State<AppContext>,
+    Client(client): Client,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<UserView>> {
+    Ok(Json(
+        ctx.users.unlock(Some(actor.user_id), id, &client).await?,
+    ))
+}
+
+/// The caller's own account.
+#[utoipa::path(get, path = "/users/me", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = UserView), (status = 401, body = ErrorBody)))]
+async fn me(
+    Authenticated(me): Authenticated,
+    State(ctx): State<AppContext>,
+) -> ApiResult<Json<UserView>> {
+    Ok(Json(ctx.users.get(me.user_id).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct UpdateMeBody {
+    display_name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    phone: Option<Option<String>>,
+}
+
+/// Update one's own name and phone.
+#[utoipa::path(patch, path = "/users/me", tag = "users", security(("bearer" = [])),
+    request_body = UpdateMeBody,
+    responses((status = 200, body = UserView), (status = 422, body = ErrorBody)))]
+async fn update_me(
+    Authenticated(me): Authenticated,
+    State(ctx): State<AppContext>,
+    Client(client): Client,
+    ApiJson(body): ApiJson<UpdateMeBody>,
+) -> ApiResult<Json<UserView>> {
+    Ok(Json(
+        ctx.users
+            .update_me(&me, body.display_name, body.phone, &client)
+            .await?,
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ChangePasswordBody {
+    current_password: String,
+    new_password: String,
+}
+
+/// Change one's password (the current one is required). Other sessions are signed out.
+#[utoipa::path(post, path = "/users/me/password", tag = "users", security(("bearer" = [])),
+    request_body = ChangePasswordBody,
+    responses((status = 204), (status = 422, body = ErrorBody)))]
+async fn change_password(
+    Authenticated(me): Authenticated,
+    State(ctx): State<AppContext>,
+    Client(client): Client,
+    ApiJson(body): ApiJson<ChangePasswordBody>,
+) -> ApiResult<StatusCode> {
+    ctx.auth
+        .change_password(&me, body.current_password, body.new_password, &client)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
