@@ -221,30 +221,30 @@ impl AuthService {
             .ok_or_else(bad_code)?;
         let this = self.clone();
         let (now, audit_client) = (self.now(), client.clone());
-        let accepted = self
+        let refused = self
             .db
             .transaction(|tx| {
                 Box::pin(async move {
-                    let ok = this.check_second_factor(tx, &user, &factor).await.is_ok();
-                    if !ok {
-                        super::audit_record(
-                            tx,
-                            now,
-                            &audit_client,
-                            AuditEntry::new("login.failure")
-                                .actor(user.id)
-                                .target("user", user.id)
-                                .details(serde_json::json!({ "reason": "mfa_code" })),
-                        )
-                        .await?;
-                    }
-                    Ok(ok)
+                    let Err(refusal) = this.check_second_factor(tx, &user, &factor).await else {
+                        return Ok(None);
+                    };
+                    super::audit_record(
+                        tx,
+                        now,
+                        &audit_client,
+                        AuditEntry::new("login.failure")
+                            .actor(user.id)
+                            .target("user", user.id)
+                            .details(serde_json::json!({ "reason": refusal.code() })),
+                    )
+                    .await?;
+                    Ok(Some(refusal))
                 })
             })
             .await?;
-        if !accepted {
+        if let Some(refusal) = refused {
             metrics::counter!("auth_logins_total", "result" => "mfa_failure").increment(1);
-            return Err(bad_code());
+            return Err(refusal);
         }
         self.open_session(claims.sub, true, device, client).await
     }

@@ -153,3 +153,171 @@ pub async fn assert_envelope(
     assert_eq!(body["request_id"], header_id.as_str(), "{body}");
     body
 }
+
+/// A signed-in test user.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user_id: uuid::Uuid,
+    pub email: String,
+    pub password: String,
+    pub access_token: String,
+    pub refresh_token: String,
+    pub session_id: String,
+}
+
+pub const PASSWORD: &str = "a long and unguessable passphrase 42";
+
+impl TestApp {
+    /// Any request, with an optional bearer token and JSON body.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> reqwest::Response {
+        send(&self.client, &self.url(path), method, token, body).await
+    }
+
+    /// Creates an active user with `roles` and the test password (through the service: setup,
+    /// not the behaviour under test).
+    pub async fn create_user(&self, email: &str, roles: &[&str]) -> uuid::Uuid {
+        self.context
+            .users
+            .create(
+                None,
+                depot_app::users::NewUser {
+                    email: email.into(),
+                    display_name: email.split('@').next().unwrap().into(),
+                    phone: None,
+                    password: Some(PASSWORD.into()),
+                    roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+                },
+                &depot_app::auth::ClientInfo::default(),
+            )
+            .await
+            .expect("user created")
+            .id
+    }
+
+    /// Creates a role holding exactly `permissions` (no MFA requirement).
+    pub async fn create_role(&self, name: &str, permissions: &[&str]) -> uuid::Uuid {
+        let actor = depot_app::auth::Principal {
+            user_id: uuid::Uuid::nil(),
+            session_id: uuid::Uuid::nil(),
+            email: String::new(),
+            roles: Vec::new(),
+            permissions: Default::default(),
+            jti: uuid::Uuid::nil(),
+            token_expires_at: chrono::Utc::now(),
+        };
+        self.context
+            .roles
+            .create(
+                &actor,
+                name.into(),
+                format!("test role {name}"),
+                permissions.iter().map(|p| (*p).to_owned()).collect(),
+                false,
+                &depot_app::auth::ClientInfo::default(),
+            )
+            .await
+            .expect("role created")
+            .id
+    }
+
+    /// Signs in through the API, asserting success.
+    pub async fn login(&self, email: &str, password: &str) -> serde_json::Value {
+        let response = self
+            .post_json(
+                "/api/v1/auth/login",
+                &serde_json::json!({ "email": email, "password": password }),
+            )
+            .await;
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(status, 200, "login of {email}: {body}");
+        body
+    }
+
+    /// A new user holding `roles`, signed in.
+    pub async fn sign_in(&self, email: &str, roles: &[&str]) -> Session {
+        let user_id = self.create_user(email, roles).await;
+        let body = self.login(email, PASSWORD).await;
+        Session {
+            user_id,
+            email: email.into(),
+            password: PASSWORD.into(),
+            access_token: body["access_token"].as_str().unwrap().into(),
+            refresh_token: body["refresh_token"].as_str().unwrap().into(),
+            session_id: body["session_id"].as_str().unwrap().into(),
+        }
+    }
+
+    /// A signed-in user holding exactly `permissions` (through a role made for them).
+    pub async fn sign_in_with(&self, email: &str, permissions: &[&str]) -> Session {
+        let role = format!("r-{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+        self.create_role(&role, permissions).await;
+        self.sign_in(email, &[&role]).await
+    }
+
+    /// Starts a second instance of this application (same database, Redis and namespace).
+    pub async fn spawn_peer(&self) -> Peer {
+        let settings = (*self.context.settings).clone();
+        let app = Application::start(settings, Role::Api)
+            .await
+            .expect("peer starts");
+        let addr = app.api_addr().expect("api listener");
+        let shutdown = app.shutdown_handle();
+        let task = tokio::spawn(app.run_until_stopped());
+        Peer {
+            addr,
+            client: client(),
+            shutdown,
+            task,
+        }
+    }
+}
+
+/// Another instance of the same deployment.
+pub struct Peer {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    shutdown: ShutdownHandle,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Peer {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> reqwest::Response {
+        let url = format!("http://{}{path}", self.addr);
+        send(&self.client, &url, method, token, body).await
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.shutdown();
+        self.task.await.expect("peer task").expect("clean shutdown");
+    }
+}
+
+async fn send(
+    client: &reqwest::Client,
+    url: &str,
+    method: &str,
+    token: Option<&str>,
+    body: Option<&serde_json::Value>,
+) -> reqwest::Response {
+    let mut request = client.request(method.parse().unwrap(), url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    request.send().await.expect("request sent")
+}

@@ -4,6 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod auth_csrf;
+mod auth_login;
+mod auth_mfa;
+mod auth_tokens;
 mod cache;
 mod cli;
 mod crash;
@@ -14,4 +18,6 @@ mod messaging;
 mod metrics;
 mod ops;
 mod process;
+mod rbac;
 mod shutdown;
+mod users;

@@ -1,0 +1,299 @@
+//! User administration, self-service, and the revocations they cause.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{PASSWORD, TestApp, assert_envelope, spawn_app};
+use crate::process::{run, text};
+
+async fn me(app: &TestApp, token: &str) -> u16 {
+    app.call("GET", "/api/v1/users/me", Some(token), None)
+        .await
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn disabling_a_user_or_changing_their_roles_revokes_their_sessions() {
+    let app = spawn_app().await;
+    let admin = app
+        .sign_in_with("root@example.com", &["users.manage", "users.read"])
+        .await;
+    let token = Some(admin.access_token.as_str());
+    let ann = app.sign_in("ann@example.com", &["viewer"]).await;
+
+    let patched = app
+        .call(
+            "PATCH",
+            &format!("/api/v1/users/{}", ann.user_id),
+            token,
+            Some(&json!({ "roles": ["clerk"] })),
+        )
+        .await;
+    assert_eq!(patched.status(), 200);
+    assert_eq!(
+        patched.json::<Value>().await.unwrap()["roles"],
+        json!(["clerk"])
+    );
+    assert_eq!(
+        me(&app, &ann.access_token).await,
+        401,
+        "role change signs out"
+    );
+    let refreshed = app
+        .post_json(
+            "/api/v1/auth/refresh",
+            &json!({ "refresh_token": ann.refresh_token }),
+        )
+        .await;
+    assert_eq!(refreshed.status(), 401);
+
+    let again = app.login("ann@example.com", PASSWORD).await;
+    let access = again["access_token"].as_str().unwrap();
+    assert_eq!(me(&app, access).await, 200);
+    let disabled = app
+        .call(
+            "POST",
+            &format!("/api/v1/users/{}/disable", ann.user_id),
+            token,
+            None,
+        )
+        .await;
+    assert_eq!(
+        disabled.json::<Value>().await.unwrap()["status"],
+        "disabled"
+    );
+    assert_eq!(me(&app, access).await, 401, "disabling signs out");
+    let login = app
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({ "email": "ann@example.com", "password": PASSWORD }),
+        )
+        .await;
+    assert_envelope(login, 401, "unauthorized", "auth.invalid_credentials").await;
+    let self_disable = app
+        .call(
+            "POST",
+            &format!("/api/v1/users/{}/disable", admin.user_id),
+            token,
+            None,
+        )
+        .await;
+    assert_envelope(self_disable, 409, "conflict", "users.cannot_disable_self").await;
+
+    app.call(
+        "POST",
+        &format!("/api/v1/users/{}/enable", ann.user_id),
+        token,
+        None,
+    )
+    .await;
+    app.login("ann@example.com", PASSWORD).await;
+
+    let list: Value = app
+        .call("GET", "/api/v1/users?q=ANN", token, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["data"].as_array().unwrap().len(), 1, "{list}");
+    assert!(list["data"][0].get("password_hash").is_none());
+    let missing = app
+        .call(
+            "GET",
+            &format!("/api/v1/users/{}", uuid::Uuid::now_v7()),
+            token,
+            None,
+        )
+        .await;
+    assert_envelope(missing, 404, "not_found", "users.not_found").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn changing_the_password_needs_the_current_one_and_signs_out_other_sessions() {
+    let app = spawn_app().await;
+    let ann = app.sign_in("ann@example.com", &["viewer"]).await;
+    let other = app.login("ann@example.com", PASSWORD).await;
+    let change = |current: &str, new: &str| {
+        let (app, token) = (&app, ann.access_token.clone());
+        let body = json!({ "current_password": current, "new_password": new });
+        async move {
+            app.call(
+                "POST",
+                "/api/v1/users/me/password",
+                Some(&token),
+                Some(&body),
+            )
+            .await
+        }
+    };
+    let wrong = change("not the password at all", "a brand new passphrase 7").await;
+    let body = assert_envelope(wrong, 422, "validation", "validation.failed").await;
+    assert_eq!(body["details"]["fields"][0]["field"], "current_password");
+    let weak = change(PASSWORD, "short").await;
+    let body = assert_envelope(weak, 422, "validation", "validation.failed").await;
+    assert_eq!(body["details"]["fields"][0]["field"], "new_password");
+
+    assert_eq!(
+        change(PASSWORD, "a brand new passphrase 7").await.status(),
+        204
+    );
+    assert_eq!(me(&app, &ann.access_token).await, 200, "this session stays");
+    assert_eq!(
+        me(&app, other["access_token"].as_str().unwrap()).await,
+        401,
+        "others end"
+    );
+    app.login("ann@example.com", "a brand new passphrase 7")
+        .await;
+
+    let me_patch = app
+        .call(
+            "PATCH",
+            "/api/v1/users/me",
+            Some(&ann.access_token),
+            Some(&json!({ "phone": "+8801712345678" })),
+        )
+        .await;
+    assert_eq!(
+        me_patch.json::<Value>().await.unwrap()["phone"],
+        "+8801712345678"
+    );
+    app.stop().await;
+}
+
+/// The reset token from the newest `.eml` file addressed to `to`.
+async fn emailed_token(app: &TestApp, to: &str) -> String {
+    let dir = app.context.settings.data_dir.join("mail");
+    for _ in 0..100 {
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                let raw = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                let unfolded = raw
+                    .replace("=\r\n", "")
+                    .replace("=\n", "")
+                    .replace("=3D", "=");
+                if unfolded.contains(to)
+                    && let Some(at) = unfolded.find("reset-password?token=")
+                {
+                    let rest = &unfolded[at + "reset-password?token=".len()..];
+                    return rest
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                        .collect();
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no reset email for {to} in {}", dir.display());
+}
+
+#[tokio::test]
+async fn a_password_reset_link_is_emailed_works_once_and_signs_out_everywhere() {
+    let app = spawn_app().await;
+    let ann = app.sign_in("ann@example.com", &["viewer"]).await;
+    for email in ["ann@example.com", "nobody@example.com"] {
+        let response = app
+            .post_json("/api/v1/auth/password/forgot", &json!({ "email": email }))
+            .await;
+        assert_eq!(response.status(), 202, "same answer for {email}");
+    }
+    let token = emailed_token(&app, "ann@example.com").await;
+    assert!(token.len() >= 40, "{token}");
+    let reset = |token: &str, password: &str| {
+        let app = &app;
+        let body = json!({ "token": token, "new_password": password });
+        async move { app.post_json("/api/v1/auth/password/reset", &body).await }
+    };
+    let weak = reset(&token, "qwerty123456").await;
+    assert_envelope(weak, 422, "validation", "validation.failed").await;
+    assert_eq!(
+        reset(&token, "the reset passphrase is long").await.status(),
+        204
+    );
+    let twice = reset(&token, "another reset passphrase 9").await;
+    assert_envelope(twice, 400, "bad_request", "auth.invalid_reset_token").await;
+    assert_eq!(me(&app, &ann.access_token).await, 401, "every session ends");
+    app.login("ann@example.com", "the reset passphrase is long")
+        .await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn cli_bootstraps_the_first_admin_who_must_enrol_mfa() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = &app.context.settings;
+    let env = [
+        ("DATABASE_URL", settings.database_url()),
+        (
+            "DEPOT_JWT_SECRET",
+            "test-jwt-secret-0123456789-abcdefghijklmnop".to_owned(),
+        ),
+        (
+            "DEPOT_APP_SECRET",
+            "test-app-secret-9876543210-zyxwvutsrqponmlk".to_owned(),
+        ),
+        ("DEPOT_NAMESPACE", settings.namespace.clone()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = run(
+        dir.path(),
+        &env,
+        &[
+            "admin",
+            "create-user",
+            "--email",
+            "Root@Example.com",
+            "--role",
+            "admin",
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    let password = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("password (shown once): "))
+        .expect("generated password printed once")
+        .to_owned();
+    assert!(password.chars().count() >= 12);
+    let response = app
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({ "email": "root@example.com", "password": password }),
+        )
+        .await;
+    assert_envelope(response, 403, "forbidden", "auth.mfa_enrolment_required").await;
+
+    let weak = run(
+        dir.path(),
+        &env,
+        &[
+            "admin",
+            "create-user",
+            "--email",
+            "b@example.com",
+            "--role",
+            "viewer",
+            "--password-stdin",
+        ],
+    );
+    assert!(!weak.status.success(), "empty stdin password refused");
+
+    let unlock = run(
+        dir.path(),
+        &env,
+        &["admin", "unlock", "--email", "root@example.com"],
+    );
+    assert!(unlock.status.success(), "{}", text(&unlock.stderr));
+    let reset = run(
+        dir.path(),
+        &env,
+        &["admin", "reset-mfa", "--email", "root@example.com"],
+    );
+    assert!(reset.status.success(), "{}", text(&reset.stderr));
+    app.stop().await;
+}
