@@ -281,6 +281,13 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> AppResult<T> {
     serde_json::from_slice(bytes).map_err(AppError::internal)
 }
 
+fn parse_version(bytes: Option<Vec<u8>>) -> u64 {
+    bytes
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
 fn fallback(op: &'static str) {
     metrics::counter!("cache_fallbacks_total", "op" => op).increment(1);
 }
@@ -367,11 +374,4 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(second, 2);
     }
-}
-
-fn parse_version(bytes: Option<Vec<u8>>) -> u64 {
-    bytes
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
 }

@@ -219,12 +219,11 @@ async fn logout_rejects_the_same_access_token_at_once_on_every_instance() {
     // The denylist row outlives nothing: it expires with the token.
     let denied = depot_store::repo::sessions::is_access_token_denied(
         app.context.db.reader(),
-        &jsonwebtoken::dangerous::insecure_decode::<Value>(&s.access_token)
+        jsonwebtoken::dangerous::insecure_decode::<Value>(&s.access_token)
             .unwrap()
             .claims["jti"]
             .as_str()
-            .unwrap()
-            .to_owned(),
+            .unwrap(),
     )
     .await
     .unwrap();

@@ -146,7 +146,7 @@ pub async fn of_user(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(list_by_ids(conn, &ids).await?)
+    list_by_ids(conn, &ids).await
 }
 
 async fn list_by_ids(
