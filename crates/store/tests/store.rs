@@ -362,3 +362,90 @@ async fn the_job_queue_dedupes_claims_once_and_reports_depth() {
             .all(|j| j.attempts == 2 && j.locked_by.as_deref() == Some("w3"))
     );
 }
+
+#[tokio::test]
+async fn expired_token_denials_and_reset_tokens_are_purged_and_live_ones_kept() {
+    use depot_store::repo::{credentials, sessions, users};
+    let (_tdb, db) = migrated().await;
+    let now = Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap();
+    db.transaction(|conn| {
+        Box::pin(async move {
+            sessions::deny_access_token(conn, "old", now - Duration::minutes(1))
+                .await
+                .unwrap();
+            sessions::deny_access_token(conn, "live", now + Duration::minutes(5))
+                .await
+                .unwrap();
+            // Denying twice is harmless.
+            sessions::deny_access_token(conn, "live", now + Duration::minutes(5))
+                .await
+                .unwrap();
+            assert_eq!(sessions::purge_expired_denials(conn, now).await.unwrap(), 1);
+            assert!(!sessions::is_access_token_denied(conn, "old").await.unwrap());
+            assert!(
+                sessions::is_access_token_denied(conn, "live")
+                    .await
+                    .unwrap()
+            );
+
+            let user = users::insert(
+                conn,
+                depot_store::entity::user::Model {
+                    id: depot_domain::id::new_id(),
+                    email: "a@example.com".into(),
+                    email_normalized: "a@example.com".into(),
+                    display_name: "A".into(),
+                    phone: None,
+                    password_hash: None,
+                    status: "active".into(),
+                    failed_logins: 0,
+                    locked_until: None,
+                    tokens_not_before: None,
+                    mfa_enabled: false,
+                    mfa_secret: None,
+                    mfa_pending_secret: None,
+                    mfa_last_step: None,
+                    created_at: now,
+                    updated_at: now,
+                },
+            )
+            .await
+            .unwrap();
+            credentials::insert_password_reset(
+                conn,
+                "h1".into(),
+                user.id,
+                now,
+                now + Duration::minutes(30),
+            )
+            .await
+            .unwrap();
+            assert_eq!(
+                credentials::purge_password_resets(conn, now).await.unwrap(),
+                0
+            );
+            // Single use: the second consumption finds nothing, as does an expired token.
+            assert_eq!(
+                credentials::consume_password_reset(conn, "h1", now)
+                    .await
+                    .unwrap(),
+                Some(user.id)
+            );
+            assert_eq!(
+                credentials::consume_password_reset(conn, "h1", now)
+                    .await
+                    .unwrap(),
+                None
+            );
+            assert_eq!(
+                credentials::purge_password_resets(conn, now + Duration::hours(1))
+                    .await
+                    .unwrap(),
+                1
+            );
+            Ok(())
+        })
+    })
+    .await
+    .unwrap();
+}

@@ -20,6 +20,7 @@ pub use periodic::{PeriodicJob, run_periodic};
 
 /// Default cadence of the idempotency-key purge (overridable in `job_schedules`).
 const IDEMPOTENCY_PURGE: &str = "every 10m";
+const CREDENTIALS_PURGE: &str = "every 1h";
 /// How often the relay looks for new outbox events when idle.
 const RELAY_IDLE_POLL: Duration = Duration::from_millis(100);
 /// How often the email sender looks for due messages when idle.
@@ -58,23 +59,30 @@ impl Workers {
 
         tracker.spawn(mail_loop(ctx.clone(), stop.clone()));
 
-        let housekeeping = ctx.housekeeping.clone();
-        tracker.spawn(run_periodic(
-            PeriodicJob::new(
-                "purge_idempotency_keys",
-                cadence(ctx, "purge_idempotency_keys", IDEMPOTENCY_PURGE),
-            ),
-            ctx.scheduler.clone(),
-            stop.clone(),
-            move || {
-                let housekeeping = housekeeping.clone();
-                async move {
-                    let purged = housekeeping.purge_expired_idempotency_keys().await?;
-                    tracing::debug!(purged, "expired idempotency keys purged");
-                    Ok(())
-                }
-            },
-        ));
+        for (name, default) in [
+            ("purge_idempotency_keys", IDEMPOTENCY_PURGE),
+            ("purge_expired_credentials", CREDENTIALS_PURGE),
+        ] {
+            let housekeeping = ctx.housekeeping.clone();
+            tracker.spawn(run_periodic(
+                PeriodicJob::new(name, cadence(ctx, name, default)),
+                ctx.scheduler.clone(),
+                stop.clone(),
+                move || {
+                    let housekeeping = housekeeping.clone();
+                    async move {
+                        let purged = match name {
+                            "purge_idempotency_keys" => {
+                                housekeeping.purge_expired_idempotency_keys().await?
+                            }
+                            _ => housekeeping.purge_expired_credentials().await?,
+                        };
+                        tracing::debug!(job = name, purged, "housekeeping done");
+                        Ok(())
+                    }
+                },
+            ));
+        }
         tracker.close();
         Self { tracker, stop }
     }

@@ -146,37 +146,46 @@ impl Cache {
     /// [`Cache::invalidate_namespace`] on any instance takes effect on the next call everywhere.
     /// Values live in L1 only. If the shared layer cannot be asked, the value comes from the
     /// loader — fail closed, never a possibly stale answer.
+    ///
+    /// `also` names further shared keys to read in the same round trip; their values are
+    /// returned (`None` when there is no shared layer or it did not answer).
     pub async fn get_or_load_fresh<T, F, Fut>(
         &self,
         namespace: &str,
         key: &str,
         ttl: Duration,
+        also: &[String],
         load: F,
-    ) -> AppResult<T>
+    ) -> AppResult<(T, Option<Vec<Option<Vec<u8>>>>)>
     where
         T: Serialize + DeserializeOwned,
         F: FnOnce() -> Fut,
         Fut: Future<Output = AppResult<T>>,
     {
-        let version = match &self.l2 {
-            None => self.local_version(namespace).map_or(0, |(v, _)| v),
-            Some(l2) => match l2.get(&self.version_key(namespace)).await {
-                Ok(bytes) => {
-                    let v = parse_version(bytes);
-                    self.set_local_version(namespace, v);
-                    v
+        let (version, extra) = match &self.l2 {
+            None => (self.local_version(namespace).map_or(0, |(v, _)| v), None),
+            Some(l2) => {
+                let mut keys = Vec::with_capacity(also.len() + 1);
+                keys.push(self.version_key(namespace));
+                keys.extend_from_slice(also);
+                match l2.mget(&keys).await {
+                    Ok(mut values) if values.len() == keys.len() => {
+                        let v = parse_version(values.remove(0));
+                        self.set_local_version(namespace, v);
+                        (v, Some(values))
+                    }
+                    _ => {
+                        fallback("version");
+                        return Ok((load().await?, None));
+                    }
                 }
-                Err(()) => {
-                    fallback("version");
-                    return load().await;
-                }
-            },
+            }
         };
         let full = format!("{}:v{version}:{namespace}:{key}", self.options.namespace);
         if let Some(entry) = self.l1.get(&full).await {
             metrics::counter!("cache_requests_total", "layer" => "l1", "result" => "hit")
                 .increment(1);
-            return decode(&entry.bytes);
+            return Ok((decode(&entry.bytes)?, extra));
         }
         metrics::counter!("cache_requests_total", "layer" => "l1", "result" => "miss").increment(1);
         let value = load().await?;
@@ -184,7 +193,7 @@ impl Cache {
             .map_err(AppError::internal)?
             .into();
         self.fill_l1(&full, bytes, ttl).await;
-        Ok(value)
+        Ok((value, extra))
     }
 
     /// The shared layer, for adapters that need shared state beyond caching (denylist, rate

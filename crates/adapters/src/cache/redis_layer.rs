@@ -106,6 +106,15 @@ impl RedisLayer {
         self.run(redis::cmd("INCR").arg(key).clone()).await
     }
 
+    /// Several keys in one round trip.
+    pub async fn mget(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, ()> {
+        let mut cmd = redis::cmd("MGET");
+        for key in keys {
+            cmd.arg(key);
+        }
+        self.run(cmd).await
+    }
+
     pub async fn exists(&self, key: &str) -> Result<bool, ()> {
         self.run::<i64>(redis::cmd("EXISTS").arg(key).clone())
             .await

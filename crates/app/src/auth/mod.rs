@@ -117,6 +117,17 @@ pub struct AuthService {
     pub(crate) keys: Arc<TokenKeys>,
     pub(crate) limiter: Arc<AuthRateLimiter>,
     pub(crate) config: Arc<AuthConfig>,
+    /// Denied access-token ids → expiry (unix seconds), for the embedded setup without Redis.
+    local_denylist: Arc<moka::sync::Cache<Uuid, i64>>,
+}
+
+struct UntilExpiry;
+
+impl moka::Expiry<Uuid, i64> for UntilExpiry {
+    fn expire_after_create(&self, _: &Uuid, exp: &i64, _: std::time::Instant) -> Option<Duration> {
+        let left = exp.saturating_sub(Utc::now().timestamp()).max(1);
+        Some(Duration::from_secs(u64::try_from(left).unwrap_or(1)))
+    }
 }
 
 /// Settings of the auth capability, resolved once.
@@ -163,6 +174,12 @@ impl AuthService {
             cache,
             keys: Arc::new(TokenKeys::from_settings(settings)?),
             limiter: Arc::new(limiter),
+            local_denylist: Arc::new(
+                moka::sync::Cache::builder()
+                    .max_capacity(1_000_000)
+                    .expire_after(UntilExpiry)
+                    .build(),
+            ),
             config: Arc::new(AuthConfig {
                 access_ttl: Duration::from_secs(settings.access_token_ttl_secs),
                 challenge_ttl: Duration::from_secs(300),
@@ -191,14 +208,25 @@ impl AuthService {
     }
 
     /// Resolves a bearer access token into the caller, or `auth.invalid_token` (401).
+    ///
+    /// With Redis, one round trip reads both the authorisation version and the token's
+    /// denylist entry; if Redis does not answer, the grant is loaded from the database and the
+    /// denylist is read there too. Without Redis the denylist is in-process (the embedded
+    /// setup is one API process) and the session's state in the grant backs it up.
     pub async fn authenticate(&self, token: &str) -> AppResult<Principal> {
         let now = self.now();
         let claims = self.keys.verify(token, TokenUse::Access, now)?;
-        if self.is_denied(&claims).await? {
-            return Err(revoked());
-        }
-        let grant = self.grant(claims.sub, claims.sid).await?;
-        if !grant.active
+        let jti = claims.jti.to_string();
+        let (grant, shared) = self.grant(claims.sub, claims.sid, &jti).await?;
+        let denied = match shared {
+            Some(values) => values.first().is_some_and(Option::is_some),
+            None if self.cache.shared().is_some() => {
+                session_repo::is_access_token_denied(self.db.reader(), &jti).await?
+            }
+            None => self.local_denylist.contains_key(&claims.jti),
+        };
+        if denied
+            || !grant.active
             || !grant.session_live
             || grant.session_expires_at <= now.timestamp()
             || grant.tokens_not_before.is_some_and(|nb| claims.iat < nb)
@@ -221,21 +249,6 @@ impl AuthService {
         self.keys.verify(token, expected, self.now())
     }
 
-    /// Whether the access token was denylisted by a logout. Redis answers when it is
-    /// configured and reachable; otherwise the database does — never "not denied" by default.
-    async fn is_denied(&self, claims: &Claims) -> AppResult<bool> {
-        let jti = claims.jti.to_string();
-        if let Some(redis) = self.cache.shared() {
-            match redis.exists(&self.denylist_key(&jti)).await {
-                Ok(denied) => return Ok(denied),
-                Err(()) => {
-                    metrics::counter!("cache_fallbacks_total", "op" => "denylist").increment(1);
-                }
-            }
-        }
-        session_repo::is_access_token_denied(self.db.reader(), &jti).await
-    }
-
     fn denylist_key(&self, jti: &str) -> String {
         format!("{}:denied-jti:{jti}", self.cache.key_prefix())
     }
@@ -252,6 +265,7 @@ impl AuthService {
     }
 
     pub(crate) async fn publish_denial(&self, jti: Uuid, expires_at: DateTime<Utc>) {
+        self.local_denylist.insert(jti, expires_at.timestamp());
         if let Some(redis) = self.cache.shared() {
             let ttl = (expires_at - self.now())
                 .to_std()
@@ -273,13 +287,21 @@ impl AuthService {
         self.cache.invalidate_namespace(AUTHZ_NAMESPACE).await;
     }
 
-    async fn grant(&self, user_id: Uuid, session_id: Uuid) -> AppResult<SessionGrant> {
+    /// The session's grant, and (with Redis) the token's denylist entry read in the same
+    /// round trip.
+    async fn grant(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        jti: &str,
+    ) -> AppResult<(SessionGrant, Option<Vec<Option<Vec<u8>>>>)> {
         let db = self.db.clone();
         self.cache
             .get_or_load_fresh(
                 AUTHZ_NAMESPACE,
                 &format!("{user_id}:{session_id}"),
                 PRINCIPAL_TTL,
+                &[self.denylist_key(jti)],
                 || async move {
                     let conn = db.reader();
                     let user = users::get(conn, user_id).await?.ok_or_else(revoked)?;

@@ -130,3 +130,16 @@ pub async fn unused_recovery_codes(conn: &impl ConnectionTrait, user_id: Uuid) -
         .await
         .map_err(db_error)
 }
+
+/// Deletes reset tokens that expired before `before` (housekeeping).
+pub async fn purge_password_resets(
+    conn: &impl ConnectionTrait,
+    before: DateTime<Utc>,
+) -> AppResult<u64> {
+    Ok(password_reset::Entity::delete_many()
+        .filter(password_reset::Column::ExpiresAt.lt(before))
+        .exec(conn)
+        .await
+        .map_err(db_error)?
+        .rows_affected)
+}
