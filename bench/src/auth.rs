@@ -157,9 +157,9 @@ async fn main() -> anyhow::Result<()> {
         latencies: Vec::new(),
         wall: Duration::ZERO,
     };
-    for _ in 0..4 {
-        without.add(phase(&client, &plain, None, per_phase / 4, concurrency).await);
-        with.add(phase(&client, &authed, Some(&token), per_phase / 4, concurrency).await);
+    for _ in 0..8 {
+        without.add(phase(&client, &plain, None, per_phase / 8, concurrency).await);
+        with.add(phase(&client, &authed, Some(&token), per_phase / 8, concurrency).await);
     }
     let base = without.report("without auth (_debug/users)");
     let authed_p50 = with.report("with auth (users/me)");
@@ -169,6 +169,22 @@ async fn main() -> anyhow::Result<()> {
         (authed_p50.as_secs_f64() - base.as_secs_f64()) * 1e3
     );
 
+    if let Some(redis) = ctx.cache.shared() {
+        // What one Redis round trip costs here, for reading the figures above.
+        let keys = vec!["depot-bench:a".to_owned(), "depot-bench:b".to_owned()];
+        let mut rtts = Vec::new();
+        for _ in 0..2000 {
+            let t = Instant::now();
+            redis.mget(&keys).await.expect("redis");
+            rtts.push(t.elapsed());
+        }
+        rtts.sort();
+        println!(
+            "one Redis MGET from the app: p50 {:.3} ms, p99 {:.3} ms",
+            percentile(&rtts, 0.5).as_secs_f64() * 1e3,
+            percentile(&rtts, 0.99).as_secs_f64() * 1e3
+        );
+    }
     shutdown.shutdown();
     server.await??;
     Ok(())

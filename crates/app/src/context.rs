@@ -122,6 +122,7 @@ impl AppContext {
             },
         ));
 
+        cache.start_sync();
         let mailer: Arc<dyn Mailer> = match (settings.mail_backend(), &settings.smtp_url) {
             (MailBackend::Smtp, Some(url)) => Arc::new(
                 SmtpMailer::new(url.expose(), &settings.mail_from, Duration::from_secs(10))

@@ -168,6 +168,7 @@ impl Application {
                 clean = false;
             }
         }
+        self.ctx.cache.close();
         self.ctx.db.close().await;
         tracing::info!(clean, "depot stopped");
         Ok(())

@@ -13,6 +13,7 @@
 //!   `l1_max_ttl` (1 s by default), which bounds how stale another instance can be.
 
 mod redis_layer;
+mod sync;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -71,6 +72,28 @@ pub struct Cache {
     options: CacheOptions,
     /// Local namespace versions: authoritative without Redis, an L1 copy with it.
     versions: Mutex<HashMap<String, (u64, Instant)>>,
+    /// Flags (key → expiry): authoritative without Redis, kept in step through the sync
+    /// channel with it.
+    flags: moka::sync::Cache<String, Instant>,
+    sync: sync::SyncState,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+/// Whether the flags asked for alongside a fresh read are set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Flags {
+    /// Known: one entry per flag asked for.
+    Known(Vec<bool>),
+    /// The shared layer could not be asked: the caller must consult its source of truth.
+    Unknown,
+}
+
+struct UntilInstant;
+
+impl moka::Expiry<String, Instant> for UntilInstant {
+    fn expire_after_create(&self, _: &String, until: &Instant, now: Instant) -> Option<Duration> {
+        Some(until.saturating_duration_since(now))
+    }
 }
 
 impl Cache {
@@ -83,7 +106,184 @@ impl Cache {
             l2,
             options,
             versions: Mutex::new(HashMap::new()),
+            flags: moka::sync::Cache::builder()
+                .max_capacity(1_000_000)
+                .expire_after(UntilInstant)
+                .build(),
+            sync: sync::SyncState::new(),
+            stop: tokio_util::sync::CancellationToken::new(),
         }
+    }
+
+    /// Starts following the sync channel (with Redis; a no-op without). Until the first
+    /// heartbeat comes back, fresh reads go to Redis.
+    pub fn start_sync(self: &Arc<Self>) {
+        if self.l2.is_some() {
+            tokio::spawn(self.clone().sync_loop());
+        }
+    }
+
+    /// Stops following the sync channel.
+    pub fn close(&self) {
+        self.stop.cancel();
+    }
+
+    /// Whether fresh reads can be answered from local state (always without Redis).
+    pub fn in_sync(&self) -> bool {
+        self.l2.is_none() || self.sync.in_sync()
+    }
+
+    fn sync_channel(&self) -> String {
+        format!("{}:cache-sync", self.options.namespace)
+    }
+
+    fn flag_key(&self, key: &str) -> String {
+        format!("{}:flag:{key}", self.options.namespace)
+    }
+
+    async fn sync_loop(self: Arc<Self>) {
+        let mut backoff = Duration::from_millis(100);
+        while !self.stop.is_cancelled() {
+            let result = self.follow().await;
+            self.sync.set_subscribed(false);
+            if self.stop.is_cancelled() {
+                break;
+            }
+            if result.is_err() {
+                metrics::counter!("cache_sync_reconnects_total").increment(1);
+                tracing::debug!("cache sync channel lost; reading Redis directly until it is back");
+            }
+            tokio::select! {
+                () = self.stop.cancelled() => break,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// Subscribes, catches up, then applies messages until the connection fails or stop.
+    async fn follow(&self) -> Result<(), ()> {
+        use futures::StreamExt;
+        let Some(l2) = &self.l2 else { return Ok(()) };
+        let channel = self.sync_channel();
+        let timeout = Duration::from_secs(2);
+        let mut pubsub = tokio::time::timeout(timeout, l2.client().get_async_pubsub())
+            .await
+            .map_err(|_| ())?
+            .map_err(|_| ())?;
+        tokio::time::timeout(timeout, pubsub.subscribe(&channel))
+            .await
+            .map_err(|_| ())?
+            .map_err(|_| ())?;
+        self.catch_up().await?;
+        self.sync.set_subscribed(true);
+        let heartbeat = sync::SyncMessage::Heartbeat {
+            instance: self.sync.instance.clone(),
+        }
+        .encode();
+        let mut stream = pubsub.on_message();
+        let mut tick = tokio::time::interval(sync::HEARTBEAT);
+        loop {
+            tokio::select! {
+                () = self.stop.cancelled() => return Ok(()),
+                _ = tick.tick() => {
+                    // A failed publish shows as a missing echo.
+                    let _ = l2.publish(&channel, &heartbeat).await;
+                }
+                message = stream.next() => {
+                    let Some(message) = message else { return Err(()) };
+                    if let Ok(text) = std::str::from_utf8(message.get_payload_bytes()) {
+                        self.apply(text);
+                    }
+                }
+            }
+        }
+    }
+
+    /// After (re)subscribing: the versions of every namespace this process knows, and every
+    /// live flag, as Redis has them now. Later changes arrive as messages.
+    async fn catch_up(&self) -> Result<(), ()> {
+        let Some(l2) = &self.l2 else { return Ok(()) };
+        let namespaces: Vec<String> = self
+            .versions
+            .lock()
+            .map(|v| v.keys().cloned().collect())
+            .unwrap_or_default();
+        if !namespaces.is_empty() {
+            let keys: Vec<String> = namespaces.iter().map(|n| self.version_key(n)).collect();
+            let values = l2.mget(&keys).await?;
+            for (ns, value) in namespaces.iter().zip(values) {
+                self.raise_local_version(ns, parse_version(value));
+            }
+        }
+        let prefix = self.flag_key("");
+        for (key, ttl_ms) in l2.scan_with_ttl(&prefix).await? {
+            if let Some(flag) = key.strip_prefix(&prefix) {
+                self.flags.insert(
+                    flag.to_owned(),
+                    Instant::now() + Duration::from_millis(ttl_ms),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&self, text: &str) {
+        match sync::SyncMessage::decode(text) {
+            Some(sync::SyncMessage::Heartbeat { instance }) if instance == self.sync.instance => {
+                self.sync.heard_own_heartbeat();
+            }
+            Some(sync::SyncMessage::Version {
+                id,
+                namespace,
+                version,
+            }) => {
+                self.raise_local_version(&namespace, version);
+                self.sync.echoed(&id);
+            }
+            Some(sync::SyncMessage::Flag { id, ttl_ms, key }) => {
+                self.flags
+                    .insert(key, Instant::now() + Duration::from_millis(ttl_ms));
+                self.sync.echoed(&id);
+            }
+            Some(sync::SyncMessage::Heartbeat { .. }) | None => {}
+        }
+    }
+
+    /// Publishes `message` (built around a fresh id) and, when this process is in sync,
+    /// waits for it to come back, so every subscriber has been handed it.
+    async fn broadcast(&self, message: impl FnOnce(String) -> sync::SyncMessage) {
+        let Some(l2) = &self.l2 else { return };
+        let id = depot_domain::id::new_id().simple().to_string();
+        let text = message(id.clone()).encode();
+        let waiting = self.sync.in_sync();
+        let echo = self.sync.expect(&id);
+        if l2.publish(&self.sync_channel(), &text).await.is_err() {
+            fallback("publish");
+            self.sync.lost();
+            return;
+        }
+        if waiting {
+            self.sync.await_echo(&id, echo).await;
+        }
+    }
+
+    /// Sets a shared flag for `ttl` (e.g. a denied token id): visible to [`Cache::get_or_load_fresh`]
+    /// callers on every instance from their next call.
+    pub async fn set_flag(&self, key: &str, ttl: Duration) {
+        let ttl = ttl.max(Duration::from_millis(1));
+        self.flags.insert(key.to_owned(), Instant::now() + ttl);
+        let Some(l2) = &self.l2 else { return };
+        if l2.set(&self.flag_key(key), b"1", ttl).await.is_err() {
+            fallback("set_flag");
+        }
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        self.broadcast(|id| sync::SyncMessage::Flag {
+            id,
+            ttl_ms,
+            key: key.to_owned(),
+        })
+        .await;
     }
 
     /// `"memory"` or `"redis"`.
@@ -142,41 +342,51 @@ impl Cache {
     }
 
     /// As [`Cache::get_or_load`] for values that must never be stale across instances (who
-    /// may do what): the namespace version is read from the shared layer on *every* call, so an
-    /// [`Cache::invalidate_namespace`] on any instance takes effect on the next call everywhere.
-    /// Values live in L1 only. If the shared layer cannot be asked, the value comes from the
-    /// loader — fail closed, never a possibly stale answer.
-    ///
-    /// `also` names further shared keys to read in the same round trip; their values are
-    /// returned (`None` when there is no shared layer or it did not answer).
+    /// may do what): an [`Cache::invalidate_namespace`] on any instance takes effect on the next
+    /// call everywhere. In sync (see the `sync` module) the namespace version and the `flags`
+    /// asked for come from local state; otherwise they are read from Redis in one round trip;
+    /// if Redis does not answer, the value comes from the loader and the flags are
+    /// [`Flags::Unknown`] — fail closed, never a possibly stale answer. Values live in L1 only.
     pub async fn get_or_load_fresh<T, F, Fut>(
         &self,
         namespace: &str,
         key: &str,
         ttl: Duration,
-        also: &[String],
+        flags: &[String],
         load: F,
-    ) -> AppResult<(T, Option<Vec<Option<Vec<u8>>>>)>
+    ) -> AppResult<(T, Flags)>
     where
         T: Serialize + DeserializeOwned,
         F: FnOnce() -> Fut,
         Fut: Future<Output = AppResult<T>>,
     {
-        let (version, extra) = match &self.l2 {
-            None => (self.local_version(namespace).map_or(0, |(v, _)| v), None),
-            Some(l2) => {
-                let mut keys = Vec::with_capacity(also.len() + 1);
+        let local = self.local_version(namespace);
+        let (version, flags) = match (&self.l2, local) {
+            (None, _) => (local.map_or(0, |(v, _)| v), self.local_flags(flags)),
+            (Some(_), Some((v, _))) if self.sync.in_sync() => {
+                metrics::counter!("cache_fresh_reads_total", "source" => "local").increment(1);
+                (v, self.local_flags(flags))
+            }
+            (Some(l2), _) => {
+                let mut keys = Vec::with_capacity(flags.len() + 1);
                 keys.push(self.version_key(namespace));
-                keys.extend_from_slice(also);
+                keys.extend(flags.iter().map(|f| self.flag_key(f)));
                 match l2.mget(&keys).await {
                     Ok(mut values) if values.len() == keys.len() => {
-                        let v = parse_version(values.remove(0));
-                        self.set_local_version(namespace, v);
-                        (v, Some(values))
+                        metrics::counter!("cache_fresh_reads_total", "source" => "redis")
+                            .increment(1);
+                        let v =
+                            self.raise_local_version(namespace, parse_version(values.remove(0)));
+                        (
+                            v,
+                            Flags::Known(values.iter().map(Option::is_some).collect()),
+                        )
                     }
                     _ => {
                         fallback("version");
-                        return Ok((load().await?, None));
+                        metrics::counter!("cache_fresh_reads_total", "source" => "loader")
+                            .increment(1);
+                        return Ok((load().await?, Flags::Unknown));
                     }
                 }
             }
@@ -185,7 +395,7 @@ impl Cache {
         if let Some(entry) = self.l1.get(&full).await {
             metrics::counter!("cache_requests_total", "layer" => "l1", "result" => "hit")
                 .increment(1);
-            return Ok((decode(&entry.bytes)?, extra));
+            return Ok((decode(&entry.bytes)?, flags));
         }
         metrics::counter!("cache_requests_total", "layer" => "l1", "result" => "miss").increment(1);
         let value = load().await?;
@@ -193,7 +403,11 @@ impl Cache {
             .map_err(AppError::internal)?
             .into();
         self.fill_l1(&full, bytes, ttl).await;
-        Ok((value, extra))
+        Ok((value, flags))
+    }
+
+    fn local_flags(&self, flags: &[String]) -> Flags {
+        Flags::Known(flags.iter().map(|f| self.flags.contains_key(f)).collect())
     }
 
     /// The shared layer, for adapters that need shared state beyond caching (denylist, rate
@@ -232,6 +446,12 @@ impl Cache {
             None => local_next,
         };
         self.set_local_version(namespace, version);
+        self.broadcast(|id| sync::SyncMessage::Version {
+            id,
+            namespace: namespace.to_owned(),
+            version,
+        })
+        .await;
     }
 
     async fn key(&self, namespace: &str, key: &str) -> String {
@@ -270,10 +490,22 @@ impl Cache {
         self.versions.lock().ok()?.get(namespace).copied()
     }
 
+    /// Moves the local version up to `version` (never down: versions only grow); returns the
+    /// local version after.
+    fn raise_local_version(&self, namespace: &str, version: u64) -> u64 {
+        let Ok(mut versions) = self.versions.lock() else {
+            return version;
+        };
+        let entry = versions
+            .entry(namespace.to_owned())
+            .or_insert((version, Instant::now()));
+        entry.0 = entry.0.max(version);
+        entry.1 = Instant::now();
+        entry.0
+    }
+
     fn set_local_version(&self, namespace: &str, version: u64) {
-        if let Ok(mut versions) = self.versions.lock() {
-            versions.insert(namespace.to_owned(), (version, Instant::now()));
-        }
+        self.raise_local_version(namespace, version);
     }
 
     async fn fill_l1(&self, key: &str, bytes: Arc<[u8]>, ttl: Duration) {

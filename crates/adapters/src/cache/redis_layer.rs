@@ -145,4 +145,44 @@ impl RedisLayer {
             }
         }
     }
+
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    pub async fn publish(&self, channel: &str, message: &str) -> Result<(), ()> {
+        self.run::<i64>(redis::cmd("PUBLISH").arg(channel).arg(message).clone())
+            .await
+            .map(|_| ())
+    }
+
+    /// Every key matching `prefix*` with its remaining life in milliseconds (keys without an
+    /// expiry are skipped).
+    pub async fn scan_with_ttl(&self, prefix: &str) -> Result<Vec<(String, u64)>, ()> {
+        let mut cursor: u64 = 0;
+        let mut found = Vec::new();
+        loop {
+            let (next, keys): (u64, Vec<String>) = self
+                .run(
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(format!("{prefix}*"))
+                        .arg("COUNT")
+                        .arg(1000)
+                        .clone(),
+                )
+                .await?;
+            for key in keys {
+                let ttl: i64 = self.run(redis::cmd("PTTL").arg(&key).clone()).await?;
+                if let Ok(ttl) = u64::try_from(ttl) {
+                    found.push((key, ttl));
+                }
+            }
+            if next == 0 {
+                return Ok(found);
+            }
+            cursor = next;
+        }
+    }
 }

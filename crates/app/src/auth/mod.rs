@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use depot_adapters::cache::Cache;
+use depot_adapters::cache::{Cache, Flags};
 use depot_domain::auth::{LockoutPolicy, Permission};
 use depot_domain::{AppError, AppResult, Clock};
 use depot_store::repo::{roles, sessions as session_repo, users};
@@ -117,17 +117,6 @@ pub struct AuthService {
     pub(crate) keys: Arc<TokenKeys>,
     pub(crate) limiter: Arc<AuthRateLimiter>,
     pub(crate) config: Arc<AuthConfig>,
-    /// Denied access-token ids → expiry (unix seconds), for the embedded setup without Redis.
-    local_denylist: Arc<moka::sync::Cache<Uuid, i64>>,
-}
-
-struct UntilExpiry;
-
-impl moka::Expiry<Uuid, i64> for UntilExpiry {
-    fn expire_after_create(&self, _: &Uuid, exp: &i64, _: std::time::Instant) -> Option<Duration> {
-        let left = exp.saturating_sub(Utc::now().timestamp()).max(1);
-        Some(Duration::from_secs(u64::try_from(left).unwrap_or(1)))
-    }
 }
 
 /// Settings of the auth capability, resolved once.
@@ -174,12 +163,6 @@ impl AuthService {
             cache,
             keys: Arc::new(TokenKeys::from_settings(settings)?),
             limiter: Arc::new(limiter),
-            local_denylist: Arc::new(
-                moka::sync::Cache::builder()
-                    .max_capacity(1_000_000)
-                    .expire_after(UntilExpiry)
-                    .build(),
-            ),
             config: Arc::new(AuthConfig {
                 access_ttl: Duration::from_secs(settings.access_token_ttl_secs),
                 challenge_ttl: Duration::from_secs(300),
@@ -209,21 +192,18 @@ impl AuthService {
 
     /// Resolves a bearer access token into the caller, or `auth.invalid_token` (401).
     ///
-    /// With Redis, one round trip reads both the authorisation version and the token's
-    /// denylist entry; if Redis does not answer, the grant is loaded from the database and the
-    /// denylist is read there too. Without Redis the denylist is in-process (the embedded
-    /// setup is one API process) and the session's state in the grant backs it up.
+    /// The authorisation version and the token's denylist flag come from local state kept in
+    /// step through Redis pub/sub (no I/O) while in sync, from Redis in one round trip when
+    /// not, and from the database when Redis does not answer. Without Redis both are
+    /// in-process (the embedded setup is one API process).
     pub async fn authenticate(&self, token: &str) -> AppResult<Principal> {
         let now = self.now();
         let claims = self.keys.verify(token, TokenUse::Access, now)?;
         let jti = claims.jti.to_string();
-        let (grant, shared) = self.grant(claims.sub, claims.sid, &jti).await?;
-        let denied = match shared {
-            Some(values) => values.first().is_some_and(Option::is_some),
-            None if self.cache.shared().is_some() => {
-                session_repo::is_access_token_denied(self.db.reader(), &jti).await?
-            }
-            None => self.local_denylist.contains_key(&claims.jti),
+        let (grant, flags) = self.grant(claims.sub, claims.sid, &jti).await?;
+        let denied = match flags {
+            Flags::Known(flags) => flags.first().copied().unwrap_or(true),
+            Flags::Unknown => session_repo::is_access_token_denied(self.db.reader(), &jti).await?,
         };
         if denied
             || !grant.active
@@ -249,10 +229,6 @@ impl AuthService {
         self.keys.verify(token, expected, self.now())
     }
 
-    fn denylist_key(&self, jti: &str) -> String {
-        format!("{}:denied-jti:{jti}", self.cache.key_prefix())
-    }
-
     /// Denylists an access token: in the database (inside `tx`, the source of truth) here, and
     /// in Redis by [`AuthService::publish_denial`] after commit.
     pub(crate) async fn deny(
@@ -265,21 +241,13 @@ impl AuthService {
     }
 
     pub(crate) async fn publish_denial(&self, jti: Uuid, expires_at: DateTime<Utc>) {
-        self.local_denylist.insert(jti, expires_at.timestamp());
-        if let Some(redis) = self.cache.shared() {
-            let ttl = (expires_at - self.now())
-                .to_std()
-                .unwrap_or(Duration::from_secs(1))
-                .max(Duration::from_secs(1));
-            if redis
-                .set(&self.denylist_key(&jti.to_string()), b"1", ttl)
-                .await
-                .is_err()
-            {
-                tracing::warn!("could not denylist an access token in Redis; the database has it");
-                metrics::counter!("cache_fallbacks_total", "op" => "denylist_set").increment(1);
-            }
-        }
+        let ttl = (expires_at - self.now())
+            .to_std()
+            .unwrap_or(Duration::from_secs(1))
+            .max(Duration::from_secs(1));
+        self.cache
+            .set_flag(&denylist_flag(&jti.to_string()), ttl)
+            .await;
     }
 
     /// Makes every instance re-read permissions and sessions on its next request.
@@ -287,21 +255,20 @@ impl AuthService {
         self.cache.invalidate_namespace(AUTHZ_NAMESPACE).await;
     }
 
-    /// The session's grant, and (with Redis) the token's denylist entry read in the same
-    /// round trip.
+    /// The session's grant and the token's denylist flag.
     async fn grant(
         &self,
         user_id: Uuid,
         session_id: Uuid,
         jti: &str,
-    ) -> AppResult<(SessionGrant, Option<Vec<Option<Vec<u8>>>>)> {
+    ) -> AppResult<(SessionGrant, Flags)> {
         let db = self.db.clone();
         self.cache
             .get_or_load_fresh(
                 AUTHZ_NAMESPACE,
                 &format!("{user_id}:{session_id}"),
                 PRINCIPAL_TTL,
-                &[self.denylist_key(jti)],
+                &[denylist_flag(jti)],
                 || async move {
                     let conn = db.reader();
                     let user = users::get(conn, user_id).await?.ok_or_else(revoked)?;
@@ -327,6 +294,11 @@ impl AuthService {
 
 pub use crate::audit::AuditEntry;
 pub(crate) use crate::audit::record as audit_record;
+
+/// The cache flag marking a denied access token.
+fn denylist_flag(jti: &str) -> String {
+    format!("denied-jti:{jti}")
+}
 
 fn revoked() -> AppError {
     AppError::unauthorized(

@@ -5,7 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use crate::helpers::{Session, TestApp, assert_envelope, spawn_app, spawn_app_with};
+use crate::helpers::{Session, TestApp, assert_envelope, spawn_app, spawn_app_with, wait_in_sync};
 
 const JWT_SECRET: &str = "test-jwt-secret-0123456789-abcdefghijklmnop";
 
@@ -203,6 +203,7 @@ async fn logout_rejects_the_same_access_token_at_once_on_every_instance() {
     let other = app.login(&s.email, &s.password).await;
     let other_token = other["access_token"].as_str().unwrap();
     if let Some(peer) = &peer {
+        wait_in_sync(&[&app.context, &peer.context]).await;
         // Warm the peer's cache with the session so a stale cache would show.
         let warm = peer
             .call("GET", "/api/v1/users/me", Some(&s.access_token), None)

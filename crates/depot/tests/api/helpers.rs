@@ -268,11 +268,13 @@ impl TestApp {
             .await
             .expect("peer starts");
         let addr = app.api_addr().expect("api listener");
+        let context = app.context().clone();
         let shutdown = app.shutdown_handle();
         let task = tokio::spawn(app.run_until_stopped());
         Peer {
             addr,
             client: client(),
+            context,
             shutdown,
             task,
         }
@@ -283,6 +285,7 @@ impl TestApp {
 pub struct Peer {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
+    pub context: depot_app::AppContext,
     shutdown: ShutdownHandle,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -320,4 +323,15 @@ async fn send(
         request = request.json(body);
     }
     request.send().await.expect("request sent")
+}
+
+/// Waits until every context follows the cache sync channel (immediately true without Redis).
+pub async fn wait_in_sync(contexts: &[&depot_app::AppContext]) {
+    for _ in 0..100 {
+        if contexts.iter().all(|c| c.cache.in_sync()) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("instances did not get in sync with the cache sync channel");
 }
