@@ -119,8 +119,8 @@ pub struct AuthService {
     pub(crate) config: Arc<AuthConfig>,
 }
 
-/// Settings of the auth capability, resolved once.
-#[derive(Debug, Clone)]
+/// Settings of the auth capability, resolved once. (No `Debug`: it holds the app secret.)
+#[derive(Clone)]
 pub struct AuthConfig {
     pub access_ttl: Duration,
     pub challenge_ttl: Duration,

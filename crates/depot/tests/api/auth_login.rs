@@ -324,3 +324,40 @@ async fn the_per_ip_limit_applies_across_accounts() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn with_redis_the_limit_is_shared_by_every_instance() {
+    if depot_testkit::redis_url().is_none() {
+        eprintln!(
+            "shared rate limits: skipped without DEPOT_TEST_REDIS_URL (per-instance limiter)"
+        );
+        return;
+    }
+    let app = spawn_app_with(|s| s.auth_rate_limit_per_account = 3).await;
+    let peer = app.spawn_peer().await;
+    let body = json!({ "email": "ann@example.com", "password": "wrong password here" });
+    assert_eq!(
+        app.post_json("/api/v1/auth/login", &body).await.status(),
+        401
+    );
+    assert_eq!(
+        peer.call("POST", "/api/v1/auth/login", None, Some(&body))
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        app.post_json("/api/v1/auth/login", &body).await.status(),
+        401
+    );
+    let fourth = peer
+        .call("POST", "/api/v1/auth/login", None, Some(&body))
+        .await;
+    assert_eq!(
+        fourth.status(),
+        429,
+        "the peer counts the attempts made on the first instance"
+    );
+    peer.stop().await;
+    app.stop().await;
+}
