@@ -33,17 +33,13 @@ fn bad_code() -> AppError {
     AppError::unauthorized("auth.invalid_mfa_code", "the code is not valid")
 }
 
-fn decode_secret(base32: &str) -> AppResult<Vec<u8>> {
-    totp::decode_base32(base32).ok_or_else(|| {
-        AppError::internal(std::io::Error::other("stored TOTP secret is not base32"))
-    })
-}
-
 impl AuthService {
     /// Starts enrolment: a new secret, pending until a code from it is confirmed.
     pub async fn mfa_enroll(&self, user_id: Uuid) -> AppResult<Enrolment> {
         let now = self.now();
         let issuer = self.config.mfa_issuer.clone();
+        let seed = secrets::random_bytes(20);
+        let sealed = self.sealer.seal(&seed)?;
         self.db
             .transaction(|tx| {
                 Box::pin(async move {
@@ -56,8 +52,8 @@ impl AuthService {
                             "two-factor authentication is already on; disable it first",
                         ));
                     }
-                    let secret = totp::base32(&secrets::random_bytes(20));
-                    user.mfa_pending_secret = Some(secret.clone());
+                    let secret = totp::base32(&seed);
+                    user.mfa_pending_secret = Some(sealed);
                     user.updated_at = now;
                     let email = user.email.clone();
                     users::save(tx, user).await?;
@@ -86,7 +82,7 @@ impl AuthService {
             .iter()
             .map(|c| secrets::digest(&secrets::normalize_recovery_code(c)))
             .collect();
-        let (code, client) = (code.to_owned(), client.clone());
+        let (code, client, sealer) = (code.to_owned(), client.clone(), self.sealer.clone());
         self.db
             .transaction(|tx| {
                 Box::pin(async move {
@@ -100,7 +96,7 @@ impl AuthService {
                         )
                     })?;
                     let step = totp::matching_step(
-                        &decode_secret(&pending)?,
+                        &sealer.open(&pending)?,
                         &code,
                         u64::try_from(now.timestamp()).unwrap_or(0),
                     )
@@ -260,7 +256,7 @@ impl AuthService {
         if let Some(code) = &factor.code {
             let secret = user.mfa_secret.as_deref().ok_or_else(bad_code)?;
             let step = totp::matching_step(
-                &decode_secret(secret)?,
+                &self.sealer.open(secret)?,
                 code,
                 u64::try_from(now.timestamp()).unwrap_or(0),
             )

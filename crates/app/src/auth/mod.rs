@@ -14,6 +14,7 @@ pub mod mfa;
 pub mod password;
 pub mod passwords;
 pub mod rate_limit;
+pub mod sealed;
 pub mod secrets;
 pub mod sessions;
 pub mod tokens;
@@ -117,6 +118,7 @@ pub struct AuthService {
     pub(crate) keys: Arc<TokenKeys>,
     pub(crate) limiter: Arc<AuthRateLimiter>,
     pub(crate) config: Arc<AuthConfig>,
+    pub(crate) sealer: sealed::Sealer,
 }
 
 /// Settings of the auth capability, resolved once. (No `Debug`: it holds the app secret.)
@@ -158,6 +160,7 @@ impl AuthService {
             .as_bytes()
             .to_vec();
         Ok(Self {
+            sealer: sealed::Sealer::new(&app_secret)?,
             db,
             clock,
             cache,

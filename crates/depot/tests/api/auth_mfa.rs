@@ -64,6 +64,14 @@ async fn totp_sign_in_refuses_a_replayed_code_and_accepts_recovery_codes_once() 
     let s = app.sign_in("ann@example.com", &["viewer"]).await;
     let (secret, recovery) = enrol(&app, &s.access_token).await;
     assert_eq!(recovery.len(), 10);
+    // At rest the seed is sealed, and recovery codes are only hashes.
+    let row = depot_store::repo::users::get(app.context.db.reader(), s.user_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let stored = row.mfa_secret.unwrap();
+    assert!(stored.starts_with("v1.") && !stored.contains(&secret), "{stored}");
+    assert!(row.mfa_enabled && row.mfa_pending_secret.is_none());
 
     let challenge = password_step(&app, &s.email).await;
     let now_code = code(&secret, step_now());

@@ -20,7 +20,9 @@ pub struct Model {
     /// Access tokens issued before this instant are dead.
     pub tokens_not_before: Option<DateTimeUtc>,
     pub mfa_enabled: bool,
+    /// The TOTP seed, sealed with a key derived from the app secret (`v1.…`).
     pub mfa_secret: Option<String>,
+    /// A seed being enrolled, sealed likewise, until a code from it is confirmed.
     pub mfa_pending_secret: Option<String>,
     /// The last TOTP step accepted; a code of this step or earlier is a replay.
     pub mfa_last_step: Option<i64>,
