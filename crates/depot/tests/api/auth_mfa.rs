@@ -70,7 +70,10 @@ async fn totp_sign_in_refuses_a_replayed_code_and_accepts_recovery_codes_once() 
         .unwrap()
         .unwrap();
     let stored = row.mfa_secret.unwrap();
-    assert!(stored.starts_with("v1.") && !stored.contains(&secret), "{stored}");
+    assert!(
+        stored.starts_with("v1.") && !stored.contains(&secret),
+        "{stored}"
+    );
     assert!(row.mfa_enabled && row.mfa_pending_secret.is_none());
 
     let challenge = password_step(&app, &s.email).await;
