@@ -455,6 +455,40 @@ impl UserService {
             .await
     }
 
+    /// Signs the user out everywhere at once: every session revoked and every access token
+    /// already issued refused (the user's "not before" moves to now).
+    pub async fn revoke_all_sessions(
+        &self,
+        actor: &Principal,
+        id: Uuid,
+        client: &ClientInfo,
+    ) -> AppResult<u64> {
+        let now = self.clock.now();
+        let (client, actor_id) = (client.clone(), actor.user_id);
+        let revoked = self
+            .db
+            .transaction(|tx| {
+                Box::pin(async move {
+                    users::get(tx, id).await?.ok_or_else(not_found)?;
+                    let ids = revoke_everything(tx, id, "revoked_by_admin", now).await?;
+                    audit_record(
+                        tx,
+                        now,
+                        &client,
+                        AuditEntry::new("user.sessions_revoked")
+                            .actor(actor_id)
+                            .target("user", id)
+                            .details(serde_json::json!({ "sessions": ids })),
+                    )
+                    .await?;
+                    Ok(ids.len() as u64)
+                })
+            })
+            .await?;
+        self.auth.invalidate().await;
+        Ok(revoked)
+    }
+
     pub async fn find_by_email(&self, email: &str) -> AppResult<Option<UserView>> {
         match users::by_email(self.db.reader(), &normalize_email(email)).await? {
             Some(u) => Ok(Some(self.load(u.id).await?)),

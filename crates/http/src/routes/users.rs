@@ -27,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppContext> {
         .routes(routes!(disable_user))
         .routes(routes!(enable_user))
         .routes(routes!(unlock_user))
+        .routes(routes!(revoke_user_sessions))
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
@@ -189,6 +190,26 @@ async fn unlock_user(
     Ok(Json(
         ctx.users.unlock(Some(actor.user_id), id, &client).await?,
     ))
+}
+
+#[derive(serde::Serialize, ToSchema)]
+pub struct Revoked {
+    revoked: u64,
+}
+
+/// Sign a user out everywhere: every session ends and every access token already issued to
+/// them stops working now.
+#[utoipa::path(post, path = "/users/{id}/sessions/revoke", tag = "users", security(("bearer" = ["users.manage"])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = Revoked), (status = 404, body = ErrorBody)))]
+async fn revoke_user_sessions(
+    Authorized(actor, ..): Authorized<perm::UsersManage>,
+    State(ctx): State<AppContext>,
+    Client(client): Client,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Revoked>> {
+    let revoked = ctx.users.revoke_all_sessions(&actor, id, &client).await?;
+    Ok(Json(Revoked { revoked }))
 }
 
 /// The caller's own account.
