@@ -256,14 +256,17 @@ impl Cache {
         let Some(l2) = &self.l2 else { return };
         let id = depot_domain::id::new_id().simple().to_string();
         let text = message(id.clone()).encode();
-        let waiting = self.sync.in_sync();
-        let echo = self.sync.expect(&id);
+        // Only a process that follows the channel can hear its echo; others do not wait.
+        let echo = self.sync.in_sync().then(|| self.sync.expect(&id));
         if l2.publish(&self.sync_channel(), &text).await.is_err() {
             fallback("publish");
             self.sync.lost();
+            if echo.is_some() {
+                self.sync.echoed(&id);
+            }
             return;
         }
-        if waiting {
+        if let Some(echo) = echo {
             self.sync.await_echo(&id, echo).await;
         }
     }
