@@ -169,13 +169,7 @@ impl AuthService {
             .transaction(|tx| {
                 Box::pin(async move {
                     this.check_second_factor(tx, &user, &factor).await?;
-                    let mut user = users::get(tx, user_id).await?.ok_or_else(bad_code)?;
-                    user.mfa_enabled = false;
-                    user.mfa_secret = None;
-                    user.mfa_pending_secret = None;
-                    user.updated_at = now;
-                    users::save(tx, user).await?;
-                    credentials::replace_recovery_codes(tx, user_id, Vec::new()).await?;
+                    clear_mfa(tx, user_id, now).await?;
                     super::audit_record(
                         tx,
                         now,
@@ -290,16 +284,7 @@ impl AuthService {
         self.db
             .transaction(|tx| {
                 Box::pin(async move {
-                    let mut user = users::get(tx, user_id)
-                        .await?
-                        .ok_or_else(|| AppError::not_found("users.not_found", "no such user"))?;
-                    user.mfa_enabled = false;
-                    user.mfa_secret = None;
-                    user.mfa_pending_secret = None;
-                    user.mfa_last_step = None;
-                    user.updated_at = now;
-                    users::save(tx, user).await?;
-                    credentials::replace_recovery_codes(tx, user_id, Vec::new()).await?;
+                    clear_mfa(tx, user_id, now).await?;
                     super::sessions::revoke_everything(tx, user_id, "mfa_reset", now).await?;
                     let mut entry = AuditEntry::new("mfa.reset").target("user", user_id);
                     entry.actor_id = actor;
@@ -310,4 +295,22 @@ impl AuthService {
         self.invalidate().await;
         Ok(())
     }
+}
+
+/// MFA off for the user: seed, pending seed, last step and recovery codes gone.
+async fn clear_mfa(
+    tx: &depot_store::DatabaseTransaction,
+    user_id: Uuid,
+    now: chrono::DateTime<chrono::Utc>,
+) -> AppResult<()> {
+    let mut user = users::get(tx, user_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("users.not_found", "no such user"))?;
+    user.mfa_enabled = false;
+    user.mfa_secret = None;
+    user.mfa_pending_secret = None;
+    user.mfa_last_step = None;
+    user.updated_at = now;
+    users::save(tx, user).await?;
+    credentials::replace_recovery_codes(tx, user_id, Vec::new()).await
 }
