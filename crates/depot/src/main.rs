@@ -178,7 +178,9 @@ fn main() -> ExitCode {
         eprint!("error: {problems}");
         return ExitCode::from(EXIT_CONFIG);
     }
-    telemetry::init(&settings);
+    // Servers log to stdout; one-shot commands keep stdout for their own output.
+    let serving = matches!(command, Command::Serve | Command::Api | Command::Worker);
+    telemetry::init(&settings, serving);
     if !settings.is_prod() {
         tracing::warn!(
             "DEV PROFILE: embedded defaults and development secrets in {}; never expose this instance",

@@ -254,6 +254,10 @@ async fn cli_bootstraps_the_first_admin_who_must_enrol_mfa() {
     );
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(
+        stdout.lines().count() == 2 && stdout.starts_with("created user "),
+        "stdout holds only the result; logs go to stderr:\n{stdout}"
+    );
     let password = stdout
         .lines()
         .find_map(|l| l.strip_prefix("password (shown once): "))
