@@ -76,7 +76,7 @@ pub struct UserPatch {
     pub roles: Option<Vec<String>>,
 }
 
-fn not_found() -> AppError {
+pub(crate) fn not_found() -> AppError {
     AppError::not_found("users.not_found", "no such user")
 }
 

@@ -13,6 +13,7 @@ use super::rate_limit::{Action, Subject};
 use super::sessions::{Device, IssuedTokens};
 use super::tokens::TokenUse;
 use super::{AuditEntry, AuthService, ClientInfo, passwords, secrets};
+use crate::users::not_found as user_not_found;
 
 /// What an authenticator app needs.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -43,9 +44,7 @@ impl AuthService {
         self.db
             .transaction(|tx| {
                 Box::pin(async move {
-                    let mut user = users::get(tx, user_id)
-                        .await?
-                        .ok_or_else(|| AppError::not_found("users.not_found", "no such user"))?;
+                    let mut user = users::get(tx, user_id).await?.ok_or_else(user_not_found)?;
                     if user.mfa_enabled {
                         return Err(AppError::conflict(
                             "mfa.already_enabled",
@@ -86,9 +85,7 @@ impl AuthService {
         self.db
             .transaction(|tx| {
                 Box::pin(async move {
-                    let mut user = users::get(tx, user_id)
-                        .await?
-                        .ok_or_else(|| AppError::not_found("users.not_found", "no such user"))?;
+                    let mut user = users::get(tx, user_id).await?.ok_or_else(user_not_found)?;
                     let pending = user.mfa_pending_secret.clone().ok_or_else(|| {
                         AppError::conflict(
                             "mfa.not_enrolling",
@@ -138,7 +135,7 @@ impl AuthService {
             .await?;
         let user = users::get(self.db.reader(), user_id)
             .await?
-            .ok_or_else(|| AppError::not_found("users.not_found", "no such user"))?;
+            .ok_or_else(user_not_found)?;
         if !user.mfa_enabled {
             return Err(AppError::conflict(
                 "mfa.not_enabled",
@@ -195,11 +192,7 @@ impl AuthService {
         client: &ClientInfo,
     ) -> AppResult<IssuedTokens> {
         self.limiter
-            .check(
-                Action::MfaVerify,
-                Subject::Ip,
-                client.ip.as_deref().unwrap_or("unknown"),
-            )
+            .check(Action::MfaVerify, Subject::Ip, client.ip_key())
             .await?;
         let claims = self.verify_step_token(challenge_token, TokenUse::MfaChallenge)?;
         self.limiter
@@ -303,9 +296,7 @@ async fn clear_mfa(
     user_id: Uuid,
     now: chrono::DateTime<chrono::Utc>,
 ) -> AppResult<()> {
-    let mut user = users::get(tx, user_id)
-        .await?
-        .ok_or_else(|| AppError::not_found("users.not_found", "no such user"))?;
+    let mut user = users::get(tx, user_id).await?.ok_or_else(user_not_found)?;
     user.mfa_enabled = false;
     user.mfa_secret = None;
     user.mfa_pending_secret = None;

@@ -51,6 +51,13 @@ pub struct ClientInfo {
     pub request_id: Option<String>,
 }
 
+impl ClientInfo {
+    /// The key rate limits count this client under.
+    pub fn ip_key(&self) -> &str {
+        self.ip.as_deref().unwrap_or("unknown")
+    }
+}
+
 /// The authenticated caller of one request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Principal {

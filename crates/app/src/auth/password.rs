@@ -9,6 +9,7 @@ use super::rate_limit::{Action, Subject};
 use super::sessions::{chrono_duration, revoke_everything};
 use super::{AuditEntry, AuthService, ClientInfo, Principal, passwords, secrets};
 use crate::mail::{self, NewEmail};
+use crate::users::not_found as user_not_found;
 
 /// Checks `password` against the policy, as field errors on `field`.
 pub fn check_policy(field: &str, password: &str) -> AppResult<()> {
@@ -32,7 +33,7 @@ impl AuthService {
         check_policy("new_password", &new)?;
         let user = users::get(self.db.reader(), principal.user_id)
             .await?
-            .ok_or_else(|| AppError::not_found("users.not_found", "no such user"))?;
+            .ok_or_else(user_not_found)?;
         if !passwords::verify(current, user.password_hash.clone()).await? {
             return Err(AppError::validation(vec![FieldError::new(
                 "current_password",
@@ -48,7 +49,7 @@ impl AuthService {
                 Box::pin(async move {
                     let mut user = users::get(tx, p.user_id)
                         .await?
-                        .ok_or_else(|| AppError::not_found("users.not_found", "no such user"))?;
+                        .ok_or_else(user_not_found)?;
                     user.password_hash = Some(hash);
                     user.updated_at = now;
                     users::save(tx, user).await?;
@@ -83,11 +84,7 @@ impl AuthService {
     pub async fn request_password_reset(&self, email: &str, client: &ClientInfo) -> AppResult<()> {
         let email = normalize_email(email);
         self.limiter
-            .check(
-                Action::PasswordReset,
-                Subject::Ip,
-                client.ip.as_deref().unwrap_or("unknown"),
-            )
+            .check(Action::PasswordReset, Subject::Ip, client.ip_key())
             .await?;
         self.limiter
             .check(Action::PasswordReset, Subject::Account, &email)
@@ -159,11 +156,7 @@ impl AuthService {
         client: &ClientInfo,
     ) -> AppResult<()> {
         self.limiter
-            .check(
-                Action::PasswordReset,
-                Subject::Ip,
-                client.ip.as_deref().unwrap_or("unknown"),
-            )
+            .check(Action::PasswordReset, Subject::Ip, client.ip_key())
             .await?;
         check_policy("new_password", &new)?;
         let hash = passwords::hash(new).await?;
@@ -181,9 +174,7 @@ impl AuthService {
                                 "the reset link is invalid, used or expired; ask for a new one",
                             )
                         })?;
-                    let mut user = users::get(tx, user_id)
-                        .await?
-                        .ok_or_else(|| AppError::not_found("users.not_found", "no such user"))?;
+                    let mut user = users::get(tx, user_id).await?.ok_or_else(user_not_found)?;
                     user.password_hash = Some(hash);
                     user.failed_logins = 0;
                     user.locked_until = None;

@@ -11,8 +11,8 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::rate_limit::{Action, Subject};
-use super::tokens::TokenUse;
-use super::{AuditEntry, AuthService, ClientInfo, Principal, csrf, passwords, secrets};
+use super::tokens::{TokenKeys, TokenUse};
+use super::{AuditEntry, AuthConfig, AuthService, ClientInfo, Principal, csrf, passwords, secrets};
 
 /// Where the client signs in from.
 #[derive(Debug, Clone, Default)]
@@ -109,10 +109,6 @@ fn login_metric(result: &'static str) {
     metrics::counter!("auth_logins_total", "result" => result).increment(1);
 }
 
-fn ip_key(client: &ClientInfo) -> &str {
-    client.ip.as_deref().unwrap_or("unknown")
-}
-
 enum Refreshed {
     Tokens(IssuedTokens),
     Invalid,
@@ -130,7 +126,7 @@ impl AuthService {
     ) -> AppResult<LoginOutcome> {
         let email = normalize_email(email);
         self.limiter
-            .check(Action::Login, Subject::Ip, ip_key(client))
+            .check(Action::Login, Subject::Ip, client.ip_key())
             .await?;
         self.limiter
             .check(Action::Login, Subject::Account, &email)
@@ -300,7 +296,6 @@ impl AuthService {
             .transaction(|tx| {
                 Box::pin(async move {
                     users::reset_failures(tx, user_id, now).await?;
-                    let nonce = secrets::random_token(16);
                     let session = repo::insert(
                         tx,
                         session::Model {
@@ -311,7 +306,7 @@ impl AuthService {
                             user_agent: client.user_agent.as_deref().map(|d| truncate(d, 500)),
                             ip: client.ip.clone(),
                             mfa,
-                            csrf_nonce: nonce.clone(),
+                            csrf_nonce: secrets::random_token(16),
                             created_at: now,
                             last_used_at: now,
                             idle_expires_at: now + chrono_duration(config.idle_ttl),
@@ -321,16 +316,7 @@ impl AuthService {
                         },
                     )
                     .await?;
-                    let refresh = secrets::random_token(32);
-                    repo::insert_refresh_token(tx, secrets::digest(&refresh), session.id, now)
-                        .await?;
-                    let (access, _) = keys.issue(
-                        user_id,
-                        session.id,
-                        TokenUse::Access,
-                        now,
-                        config.access_ttl,
-                    )?;
+                    let tokens = issue_pair(tx, &keys, &config, &session, now).await?;
                     super::audit_record(
                         tx,
                         now,
@@ -341,14 +327,7 @@ impl AuthService {
                             .details(serde_json::json!({ "mfa": mfa })),
                     )
                     .await?;
-                    Ok(IssuedTokens {
-                        access_token: access,
-                        token_type: "Bearer",
-                        expires_in: config.access_ttl.as_secs(),
-                        refresh_token: refresh,
-                        session_id: session.id,
-                        csrf_token: csrf::token(&config.app_secret, session.id, &nonce),
-                    })
+                    Ok(tokens)
                 })
             })
             .await?;
@@ -366,7 +345,7 @@ impl AuthService {
         client: &ClientInfo,
     ) -> AppResult<IssuedTokens> {
         self.limiter
-            .check(Action::Refresh, Subject::Ip, ip_key(client))
+            .check(Action::Refresh, Subject::Ip, client.ip_key())
             .await?;
         let hash = secrets::digest(refresh_token);
         let reader = self.db.reader();
@@ -436,31 +415,11 @@ impl AuthService {
                     if !active {
                         return Ok(Refreshed::Invalid);
                     }
-                    let refresh = secrets::random_token(32);
-                    repo::insert_refresh_token(tx, secrets::digest(&refresh), session.id, now)
-                        .await?;
                     let idle =
                         (now + chrono_duration(config.idle_ttl)).min(session.absolute_expires_at);
                     repo::touch(tx, session.id, now, idle, client.ip.clone()).await?;
-                    let (access, _) = keys.issue(
-                        session.user_id,
-                        session.id,
-                        TokenUse::Access,
-                        now,
-                        config.access_ttl,
-                    )?;
-                    Ok(Refreshed::Tokens(IssuedTokens {
-                        access_token: access,
-                        token_type: "Bearer",
-                        expires_in: config.access_ttl.as_secs(),
-                        refresh_token: refresh,
-                        session_id: session.id,
-                        csrf_token: csrf::token(
-                            &config.app_secret,
-                            session.id,
-                            &session.csrf_nonce,
-                        ),
-                    }))
+                    let tokens = issue_pair(tx, &keys, &config, &session, now).await?;
+                    Ok(Refreshed::Tokens(tokens))
                 })
             })
             .await?;
@@ -648,6 +607,34 @@ pub(crate) async fn revoke_everything(
         users::save(tx, user).await?;
     }
     repo::revoke_all_of_user(tx, user_id, None, reason, now).await
+}
+
+/// A new refresh token for `session` (stored only as its digest) and an access token for its
+/// user: what sign-in and every refresh hand out.
+async fn issue_pair(
+    tx: &DatabaseTransaction,
+    keys: &TokenKeys,
+    config: &AuthConfig,
+    session: &session::Model,
+    now: DateTime<Utc>,
+) -> AppResult<IssuedTokens> {
+    let refresh = secrets::random_token(32);
+    repo::insert_refresh_token(tx, secrets::digest(&refresh), session.id, now).await?;
+    let (access, _) = keys.issue(
+        session.user_id,
+        session.id,
+        TokenUse::Access,
+        now,
+        config.access_ttl,
+    )?;
+    Ok(IssuedTokens {
+        access_token: access,
+        token_type: "Bearer",
+        expires_in: config.access_ttl.as_secs(),
+        refresh_token: refresh,
+        session_id: session.id,
+        csrf_token: csrf::token(&config.app_secret, session.id, &session.csrf_nonce),
+    })
 }
 
 pub(crate) fn chrono_duration(d: std::time::Duration) -> chrono::Duration {

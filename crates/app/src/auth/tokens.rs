@@ -57,6 +57,9 @@ pub struct TokenKeys {
     decoding: HashMap<String, DecodingKey>,
     issuer: String,
     audience: String,
+    /// HS256 only; issuer, audience and every time claim required. Times are checked against
+    /// the injected clock in [`TokenKeys::verify`], so the library's own checks are off.
+    validation: Validation,
 }
 
 impl TokenKeys {
@@ -75,7 +78,15 @@ impl TokenKeys {
                 DecodingKey::from_secret(key.expose().as_bytes()),
             );
         }
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.algorithms = vec![Algorithm::HS256];
+        validation.set_issuer(&[&settings.jwt_issuer]);
+        validation.set_audience(&[&settings.jwt_audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         Ok(Self {
+            validation,
             current_kid: settings.jwt_key_id.clone(),
             encoding: EncodingKey::from_secret(current.expose().as_bytes()),
             decoding,
@@ -125,14 +136,7 @@ impl TokenKeys {
             .decoding
             .get(&kid)
             .ok_or_else(|| invalid(&"unknown kid"))?;
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.algorithms = vec![Algorithm::HS256];
-        validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&[&self.audience]);
-        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)
+        let claims = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
             .map_err(|e| invalid(&e))?
             .claims;
         // Times are checked against the injected clock, with a small allowance for skew.

@@ -93,11 +93,10 @@ fn tokens_response(ctx: &AppContext, tokens: IssuedTokens, use_cookie: bool) -> 
     let mut response = Json(body).into_response();
     if use_cookie {
         let max_age = ctx.auth.config().absolute_ttl.as_secs();
-        for value in session_cookies(&tokens.refresh_token, &tokens.csrf_token, max_age) {
-            if let Ok(v) = HeaderValue::from_str(&value) {
-                response.headers_mut().append(SET_COOKIE, v);
-            }
-        }
+        set_cookies(
+            &mut response,
+            session_cookies(&tokens.refresh_token, &tokens.csrf_token, max_age),
+        );
     }
     response
 }
@@ -293,19 +292,22 @@ async fn rotate_csrf(
     })
     .into_response();
     let max_age = ctx.auth.config().absolute_ttl.as_secs();
-    if let Ok(v) = HeaderValue::from_str(&csrf_cookie(&csrf, max_age)) {
-        response.headers_mut().append(SET_COOKIE, v);
-    }
+    set_cookies(&mut response, [csrf_cookie(&csrf, max_age)]);
     Ok(response)
 }
 
-fn no_content_clearing_cookies() -> Response {
-    let mut response = StatusCode::NO_CONTENT.into_response();
-    for value in cleared_cookies() {
+/// Appends one `Set-Cookie` per value (values are built by `crate::auth`, always valid).
+fn set_cookies(response: &mut Response, cookies: impl IntoIterator<Item = String>) {
+    for value in cookies {
         if let Ok(v) = HeaderValue::from_str(&value) {
             response.headers_mut().append(SET_COOKIE, v);
         }
     }
+}
+
+fn no_content_clearing_cookies() -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    set_cookies(&mut response, cleared_cookies());
     response
 }
 
