@@ -21,7 +21,7 @@
 use std::time::{Duration, Instant};
 
 use depot::{Application, Role};
-use depot_app::auth::ClientInfo;
+use depot_app::ClientInfo;
 use depot_app::config::{Secret, ServiceUrl, Settings};
 use depot_app::users::NewUser;
 use depot_testkit::TestDatabase;
@@ -113,9 +113,9 @@ async fn main() -> anyhow::Result<()> {
     let server = tokio::spawn(app.run_until_stopped());
 
     let user = ctx
-        .users
+        .users()
         .create(
-            None,
+            depot_domain::Actor::System("bench"),
             NewUser {
                 email: "bench@example.com".into(),
                 display_name: "Bench".into(),
@@ -176,13 +176,17 @@ async fn main() -> anyhow::Result<()> {
     // The authentication step alone, without HTTP.
     let t = Instant::now();
     for _ in 0..10_000 {
-        ctx.auth.authenticate(&token).await.expect("authenticates");
+        ctx.authenticator()
+            .authenticate(&token)
+            .await
+            .expect("authenticates");
     }
     println!(
         "AuthService::authenticate alone: {:.1} µs per call",
         t.elapsed().as_secs_f64() * 1e6 / 10_000.0
     );
-    if let Some(redis) = ctx.cache.shared() {
+    if let Some(url) = &redis {
+        let redis = depot_adapters::cache::RedisLayer::new(url).expect("redis url");
         // What one Redis round trip costs here, for reading the figures above.
         let keys = vec!["depot-bench:a".to_owned(), "depot-bench:b".to_owned()];
         let mut rtts = Vec::new();

@@ -24,7 +24,7 @@ use chrono::Utc;
 use depot_adapters::SystemClock;
 use depot_app::AppContext;
 use depot_app::config::{Secret, ServiceUrl, Settings};
-use depot_app::messaging::{ConsumerPolicy, Handler, emit};
+use depot_app::messaging::{ConsumerPolicy, Handler};
 use depot_domain::AppResult;
 use depot_domain::message::Message;
 use depot_store::DatabaseTransaction;
@@ -85,10 +85,13 @@ async fn main() -> anyhow::Result<()> {
     let recorder = Arc::new(Recorder {
         latencies: Mutex::new(Vec::with_capacity(events)),
     });
-    let ctx = AppContext::build_with(settings, Arc::new(SystemClock), vec![recorder.clone()])
-        .await
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    ctx.db
+    // The benchmark writes the outbox itself, as a service's unit of work would.
+    let store = depot::wiring::database(&settings).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let ctx: AppContext =
+        depot::wiring::build_context_with(settings, Arc::new(SystemClock), vec![recorder.clone()])
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    ctx.schema()
         .migrate_up()
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
@@ -107,15 +110,7 @@ async fn main() -> anyhow::Result<()> {
             let due = started + pace.mul_f64(emitted as f64);
             tokio::time::sleep_until(due.into()).await;
         }
-        ctx.db
-            .transaction(move |tx| {
-                Box::pin(async move {
-                    for _ in 0..batch {
-                        emit(tx, &ping()).await?;
-                    }
-                    Ok(())
-                })
-            })
+        emit_batch(&store, batch)
             .await
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         emitted += batch;
@@ -158,8 +153,18 @@ async fn main() -> anyhow::Result<()> {
         percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
         latencies.last().copied().unwrap_or_default().as_secs_f64() * 1000.0
     );
-    ctx.db.close().await;
+    ctx.close().await;
+    store.close().await;
     Ok(())
+}
+
+/// Appends `batch` pings to the outbox in one transaction.
+async fn emit_batch(store: &depot_store::Db, batch: usize) -> AppResult<()> {
+    let tx = store.begin().await?;
+    for _ in 0..batch {
+        depot_store::repo::outbox::append(&*tx, &ping()).await?;
+    }
+    tx.commit().await
 }
 
 fn ping() -> Message {

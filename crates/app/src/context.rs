@@ -1,163 +1,124 @@
-//! The application context: everything a service needs, built once at startup.
+//! The application context: the services of one process, built once at start-up from the
+//! settings and the adapters the edge chose (see `depot::wiring`).
+//!
+//! It hands out services, never the database: the HTTP layer and the workers can only do what
+//! a service offers.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
-use depot_adapters::broker::database::{DatabaseQueue, DatabaseQueueOptions};
-use depot_adapters::broker::rabbitmq::RabbitMq;
-use depot_adapters::broker::{Broker, QueueSpec};
-use depot_adapters::cache::{Cache, CacheOptions, RedisLayer};
-use depot_adapters::mail::{FileMailer, Mailer, SmtpMailer};
-use depot_adapters::{AmqpProbe, Probe, RedisProbe, SystemClock};
+use depot_adapters::Probe;
+use depot_adapters::broker::Broker;
+use depot_adapters::cache::Cache;
+use depot_adapters::mail::Mailer;
 use depot_domain::{AppError, AppResult, Clock};
-use depot_store::{Db, DbOptions};
+use depot_store::Db;
 
-use crate::auth::AuthService;
-use crate::config::{BrokerBackend, CacheBackend, MailBackend, Settings};
-use crate::debug::{DebugHandler, DebugService};
+use crate::audit::AuditService;
+use crate::auth::AuthServices;
+use crate::auth::authenticator::Authenticator;
+use crate::auth::mfa::MfaService;
+use crate::auth::password::PasswordService;
+use crate::auth::sessions::SessionService;
+use crate::background::Background;
+use crate::config::Settings;
+use crate::debug::DebugService;
 use crate::health::HealthService;
 use crate::housekeeping::HousekeepingService;
+use crate::lifecycle::Lifecycle;
 use crate::mail::MailService;
-use crate::messaging::{Handler, Relay, Scheduler, queue_spec};
+use crate::messaging::{Handler, HandlerDelivery, Relay, Scheduler, queue_spec};
 use crate::roles::RoleService;
+use crate::schema::SchemaService;
+use crate::uow::{RelayWaker, Writer};
 use crate::users::UserService;
 
-/// Process lifecycle flags shared by the HTTP layer and the workers.
-#[derive(Debug, Default)]
-pub struct Lifecycle {
-    draining: AtomicBool,
-}
-
-impl Lifecycle {
-    /// Marks the process as shutting down: readiness answers 503 from now on.
-    pub fn start_draining(&self) {
-        self.draining.store(true, Ordering::SeqCst);
-    }
-
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::SeqCst)
-    }
+/// The outside world as the edge connected it: the embedded or the scale-out implementation of
+/// each adapter, chosen by configuration in one place (`depot::wiring::connect`).
+pub struct Adapters {
+    pub db: Db,
+    pub clock: Arc<dyn Clock>,
+    pub cache: Arc<Cache>,
+    pub broker: Arc<dyn Broker>,
+    pub mailer: Arc<dyn Mailer>,
+    /// Readiness probes of the scale-out cache and broker, when configured.
+    pub cache_probe: Option<Arc<dyn Probe>>,
+    pub broker_probe: Option<Arc<dyn Probe>>,
+    /// Identifies this process in claims and leases.
+    pub instance_id: String,
 }
 
 /// Shared state of one Depot process. Cheap to clone.
 #[derive(Clone)]
 pub struct AppContext {
-    pub settings: Arc<Settings>,
-    pub db: Db,
-    pub clock: Arc<dyn Clock>,
-    pub lifecycle: Arc<Lifecycle>,
-    /// Identifies this process in claims and leases.
-    pub instance_id: String,
-    pub broker: Arc<dyn Broker>,
-    pub cache: Arc<Cache>,
-    pub mail: MailService,
-    /// Every consumer this build knows, whether or not this process runs them.
-    pub handlers: Vec<Arc<dyn Handler>>,
-    pub relay: Relay,
-    pub scheduler: Scheduler,
-    pub health: HealthService,
-    pub housekeeping: HousekeepingService,
-    pub auth: AuthService,
-    pub users: UserService,
-    pub roles: RoleService,
-    /// Present only with `debug_routes`.
-    pub debug: Option<DebugService>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: Arc<Settings>,
+    /// Held only to stop its sync task at shutdown.
+    cache: Arc<Cache>,
+    clock: Arc<dyn Clock>,
+    lifecycle: Arc<Lifecycle>,
+    broker: Arc<dyn Broker>,
+    background: Background,
+    deliveries: Vec<Arc<HandlerDelivery>>,
+    relay: Relay,
+    relay_waker: RelayWaker,
+    scheduler: Scheduler,
+    schema: SchemaService,
+    health: HealthService,
+    mail: MailService,
+    authenticator: Authenticator,
+    sessions: SessionService,
+    mfa: MfaService,
+    passwords: PasswordService,
+    users: UserService,
+    roles: RoleService,
+    audit: AuditService,
+    debug: Option<DebugService>,
 }
 
 impl AppContext {
-    /// Builds the context from validated settings. Pools are lazy, so a process whose database
-    /// is down still starts and reports itself not ready.
-    pub async fn build(settings: Settings) -> AppResult<Self> {
-        Self::build_with(settings, Arc::new(SystemClock), Vec::new()).await
-    }
-
-    /// As [`AppContext::build`], with a chosen clock and extra consumers (tests).
-    pub async fn build_with(
+    /// Builds the services over `adapters`, registers every capability's background work
+    /// (plus `extra_consumers`, for tests and benchmarks) and declares the broker topology.
+    pub async fn new(
         settings: Settings,
-        clock: Arc<dyn Clock>,
-        extra_handlers: Vec<Arc<dyn Handler>>,
+        adapters: Adapters,
+        extra_consumers: Vec<Arc<dyn Handler>>,
     ) -> AppResult<Self> {
-        let mut options = DbOptions::new(settings.database_url());
-        options.max_connections = settings.database_max_connections;
-        if settings.database_url.is_none() {
-            std::fs::create_dir_all(&settings.data_dir).map_err(AppError::internal)?;
-        }
-        let db = Db::connect_lazy(&options)?;
-        let instance_id = format!(
-            "depot-{}-{}",
-            std::process::id(),
-            &depot_domain::id::new_id().simple().to_string()[24..]
-        );
-
-        let cache_probe: Option<Arc<dyn Probe>> =
-            match (settings.cache_backend(), &settings.redis_url) {
-                (CacheBackend::Redis, Some(url)) => {
-                    Some(Arc::new(RedisProbe::new(url.expose()).map_err(|e| {
-                        AppError::bad_request("config.redis_url", e.0)
-                    })?))
-                }
-                _ => None,
-            };
-        let broker_probe: Option<Arc<dyn Probe>> =
-            match (settings.broker_backend(), &settings.amqp_url) {
-                (BrokerBackend::Rabbitmq, Some(url)) => {
-                    Some(Arc::new(AmqpProbe::new(url.expose())))
-                }
-                _ => None,
-            };
-
-        let redis = match (settings.cache_backend(), &settings.redis_url) {
-            (CacheBackend::Redis, Some(url)) => Some(
-                RedisLayer::new(url.expose())
-                    .map_err(|e| AppError::bad_request("config.redis_url", e))?,
-            ),
-            _ => None,
-        };
-        let cache = Arc::new(Cache::new(
-            redis,
-            CacheOptions {
-                namespace: settings.namespace.clone(),
-                ..CacheOptions::default()
-            },
-        ));
-
-        cache.start_sync();
-        let mailer: Arc<dyn Mailer> = match (settings.mail_backend(), &settings.smtp_url) {
-            (MailBackend::Smtp, Some(url)) => Arc::new(
-                SmtpMailer::new(url.expose(), &settings.mail_from, Duration::from_secs(10))
-                    .map_err(|e| AppError::bad_request("config.smtp_url", e.message))?,
-            ),
-            _ => Arc::new(
-                FileMailer::new(settings.data_dir.join("mail"), &settings.mail_from)
-                    .map_err(|e| AppError::bad_request("config.mail_from", e.message))?,
-            ),
-        };
+        let Adapters {
+            db,
+            clock,
+            cache,
+            broker,
+            mailer,
+            cache_probe,
+            broker_probe,
+            instance_id,
+        } = adapters;
+        let relay_waker = RelayWaker::default();
+        let writer = Writer::new(db.clone(), clock.clone(), relay_waker.clone());
         let mail = MailService::new(db.clone(), clock.clone(), mailer);
-        let auth = AuthService::new(&settings, db.clone(), clock.clone(), cache.clone())?;
-        let users = UserService::new(db.clone(), clock.clone(), auth.clone());
-        let roles = RoleService::new(db.clone(), clock.clone(), auth.clone());
+        let auth = AuthServices::build(&settings, writer.clone(), cache.clone())?;
+        let users = UserService::new(writer.clone(), auth.authz.clone(), auth.reset_links.clone());
+        let roles = RoleService::new(writer.clone(), auth.authz.clone());
+        let audit = AuditService::new(db.clone());
+        let schema = SchemaService::new(writer.clone());
+        let housekeeping = HousekeepingService::new(writer.clone());
+        let debug = settings
+            .debug_routes
+            .then(|| DebugService::new(writer.clone(), cache.clone()));
 
-        let mut handlers = extra_handlers;
-        let debug = settings.debug_routes.then(|| {
-            handlers.push(Arc::new(DebugHandler::new(clock.clone())));
-            DebugService::new(db.clone(), clock.clone(), cache.clone())
-        });
-        let broker: Arc<dyn Broker> = match (settings.broker_backend(), &settings.amqp_url) {
-            (BrokerBackend::Rabbitmq, Some(url)) => {
-                Arc::new(RabbitMq::new(url.expose(), &settings.namespace))
-            }
-            _ => Arc::new(DatabaseQueue::new(
-                db.clone(),
-                clock.clone(),
-                DatabaseQueueOptions {
-                    visibility_timeout: settings.queue_visibility_timeout(),
-                    ..DatabaseQueueOptions::default()
-                },
-                instance_id.clone(),
-            )),
-        };
-        let specs: Vec<QueueSpec> = handlers
+        let mut background = Background::default();
+        housekeeping.register(&mut background);
+        if let Some(debug) = &debug {
+            debug.register(&mut background);
+        }
+        for consumer in extra_consumers {
+            background.consumer(consumer);
+        }
+        let specs: Vec<_> = background
+            .consumers()
             .iter()
             .map(|h| queue_spec(h.as_ref(), None))
             .collect();
@@ -165,36 +126,143 @@ impl AppContext {
             AppError::unavailable("broker.declare", "cannot declare the message topology")
                 .with_source(e)
         })?;
+        let deliveries = background
+            .consumers()
+            .iter()
+            .map(|h| Arc::new(HandlerDelivery::new(h.clone(), db.clone(), clock.clone())))
+            .collect();
 
-        let settings = Arc::new(settings);
         let lifecycle = Arc::new(Lifecycle::default());
         let health = HealthService::new(db.clone(), lifecycle.clone(), cache_probe, broker_probe);
-        let housekeeping = HousekeepingService::new(db.clone(), clock.clone());
         let relay = Relay::new(
             db.clone(),
             broker.clone(),
             clock.clone(),
             instance_id.clone(),
         );
-        let scheduler = Scheduler::new(db.clone(), clock.clone(), instance_id.clone());
+        let scheduler = Scheduler::new(db.clone(), clock.clone(), instance_id);
         Ok(Self {
-            settings,
-            db,
-            clock,
-            lifecycle,
-            instance_id,
-            broker,
-            cache,
-            mail,
-            handlers,
-            relay,
-            scheduler,
-            health,
-            housekeeping,
-            auth,
-            users,
-            roles,
-            debug,
+            inner: Arc::new(Inner {
+                settings: Arc::new(settings),
+                cache,
+                clock,
+                lifecycle,
+                broker,
+                background,
+                deliveries,
+                relay,
+                relay_waker,
+                scheduler,
+                schema,
+                health,
+                mail,
+                authenticator: auth.authenticator,
+                sessions: auth.sessions,
+                mfa: auth.mfa,
+                passwords: auth.passwords,
+                users,
+                roles,
+                audit,
+                debug,
+            }),
         })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    pub fn lifecycle(&self) -> &Lifecycle {
+        &self.inner.lifecycle
+    }
+
+    /// The broker, for the workers and the dead-letter commands.
+    pub fn broker(&self) -> &Arc<dyn Broker> {
+        &self.inner.broker
+    }
+
+    /// The consumers and periodic jobs every capability registered.
+    pub fn background(&self) -> &Background {
+        &self.inner.background
+    }
+
+    /// One delivery adapter per registered consumer (same order as
+    /// [`Background::consumers`]).
+    pub fn deliveries(&self) -> &[Arc<HandlerDelivery>] {
+        &self.inner.deliveries
+    }
+
+    pub fn relay(&self) -> &Relay {
+        &self.inner.relay
+    }
+
+    /// Woken when a unit of work that emitted events commits.
+    pub fn relay_waker(&self) -> &RelayWaker {
+        &self.inner.relay_waker
+    }
+
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.inner.scheduler
+    }
+
+    pub fn schema(&self) -> &SchemaService {
+        &self.inner.schema
+    }
+
+    pub fn health(&self) -> &HealthService {
+        &self.inner.health
+    }
+
+    pub fn mail(&self) -> &MailService {
+        &self.inner.mail
+    }
+
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.inner.authenticator
+    }
+
+    pub fn sessions(&self) -> &SessionService {
+        &self.inner.sessions
+    }
+
+    pub fn mfa(&self) -> &MfaService {
+        &self.inner.mfa
+    }
+
+    pub fn passwords(&self) -> &PasswordService {
+        &self.inner.passwords
+    }
+
+    pub fn users(&self) -> &UserService {
+        &self.inner.users
+    }
+
+    pub fn roles(&self) -> &RoleService {
+        &self.inner.roles
+    }
+
+    pub fn audit(&self) -> &AuditService {
+        &self.inner.audit
+    }
+
+    /// Stops the cache's sync task and closes the database pools (the last step of shutdown).
+    pub async fn close(&self) {
+        self.inner.cache.close();
+        self.inner.schema.close().await;
+    }
+
+    /// Whether this instance provably follows the cache sync channel (always true without
+    /// Redis); readiness and tests look at it.
+    pub fn cache_in_sync(&self) -> bool {
+        self.inner.cache.in_sync()
+    }
+
+    /// Present only with `debug_routes`.
+    pub fn debug(&self) -> Option<&DebugService> {
+        self.inner.debug.as_ref()
     }
 }

@@ -12,13 +12,16 @@ use async_trait::async_trait;
 use depot_adapters::cache::Cache;
 use depot_domain::id::new_id;
 use depot_domain::message::Message;
-use depot_domain::{AppError, AppResult, Clock};
+use depot_domain::{Actor, AppError, AppResult, Clock};
+use depot_store::DatabaseTransaction;
 use depot_store::repo::audit;
-use depot_store::{DatabaseTransaction, Db};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::messaging::{ConsumerPolicy, Handler, emit};
+use crate::background::Background;
+use crate::client::ClientInfo;
+use crate::messaging::{ConsumerPolicy, Handler};
+use crate::uow::Writer;
 
 pub const PING: &str = "debug.ping";
 pub const HANDLED: &str = "debug.ping.handled";
@@ -38,8 +41,7 @@ pub struct Ping {
 
 #[derive(Clone)]
 pub struct DebugService {
-    db: Db,
-    clock: Arc<dyn Clock>,
+    writer: Writer,
     cache: Arc<Cache>,
     loads: Arc<AtomicU64>,
 }
@@ -52,13 +54,17 @@ pub struct Cached {
 }
 
 impl DebugService {
-    pub fn new(db: Db, clock: Arc<dyn Clock>, cache: Arc<Cache>) -> Self {
+    pub fn new(writer: Writer, cache: Arc<Cache>) -> Self {
         Self {
-            db,
-            clock,
+            writer,
             cache,
             loads: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Registers the `debug` consumer.
+    pub fn register(&self, background: &mut Background) {
+        background.consumer(Arc::new(DebugHandler::new(self.writer.clock().clone())));
     }
 
     /// Reads `key` through the cache; the loader (standing in for the database) counts its runs.
@@ -77,27 +83,31 @@ impl DebugService {
         Ok((value, self.loads.load(Ordering::SeqCst)))
     }
 
+    /// Which cache serves [`DebugService::cached`]: `memory` or `redis`.
+    pub fn cache_backend(&self) -> &'static str {
+        self.cache.backend()
+    }
+
     pub async fn invalidate_cached(&self) {
         self.cache.invalidate_namespace("debug").await;
     }
 
     /// Records a ping in the outbox; returns its message id.
-    pub async fn emit_ping(&self, ping: Ping, correlation_id: Option<String>) -> AppResult<Uuid> {
+    pub async fn emit_ping(&self, ping: Ping, client: &ClientInfo) -> AppResult<Uuid> {
+        let mut uow = self.writer.begin(Actor::System("debug"), client).await?;
         let message = Message {
             id: new_id(),
             event_type: PING.into(),
             version: 1,
-            occurred_at: self.clock.now(),
-            correlation_id,
+            occurred_at: uow.now(),
+            correlation_id: client.request_id.clone(),
             aggregate_type: "debug".into(),
             aggregate_id: "ping".into(),
             payload: serde_json::to_value(&ping).map_err(AppError::internal)?,
         };
-        let id = message.id;
-        self.db
-            .transaction(move |tx| Box::pin(async move { emit(tx, &message).await }))
-            .await?;
-        Ok(id)
+        uow.emit(&message).await?;
+        uow.commit().await?;
+        Ok(message.id)
     }
 }
 

@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 
 use depot_adapters::Probe;
 use depot_store::Db;
+pub use depot_store::PoolStats;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::context::Lifecycle;
+use crate::lifecycle::Lifecycle;
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -108,6 +109,11 @@ impl HealthService {
             cache,
             broker,
         }
+    }
+
+    /// Connection pool statistics, one entry per pool (for the metrics endpoint).
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
+        self.db.pool_stats()
     }
 
     pub async fn readiness(&self) -> Readiness {

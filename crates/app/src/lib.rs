@@ -1,19 +1,26 @@
 //! Depot's use cases.
 //!
-//! [`AppContext`] is built once at startup from [`config::Settings`] and holds the database, the
-//! clock and the probes of the outside world. Services (one module per capability) own their
-//! transactions; HTTP handlers and workers call services and never touch the database.
+//! [`AppContext`] is built once at startup from [`config::Settings`] and the adapters the edge
+//! chose; it hands out services, one module per capability. Services write through a
+//! [`uow::UnitOfWork`]; HTTP handlers and workers call services and never touch the database.
 
 pub mod audit;
 pub mod auth;
+pub mod background;
+pub mod client;
 pub mod config;
 pub mod context;
 pub mod debug;
 pub mod health;
 pub mod housekeeping;
+pub mod lifecycle;
 pub mod mail;
 pub mod messaging;
 pub mod roles;
+pub mod schema;
+pub mod uow;
 pub mod users;
 
-pub use context::{AppContext, Lifecycle};
+pub use client::ClientInfo;
+pub use context::{Adapters, AppContext};
+pub use lifecycle::Lifecycle;

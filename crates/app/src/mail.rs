@@ -75,22 +75,19 @@ impl MailService {
 
     /// Queues one email in its own transaction.
     pub async fn request(&self, email: NewEmail) -> AppResult<Uuid> {
-        let now = self.clock.now();
-        self.db
-            .transaction(move |tx| Box::pin(async move { queue(tx, email, now).await }))
-            .await
+        let tx = self.db.begin().await?;
+        let id = queue(&tx, email, self.clock.now()).await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
     /// Sends the messages that are due; returns how many were attempted.
     pub async fn send_due(&self, batch: u64) -> AppResult<usize> {
         let now = self.clock.now();
         let until = now + chrono::Duration::from_std(SEND_LEASE).unwrap_or_default();
-        let claimed = self
-            .db
-            .transaction(move |tx| {
-                Box::pin(async move { emails::claim_due(tx, batch, now, until).await })
-            })
-            .await?;
+        let tx = self.db.begin().await?;
+        let claimed = emails::claim_due(&*tx, batch, now, until).await?;
+        tx.commit().await?;
         let n = claimed.len();
         for row in claimed {
             let email = Email {
@@ -124,18 +121,14 @@ impl MailService {
                     Some((err.message, retry_at))
                 }
             };
-            self.db
-                .transaction(move |tx| {
-                    Box::pin(async move {
-                        match outcome {
-                            None => emails::mark_sent(tx, id, now).await,
-                            Some((error, retry_at)) => {
-                                emails::mark_failed(tx, id, &error, retry_at, now).await
-                            }
-                        }
-                    })
-                })
-                .await?;
+            let tx = self.db.begin().await?;
+            match outcome {
+                None => emails::mark_sent(&*tx, id, now).await?,
+                Some((error, retry_at)) => {
+                    emails::mark_failed(&*tx, id, &error, retry_at, now).await?
+                }
+            }
+            tx.commit().await?;
         }
         Ok(n)
     }

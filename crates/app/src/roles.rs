@@ -2,18 +2,20 @@
 //! start when missing and cannot be deleted or renamed; `admin` always holds every permission.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use depot_domain::auth::{BuiltInRole, Permission};
-use depot_domain::{AppError, AppResult, Clock, FieldError, Validator};
-use depot_store::Db;
+use depot_domain::{Actor, AppError, AppResult, FieldError, Validator};
 use depot_store::entity::role;
+use depot_store::on_constraint;
 use depot_store::repo::roles::{self, RoleWithPermissions};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::auth::{AuditEntry, AuthService, ClientInfo, Principal, audit_record};
+use crate::audit::AuditEntry;
+use crate::auth::authz::AuthzCache;
+use crate::client::ClientInfo;
+use crate::uow::{UnitOfWork, Writer};
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RoleView {
@@ -91,23 +93,17 @@ fn validate_name(v: &mut Validator, name: &str) {
 
 #[derive(Clone)]
 pub struct RoleService {
-    db: Db,
-    clock: Arc<dyn Clock>,
-    auth: AuthService,
+    writer: Writer,
+    authz: AuthzCache,
 }
 
 impl RoleService {
-    pub fn new(db: Db, clock: Arc<dyn Clock>, auth: AuthService) -> Self {
-        Self { db, clock, auth }
-    }
-
-    /// Creates the built-in roles that do not exist yet (see [`ensure_built_ins`]).
-    pub async fn ensure_built_ins(&self) -> AppResult<()> {
-        ensure_built_ins(&self.db, self.clock.now()).await
+    pub fn new(writer: Writer, authz: AuthzCache) -> Self {
+        Self { writer, authz }
     }
 
     pub async fn list(&self) -> AppResult<Vec<RoleView>> {
-        Ok(roles::list(self.db.reader())
+        Ok(roles::list(self.writer.db().reader())
             .await?
             .into_iter()
             .map(view)
@@ -115,7 +111,7 @@ impl RoleService {
     }
 
     pub async fn get(&self, id: Uuid) -> AppResult<RoleView> {
-        roles::get(self.db.reader(), id)
+        roles::get(self.writer.db().reader(), id)
             .await?
             .map(view)
             .ok_or_else(not_found)
@@ -123,7 +119,7 @@ impl RoleService {
 
     pub async fn create(
         &self,
-        actor: &Principal,
+        actor: Actor,
         name: String,
         description: String,
         permissions: Vec<String>,
@@ -134,54 +130,29 @@ impl RoleService {
         validate_name(&mut v, &name);
         v.finish()?;
         let permissions = parse_permissions(&permissions)?;
-        let now = self.clock.now();
-        let (client, actor_id) = (client.clone(), actor.user_id);
-        let created = self
-            .db
-            .transaction(|tx| {
-                Box::pin(async move {
-                    if !roles::by_names(tx, std::slice::from_ref(&name))
-                        .await?
-                        .is_empty()
-                    {
-                        return Err(name_taken());
-                    }
-                    let role = roles::insert(
-                        tx,
-                        role::Model {
-                            id: depot_domain::id::new_id(),
-                            name,
-                            description,
-                            mfa_required,
-                            built_in: false,
-                            created_at: now,
-                            updated_at: now,
-                        },
-                    )
-                    .await?;
-                    roles::set_permissions(tx, role.id, &permissions).await?;
-                    let shown = view(roles::get(tx, role.id).await?.ok_or_else(not_found)?);
-                    audit_record(
-                        tx,
-                        now,
-                        &client,
-                        AuditEntry::new("role.created")
-                            .actor(actor_id)
-                            .target("role", shown.id)
-                            .change(serde_json::Value::Null, audit_view(&shown)),
-                    )
-                    .await?;
-                    Ok(shown)
-                })
-            })
-            .await?;
-        Ok(created)
+        let uow = self.writer.begin(actor, client).await?;
+        if !roles::by_names(uow.tx(), std::slice::from_ref(&name))
+            .await?
+            .is_empty()
+        {
+            return Err(name_taken());
+        }
+        let id = insert_role(&uow, name, description, mfa_required, false, &permissions).await?;
+        let shown = view(roles::get(uow.tx(), id).await?.ok_or_else(not_found)?);
+        uow.audit(
+            AuditEntry::new("role.created")
+                .target("role", shown.id)
+                .change(serde_json::Value::Null, audit_view(&shown)),
+        )
+        .await?;
+        uow.commit().await?;
+        Ok(shown)
     }
 
     /// Edits a role. Takes effect for its holders on their next request, on every instance.
     pub async fn update(
         &self,
-        actor: &Principal,
+        actor: Actor,
         id: Uuid,
         patch: RolePatch,
         client: &ClientInfo,
@@ -196,105 +167,113 @@ impl RoleService {
             .as_deref()
             .map(parse_permissions)
             .transpose()?;
-        let now = self.clock.now();
-        let (client, actor_id) = (client.clone(), actor.user_id);
-        let updated = self
-            .db
-            .transaction(|tx| {
-                Box::pin(async move {
-                    let current = roles::get(tx, id).await?.ok_or_else(not_found)?;
-                    let before = view(current.clone());
-                    let mut role = current.role;
-                    if let Some(name) = patch.name
-                        && name != role.name
-                    {
-                        if role.built_in {
-                            return Err(AppError::conflict(
-                                "roles.built_in",
-                                "built-in roles cannot be renamed",
-                            ));
-                        }
-                        if !roles::by_names(tx, std::slice::from_ref(&name))
-                            .await?
-                            .is_empty()
-                        {
-                            return Err(name_taken());
-                        }
-                        role.name = name;
-                    }
-                    if let Some(description) = patch.description {
-                        role.description = description;
-                    }
-                    if let Some(mfa) = patch.mfa_required {
-                        role.mfa_required = mfa;
-                    }
-                    if let Some(permissions) = &permissions {
-                        if role.name == BuiltInRole::Admin.name()
-                            && permissions.len() != Permission::ALL.len()
-                        {
-                            return Err(AppError::conflict(
-                                "roles.admin_is_complete",
-                                "the admin role always holds every permission",
-                            ));
-                        }
-                        roles::set_permissions(tx, id, permissions).await?;
-                    }
-                    role.updated_at = now;
-                    roles::save(tx, role).await?;
-                    let after = view(roles::get(tx, id).await?.ok_or_else(not_found)?);
-                    audit_record(
-                        tx,
-                        now,
-                        &client,
-                        AuditEntry::new("role.updated")
-                            .actor(actor_id)
-                            .target("role", id)
-                            .change(audit_view(&before), audit_view(&after)),
-                    )
-                    .await?;
-                    Ok(after)
-                })
-            })
-            .await?;
-        self.auth.invalidate().await;
-        Ok(updated)
+        let mut uow = self.writer.begin(actor, client).await?;
+        let current = roles::get(uow.tx(), id).await?.ok_or_else(not_found)?;
+        let before = view(current.clone());
+        let mut role = current.role;
+        if let Some(name) = patch.name
+            && name != role.name
+        {
+            if role.built_in {
+                return Err(AppError::conflict(
+                    "roles.built_in",
+                    "built-in roles cannot be renamed",
+                ));
+            }
+            if !roles::by_names(uow.tx(), std::slice::from_ref(&name))
+                .await?
+                .is_empty()
+            {
+                return Err(name_taken());
+            }
+            role.name = name;
+        }
+        if let Some(description) = patch.description {
+            role.description = description;
+        }
+        if let Some(mfa) = patch.mfa_required {
+            role.mfa_required = mfa;
+        }
+        if let Some(permissions) = &permissions {
+            if role.name == BuiltInRole::Admin.name() && permissions.len() != Permission::ALL.len()
+            {
+                return Err(AppError::conflict(
+                    "roles.admin_is_complete",
+                    "the admin role always holds every permission",
+                ));
+            }
+            roles::set_permissions(uow.tx(), id, permissions).await?;
+        }
+        role.updated_at = uow.now();
+        roles::save(uow.tx(), role)
+            .await
+            .map_err(on_constraint(&roles::NAME_UNIQUE, name_taken))?;
+        let after = view(roles::get(uow.tx(), id).await?.ok_or_else(not_found)?);
+        uow.audit(
+            AuditEntry::new("role.updated")
+                .target("role", id)
+                .change(audit_view(&before), audit_view(&after)),
+        )
+        .await?;
+        self.authz.invalidate_after_commit(&mut uow);
+        uow.commit().await?;
+        Ok(after)
     }
 
     /// Deletes a custom role; its holders lose it (and are signed out).
-    pub async fn delete(&self, actor: &Principal, id: Uuid, client: &ClientInfo) -> AppResult<()> {
-        let now = self.clock.now();
-        let (client, actor_id) = (client.clone(), actor.user_id);
-        self.db
-            .transaction(|tx| {
-                Box::pin(async move {
-                    let role = roles::get(tx, id).await?.ok_or_else(not_found)?;
-                    if role.role.built_in {
-                        return Err(AppError::conflict(
-                            "roles.built_in",
-                            "built-in roles cannot be deleted",
-                        ));
-                    }
-                    for holder in roles::holders(tx, id).await? {
-                        crate::auth::sessions::revoke_everything(tx, holder, "roles_changed", now)
-                            .await?;
-                    }
-                    roles::delete(tx, id).await?;
-                    audit_record(
-                        tx,
-                        now,
-                        &client,
-                        AuditEntry::new("role.deleted")
-                            .actor(actor_id)
-                            .target("role", id)
-                            .change(audit_view(&view(role)), serde_json::Value::Null),
-                    )
-                    .await
-                })
-            })
-            .await?;
-        self.auth.invalidate().await;
-        Ok(())
+    pub async fn delete(&self, actor: Actor, id: Uuid, client: &ClientInfo) -> AppResult<()> {
+        let mut uow = self.writer.begin(actor, client).await?;
+        let role = roles::get(uow.tx(), id).await?.ok_or_else(not_found)?;
+        if role.role.built_in {
+            return Err(AppError::conflict(
+                "roles.built_in",
+                "built-in roles cannot be deleted",
+            ));
+        }
+        for holder in roles::holders(uow.tx(), id).await? {
+            crate::auth::sessions::revoke_everything(uow.tx(), holder, "roles_changed", uow.now())
+                .await?;
+        }
+        roles::delete(uow.tx(), id).await?;
+        uow.audit(
+            AuditEntry::new("role.deleted")
+                .target("role", id)
+                .change(audit_view(&view(role)), serde_json::Value::Null),
+        )
+        .await?;
+        self.authz.invalidate_after_commit(&mut uow);
+        uow.commit().await
     }
+}
+
+/// Creates the built-in roles that do not exist yet and never touches existing ones (their
+/// permissions may have been edited). Called by `SchemaService::seed` only.
+pub(crate) async fn seed_built_ins(uow: &UnitOfWork) -> AppResult<()> {
+    let names: Vec<String> = BuiltInRole::ALL
+        .iter()
+        .map(|r| r.name().to_owned())
+        .collect();
+    let existing = roles::by_names(uow.tx(), &names).await?;
+    for built_in in BuiltInRole::ALL {
+        if existing.iter().any(|r| r.name == built_in.name()) {
+            continue;
+        }
+        let permissions = built_in
+            .default_permissions()
+            .into_iter()
+            .map(|p| p.code().to_owned())
+            .collect();
+        insert_role(
+            uow,
+            built_in.name().into(),
+            built_in.description().into(),
+            built_in.mfa_required(),
+            true,
+            &permissions,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 fn name_taken() -> AppError {
@@ -302,42 +281,29 @@ fn name_taken() -> AppError {
         .with_details(serde_json::json!({ "field": "name" }))
 }
 
-/// Creates the built-in roles that do not exist yet and never touches existing ones (their
-/// permissions may have been edited). Runs after migrations, at start and in `migrate up`.
-pub async fn ensure_built_ins(db: &Db, now: DateTime<Utc>) -> AppResult<()> {
-    db.transaction(|tx| {
-        Box::pin(async move {
-            let names: Vec<String> = BuiltInRole::ALL
-                .iter()
-                .map(|r| r.name().to_owned())
-                .collect();
-            let existing = roles::by_names(tx, &names).await?;
-            for built_in in BuiltInRole::ALL {
-                if existing.iter().any(|r| r.name == built_in.name()) {
-                    continue;
-                }
-                let role = roles::insert(
-                    tx,
-                    role::Model {
-                        id: depot_domain::id::new_id(),
-                        name: built_in.name().into(),
-                        description: built_in.description().into(),
-                        mfa_required: built_in.mfa_required(),
-                        built_in: true,
-                        created_at: now,
-                        updated_at: now,
-                    },
-                )
-                .await?;
-                let permissions = built_in
-                    .default_permissions()
-                    .into_iter()
-                    .map(|p| p.code().to_owned())
-                    .collect();
-                roles::set_permissions(tx, role.id, &permissions).await?;
-            }
-            Ok(())
-        })
-    })
+/// Inserts a role with its permissions; returns its id.
+async fn insert_role(
+    uow: &UnitOfWork,
+    name: String,
+    description: String,
+    mfa_required: bool,
+    built_in: bool,
+    permissions: &BTreeSet<String>,
+) -> AppResult<Uuid> {
+    let role = roles::insert(
+        uow.tx(),
+        role::Model {
+            id: depot_domain::id::new_id(),
+            name,
+            description,
+            mfa_required,
+            built_in,
+            created_at: uow.now(),
+            updated_at: uow.now(),
+        },
+    )
     .await
+    .map_err(on_constraint(&roles::NAME_UNIQUE, name_taken))?;
+    roles::set_permissions(uow.tx(), role.id, permissions).await?;
+    Ok(role.id)
 }

@@ -1,22 +1,30 @@
 //! User accounts: admin CRUD, disable/enable/unlock, and self-service (`me`).
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use depot_domain::auth::{normalize_email, validate_email, validate_phone};
+use depot_domain::auth::{
+    PasswordPolicy, normalize_email, user_not_found, validate_email, validate_phone,
+};
 use depot_domain::pagination::{Page, PageRequest};
-use depot_domain::{AppError, AppResult, Clock, ErrorCategory, FieldError, Validator};
+use depot_domain::state::UserStatus;
+use depot_domain::{Actor, AppError, AppResult, FieldError, Validator};
 use depot_store::entity::user;
-use depot_store::repo::users::UserFilter;
 use depot_store::repo::{roles, users};
-use depot_store::{DatabaseTransaction, Db};
+use depot_store::{DatabaseTransaction, on_constraint};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::auth::password::check_policy;
+use crate::audit::AuditEntry;
+use crate::auth::authz::AuthzCache;
+use crate::auth::password::ResetLinks;
+use crate::auth::passwords;
+use crate::auth::principal::Principal;
 use crate::auth::sessions::revoke_everything;
-use crate::auth::{AuditEntry, AuthService, ClientInfo, Principal, audit_record, passwords};
+use crate::client::ClientInfo;
+use crate::uow::Writer;
+
+pub use depot_domain::auth::UserFilter;
 
 /// A user as the API shows it (never the hash, secrets or failure counters' internals).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -25,7 +33,7 @@ pub struct UserView {
     pub email: String,
     pub display_name: String,
     pub phone: Option<String>,
-    pub status: String,
+    pub status: UserStatus,
     pub roles: Vec<String>,
     pub mfa_enabled: bool,
     pub locked_until: Option<DateTime<Utc>>,
@@ -39,7 +47,8 @@ fn view(u: user::Model, roles: Vec<String>) -> UserView {
         email: u.email,
         display_name: u.display_name,
         phone: u.phone,
-        status: u.status,
+        // The column's CHECK allows only these values.
+        status: UserStatus::parse(&u.status).unwrap_or(UserStatus::Disabled),
         roles,
         mfa_enabled: u.mfa_enabled,
         locked_until: u.locked_until,
@@ -76,10 +85,6 @@ pub struct UserPatch {
     pub roles: Option<Vec<String>>,
 }
 
-pub(crate) fn not_found() -> AppError {
-    AppError::not_found("users.not_found", "no such user")
-}
-
 fn email_taken() -> AppError {
     AppError::conflict("users.email_taken", "another account uses this email")
         .with_details(serde_json::json!({ "field": "email" }))
@@ -114,19 +119,23 @@ fn validate_fields(
 
 #[derive(Clone)]
 pub struct UserService {
-    db: Db,
-    clock: Arc<dyn Clock>,
-    auth: AuthService,
+    writer: Writer,
+    authz: AuthzCache,
+    links: ResetLinks,
 }
 
 impl UserService {
-    pub fn new(db: Db, clock: Arc<dyn Clock>, auth: AuthService) -> Self {
-        Self { db, clock, auth }
+    pub fn new(writer: Writer, authz: AuthzCache, links: ResetLinks) -> Self {
+        Self {
+            writer,
+            authz,
+            links,
+        }
     }
 
     async fn load(&self, id: Uuid) -> AppResult<UserView> {
-        let conn = self.db.reader();
-        let user = users::get(conn, id).await?.ok_or_else(not_found)?;
+        let conn = self.writer.db().reader();
+        let user = users::get(conn, id).await?.ok_or_else(user_not_found)?;
         let names = roles::names_of_users(conn, &[id])
             .await?
             .remove(&id)
@@ -139,7 +148,7 @@ impl UserService {
     }
 
     pub async fn list(&self, filter: &UserFilter, page: &PageRequest) -> AppResult<Page<UserView>> {
-        let conn = self.db.reader();
+        let conn = self.writer.db().reader();
         let page = users::list(conn, filter, page).await?;
         let ids: Vec<Uuid> = page.data.iter().map(|u| u.id).collect();
         let mut names = roles::names_of_users(conn, &ids).await?;
@@ -156,10 +165,11 @@ impl UserService {
         })
     }
 
-    /// Creates a user (admin, or `depot admin create-user` with `actor: None`).
+    /// Creates a user (an admin, or `depot admin create-user` as the system). Without a
+    /// password the user is invited: a set-password link is emailed in the same unit of work.
     pub async fn create(
         &self,
-        actor: Option<Uuid>,
+        actor: Actor,
         new: NewUser,
         client: &ClientInfo,
     ) -> AppResult<UserView> {
@@ -171,7 +181,7 @@ impl UserService {
             new.phone.as_deref(),
         );
         if let Some(password) = &new.password {
-            for e in depot_domain::auth::PasswordPolicy::default().check("password", password) {
+            for e in PasswordPolicy::default().check("password", password) {
                 v.push(e);
             }
         }
@@ -181,8 +191,9 @@ impl UserService {
             Some(p) => Some(passwords::hash(p).await?),
             None => None,
         };
-        let now = self.clock.now();
         let invite = hash.is_none();
+        let uow = self.writer.begin(actor, client).await?;
+        let now = uow.now();
         let model = user::Model {
             id: depot_domain::id::new_id(),
             email: new.email.trim().to_owned(),
@@ -190,7 +201,7 @@ impl UserService {
             display_name: new.display_name.trim().to_owned(),
             phone: new.phone,
             password_hash: hash,
-            status: "active".into(),
+            status: UserStatus::Active.as_str().into(),
             failed_logins: 0,
             locked_until: None,
             tokens_not_before: None,
@@ -201,43 +212,34 @@ impl UserService {
             created_at: now,
             updated_at: now,
         };
-        let audit_client = client.clone();
-        let created = self
-            .db
-            .transaction(|tx| {
-                Box::pin(async move {
-                    if users::by_email(tx, &model.email_normalized)
-                        .await?
-                        .is_some()
-                    {
-                        return Err(email_taken());
-                    }
-                    let user = users::insert(tx, model).await.map_err(unique_to_taken)?;
-                    roles::set_user_roles(tx, user.id, &role_ids).await?;
-                    let names = roles::names_of_users(tx, &[user.id])
-                        .await?
-                        .remove(&user.id)
-                        .unwrap_or_default();
-                    let shown = view(user, names);
-                    let mut entry = AuditEntry::new("user.created")
-                        .target("user", shown.id)
-                        .change(serde_json::Value::Null, audit_view(&shown));
-                    entry.actor_id = actor;
-                    audit_record(tx, now, &audit_client, entry).await?;
-                    Ok(shown)
-                })
-            })
-            .await?;
+        if users::by_email(uow.tx(), &model.email_normalized)
+            .await?
+            .is_some()
+        {
+            return Err(email_taken());
+        }
+        let user = users::insert(uow.tx(), model)
+            .await
+            .map_err(on_constraint(&users::EMAIL_UNIQUE, email_taken))?;
+        roles::set_user_roles(uow.tx(), user.id, &role_ids).await?;
+        let shown = load_in(uow.tx(), user.id).await?;
+        uow.audit(
+            AuditEntry::new("user.created")
+                .target("user", shown.id)
+                .change(serde_json::Value::Null, audit_view(&shown)),
+        )
+        .await?;
         if invite {
-            self.auth
-                .send_reset_link(created.id, &created.email, "user.invited", client)
+            self.links
+                .send(&uow, shown.id, &shown.email, "user.invited")
                 .await?;
         }
-        Ok(created)
+        uow.commit().await?;
+        Ok(shown)
     }
 
     async fn role_ids(&self, names: &[String]) -> AppResult<BTreeSet<Uuid>> {
-        let found = roles::by_names(self.db.reader(), names).await?;
+        let found = roles::by_names(self.writer.db().reader(), names).await?;
         let unknown: Vec<&String> = names
             .iter()
             .filter(|n| !found.iter().any(|r| &r.name == *n))
@@ -255,7 +257,7 @@ impl UserService {
     /// Admin update. Changing the roles signs the user out everywhere.
     pub async fn update(
         &self,
-        actor: &Principal,
+        actor: Actor,
         id: Uuid,
         patch: UserPatch,
         client: &ClientInfo,
@@ -272,15 +274,7 @@ impl UserService {
             Some(names) => Some(self.role_ids(names).await?),
             None => None,
         };
-        self.apply(
-            Some(actor.user_id),
-            id,
-            patch,
-            role_ids,
-            "user.updated",
-            client,
-        )
-        .await
+        self.apply(actor, id, patch, role_ids, client).await
     }
 
     /// Self-service update of one's own name and phone.
@@ -304,193 +298,155 @@ impl UserService {
             phone,
             ..UserPatch::default()
         };
-        self.apply(
-            Some(me.user_id),
-            me.user_id,
-            patch,
-            None,
-            "user.updated",
-            client,
-        )
-        .await
+        self.apply(me.actor(), me.user_id, patch, None, client)
+            .await
     }
 
     async fn apply(
         &self,
-        actor: Option<Uuid>,
+        actor: Actor,
         id: Uuid,
         patch: UserPatch,
         role_ids: Option<BTreeSet<Uuid>>,
-        action: &'static str,
         client: &ClientInfo,
     ) -> AppResult<UserView> {
-        let now = self.clock.now();
-        let client = client.clone();
-        let (shown, roles_changed) = self
-            .db
-            .transaction(|tx| {
-                Box::pin(async move {
-                    let before = load_in(tx, id).await?;
-                    let mut user = users::get(tx, id).await?.ok_or_else(not_found)?;
-                    if let Some(email) = patch.email {
-                        let normalized = normalize_email(&email);
-                        if normalized != user.email_normalized
-                            && users::by_email(tx, &normalized).await?.is_some()
-                        {
-                            return Err(email_taken());
-                        }
-                        user.email = email.trim().to_owned();
-                        user.email_normalized = normalized;
-                    }
-                    if let Some(name) = patch.display_name {
-                        user.display_name = name.trim().to_owned();
-                    }
-                    if let Some(phone) = patch.phone {
-                        user.phone = phone;
-                    }
-                    user.updated_at = now;
-                    users::save(tx, user).await.map_err(unique_to_taken)?;
-                    let mut roles_changed = false;
-                    if let Some(role_ids) = role_ids {
-                        let current: BTreeSet<Uuid> = roles::of_user(tx, id)
-                            .await?
-                            .into_iter()
-                            .map(|r| r.role.id)
-                            .collect();
-                        if current != role_ids {
-                            roles::set_user_roles(tx, id, &role_ids).await?;
-                            revoke_everything(tx, id, "roles_changed", now).await?;
-                            roles_changed = true;
-                        }
-                    }
-                    let after = load_in(tx, id).await?;
-                    let mut entry = AuditEntry::new(if roles_changed {
-                        "user.roles_changed"
-                    } else {
-                        action
-                    })
-                    .target("user", id)
-                    .change(audit_view(&before), audit_view(&after));
-                    entry.actor_id = actor;
-                    audit_record(tx, now, &client, entry).await?;
-                    Ok((after, roles_changed))
-                })
-            })
-            .await?;
-        if roles_changed {
-            self.auth.invalidate().await;
+        let mut uow = self.writer.begin(actor, client).await?;
+        let now = uow.now();
+        let before = load_in(uow.tx(), id).await?;
+        let mut user = users::get(uow.tx(), id).await?.ok_or_else(user_not_found)?;
+        if let Some(email) = patch.email {
+            let normalized = normalize_email(&email);
+            if normalized != user.email_normalized
+                && users::by_email(uow.tx(), &normalized).await?.is_some()
+            {
+                return Err(email_taken());
+            }
+            user.email = email.trim().to_owned();
+            user.email_normalized = normalized;
         }
-        Ok(shown)
+        if let Some(name) = patch.display_name {
+            user.display_name = name.trim().to_owned();
+        }
+        if let Some(phone) = patch.phone {
+            user.phone = phone;
+        }
+        user.updated_at = now;
+        users::save(uow.tx(), user)
+            .await
+            .map_err(on_constraint(&users::EMAIL_UNIQUE, email_taken))?;
+        let mut roles_changed = false;
+        if let Some(role_ids) = role_ids {
+            let current: BTreeSet<Uuid> = roles::of_user(uow.tx(), id)
+                .await?
+                .into_iter()
+                .map(|r| r.role.id)
+                .collect();
+            if current != role_ids {
+                roles::set_user_roles(uow.tx(), id, &role_ids).await?;
+                revoke_everything(uow.tx(), id, "roles_changed", now).await?;
+                roles_changed = true;
+            }
+        }
+        let after = load_in(uow.tx(), id).await?;
+        let action = if roles_changed {
+            "user.roles_changed"
+        } else {
+            "user.updated"
+        };
+        uow.audit(
+            AuditEntry::new(action)
+                .target("user", id)
+                .change(audit_view(&before), audit_view(&after)),
+        )
+        .await?;
+        if roles_changed {
+            self.authz.invalidate_after_commit(&mut uow);
+        }
+        uow.commit().await?;
+        Ok(after)
     }
 
     /// Disables (signs out everywhere) or re-enables an account.
     pub async fn set_enabled(
         &self,
-        actor: &Principal,
+        actor: Actor,
         id: Uuid,
         enabled: bool,
         client: &ClientInfo,
     ) -> AppResult<UserView> {
-        if !enabled && actor.user_id == id {
+        if !enabled && actor.user_id() == Some(id) {
             return Err(AppError::conflict(
                 "users.cannot_disable_self",
                 "you cannot disable your own account",
             ));
         }
-        let now = self.clock.now();
-        let (client, actor_id) = (client.clone(), actor.user_id);
-        let shown = self
-            .db
-            .transaction(|tx| {
-                Box::pin(async move {
-                    let mut user = users::get(tx, id).await?.ok_or_else(not_found)?;
-                    let before = user.status.clone();
-                    user.status = if enabled { "active" } else { "disabled" }.into();
-                    user.updated_at = now;
-                    users::save(tx, user).await?;
-                    if !enabled {
-                        revoke_everything(tx, id, "user_disabled", now).await?;
-                    }
-                    audit_record(
-                        tx,
-                        now,
-                        &client,
-                        AuditEntry::new(if enabled { "user.enabled" } else { "user.disabled" })
-                            .actor(actor_id)
-                            .target("user", id)
-                            .change(
-                                serde_json::json!({ "status": before }),
-                                serde_json::json!({ "status": if enabled { "active" } else { "disabled" } }),
-                            ),
-                    )
-                    .await?;
-                    load_in(tx, id).await
-                })
-            })
-            .await?;
-        self.auth.invalidate().await;
+        let status = if enabled {
+            UserStatus::Active
+        } else {
+            UserStatus::Disabled
+        };
+        let mut uow = self.writer.begin(actor, client).await?;
+        let now = uow.now();
+        let mut user = users::get(uow.tx(), id).await?.ok_or_else(user_not_found)?;
+        let before = user.status.clone();
+        user.status = status.as_str().into();
+        user.updated_at = now;
+        users::save(uow.tx(), user).await?;
+        if !enabled {
+            revoke_everything(uow.tx(), id, "user_disabled", now).await?;
+        }
+        let action = if enabled {
+            "user.enabled"
+        } else {
+            "user.disabled"
+        };
+        uow.audit(AuditEntry::new(action).target("user", id).change(
+            serde_json::json!({ "status": before }),
+            serde_json::json!({ "status": status }),
+        ))
+        .await?;
+        let shown = load_in(uow.tx(), id).await?;
+        self.authz.invalidate_after_commit(&mut uow);
+        uow.commit().await?;
         Ok(shown)
     }
 
-    /// Clears the failure count and lock (admin, or `depot admin unlock` with no actor).
-    pub async fn unlock(
-        &self,
-        actor: Option<Uuid>,
-        id: Uuid,
-        client: &ClientInfo,
-    ) -> AppResult<UserView> {
-        let now = self.clock.now();
-        let client = client.clone();
-        self.db
-            .transaction(|tx| {
-                Box::pin(async move {
-                    users::get(tx, id).await?.ok_or_else(not_found)?;
-                    users::reset_failures(tx, id, now).await?;
-                    let mut entry = AuditEntry::new("user.unlocked").target("user", id);
-                    entry.actor_id = actor;
-                    audit_record(tx, now, &client, entry).await?;
-                    load_in(tx, id).await
-                })
-            })
-            .await
+    /// Clears the failure count and lock (an admin, or `depot admin unlock` as the system).
+    pub async fn unlock(&self, actor: Actor, id: Uuid, client: &ClientInfo) -> AppResult<UserView> {
+        let uow = self.writer.begin(actor, client).await?;
+        users::get(uow.tx(), id).await?.ok_or_else(user_not_found)?;
+        users::reset_failures(uow.tx(), id, uow.now()).await?;
+        uow.audit(AuditEntry::new("user.unlocked").target("user", id))
+            .await?;
+        let shown = load_in(uow.tx(), id).await?;
+        uow.commit().await?;
+        Ok(shown)
     }
 
     /// Signs the user out everywhere at once: every session revoked and every access token
     /// already issued refused (the user's "not before" moves to now).
     pub async fn revoke_all_sessions(
         &self,
-        actor: &Principal,
+        actor: Actor,
         id: Uuid,
         client: &ClientInfo,
     ) -> AppResult<u64> {
-        let now = self.clock.now();
-        let (client, actor_id) = (client.clone(), actor.user_id);
-        let revoked = self
-            .db
-            .transaction(|tx| {
-                Box::pin(async move {
-                    users::get(tx, id).await?.ok_or_else(not_found)?;
-                    let ids = revoke_everything(tx, id, "revoked_by_admin", now).await?;
-                    audit_record(
-                        tx,
-                        now,
-                        &client,
-                        AuditEntry::new("user.sessions_revoked")
-                            .actor(actor_id)
-                            .target("user", id)
-                            .details(serde_json::json!({ "sessions": ids })),
-                    )
-                    .await?;
-                    Ok(ids.len() as u64)
-                })
-            })
-            .await?;
-        self.auth.invalidate().await;
-        Ok(revoked)
+        let mut uow = self.writer.begin(actor, client).await?;
+        users::get(uow.tx(), id).await?.ok_or_else(user_not_found)?;
+        let ids = revoke_everything(uow.tx(), id, "revoked_by_admin", uow.now()).await?;
+        uow.audit(
+            AuditEntry::new("user.sessions_revoked")
+                .target("user", id)
+                .details(serde_json::json!({ "sessions": ids })),
+        )
+        .await?;
+        self.authz.invalidate_after_commit(&mut uow);
+        uow.commit().await?;
+        Ok(ids.len() as u64)
     }
 
     pub async fn find_by_email(&self, email: &str) -> AppResult<Option<UserView>> {
-        match users::by_email(self.db.reader(), &normalize_email(email)).await? {
+        match users::by_email(self.writer.db().reader(), &normalize_email(email)).await? {
             Some(u) => Ok(Some(self.load(u.id).await?)),
             None => Ok(None),
         }
@@ -498,24 +454,15 @@ impl UserService {
 
     /// Checks a password against the policy (the CLI asks before creating a user).
     pub fn check_password(password: &str) -> AppResult<()> {
-        check_policy("password", password)
+        PasswordPolicy::default().validate("password", password)
     }
 }
 
 async fn load_in(tx: &DatabaseTransaction, id: Uuid) -> AppResult<UserView> {
-    let user = users::get(tx, id).await?.ok_or_else(not_found)?;
+    let user = users::get(tx, id).await?.ok_or_else(user_not_found)?;
     let names = roles::names_of_users(tx, &[id])
         .await?
         .remove(&id)
         .unwrap_or_default();
     Ok(view(user, names))
-}
-
-/// A unique violation on a user row can only be the email.
-fn unique_to_taken(e: AppError) -> AppError {
-    if e.category() == ErrorCategory::Conflict {
-        email_taken()
-    } else {
-        e
-    }
 }

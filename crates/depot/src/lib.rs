@@ -9,6 +9,7 @@
 //! 5. database pools close. The process then exits 0.
 
 pub mod telemetry;
+pub mod wiring;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -67,7 +68,7 @@ impl Application {
     /// Builds the context, migrates (when configured to), binds the listeners and starts
     /// serving. `settings` must already be validated.
     pub async fn start(settings: Settings, role: Role) -> anyhow::Result<Self> {
-        let ctx = AppContext::build(settings)
+        let ctx = wiring::build_context(settings)
             .await
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         Self::start_with(ctx, role).await
@@ -75,7 +76,7 @@ impl Application {
 
     /// Starts around a context built by the caller (tests add consumers this way).
     pub async fn start_with(ctx: AppContext, role: Role) -> anyhow::Result<Self> {
-        let auto_migrate = ctx.settings.auto_migrate();
+        let auto_migrate = ctx.settings().auto_migrate();
         prepare_schema(&ctx, auto_migrate).await?;
 
         let shutdown = CancellationToken::new();
@@ -86,7 +87,7 @@ impl Application {
             let router = depot_http::router(&ctx);
             let (addr, handle) = bind_and_serve(
                 "api",
-                ctx.settings.http_addr,
+                ctx.settings().http_addr,
                 router,
                 &stop_accepting,
                 &shutdown,
@@ -97,9 +98,9 @@ impl Application {
         } else {
             None
         };
-        let metrics_addr = match ctx.settings.metrics_addr {
+        let metrics_addr = match ctx.settings().metrics_addr {
             Some(addr) => {
-                let router = depot_http::metrics::router(ctx.db.clone());
+                let router = depot_http::metrics::router(ctx.health().clone());
                 let (addr, handle) =
                     bind_and_serve("metrics", addr, router, &stop_accepting, &shutdown).await?;
                 servers.push(handle);
@@ -110,8 +111,8 @@ impl Application {
         let workers = role.runs_workers().then(|| Workers::start(&ctx));
         tracing::info!(
             ?role,
-            profile = ?ctx.settings.profile,
-            database = ctx.db.backend().as_str(),
+            profile = ?ctx.settings().profile,
+            database = ctx.schema().backend(),
             "depot started"
         );
         Ok(Self {
@@ -144,10 +145,10 @@ impl Application {
     /// Waits for a shutdown request, then shuts down in order (see the crate docs).
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.shutdown.cancelled().await;
-        let settings = self.ctx.settings.clone();
+        let settings = self.ctx.settings().clone();
         let deadline = Instant::now() + settings.shutdown_deadline();
         tracing::info!("shutdown requested: draining");
-        self.ctx.lifecycle.start_draining();
+        self.ctx.lifecycle().start_draining();
         tokio::time::sleep(settings.shutdown_drain_delay()).await;
 
         self.stop_accepting.cancel();
@@ -168,8 +169,7 @@ impl Application {
                 clean = false;
             }
         }
-        self.ctx.cache.close();
-        self.ctx.db.close().await;
+        self.ctx.close().await;
         tracing::info!(clean, "depot stopped");
         Ok(())
     }
@@ -180,16 +180,15 @@ impl Application {
 async fn prepare_schema(ctx: &AppContext, auto_migrate: bool) -> anyhow::Result<()> {
     if auto_migrate {
         let state = ctx
-            .db
+            .schema()
             .migrate_up()
             .await
             .map_err(|e| anyhow::anyhow!("{e:?}"))
             .context("applying migrations at startup (auto_migrate is on)")?;
         tracing::info!(applied = state.applied.len(), "schema is current");
-        seed(ctx).await?;
         return Ok(());
     }
-    match ctx.db.migration_state().await {
+    match ctx.schema().state().await {
         Ok(state) if state.is_current() => {
             tracing::info!("schema is current");
             seed(ctx).await?;
@@ -205,8 +204,8 @@ async fn prepare_schema(ctx: &AppContext, auto_migrate: bool) -> anyhow::Result<
 
 /// Data every installation needs once the schema is current: the built-in roles.
 async fn seed(ctx: &AppContext) -> anyhow::Result<()> {
-    ctx.roles
-        .ensure_built_ins()
+    ctx.schema()
+        .seed()
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))
         .context("creating the built-in roles")

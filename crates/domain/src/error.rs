@@ -7,9 +7,30 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use serde::Serialize;
 use serde_json::Value;
 
-use crate::validation::FieldError;
+/// One failing field: where, a stable code, and a human message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub code: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(
+        field: impl Into<String>,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            field: field.into(),
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
 
 /// Broad class of an error; maps one-to-one onto an HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -4,6 +4,8 @@
 //! vocabulary every other crate shares — the error type with its stable codes, validation,
 //! identifiers, the clock abstraction and keyset pagination.
 
+pub mod actor;
+pub mod audit;
 pub mod auth;
 pub mod cadence;
 pub mod clock;
@@ -11,8 +13,10 @@ pub mod error;
 pub mod id;
 pub mod message;
 pub mod pagination;
+pub mod state;
 pub mod validation;
 
+pub use actor::Actor;
 pub use clock::Clock;
 pub use error::{AppError, AppResult, ErrorCategory};
 pub use validation::{FieldError, Validator};

@@ -1,30 +1,7 @@
 //! Field-level validation that reports every failing field at once.
 
-use serde::Serialize;
-
+pub use crate::error::FieldError;
 use crate::error::{AppError, AppResult};
-
-/// One failing field: where, a stable code, and a human message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    pub field: String,
-    pub code: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(
-        field: impl Into<String>,
-        code: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
-        Self {
-            field: field.into(),
-            code: code.into(),
-            message: message.into(),
-        }
-    }
-}
 
 /// Collects field errors; [`Validator::finish`] turns them into one `validation.failed` error.
 #[derive(Debug, Default)]

@@ -16,8 +16,9 @@ use axum::http::header::{AUTHORIZATION, USER_AGENT};
 use axum::http::request::Parts;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use depot_app::AppContext;
+use depot_app::ClientInfo;
+use depot_app::auth::principal::Principal;
 use depot_app::auth::tokens::TokenUse;
-use depot_app::auth::{ClientInfo, Principal};
 use depot_domain::AppError;
 use depot_domain::auth::Grant;
 use uuid::Uuid;
@@ -89,7 +90,7 @@ impl FromRequestParts<AppContext> for Authenticated {
         if let Some(p) = parts.extensions.get::<Principal>() {
             return Ok(Self(p.clone()));
         }
-        let principal = ctx.auth.authenticate(bearer(parts)?).await?;
+        let principal = ctx.authenticator().authenticate(bearer(parts)?).await?;
         tracing::Span::current().record("user_id", tracing::field::display(principal.user_id));
         parts.extensions.insert(principal.clone());
         Ok(Self(principal))
@@ -125,10 +126,13 @@ impl FromRequestParts<AppContext> for Enrolling {
         ctx: &AppContext,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts)?;
-        if let Ok(claims) = ctx.auth.verify_step_token(token, TokenUse::MfaEnrolment) {
+        if let Ok(claims) = ctx
+            .authenticator()
+            .verify_step_token(token, TokenUse::MfaEnrolment)
+        {
             return Ok(Self(claims.sub));
         }
-        let principal = ctx.auth.authenticate(token).await?;
+        let principal = ctx.authenticator().authenticate(token).await?;
         Ok(Self(principal.user_id))
     }
 }

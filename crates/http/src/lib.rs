@@ -53,7 +53,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The complete application router for `ctx`.
 pub fn router(ctx: &AppContext) -> Router {
-    let settings = ctx.settings.clone();
+    let settings = ctx.settings();
     let (mut routes, openapi) = api().split_for_parts();
     if settings.debug_routes {
         routes = routes.nest("/api/v1/_debug", routes::debug::router());
@@ -62,7 +62,7 @@ pub fn router(ctx: &AppContext) -> Router {
         .with_state(ctx.clone())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi));
     if settings.metrics_addr.is_none() {
-        app = app.merge(metrics::router(ctx.db.clone()));
+        app = app.merge(metrics::router(ctx.health().clone()));
     }
     let hsts = settings.hsts();
     app.route_layer(axum::middleware::from_fn(http_metrics::stash_route))

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use depot_store::Db;
+use depot_app::health::HealthService;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Latency buckets (seconds) of `http_request_duration_seconds`.
@@ -42,21 +42,21 @@ pub fn recorder() -> PrometheusHandle {
 #[derive(Clone)]
 struct MetricsState {
     handle: PrometheusHandle,
-    db: Db,
+    health: HealthService,
 }
 
 /// A router serving `GET /metrics` in the Prometheus text format.
-pub fn router(db: Db) -> Router {
+pub fn router(health: HealthService) -> Router {
     Router::new()
         .route("/metrics", get(render))
         .with_state(MetricsState {
             handle: recorder(),
-            db,
+            health,
         })
 }
 
 async fn render(State(state): State<MetricsState>) -> impl IntoResponse {
-    for pool in state.db.pool_stats() {
+    for pool in state.health.pool_stats() {
         let idle = f64::from(pool.idle);
         let size = f64::from(pool.size);
         metrics::gauge!("db_pool_connections", "pool" => pool.name, "state" => "idle").set(idle);

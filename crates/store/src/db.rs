@@ -6,15 +6,13 @@
 //! Pools connect lazily, so the process can start (and report itself not ready) while the
 //! database is down.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::str::FromStr;
 use std::time::Duration;
 
 use depot_domain::{AppError, AppResult};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement,
-    TransactionError, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement,
+    TransactionTrait,
 };
 use sea_orm::{SqlxPostgresConnector, SqlxSqliteConnector};
 use sea_orm_migration::{MigrationStatus, MigratorTrait};
@@ -115,8 +113,29 @@ impl std::fmt::Debug for Db {
     }
 }
 
-/// The boxed future a unit of work returns; see [`Db::transaction`].
-pub type TxFuture<'c, T> = Pin<Box<dyn Future<Output = AppResult<T>> + Send + 'c>>;
+/// An open write transaction (see [`Db::begin`]). Repositories take it as a
+/// `ConnectionTrait` through `Deref`.
+pub struct Tx(DatabaseTransaction);
+
+impl Tx {
+    /// Makes the transaction's writes durable.
+    pub async fn commit(self) -> AppResult<()> {
+        self.0.commit().await.map_err(db_error)
+    }
+
+    /// Discards the transaction's writes (dropping it does the same).
+    pub async fn rollback(self) -> AppResult<()> {
+        self.0.rollback().await.map_err(db_error)
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = DatabaseTransaction;
+
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.0
+    }
+}
 
 impl Db {
     /// Builds the pools without connecting; the first query connects.
@@ -186,24 +205,14 @@ impl Db {
         &self.reader
     }
 
-    /// Runs `work` in one write transaction: committed when it returns `Ok`, rolled back when it
-    /// returns `Err` (or panics). This is the only way services write.
+    /// Opens a write transaction: the database side of a unit of work. It commits with
+    /// [`Tx::commit`] and rolls back when dropped uncommitted (an early `?`, a panic, a
+    /// cancelled request). This is the only way to write.
     ///
-    /// ```text
-    /// db.transaction(|tx| Box::pin(async move { repo::insert(tx, row).await })).await
-    /// ```
-    pub async fn transaction<T, F>(&self, work: F) -> AppResult<T>
-    where
-        T: Send,
-        F: for<'c> FnOnce(&'c DatabaseTransaction) -> TxFuture<'c, T> + Send,
-    {
-        self.writer
-            .transaction::<_, T, AppError>(work)
-            .await
-            .map_err(|err| match err {
-                TransactionError::Connection(db) => db_error(db),
-                TransactionError::Transaction(app) => app,
-            })
+    /// On SQLite the transaction holds the single writer connection until it ends, so other
+    /// writers queue for it; keep units of work short and free of network calls.
+    pub async fn begin(&self) -> AppResult<Tx> {
+        self.writer.begin().await.map(Tx).map_err(db_error)
     }
 
     /// Checks that the database answers a trivial query within `timeout`.
@@ -249,54 +258,40 @@ impl Db {
     /// Applies every pending migration. On PostgreSQL an advisory lock keeps two processes from
     /// migrating at once.
     pub async fn migrate_up(&self) -> AppResult<MigrationState> {
-        self.with_migration_lock(|db| Box::pin(async move { Migrator::up(db, None).await }))
-            .await?;
+        let conn = self.migration_connection().await?;
+        let result = Migrator::up(conn.get(&self.writer), None).await;
+        conn.release().await?;
+        result.map_err(db_error)?;
         self.migration_state().await
     }
 
     /// Rolls back the last `steps` migrations.
     pub async fn migrate_down(&self, steps: u32) -> AppResult<MigrationState> {
-        self.with_migration_lock(|db| {
-            Box::pin(async move { Migrator::down(db, Some(steps)).await })
-        })
-        .await?;
+        let conn = self.migration_connection().await?;
+        let result = Migrator::down(conn.get(&self.writer), Some(steps)).await;
+        conn.release().await?;
+        result.map_err(db_error)?;
         self.migration_state().await
     }
 
-    async fn with_migration_lock<F>(&self, run: F) -> AppResult<()>
-    where
-        F: for<'c> FnOnce(
-            &'c DatabaseConnection,
-        ) -> Pin<Box<dyn Future<Output = Result<(), DbErr>> + Send + 'c>>,
-    {
-        match self.backend {
-            Backend::Sqlite => run(&self.writer).await.map_err(db_error),
-            Backend::Postgres => {
-                // Session-level advisory locks belong to one connection, so take, use and
-                // release it on a dedicated single-connection handle.
-                let Pools::Postgres(pool) = &self.pools else {
-                    return Err(AppError::internal(std::io::Error::other("pool mismatch")));
-                };
-                let single = SqlxPostgresConnector::from_sqlx_postgres_pool(
-                    PgPoolOptions::new()
-                        .max_connections(1)
-                        .connect_lazy_with(pool.connect_options().as_ref().clone()),
-                );
-                let lock = Statement::from_string(
-                    DbBackend::Postgres,
-                    format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"),
-                );
-                single.execute_raw(lock).await.map_err(db_error)?;
-                let result = run(&single).await.map_err(db_error);
-                let unlock = Statement::from_string(
-                    DbBackend::Postgres,
-                    format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"),
-                );
-                let unlocked = single.execute_raw(unlock).await.map_err(db_error);
-                let _ = single.close().await;
-                result.and(unlocked.map(|_| ()))
-            }
-        }
+    /// The connection to migrate on: the writer on SQLite; on PostgreSQL a dedicated
+    /// connection holding the migration advisory lock (session-level locks belong to one
+    /// connection).
+    async fn migration_connection(&self) -> AppResult<MigrationConnection> {
+        let Pools::Postgres(pool) = &self.pools else {
+            return Ok(MigrationConnection::Writer);
+        };
+        let single = SqlxPostgresConnector::from_sqlx_postgres_pool(
+            PgPoolOptions::new()
+                .max_connections(1)
+                .connect_lazy_with(pool.connect_options().as_ref().clone()),
+        );
+        let lock = Statement::from_string(
+            DbBackend::Postgres,
+            format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"),
+        );
+        single.execute_raw(lock).await.map_err(db_error)?;
+        Ok(MigrationConnection::Locked(single))
     }
 
     /// Current pool statistics, one entry per pool.
@@ -334,6 +329,35 @@ impl Db {
             }
             Pools::Postgres(pool) => pool.close().await,
         }
+    }
+}
+
+/// Where migrations run; see [`Db::migration_connection`].
+enum MigrationConnection {
+    Writer,
+    Locked(DatabaseConnection),
+}
+
+impl MigrationConnection {
+    fn get<'a>(&'a self, writer: &'a DatabaseConnection) -> &'a DatabaseConnection {
+        match self {
+            Self::Writer => writer,
+            Self::Locked(conn) => conn,
+        }
+    }
+
+    /// Releases the advisory lock and closes the dedicated connection.
+    async fn release(self) -> AppResult<()> {
+        let Self::Locked(conn) = self else {
+            return Ok(());
+        };
+        let unlock = Statement::from_string(
+            DbBackend::Postgres,
+            format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"),
+        );
+        let unlocked = conn.execute_raw(unlock).await.map_err(db_error);
+        let _ = conn.close().await;
+        unlocked.map(|_| ())
     }
 }
 

@@ -1,7 +1,8 @@
 //! Persistence for Depot.
 //!
 //! [`Db`] owns the connection pools and is the only way into the database: services read through
-//! [`Db::reader`] and write through [`Db::transaction`], the unit of work. Migrations live in
+//! [`Db::reader`] and write through [`Db::begin`] (a [`Tx`], the database side of a unit of
+//! work). Migrations live in
 //! [`migration`], one set for both SQLite and PostgreSQL; entities in [`entity`].
 
 mod db;
@@ -11,6 +12,7 @@ pub mod keyset;
 pub mod migration;
 pub mod repo;
 
-pub use db::{Backend, Db, DbOptions, MigrationState, PoolStats};
+pub use db::{Backend, Db, DbOptions, MigrationState, PoolStats, Tx};
 pub use error::db_error;
+pub use error::{Constraint, is_transient_conflict, on_constraint};
 pub use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};

@@ -10,6 +10,25 @@ use depot_store::entity::idempotency_key;
 use depot_store::repo::{audit, idempotency};
 use depot_store::{Db, DbOptions};
 use depot_testkit::TestDatabase;
+
+/// Runs `$body` (an async block using the transaction `$tx`) in one write transaction,
+/// committed when it returns `Ok`, rolled back otherwise.
+macro_rules! in_tx {
+    ($db:expr, |$tx:ident| $body:expr) => {{
+        let db: &Db = &$db;
+        async move {
+            let guard = db.begin().await?;
+            let result = {
+                let $tx: &sea_orm::DatabaseTransaction = &guard;
+                $body.await
+            };
+            match result {
+                Ok(value) => guard.commit().await.map(|()| value),
+                Err(err) => Err::<_, depot_domain::AppError>(err),
+            }
+        }
+    }};
+}
 use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, PaginatorTrait, Statement};
 
 async fn migrated() -> (TestDatabase, Db) {
@@ -59,12 +78,11 @@ async fn migrations_apply_roll_back_and_report_status() {
 #[tokio::test]
 async fn the_audit_log_is_append_only_in_the_database() {
     let (_tdb, db) = migrated().await;
-    let id = db
-        .transaction(|tx| {
-            Box::pin(async move { audit::append(tx, Utc::now(), entry("user.login")).await })
-        })
-        .await
-        .unwrap();
+    let id = in_tx!(db, |tx| async move {
+        audit::append(tx, Utc::now(), entry("user.login")).await
+    })
+    .await
+    .unwrap();
     let backend = db.reader().get_database_backend();
     for sql in [
         "UPDATE audit_log SET action = 'tampered'",
@@ -76,20 +94,17 @@ async fn the_audit_log_is_append_only_in_the_database() {
             .await;
         // The reader is read-only on SQLite; go through a write transaction to be sure the
         // trigger, not the connection mode, refuses it.
-        let via_tx = db
-            .transaction(move |tx| {
-                Box::pin(async move {
-                    tx.execute_raw(Statement::from_string(backend, sql))
-                        .await
-                        .map_err(depot_store::db_error)
-                })
-            })
-            .await;
+        let via_tx = in_tx!(db, |tx| async move {
+            tx.execute_raw(Statement::from_string(backend, sql))
+                .await
+                .map_err(depot_store::db_error)
+        })
+        .await;
         assert!(result.is_err() && via_tx.is_err(), "{sql} must be refused");
     }
     let page = audit::list(
         db.reader(),
-        &audit::AuditFilter::default(),
+        &depot_domain::audit::AuditFilter::default(),
         &PageRequest::default(),
     )
     .await
@@ -113,11 +128,9 @@ async fn concurrent_writers_all_succeed_without_database_is_locked() {
             };
             tokio::spawn(async move {
                 for _ in 0..5 {
-                    db.transaction(|tx| {
-                        Box::pin(async move {
-                            audit::append(tx, Utc::now(), entry("concurrency.write")).await?;
-                            audit::append(tx, Utc::now(), entry("concurrency.write")).await
-                        })
+                    in_tx!(db, |tx| async move {
+                        audit::append(tx, Utc::now(), entry("concurrency.write")).await?;
+                        audit::append(tx, Utc::now(), entry("concurrency.write")).await
                     })
                     .await?;
                 }
@@ -138,14 +151,11 @@ async fn concurrent_writers_all_succeed_without_database_is_locked() {
 #[tokio::test]
 async fn a_failed_unit_of_work_leaves_nothing_behind() {
     let (_tdb, db) = migrated().await;
-    let result: Result<(), _> = db
-        .transaction(|tx| {
-            Box::pin(async move {
-                audit::append(tx, Utc::now(), entry("half.written")).await?;
-                Err(depot_domain::AppError::conflict("test.abort", "abort"))
-            })
-        })
-        .await;
+    let result: Result<(), _> = in_tx!(db, |tx| async move {
+        audit::append(tx, Utc::now(), entry("half.written")).await?;
+        Err(depot_domain::AppError::conflict("test.abort", "abort"))
+    })
+    .await;
     assert_eq!(result.unwrap_err().code(), "test.abort");
     let count = depot_store::entity::audit_log::Entity::find()
         .count(db.reader())
@@ -163,13 +173,13 @@ async fn audit_list_pages_by_keyset_newest_first() {
     for (i, minutes) in times.iter().enumerate() {
         let at = base + Duration::minutes(*minutes);
         let action = if i % 2 == 0 { "even" } else { "odd" };
-        db.transaction(move |tx| {
-            Box::pin(async move { audit::append(tx, at, entry(action)).await })
+        in_tx!(db, |tx| async move {
+            audit::append(tx, at, entry(action)).await
         })
         .await
         .unwrap();
     }
-    let filter = audit::AuditFilter::default();
+    let filter = depot_domain::audit::AuditFilter::default();
     let mut seen = Vec::new();
     let mut page = PageRequest {
         limit: 3,
@@ -193,7 +203,7 @@ async fn audit_list_pages_by_keyset_newest_first() {
 
     let odd = audit::list(
         db.reader(),
-        &audit::AuditFilter {
+        &depot_domain::audit::AuditFilter {
             action: Some("odd".into()),
             ..Default::default()
         },
@@ -209,22 +219,20 @@ async fn enum_columns_are_checked_by_the_database() {
     let (_tdb, db) = migrated().await;
     let now = Utc::now();
     let insert = |status: &'static str| {
-        db.transaction(move |tx| {
-            Box::pin(async move {
-                idempotency_key::Entity::insert(idempotency_key::ActiveModel {
-                    scope: Set("user-1".into()),
-                    key: Set(format!("key-{status}")),
-                    request_fingerprint: Set("f".into()),
-                    status: Set(status.into()),
-                    response_status: Set(None),
-                    response_body: Set(None),
-                    created_at: Set(now),
-                    expires_at: Set(now),
-                })
-                .exec_without_returning(tx)
-                .await
-                .map_err(depot_store::db_error)
+        in_tx!(db, |tx| async move {
+            idempotency_key::Entity::insert(idempotency_key::ActiveModel {
+                scope: Set("user-1".into()),
+                key: Set(format!("key-{status}")),
+                request_fingerprint: Set("f".into()),
+                status: Set(status.into()),
+                response_status: Set(None),
+                response_body: Set(None),
+                created_at: Set(now),
+                expires_at: Set(now),
             })
+            .exec_without_returning(tx)
+            .await
+            .map_err(depot_store::db_error)
         })
     };
     insert("completed").await.unwrap();
@@ -244,30 +252,29 @@ async fn expired_idempotency_keys_are_purged_and_live_ones_kept() {
         ("old", now - Duration::hours(1)),
         ("live", now + Duration::hours(1)),
     ] {
-        db.transaction(move |tx| {
-            Box::pin(async move {
-                idempotency_key::Entity::insert(idempotency_key::ActiveModel {
-                    scope: Set("s".into()),
-                    key: Set(key.into()),
-                    request_fingerprint: Set("f".into()),
-                    status: Set("completed".into()),
-                    response_status: Set(Some(201)),
-                    response_body: Set(Some(serde_json::json!({"ok": true}))),
-                    created_at: Set(now - Duration::hours(2)),
-                    expires_at: Set(expires),
-                })
-                .exec_without_returning(tx)
-                .await
-                .map_err(depot_store::db_error)
+        in_tx!(db, |tx| async move {
+            idempotency_key::Entity::insert(idempotency_key::ActiveModel {
+                scope: Set("s".into()),
+                key: Set(key.into()),
+                request_fingerprint: Set("f".into()),
+                status: Set("completed".into()),
+                response_status: Set(Some(201)),
+                response_body: Set(Some(serde_json::json!({"ok": true}))),
+                created_at: Set(now - Duration::hours(2)),
+                expires_at: Set(expires),
             })
+            .exec_without_returning(tx)
+            .await
+            .map_err(depot_store::db_error)
         })
         .await
         .unwrap();
     }
-    let purged = db
-        .transaction(move |tx| Box::pin(async move { idempotency::delete_expired(tx, now).await }))
-        .await
-        .unwrap();
+    let purged = in_tx!(db, |tx| async move {
+        idempotency::delete_expired(tx, now).await
+    })
+    .await
+    .unwrap();
     assert_eq!(purged, 1);
     let left: Vec<_> = idempotency_key::Entity::find()
         .all(db.reader())
@@ -310,17 +317,14 @@ async fn the_job_queue_dedupes_claims_once_and_reports_depth() {
         payload: serde_json::json!({}),
     };
     let (a, b) = (message(1), message(2));
-    let enqueued = db
-        .transaction(move |tx| {
-            Box::pin(async move {
-                let first = jobs::enqueue(tx, "q", &a, 3, now).await?;
-                let again = jobs::enqueue(tx, "q", &a, 3, now).await?;
-                let other = jobs::enqueue(tx, "q", &b, 3, now).await?;
-                Ok((first, again, other))
-            })
-        })
-        .await
-        .unwrap();
+    let enqueued = in_tx!(db, |tx| async move {
+        let first = jobs::enqueue(tx, "q", &a, 3, now).await?;
+        let again = jobs::enqueue(tx, "q", &a, 3, now).await?;
+        let other = jobs::enqueue(tx, "q", &b, 3, now).await?;
+        Ok((first, again, other))
+    })
+    .await
+    .unwrap();
     assert_eq!(
         enqueued,
         (true, false, true),
@@ -329,12 +333,12 @@ async fn the_job_queue_dedupes_claims_once_and_reports_depth() {
 
     let until = now + Duration::seconds(30);
     let (first, second) = tokio::join!(
-        db.transaction(move |tx| Box::pin(async move {
+        in_tx!(db, |tx| async move {
             jobs::claim(tx, "q", "w1", 1, now, until).await
-        })),
-        db.transaction(move |tx| Box::pin(async move {
+        }),
+        in_tx!(db, |tx| async move {
             jobs::claim(tx, "q", "w2", 1, now, until).await
-        })),
+        }),
     );
     let (first, second) = (first.unwrap(), second.unwrap());
     assert_eq!(first.len() + second.len(), 2);
@@ -347,14 +351,11 @@ async fn the_job_queue_dedupes_claims_once_and_reports_depth() {
     assert_eq!(depth.get(&("q".to_owned(), "running".to_owned())), Some(&2));
     // A claim whose worker died is due again after its lease.
     let later = now + Duration::seconds(31);
-    let reclaimed = db
-        .transaction(move |tx| {
-            Box::pin(async move {
-                jobs::claim(tx, "q", "w3", 10, later, later + Duration::seconds(30)).await
-            })
-        })
-        .await
-        .unwrap();
+    let reclaimed = in_tx!(db, |tx| async move {
+        jobs::claim(tx, "q", "w3", 10, later, later + Duration::seconds(30)).await
+    })
+    .await
+    .unwrap();
     assert_eq!(reclaimed.len(), 2);
     assert!(
         reclaimed
@@ -368,83 +369,81 @@ async fn expired_token_denials_and_reset_tokens_are_purged_and_live_ones_kept() 
     use depot_store::repo::{credentials, sessions, users};
     let (_tdb, db) = migrated().await;
     let now = Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap();
-    db.transaction(|conn| {
-        Box::pin(async move {
-            sessions::deny_access_token(conn, "old", now - Duration::minutes(1))
+    in_tx!(db, |conn| async move {
+        sessions::deny_access_token(conn, "old", now - Duration::minutes(1))
+            .await
+            .unwrap();
+        sessions::deny_access_token(conn, "live", now + Duration::minutes(5))
+            .await
+            .unwrap();
+        // Denying twice is harmless.
+        sessions::deny_access_token(conn, "live", now + Duration::minutes(5))
+            .await
+            .unwrap();
+        assert_eq!(sessions::purge_expired_denials(conn, now).await.unwrap(), 1);
+        assert!(!sessions::is_access_token_denied(conn, "old").await.unwrap());
+        assert!(
+            sessions::is_access_token_denied(conn, "live")
                 .await
-                .unwrap();
-            sessions::deny_access_token(conn, "live", now + Duration::minutes(5))
-                .await
-                .unwrap();
-            // Denying twice is harmless.
-            sessions::deny_access_token(conn, "live", now + Duration::minutes(5))
-                .await
-                .unwrap();
-            assert_eq!(sessions::purge_expired_denials(conn, now).await.unwrap(), 1);
-            assert!(!sessions::is_access_token_denied(conn, "old").await.unwrap());
-            assert!(
-                sessions::is_access_token_denied(conn, "live")
-                    .await
-                    .unwrap()
-            );
+                .unwrap()
+        );
 
-            let user = users::insert(
-                conn,
-                depot_store::entity::user::Model {
-                    id: depot_domain::id::new_id(),
-                    email: "a@example.com".into(),
-                    email_normalized: "a@example.com".into(),
-                    display_name: "A".into(),
-                    phone: None,
-                    password_hash: None,
-                    status: "active".into(),
-                    failed_logins: 0,
-                    locked_until: None,
-                    tokens_not_before: None,
-                    mfa_enabled: false,
-                    mfa_secret: None,
-                    mfa_pending_secret: None,
-                    mfa_last_step: None,
-                    created_at: now,
-                    updated_at: now,
-                },
-            )
-            .await
-            .unwrap();
-            credentials::insert_password_reset(
-                conn,
-                "h1".into(),
-                user.id,
-                now,
-                now + Duration::minutes(30),
-            )
-            .await
-            .unwrap();
-            assert_eq!(
-                credentials::purge_password_resets(conn, now).await.unwrap(),
-                0
-            );
-            // Single use: the second consumption finds nothing, as does an expired token.
-            assert_eq!(
-                credentials::consume_password_reset(conn, "h1", now)
-                    .await
-                    .unwrap(),
-                Some(user.id)
-            );
-            assert_eq!(
-                credentials::consume_password_reset(conn, "h1", now)
-                    .await
-                    .unwrap(),
-                None
-            );
-            assert_eq!(
-                credentials::purge_password_resets(conn, now + Duration::hours(1))
-                    .await
-                    .unwrap(),
-                1
-            );
-            Ok(())
-        })
+        let user = users::insert(
+            conn,
+            depot_store::entity::user::Model {
+                id: depot_domain::id::new_id(),
+                email: "a@example.com".into(),
+                email_normalized: "a@example.com".into(),
+                display_name: "A".into(),
+                phone: None,
+                password_hash: None,
+                status: "active".into(),
+                failed_logins: 0,
+                locked_until: None,
+                tokens_not_before: None,
+                mfa_enabled: false,
+                mfa_secret: None,
+                mfa_pending_secret: None,
+                mfa_last_step: None,
+                created_at: now,
+                updated_at: now,
+            },
+        )
+        .await
+        .unwrap();
+        credentials::insert_password_reset(
+            conn,
+            "h1".into(),
+            user.id,
+            now,
+            now + Duration::minutes(30),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            credentials::purge_password_resets(conn, now).await.unwrap(),
+            0
+        );
+        // Single use: the second consumption finds nothing, as does an expired token.
+        assert_eq!(
+            credentials::consume_password_reset(conn, "h1", now)
+                .await
+                .unwrap(),
+            Some(user.id)
+        );
+        assert_eq!(
+            credentials::consume_password_reset(conn, "h1", now)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            credentials::purge_password_resets(conn, now + Duration::hours(1))
+                .await
+                .unwrap(),
+            1
+        );
+        Ok(())
     })
     .await
     .unwrap();

@@ -10,17 +10,15 @@ mod periodic;
 use std::sync::Arc;
 use std::time::Duration;
 
+use depot_adapters::broker::Delivery;
 use depot_app::AppContext;
-use depot_app::messaging::{HandlerDelivery, queue_spec};
+use depot_app::messaging::queue_spec;
 use depot_domain::cadence::Cadence;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use periodic::{PeriodicJob, run_periodic};
 
-/// Default cadence of the idempotency-key purge (overridable in `job_schedules`).
-const IDEMPOTENCY_PURGE: &str = "every 10m";
-const CREDENTIALS_PURGE: &str = "every 1h";
 /// How often the relay looks for new outbox events when idle.
 const RELAY_IDLE_POLL: Duration = Duration::from_millis(100);
 /// How often the email sender looks for due messages when idle.
@@ -40,44 +38,33 @@ impl Workers {
 
         tracker.spawn(relay_loop(ctx.clone(), stop.clone()));
 
-        for handler in &ctx.handlers {
+        for (handler, delivery) in ctx.background().consumers().iter().zip(ctx.deliveries()) {
             let configured = ctx
-                .settings
+                .settings()
                 .consumer_concurrency
                 .get(handler.queue())
                 .copied();
             let spec = queue_spec(handler.as_ref(), configured);
-            let delivery = Arc::new(HandlerDelivery::new(
-                handler.clone(),
-                ctx.db.clone(),
-                ctx.clock.clone(),
-            ));
-            let broker = ctx.broker.clone();
+            let delivery: Arc<dyn Delivery> = delivery.clone();
+            let broker = ctx.broker().clone();
             let stop = stop.clone();
             tracker.spawn(async move { broker.consume(spec, delivery, stop).await });
         }
 
         tracker.spawn(mail_loop(ctx.clone(), stop.clone()));
 
-        for (name, default) in [
-            ("purge_idempotency_keys", IDEMPOTENCY_PURGE),
-            ("purge_expired_credentials", CREDENTIALS_PURGE),
-        ] {
-            let housekeeping = ctx.housekeeping.clone();
+        for job in ctx.background().jobs() {
+            let name = job.name;
+            let run = job.clone();
             tracker.spawn(run_periodic(
-                PeriodicJob::new(name, cadence(ctx, name, default)),
-                ctx.scheduler.clone(),
+                PeriodicJob::new(name, cadence(ctx, name, job.default_cadence)),
+                ctx.scheduler().clone(),
                 stop.clone(),
                 move || {
-                    let housekeeping = housekeeping.clone();
+                    let run = run.clone();
                     async move {
-                        let purged = match name {
-                            "purge_idempotency_keys" => {
-                                housekeeping.purge_expired_idempotency_keys().await?
-                            }
-                            _ => housekeeping.purge_expired_credentials().await?,
-                        };
-                        tracing::debug!(job = name, purged, "housekeeping done");
+                        let done = run.run().await?;
+                        tracing::debug!(job = name, done, "scheduled job done");
                         Ok(())
                     }
                 },
@@ -102,7 +89,7 @@ impl Workers {
 async fn relay_loop(ctx: AppContext, stop: CancellationToken) {
     let mut failures: u32 = 0;
     while !stop.is_cancelled() {
-        let pause = match ctx.relay.pass().await {
+        let pause = match ctx.relay().pass().await {
             Ok(pass) if pass.stalled => {
                 failures += 1;
                 backoff(failures)
@@ -123,13 +110,15 @@ async fn relay_loop(ctx: AppContext, stop: CancellationToken) {
             }
         };
         if pause > Duration::ZERO {
+            // A unit of work that emitted an event wakes the relay early.
             tokio::select! {
                 () = stop.cancelled() => break,
                 () = tokio::time::sleep(pause) => {}
+                () = ctx.relay_waker().woken(), if failures == 0 => {}
             }
         }
     }
-    if let Err(err) = ctx.relay.resign().await {
+    if let Err(err) = ctx.relay().resign().await {
         tracing::debug!(error = ?err, "could not release the relay lease");
     }
 }
@@ -137,7 +126,7 @@ async fn relay_loop(ctx: AppContext, stop: CancellationToken) {
 /// The configured cadence of `job`, else its default. Settings were validated at startup.
 fn cadence(ctx: &AppContext, job: &str, default: &str) -> Cadence {
     let text = ctx
-        .settings
+        .settings()
         .job_schedules
         .get(job)
         .map_or(default, String::as_str);
@@ -149,7 +138,7 @@ fn cadence(ctx: &AppContext, job: &str, default: &str) -> Cadence {
 /// Sends due emails until stopped; a message being sent when the stop comes is finished.
 async fn mail_loop(ctx: AppContext, stop: CancellationToken) {
     while !stop.is_cancelled() {
-        let pause = match ctx.mail.send_due(20).await {
+        let pause = match ctx.mail().send_due(20).await {
             Ok(n) if n > 0 => Duration::ZERO,
             Ok(_) => MAIL_IDLE_POLL,
             Err(err) => {

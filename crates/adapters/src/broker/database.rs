@@ -10,12 +10,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use depot_domain::Clock;
 use depot_domain::message::Message;
+use depot_domain::{AppResult, Clock};
 use depot_store::Db;
 use depot_store::repo::jobs;
 use futures::future::join_all;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use super::{BrokerError, DeadLetter, DeadLetterSelector, Delivery, Disposition, QueueSpec};
 
@@ -79,17 +80,9 @@ impl DatabaseQueue {
         let until =
             now + chrono::Duration::from_std(self.options.visibility_timeout).unwrap_or_default();
         let limit = u32::try_from(queue.concurrency.max(1)).unwrap_or(u32::MAX);
-        let claimed = self
-            .db
-            .transaction({
-                let (name, worker) = (queue.name.clone(), self.worker_id.clone());
-                move |tx| {
-                    Box::pin(
-                        async move { jobs::claim(tx, &name, &worker, limit, now, until).await },
-                    )
-                }
-            })
-            .await?;
+        let tx = self.db.begin().await?;
+        let claimed = jobs::claim(&*tx, &queue.name, &self.worker_id, limit, now, until).await?;
+        tx.commit().await?;
         let n = claimed.len();
         join_all(
             claimed
@@ -98,6 +91,34 @@ impl DatabaseQueue {
         )
         .await;
         Ok(n)
+    }
+
+    /// Applies a consumer's verdict to its job row.
+    async fn settle(&self, id: Uuid, disposition: Disposition) -> AppResult<()> {
+        let (worker, now) = (self.worker_id.as_str(), self.clock.now());
+        let tx = self.db.begin().await?;
+        match disposition {
+            Disposition::Ack => jobs::complete(&*tx, id, worker, now).await.map(|_| ())?,
+            Disposition::Retry { after, error } => {
+                let at = now + chrono::Duration::from_std(after).unwrap_or_default();
+                jobs::retry(&*tx, id, worker, at, &error, now).await?
+            }
+            Disposition::DeadLetter { error } => jobs::bury(&*tx, id, worker, &error, now).await?,
+        }
+        tx.commit().await
+    }
+
+    /// Stores one job row per (message, bound queue), all in one transaction.
+    async fn enqueue_all(&self, routed: &[(Message, Vec<(String, u32)>)]) -> AppResult<()> {
+        let now = self.clock.now();
+        let tx = self.db.begin().await?;
+        for (message, targets) in routed {
+            for (queue, max_attempts) in targets {
+                let max = i32::try_from(*max_attempts).unwrap_or(i32::MAX);
+                jobs::enqueue(&*tx, queue, message, max, now).await?;
+            }
+        }
+        tx.commit().await
     }
 
     async fn run_one(
@@ -113,26 +134,8 @@ impl DatabaseQueue {
                 error: format!("undecodable message: {}", err.cause_chain()),
             },
         };
-        let worker = self.worker_id.clone();
-        let now = self.clock.now();
         let id = job.id;
-        let applied = self
-            .db
-            .transaction(move |tx| {
-                Box::pin(async move {
-                    match disposition {
-                        Disposition::Ack => jobs::complete(tx, id, &worker, now).await.map(|_| ()),
-                        Disposition::Retry { after, error } => {
-                            let at = now + chrono::Duration::from_std(after).unwrap_or_default();
-                            jobs::retry(tx, id, &worker, at, &error, now).await
-                        }
-                        Disposition::DeadLetter { error } => {
-                            jobs::bury(tx, id, &worker, &error, now).await
-                        }
-                    }
-                })
-            })
-            .await;
+        let applied = self.settle(id, disposition).await;
         if let Err(err) = applied {
             // The claim expires and the job is delivered again; the consumer's processed
             // table keeps the effect single.
@@ -187,21 +190,7 @@ impl super::Broker for DatabaseQueue {
                 }
             })
             .collect();
-        let now = self.clock.now();
-        let stored = self
-            .db
-            .transaction(move |tx| {
-                Box::pin(async move {
-                    for (message, targets) in &routed {
-                        for (queue, max_attempts) in targets {
-                            let max = i32::try_from(*max_attempts).unwrap_or(i32::MAX);
-                            jobs::enqueue(tx, queue, message, max, now).await?;
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .await;
+        let stored = self.enqueue_all(&routed).await;
         match stored {
             Ok(()) => outcomes,
             Err(err) => vec![Err(BrokerError::from(err))],
@@ -251,22 +240,16 @@ impl super::Broker for DatabaseQueue {
     }
 
     async fn replay(&self, which: &DeadLetterSelector) -> Result<u64, BrokerError> {
-        let (id, queue, now) = (which.id, which.queue.clone(), Utc::now());
-        Ok(self
-            .db
-            .transaction(move |tx| {
-                Box::pin(async move { jobs::replay(tx, id, queue.as_deref(), now).await })
-            })
-            .await?)
+        let tx = self.db.begin().await?;
+        let replayed = jobs::replay(&*tx, which.id, which.queue.as_deref(), Utc::now()).await?;
+        tx.commit().await?;
+        Ok(replayed)
     }
 
     async fn purge(&self, which: &DeadLetterSelector) -> Result<u64, BrokerError> {
-        let (id, queue) = (which.id, which.queue.clone());
-        Ok(self
-            .db
-            .transaction(move |tx| {
-                Box::pin(async move { jobs::purge(tx, id, queue.as_deref()).await })
-            })
-            .await?)
+        let tx = self.db.begin().await?;
+        let purged = jobs::purge(&*tx, which.id, which.queue.as_deref()).await?;
+        tx.commit().await?;
+        Ok(purged)
     }
 }

@@ -3,17 +3,27 @@
 //! sign-in. A code's 30-second step can be used once: the last accepted step is stored and
 //! only later steps pass.
 
-use depot_domain::auth::totp;
-use depot_domain::{AppError, AppResult, FieldError};
+use std::sync::Arc;
+
+use depot_domain::auth::{totp, user_not_found};
+use depot_domain::state::UserStatus;
+use depot_domain::{Actor, AppError, AppResult, FieldError};
+use depot_store::entity::user;
 use depot_store::repo::{credentials, roles, users};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::rate_limit::{Action, Subject};
-use super::sessions::{Device, IssuedTokens};
+use super::authenticator::Authenticator;
+use super::authz::AuthzCache;
+use super::principal::Principal;
+use super::rate_limit::{Action, AuthRateLimiter, Subject};
+use super::sealed::Sealer;
+use super::sessions::{Device, IssuedTokens, SessionService, revoke_everything};
 use super::tokens::TokenUse;
-use super::{AuditEntry, AuthService, ClientInfo, passwords, secrets};
-use crate::users::not_found as user_not_found;
+use super::{passwords, secrets};
+use crate::audit::AuditEntry;
+use crate::client::ClientInfo;
+use crate::uow::{UnitOfWork, Writer};
 
 /// What an authenticator app needs.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -34,35 +44,63 @@ fn bad_code() -> AppError {
     AppError::unauthorized("auth.invalid_mfa_code", "the code is not valid")
 }
 
-impl AuthService {
+/// TOTP enrolment, the second step of sign-in, and the admin reset.
+#[derive(Clone)]
+pub struct MfaService {
+    writer: Writer,
+    sealer: Sealer,
+    limiter: Arc<AuthRateLimiter>,
+    authz: AuthzCache,
+    issuer: String,
+    sessions: SessionService,
+    authenticator: Authenticator,
+}
+
+impl MfaService {
+    pub fn new(
+        writer: Writer,
+        sealer: Sealer,
+        limiter: Arc<AuthRateLimiter>,
+        authz: AuthzCache,
+        issuer: String,
+        sessions: SessionService,
+        authenticator: Authenticator,
+    ) -> Self {
+        Self {
+            writer,
+            sealer,
+            limiter,
+            authz,
+            issuer,
+            sessions,
+            authenticator,
+        }
+    }
+
     /// Starts enrolment: a new secret, pending until a code from it is confirmed.
-    pub async fn mfa_enroll(&self, user_id: Uuid) -> AppResult<Enrolment> {
-        let now = self.now();
-        let issuer = self.config.mfa_issuer.clone();
+    pub async fn mfa_enroll(&self, user_id: Uuid, client: &ClientInfo) -> AppResult<Enrolment> {
         let seed = secrets::random_bytes(20);
         let sealed = self.sealer.seal(&seed)?;
-        self.db
-            .transaction(|tx| {
-                Box::pin(async move {
-                    let mut user = users::get(tx, user_id).await?.ok_or_else(user_not_found)?;
-                    if user.mfa_enabled {
-                        return Err(AppError::conflict(
-                            "mfa.already_enabled",
-                            "two-factor authentication is already on; disable it first",
-                        ));
-                    }
-                    let secret = totp::base32(&seed);
-                    user.mfa_pending_secret = Some(sealed);
-                    user.updated_at = now;
-                    let email = user.email.clone();
-                    users::save(tx, user).await?;
-                    Ok(Enrolment {
-                        otpauth_uri: totp::otpauth_uri(&issuer, &email, &secret),
-                        secret,
-                    })
-                })
-            })
-            .await
+        let uow = self.writer.begin(Actor::User(user_id), client).await?;
+        let mut user = users::get(uow.tx(), user_id)
+            .await?
+            .ok_or_else(user_not_found)?;
+        if user.mfa_enabled {
+            return Err(AppError::conflict(
+                "mfa.already_enabled",
+                "two-factor authentication is already on; disable it first",
+            ));
+        }
+        let secret = totp::base32(&seed);
+        user.mfa_pending_secret = Some(sealed);
+        user.updated_at = uow.now();
+        let email = user.email.clone();
+        users::save(uow.tx(), user).await?;
+        uow.commit().await?;
+        Ok(Enrolment {
+            otpauth_uri: totp::otpauth_uri(&self.issuer, &email, &secret),
+            secret,
+        })
     }
 
     /// Confirms enrolment with a code from the app; returns the recovery codes (shown once).
@@ -75,49 +113,39 @@ impl AuthService {
         self.limiter
             .check(Action::MfaVerify, Subject::Account, &user_id.to_string())
             .await?;
-        let now = self.now();
         let codes = secrets::recovery_codes();
         let hashes: Vec<String> = codes
             .iter()
             .map(|c| secrets::digest(&secrets::normalize_recovery_code(c)))
             .collect();
-        let (code, client, sealer) = (code.to_owned(), client.clone(), self.sealer.clone());
-        self.db
-            .transaction(|tx| {
-                Box::pin(async move {
-                    let mut user = users::get(tx, user_id).await?.ok_or_else(user_not_found)?;
-                    let pending = user.mfa_pending_secret.clone().ok_or_else(|| {
-                        AppError::conflict(
-                            "mfa.not_enrolling",
-                            "start with POST /api/v1/auth/mfa/totp/enroll",
-                        )
-                    })?;
-                    let step = totp::matching_step(
-                        &sealer.open(&pending)?,
-                        &code,
-                        u64::try_from(now.timestamp()).unwrap_or(0),
-                    )
-                    .ok_or_else(bad_code)?;
-                    user.mfa_secret = Some(pending);
-                    user.mfa_pending_secret = None;
-                    user.mfa_enabled = true;
-                    user.mfa_last_step = Some(i64::try_from(step).unwrap_or(i64::MAX));
-                    user.updated_at = now;
-                    users::save(tx, user).await?;
-                    credentials::replace_recovery_codes(tx, user_id, hashes).await?;
-                    super::audit_record(
-                        tx,
-                        now,
-                        &client,
-                        AuditEntry::new("mfa.enabled")
-                            .actor(user_id)
-                            .target("user", user_id),
-                    )
-                    .await
-                })
-            })
+        let mut uow = self.writer.begin(Actor::User(user_id), client).await?;
+        let now = uow.now();
+        let mut user = users::get(uow.tx(), user_id)
+            .await?
+            .ok_or_else(user_not_found)?;
+        let pending = user.mfa_pending_secret.clone().ok_or_else(|| {
+            AppError::conflict(
+                "mfa.not_enrolling",
+                "start with POST /api/v1/auth/mfa/totp/enroll",
+            )
+        })?;
+        let step = totp::matching_step(
+            &self.sealer.open(&pending)?,
+            code,
+            u64::try_from(now.timestamp()).unwrap_or(0),
+        )
+        .ok_or_else(bad_code)?;
+        user.mfa_secret = Some(pending);
+        user.mfa_pending_secret = None;
+        user.mfa_enabled = true;
+        user.mfa_last_step = Some(i64::try_from(step).unwrap_or(i64::MAX));
+        user.updated_at = now;
+        users::save(uow.tx(), user).await?;
+        credentials::replace_recovery_codes(uow.tx(), user_id, hashes).await?;
+        uow.audit(AuditEntry::new("mfa.enabled").target("user", user_id))
             .await?;
-        self.invalidate().await;
+        self.authz.invalidate_after_commit(&mut uow);
+        uow.commit().await?;
         Ok(codes)
     }
 
@@ -125,15 +153,17 @@ impl AuthService {
     /// while the user holds a role that requires MFA.
     pub async fn mfa_disable(
         &self,
-        user_id: Uuid,
+        principal: &Principal,
         password: String,
         factor: SecondFactor,
         client: &ClientInfo,
     ) -> AppResult<()> {
+        let user_id = principal.user_id;
         self.limiter
             .check(Action::MfaVerify, Subject::Account, &user_id.to_string())
             .await?;
-        let user = users::get(self.db.reader(), user_id)
+        let reader = self.writer.db().reader();
+        let user = users::get(reader, user_id)
             .await?
             .ok_or_else(user_not_found)?;
         if !user.mfa_enabled {
@@ -142,7 +172,7 @@ impl AuthService {
                 "two-factor authentication is off",
             ));
         }
-        if roles::of_user(self.db.reader(), user_id)
+        if roles::of_user(reader, user_id)
             .await?
             .iter()
             .any(|r| r.role.mfa_required)
@@ -159,28 +189,13 @@ impl AuthService {
                 "is not your current password",
             )]));
         }
-        let now = self.now();
-        let client = client.clone();
-        let this = self.clone();
-        self.db
-            .transaction(|tx| {
-                Box::pin(async move {
-                    this.check_second_factor(tx, &user, &factor).await?;
-                    clear_mfa(tx, user_id, now).await?;
-                    super::audit_record(
-                        tx,
-                        now,
-                        &client,
-                        AuditEntry::new("mfa.disabled")
-                            .actor(user_id)
-                            .target("user", user_id),
-                    )
-                    .await
-                })
-            })
+        let mut uow = self.writer.begin(principal.actor(), client).await?;
+        self.check_second_factor(&uow, &user, &factor).await?;
+        clear_mfa(&uow, user_id).await?;
+        uow.audit(AuditEntry::new("mfa.disabled").target("user", user_id))
             .await?;
-        self.invalidate().await;
-        Ok(())
+        self.authz.invalidate_after_commit(&mut uow);
+        uow.commit().await
     }
 
     /// The second step of sign-in: the challenge from the password step plus a code.
@@ -194,52 +209,42 @@ impl AuthService {
         self.limiter
             .check(Action::MfaVerify, Subject::Ip, client.ip_key())
             .await?;
-        let claims = self.verify_step_token(challenge_token, TokenUse::MfaChallenge)?;
+        let claims = self
+            .authenticator
+            .verify_step_token(challenge_token, TokenUse::MfaChallenge)?;
         self.limiter
             .check(Action::MfaVerify, Subject::Account, &claims.sub.to_string())
             .await?;
-        let user = users::get(self.db.reader(), claims.sub)
+        let user = users::get(self.writer.db().reader(), claims.sub)
             .await?
-            .filter(|u| u.status == "active" && u.mfa_enabled)
+            .filter(|u| u.status == UserStatus::Active.as_str() && u.mfa_enabled)
             .ok_or_else(bad_code)?;
-        let this = self.clone();
-        let (now, audit_client) = (self.now(), client.clone());
-        let refused = self
-            .db
-            .transaction(|tx| {
-                Box::pin(async move {
-                    let Err(refusal) = this.check_second_factor(tx, &user, &factor).await else {
-                        return Ok(None);
-                    };
-                    super::audit_record(
-                        tx,
-                        now,
-                        &audit_client,
-                        AuditEntry::new("login.failure")
-                            .actor(user.id)
-                            .target("user", user.id)
-                            .details(serde_json::json!({ "reason": refusal.code() })),
-                    )
-                    .await?;
-                    Ok(Some(refusal))
-                })
-            })
+        let uow = self.writer.begin(Actor::User(user.id), client).await?;
+        if let Err(refusal) = self.check_second_factor(&uow, &user, &factor).await {
+            uow.audit(
+                AuditEntry::new("login.failure")
+                    .target("user", user.id)
+                    .details(serde_json::json!({ "reason": refusal.code() })),
+            )
             .await?;
-        if let Some(refusal) = refused {
+            uow.commit().await?;
             metrics::counter!("auth_logins_total", "result" => "mfa_failure").increment(1);
             return Err(refusal);
         }
-        self.open_session(claims.sub, true, device, client).await
+        uow.commit().await?;
+        self.sessions
+            .open_session(claims.sub, true, device, client)
+            .await
     }
 
-    /// Accepts a TOTP code (once per step) or an unused recovery code, inside `tx`.
+    /// Accepts a TOTP code (once per step) or an unused recovery code, inside `uow`.
     async fn check_second_factor(
         &self,
-        tx: &depot_store::DatabaseTransaction,
-        user: &depot_store::entity::user::Model,
+        uow: &UnitOfWork,
+        user: &user::Model,
         factor: &SecondFactor,
     ) -> AppResult<()> {
-        let now = self.now();
+        let now = uow.now();
         if let Some(code) = &factor.code {
             let secret = user.mfa_secret.as_deref().ok_or_else(bad_code)?;
             let step = totp::matching_step(
@@ -248,7 +253,9 @@ impl AuthService {
                 u64::try_from(now.timestamp()).unwrap_or(0),
             )
             .ok_or_else(bad_code)?;
-            if users::claim_totp_step(tx, user.id, i64::try_from(step).unwrap_or(i64::MAX)).await? {
+            if users::claim_totp_step(uow.tx(), user.id, i64::try_from(step).unwrap_or(i64::MAX))
+                .await?
+            {
                 return Ok(());
             }
             return Err(AppError::unauthorized(
@@ -258,50 +265,41 @@ impl AuthService {
         }
         if let Some(code) = &factor.recovery_code {
             let hash = secrets::digest(&secrets::normalize_recovery_code(code));
-            if credentials::consume_recovery_code(tx, user.id, &hash, now).await? {
+            if credentials::consume_recovery_code(uow.tx(), user.id, &hash, now).await? {
                 return Ok(());
             }
         }
         Err(bad_code())
     }
 
-    /// Admin reset (`depot admin reset-mfa`): MFA off, secret and recovery codes gone.
+    /// Admin reset (`depot admin reset-mfa`): MFA off, secret and recovery codes gone, every
+    /// session of the user ended.
     pub async fn mfa_reset(
         &self,
+        actor: Actor,
         user_id: Uuid,
-        actor: Option<Uuid>,
         client: &ClientInfo,
     ) -> AppResult<()> {
-        let now = self.now();
-        let client = client.clone();
-        self.db
-            .transaction(|tx| {
-                Box::pin(async move {
-                    clear_mfa(tx, user_id, now).await?;
-                    super::sessions::revoke_everything(tx, user_id, "mfa_reset", now).await?;
-                    let mut entry = AuditEntry::new("mfa.reset").target("user", user_id);
-                    entry.actor_id = actor;
-                    super::audit_record(tx, now, &client, entry).await
-                })
-            })
+        let mut uow = self.writer.begin(actor, client).await?;
+        clear_mfa(&uow, user_id).await?;
+        revoke_everything(uow.tx(), user_id, "mfa_reset", uow.now()).await?;
+        uow.audit(AuditEntry::new("mfa.reset").target("user", user_id))
             .await?;
-        self.invalidate().await;
-        Ok(())
+        self.authz.invalidate_after_commit(&mut uow);
+        uow.commit().await
     }
 }
 
 /// MFA off for the user: seed, pending seed, last step and recovery codes gone.
-async fn clear_mfa(
-    tx: &depot_store::DatabaseTransaction,
-    user_id: Uuid,
-    now: chrono::DateTime<chrono::Utc>,
-) -> AppResult<()> {
-    let mut user = users::get(tx, user_id).await?.ok_or_else(user_not_found)?;
+async fn clear_mfa(uow: &UnitOfWork, user_id: Uuid) -> AppResult<()> {
+    let mut user = users::get(uow.tx(), user_id)
+        .await?
+        .ok_or_else(user_not_found)?;
     user.mfa_enabled = false;
     user.mfa_secret = None;
     user.mfa_pending_secret = None;
     user.mfa_last_step = None;
-    user.updated_at = now;
-    users::save(tx, user).await?;
-    credentials::replace_recovery_codes(tx, user_id, Vec::new()).await
+    user.updated_at = uow.now();
+    users::save(uow.tx(), user).await?;
+    credentials::replace_recovery_codes(uow.tx(), user_id, Vec::new()).await
 }

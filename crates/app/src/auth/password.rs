@@ -1,27 +1,98 @@
 //! Password change (needs the current password) and reset by an emailed single-use token.
 
-use depot_domain::auth::{PasswordPolicy, normalize_email};
-use depot_domain::{AppError, AppResult, FieldError};
+use std::sync::Arc;
+
+use depot_domain::auth::{PasswordPolicy, normalize_email, user_not_found};
+use depot_domain::state::UserStatus;
+use depot_domain::{Actor, AppError, AppResult, FieldError};
 use depot_store::repo::{credentials, sessions as session_repo, users};
 use uuid::Uuid;
 
-use super::rate_limit::{Action, Subject};
-use super::sessions::{chrono_duration, revoke_everything};
-use super::{AuditEntry, AuthService, ClientInfo, Principal, passwords, secrets};
+use super::authz::AuthzCache;
+use super::principal::Principal;
+use super::rate_limit::{Action, AuthRateLimiter, Subject};
+use super::sessions::revoke_everything;
+use super::settings::{AuthConfig, chrono_duration};
+use super::{passwords, secrets};
+use crate::audit::AuditEntry;
+use crate::client::ClientInfo;
 use crate::mail::{self, NewEmail};
-use crate::users::not_found as user_not_found;
+use crate::uow::{UnitOfWork, Writer};
 
-/// Checks `password` against the policy, as field errors on `field`.
-pub fn check_policy(field: &str, password: &str) -> AppResult<()> {
-    let errors = PasswordPolicy::default().check(field, password);
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(AppError::validation(errors))
+/// Sends set-password links: a single-use token stored as its digest, and the email, queued in
+/// the caller's unit of work so both exist only if the change that asked for them commits.
+#[derive(Clone)]
+pub struct ResetLinks {
+    config: Arc<AuthConfig>,
+}
+
+impl ResetLinks {
+    pub fn new(config: Arc<AuthConfig>) -> Self {
+        Self { config }
+    }
+
+    /// Queues a set-password email for `user_id` (reset, or an invitation for an account
+    /// created without a password) and audits it as `action`.
+    pub async fn send(
+        &self,
+        uow: &UnitOfWork,
+        user_id: Uuid,
+        to: &str,
+        action: &'static str,
+    ) -> AppResult<()> {
+        let token = secrets::random_token(32);
+        let now = uow.now();
+        let expires_at = now + chrono_duration(self.config.reset_ttl);
+        let link = format!("{}/reset-password?token={token}", self.config.public_url);
+        let minutes = self.config.reset_ttl.as_secs() / 60;
+        let email = NewEmail {
+            to: to.to_owned(),
+            subject: "Set your Depot password".into(),
+            body: format!(
+                "Someone (hopefully you) asked to set the password of your Depot account.\n\n\
+                 Open this link within {minutes} minutes to choose a password:\n\n{link}\n\n\
+                 The link works once. If you did not ask for it, ignore this message."
+            ),
+            correlation_id: uow.client().request_id.clone(),
+        };
+        credentials::insert_password_reset(
+            uow.tx(),
+            secrets::digest(&token),
+            user_id,
+            now,
+            expires_at,
+        )
+        .await?;
+        mail::queue(uow.tx(), email, now).await?;
+        uow.audit(AuditEntry::new(action).target("user", user_id))
+            .await
     }
 }
 
-impl AuthService {
+/// Password change and reset.
+#[derive(Clone)]
+pub struct PasswordService {
+    writer: Writer,
+    limiter: Arc<AuthRateLimiter>,
+    authz: AuthzCache,
+    links: ResetLinks,
+}
+
+impl PasswordService {
+    pub fn new(
+        writer: Writer,
+        limiter: Arc<AuthRateLimiter>,
+        authz: AuthzCache,
+        links: ResetLinks,
+    ) -> Self {
+        Self {
+            writer,
+            limiter,
+            authz,
+            links,
+        }
+    }
+
     /// Changes the caller's password. Every other session is signed out.
     pub async fn change_password(
         &self,
@@ -30,8 +101,8 @@ impl AuthService {
         new: String,
         client: &ClientInfo,
     ) -> AppResult<()> {
-        check_policy("new_password", &new)?;
-        let user = users::get(self.db.reader(), principal.user_id)
+        PasswordPolicy::default().validate("new_password", &new)?;
+        let user = users::get(self.writer.db().reader(), principal.user_id)
             .await?
             .ok_or_else(user_not_found)?;
         if !passwords::verify(current, user.password_hash.clone()).await? {
@@ -42,41 +113,31 @@ impl AuthService {
             )]));
         }
         let hash = passwords::hash(new).await?;
-        let now = self.now();
-        let (p, client) = (principal.clone(), client.clone());
-        self.db
-            .transaction(|tx| {
-                Box::pin(async move {
-                    let mut user = users::get(tx, p.user_id)
-                        .await?
-                        .ok_or_else(user_not_found)?;
-                    user.password_hash = Some(hash);
-                    user.updated_at = now;
-                    users::save(tx, user).await?;
-                    credentials::retire_password_resets(tx, p.user_id, now).await?;
-                    let others = session_repo::revoke_all_of_user(
-                        tx,
-                        p.user_id,
-                        Some(p.session_id),
-                        "password_changed",
-                        now,
-                    )
-                    .await?;
-                    super::audit_record(
-                        tx,
-                        now,
-                        &client,
-                        AuditEntry::new("password.changed")
-                            .actor(p.user_id)
-                            .target("user", p.user_id)
-                            .details(serde_json::json!({ "sessions_revoked": others.len() })),
-                    )
-                    .await
-                })
-            })
-            .await?;
-        self.invalidate().await;
-        Ok(())
+        let mut uow = self.writer.begin(principal.actor(), client).await?;
+        let now = uow.now();
+        let mut user = users::get(uow.tx(), principal.user_id)
+            .await?
+            .ok_or_else(user_not_found)?;
+        user.password_hash = Some(hash);
+        user.updated_at = now;
+        users::save(uow.tx(), user).await?;
+        credentials::retire_password_resets(uow.tx(), principal.user_id, now).await?;
+        let others = session_repo::revoke_all_of_user(
+            uow.tx(),
+            principal.user_id,
+            Some(principal.session_id),
+            "password_changed",
+            now,
+        )
+        .await?;
+        uow.audit(
+            AuditEntry::new("password.changed")
+                .target("user", principal.user_id)
+                .details(serde_json::json!({ "sessions_revoked": others.len() })),
+        )
+        .await?;
+        self.authz.invalidate_after_commit(&mut uow);
+        uow.commit().await
     }
 
     /// Emails a reset link when the address belongs to an active account. The answer is the
@@ -89,63 +150,17 @@ impl AuthService {
         self.limiter
             .check(Action::PasswordReset, Subject::Account, &email)
             .await?;
-        let Some(user) = users::by_email(self.db.reader(), &email)
+        let Some(user) = users::by_email(self.writer.db().reader(), &email)
             .await?
-            .filter(|u| u.status == "active")
+            .filter(|u| u.status == UserStatus::Active.as_str())
         else {
             return Ok(());
         };
-        self.send_reset_link(user.id, &user.email, "password.reset_requested", client)
-            .await
-    }
-
-    /// Queues a set-password email for `user_id` (reset, or an invitation for an account
-    /// created without a password).
-    pub async fn send_reset_link(
-        &self,
-        user_id: Uuid,
-        to: &str,
-        action: &'static str,
-        client: &ClientInfo,
-    ) -> AppResult<()> {
-        let token = secrets::random_token(32);
-        let now = self.now();
-        let expires_at = now + chrono_duration(self.config.reset_ttl);
-        let link = format!("{}/reset-password?token={token}", self.config.public_url);
-        let minutes = self.config.reset_ttl.as_secs() / 60;
-        let email = NewEmail {
-            to: to.to_owned(),
-            subject: "Set your Depot password".into(),
-            body: format!(
-                "Someone (hopefully you) asked to set the password of your Depot account.\n\n\
-                 Open this link within {minutes} minutes to choose a password:\n\n{link}\n\n\
-                 The link works once. If you did not ask for it, ignore this message."
-            ),
-            correlation_id: client.request_id.clone(),
-        };
-        let client = client.clone();
-        self.db
-            .transaction(|tx| {
-                Box::pin(async move {
-                    credentials::insert_password_reset(
-                        tx,
-                        secrets::digest(&token),
-                        user_id,
-                        now,
-                        expires_at,
-                    )
-                    .await?;
-                    mail::queue(tx, email, now).await?;
-                    super::audit_record(
-                        tx,
-                        now,
-                        &client,
-                        AuditEntry::new(action).target("user", user_id),
-                    )
-                    .await
-                })
-            })
-            .await
+        let uow = self.writer.begin(Actor::Anonymous, client).await?;
+        self.links
+            .send(&uow, user.id, &user.email, "password.reset_requested")
+            .await?;
+        uow.commit().await
     }
 
     /// Sets a new password with a reset token. Signs out every session and unlocks the account.
@@ -158,43 +173,36 @@ impl AuthService {
         self.limiter
             .check(Action::PasswordReset, Subject::Ip, client.ip_key())
             .await?;
-        check_policy("new_password", &new)?;
+        PasswordPolicy::default().validate("new_password", &new)?;
         let hash = passwords::hash(new).await?;
-        let now = self.now();
         let token_hash = secrets::digest(token);
-        let client = client.clone();
-        self.db
-            .transaction(|tx| {
-                Box::pin(async move {
-                    let user_id = credentials::consume_password_reset(tx, &token_hash, now)
-                        .await?
-                        .ok_or_else(|| {
-                            AppError::bad_request(
-                                "auth.invalid_reset_token",
-                                "the reset link is invalid, used or expired; ask for a new one",
-                            )
-                        })?;
-                    let mut user = users::get(tx, user_id).await?.ok_or_else(user_not_found)?;
-                    user.password_hash = Some(hash);
-                    user.failed_logins = 0;
-                    user.locked_until = None;
-                    user.updated_at = now;
-                    users::save(tx, user).await?;
-                    credentials::retire_password_resets(tx, user_id, now).await?;
-                    revoke_everything(tx, user_id, "password_reset", now).await?;
-                    super::audit_record(
-                        tx,
-                        now,
-                        &client,
-                        AuditEntry::new("password.reset")
-                            .actor(user_id)
-                            .target("user", user_id),
-                    )
-                    .await
-                })
-            })
-            .await?;
-        self.invalidate().await;
-        Ok(())
+        let mut uow = self.writer.begin(Actor::Anonymous, client).await?;
+        let now = uow.now();
+        let user_id = credentials::consume_password_reset(uow.tx(), &token_hash, now)
+            .await?
+            .ok_or_else(|| {
+                AppError::bad_request(
+                    "auth.invalid_reset_token",
+                    "the reset link is invalid, used or expired; ask for a new one",
+                )
+            })?;
+        let mut user = users::get(uow.tx(), user_id)
+            .await?
+            .ok_or_else(user_not_found)?;
+        user.password_hash = Some(hash);
+        user.failed_logins = 0;
+        user.locked_until = None;
+        user.updated_at = now;
+        users::save(uow.tx(), user).await?;
+        credentials::retire_password_resets(uow.tx(), user_id, now).await?;
+        revoke_everything(uow.tx(), user_id, "password_reset", now).await?;
+        uow.audit(
+            AuditEntry::new("password.reset")
+                .by(Actor::User(user_id))
+                .target("user", user_id),
+        )
+        .await?;
+        self.authz.invalidate_after_commit(&mut uow);
+        uow.commit().await
     }
 }

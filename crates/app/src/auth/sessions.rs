@@ -1,18 +1,27 @@
 //! Sign-in, token refresh, logout and the session list.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use depot_domain::auth::{Permission, normalize_email};
 use depot_domain::pagination::{Page, PageRequest};
-use depot_domain::{AppError, AppResult};
+use depot_domain::state::{RefreshTokenStatus, UserStatus};
+use depot_domain::{Actor, AppError, AppResult};
 use depot_store::DatabaseTransaction;
 use depot_store::entity::{session, user};
 use depot_store::repo::{roles, sessions as repo, users};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::rate_limit::{Action, Subject};
+use super::authz::AuthzCache;
+use super::principal::Principal;
+use super::rate_limit::{Action, AuthRateLimiter, Subject};
+use super::settings::{AuthConfig, chrono_duration};
 use super::tokens::{TokenKeys, TokenUse};
-use super::{AuditEntry, AuthConfig, AuthService, ClientInfo, Principal, csrf, passwords, secrets};
+use super::{csrf, passwords, secrets};
+use crate::audit::AuditEntry;
+use crate::client::ClientInfo;
+use crate::uow::{UnitOfWork, Writer};
 
 /// Where the client signs in from.
 #[derive(Debug, Clone, Default)]
@@ -115,7 +124,37 @@ enum Refreshed {
     Reused,
 }
 
-impl AuthService {
+/// Sign-in, refresh, logout and sessions.
+#[derive(Clone)]
+pub struct SessionService {
+    writer: Writer,
+    keys: Arc<TokenKeys>,
+    limiter: Arc<AuthRateLimiter>,
+    config: Arc<AuthConfig>,
+    authz: AuthzCache,
+}
+
+impl SessionService {
+    pub fn new(
+        writer: Writer,
+        keys: Arc<TokenKeys>,
+        limiter: Arc<AuthRateLimiter>,
+        config: Arc<AuthConfig>,
+        authz: AuthzCache,
+    ) -> Self {
+        Self {
+            writer,
+            keys,
+            limiter,
+            config,
+            authz,
+        }
+    }
+
+    pub fn config(&self) -> &AuthConfig {
+        &self.config
+    }
+
     /// The password step of sign-in.
     pub async fn login(
         &self,
@@ -131,8 +170,8 @@ impl AuthService {
         self.limiter
             .check(Action::Login, Subject::Account, &email)
             .await?;
-        let now = self.now();
-        let found = users::by_email(self.db.reader(), &email).await?;
+        let now = self.writer.now();
+        let found = users::by_email(self.writer.db().reader(), &email).await?;
         // Always pay for one hash, so unknown accounts answer as slowly as known ones.
         let password_ok = passwords::verify(
             password,
@@ -140,44 +179,27 @@ impl AuthService {
         )
         .await?;
         let Some(user) = found else {
-            let client = client.clone();
-            self.db
-                .transaction(|tx| {
-                    Box::pin(async move {
-                        super::audit_record(
-                            tx,
-                            now,
-                            &client,
-                            AuditEntry::new("login.failure")
-                                .details(serde_json::json!({ "reason": "unknown_account" })),
-                        )
-                        .await
-                    })
-                })
-                .await?;
+            let uow = self.writer.begin(Actor::Anonymous, client).await?;
+            uow.audit(
+                AuditEntry::new("login.failure")
+                    .details(serde_json::json!({ "reason": "unknown_account" })),
+            )
+            .await?;
+            uow.commit().await?;
             login_metric("failure");
             return Err(invalid_credentials());
         };
         let locked = user.locked_until.is_some_and(|until| until > now);
-        if user.status != "active" || locked {
+        if user.status != UserStatus::Active.as_str() || locked {
             let reason = if locked { "locked" } else { "disabled" };
-            let (client, id) = (client.clone(), user.id);
-            self.db
-                .transaction(|tx| {
-                    Box::pin(async move {
-                        super::audit_record(
-                            tx,
-                            now,
-                            &client,
-                            AuditEntry::new("login.refused")
-                                .actor(id)
-                                .target("user", id)
-                                .details(serde_json::json!({ "reason": reason })),
-                        )
-                        .await
-                    })
-                })
-                .await?;
+            let uow = self.writer.begin(Actor::User(user.id), client).await?;
+            uow.audit(
+                AuditEntry::new("login.refused")
+                    .target("user", user.id)
+                    .details(serde_json::json!({ "reason": reason })),
+            )
+            .await?;
+            uow.commit().await?;
             login_metric(reason);
             return Err(invalid_credentials());
         }
@@ -186,15 +208,9 @@ impl AuthService {
             return Err(invalid_credentials());
         }
 
-        let held = roles::of_user(self.db.reader(), user.id).await?;
+        let held = roles::of_user(self.writer.db().reader(), user.id).await?;
         if user.mfa_enabled {
-            let (token, _) = self.keys.issue(
-                user.id,
-                Uuid::nil(),
-                TokenUse::MfaChallenge,
-                now,
-                self.config.challenge_ttl,
-            )?;
+            let token = self.step_token(user.id, TokenUse::MfaChallenge)?;
             login_metric("mfa_challenge");
             return Ok(LoginOutcome::MfaRequired {
                 challenge_token: token,
@@ -202,13 +218,7 @@ impl AuthService {
             });
         }
         if let Some(role) = held.iter().find(|r| r.role.mfa_required) {
-            let (token, _) = self.keys.issue(
-                user.id,
-                Uuid::nil(),
-                TokenUse::MfaEnrolment,
-                now,
-                self.config.challenge_ttl,
-            )?;
+            let token = self.step_token(user.id, TokenUse::MfaEnrolment)?;
             login_metric("mfa_enrolment_required");
             return Err(AppError::forbidden(
                 "auth.mfa_enrolment_required",
@@ -232,49 +242,34 @@ impl AuthService {
 
     /// Counts a wrong password and locks the account when the policy says so.
     async fn record_failure(&self, user: &user::Model, client: &ClientInfo) -> AppResult<()> {
-        let now = self.now();
-        let policy = self.config.lockout;
-        let (client, id) = (client.clone(), user.id);
-        let locked = self
-            .db
-            .transaction(|tx| {
-                Box::pin(async move {
-                    let failures = users::record_failed_login(tx, id, now).await?;
-                    let lock = policy.lock_after(u32::try_from(failures).unwrap_or(0));
-                    super::audit_record(
-                        tx,
-                        now,
-                        &client,
-                        AuditEntry::new("login.failure")
-                            .actor(id)
-                            .target("user", id)
-                            .details(serde_json::json!({ "failures": failures })),
-                    )
-                    .await?;
-                    if let Some(duration) = lock {
-                        let until = now
-                            + chrono::Duration::from_std(duration)
-                                .unwrap_or(chrono::Duration::hours(1));
-                        users::set_lock(tx, id, Some(until)).await?;
-                        super::audit_record(
-                            tx,
-                            now,
-                            &client,
-                            AuditEntry::new("login.locked")
-                                .actor(id)
-                                .target("user", id)
-                                .details(serde_json::json!({
-                                    "failures": failures,
-                                    "locked_until": until,
-                                })),
-                        )
-                        .await?;
-                    }
-                    Ok(lock.is_some())
-                })
-            })
+        let id = user.id;
+        let uow = self.writer.begin(Actor::User(id), client).await?;
+        let now = uow.now();
+        let failures = users::record_failed_login(uow.tx(), id, now).await?;
+        let lock = self
+            .config
+            .lockout
+            .lock_after(u32::try_from(failures).unwrap_or(0));
+        uow.audit(
+            AuditEntry::new("login.failure")
+                .target("user", id)
+                .details(serde_json::json!({ "failures": failures })),
+        )
+        .await?;
+        if let Some(duration) = lock {
+            let until =
+                now + chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::hours(1));
+            users::set_lock(uow.tx(), id, Some(until)).await?;
+            uow.audit(AuditEntry::new("login.locked").target("user", id).details(
+                serde_json::json!({
+                    "failures": failures,
+                    "locked_until": until,
+                }),
+            ))
             .await?;
-        login_metric(if locked { "lockout" } else { "failure" });
+        }
+        uow.commit().await?;
+        login_metric(if lock.is_some() { "lockout" } else { "failure" });
         Ok(())
     }
 
@@ -287,50 +282,38 @@ impl AuthService {
         device: Device,
         client: &ClientInfo,
     ) -> AppResult<IssuedTokens> {
-        let now = self.now();
-        let config = self.config.clone();
-        let keys = self.keys.clone();
-        let client = client.clone();
-        let tokens = self
-            .db
-            .transaction(|tx| {
-                Box::pin(async move {
-                    users::reset_failures(tx, user_id, now).await?;
-                    let session = repo::insert(
-                        tx,
-                        session::Model {
-                            id: depot_domain::id::new_id(),
-                            user_id,
-                            device_id: device.device_id.map(|d| truncate(&d, 200)),
-                            device_name: device.device_name.map(|d| truncate(&d, 200)),
-                            user_agent: client.user_agent.as_deref().map(|d| truncate(d, 500)),
-                            ip: client.ip.clone(),
-                            mfa,
-                            csrf_nonce: secrets::random_token(16),
-                            created_at: now,
-                            last_used_at: now,
-                            idle_expires_at: now + chrono_duration(config.idle_ttl),
-                            absolute_expires_at: now + chrono_duration(config.absolute_ttl),
-                            revoked_at: None,
-                            revoked_reason: None,
-                        },
-                    )
-                    .await?;
-                    let tokens = issue_pair(tx, &keys, &config, &session, now).await?;
-                    super::audit_record(
-                        tx,
-                        now,
-                        &client,
-                        AuditEntry::new("login.success")
-                            .actor(user_id)
-                            .target("session", session.id)
-                            .details(serde_json::json!({ "mfa": mfa })),
-                    )
-                    .await?;
-                    Ok(tokens)
-                })
-            })
-            .await?;
+        let uow = self.writer.begin(Actor::User(user_id), client).await?;
+        let now = uow.now();
+        let config = &self.config;
+        users::reset_failures(uow.tx(), user_id, now).await?;
+        let session = repo::insert(
+            uow.tx(),
+            session::Model {
+                id: depot_domain::id::new_id(),
+                user_id,
+                device_id: device.device_id.map(|d| truncate(&d, 200)),
+                device_name: device.device_name.map(|d| truncate(&d, 200)),
+                user_agent: client.user_agent.as_deref().map(|d| truncate(d, 500)),
+                ip: client.ip.clone(),
+                mfa,
+                csrf_nonce: secrets::random_token(16),
+                created_at: now,
+                last_used_at: now,
+                idle_expires_at: now + chrono_duration(config.idle_ttl),
+                absolute_expires_at: now + chrono_duration(config.absolute_ttl),
+                revoked_at: None,
+                revoked_reason: None,
+            },
+        )
+        .await?;
+        let tokens = self.issue_pair(&uow, &session).await?;
+        uow.audit(
+            AuditEntry::new("login.success")
+                .target("session", session.id)
+                .details(serde_json::json!({ "mfa": mfa })),
+        )
+        .await?;
+        uow.commit().await?;
         login_metric("success");
         Ok(tokens)
     }
@@ -348,7 +331,7 @@ impl AuthService {
             .check(Action::Refresh, Subject::Ip, client.ip_key())
             .await?;
         let hash = secrets::digest(refresh_token);
-        let reader = self.db.reader();
+        let reader = self.writer.db().reader();
         let Some(row) = repo::find_refresh_token(reader, &hash).await? else {
             return Err(invalid_refresh());
         };
@@ -366,68 +349,16 @@ impl AuthService {
             self.check_csrf(&session, proof)?;
         }
 
-        let now = self.now();
-        let config = self.config.clone();
-        let keys = self.keys.clone();
-        let client = client.clone();
-        let outcome = self
-            .db
-            .transaction(|tx| {
-                Box::pin(async move {
-                    let Some(row) = repo::find_refresh_token(tx, &hash).await? else {
-                        return Ok(Refreshed::Invalid);
-                    };
-                    let Some(session) = repo::get(tx, row.session_id).await? else {
-                        return Ok(Refreshed::Invalid);
-                    };
-                    let reused = match row.status.as_str() {
-                        "rotated" => true,
-                        "active" => {
-                            if session.revoked_at.is_some()
-                                || session.idle_expires_at <= now
-                                || session.absolute_expires_at <= now
-                            {
-                                return Ok(Refreshed::Invalid);
-                            }
-                            // Lost a race with another refresh of the same token: reuse too.
-                            !repo::rotate_refresh_token(tx, &hash, now).await?
-                        }
-                        _ => return Ok(Refreshed::Invalid),
-                    };
-                    if reused {
-                        let revoked =
-                            repo::revoke(tx, session.id, "refresh_token_reuse", now).await?;
-                        super::audit_record(
-                            tx,
-                            now,
-                            &client,
-                            AuditEntry::new("auth.token_reuse")
-                                .actor(session.user_id)
-                                .target("session", session.id)
-                                .details(serde_json::json!({ "session_revoked": revoked })),
-                        )
-                        .await?;
-                        return Ok(Refreshed::Reused);
-                    }
-                    let active = users::get(tx, session.user_id)
-                        .await?
-                        .is_some_and(|u| u.status == "active");
-                    if !active {
-                        return Ok(Refreshed::Invalid);
-                    }
-                    let idle =
-                        (now + chrono_duration(config.idle_ttl)).min(session.absolute_expires_at);
-                    repo::touch(tx, session.id, now, idle, client.ip.clone()).await?;
-                    let tokens = issue_pair(tx, &keys, &config, &session, now).await?;
-                    Ok(Refreshed::Tokens(tokens))
-                })
-            })
+        let mut uow = self
+            .writer
+            .begin(Actor::User(session.user_id), client)
             .await?;
+        let outcome = self.rotate(&mut uow, &hash).await?;
+        uow.commit().await?;
         match outcome {
             Refreshed::Tokens(tokens) => Ok(tokens),
             Refreshed::Invalid => Err(invalid_refresh()),
             Refreshed::Reused => {
-                self.invalidate().await;
                 metrics::counter!("auth_refresh_reuse_total").increment(1);
                 Err(AppError::unauthorized(
                     "auth.refresh_token_reused",
@@ -435,6 +366,53 @@ impl AuthService {
                 ))
             }
         }
+    }
+
+    /// The write half of a refresh, inside `uow`: re-reads the token and its session, and
+    /// either rotates the token and issues a new pair, or — for a token already rotated —
+    /// revokes the whole session (reuse).
+    async fn rotate(&self, uow: &mut UnitOfWork, hash: &str) -> AppResult<Refreshed> {
+        let now = uow.now();
+        let Some(row) = repo::find_refresh_token(uow.tx(), hash).await? else {
+            return Ok(Refreshed::Invalid);
+        };
+        let Some(session) = repo::get(uow.tx(), row.session_id).await? else {
+            return Ok(Refreshed::Invalid);
+        };
+        let reused = match RefreshTokenStatus::parse(&row.status) {
+            Some(RefreshTokenStatus::Rotated) => true,
+            Some(RefreshTokenStatus::Active) => {
+                if session.revoked_at.is_some()
+                    || session.idle_expires_at <= now
+                    || session.absolute_expires_at <= now
+                {
+                    return Ok(Refreshed::Invalid);
+                }
+                // Lost a race with another refresh of the same token: reuse too.
+                !repo::rotate_refresh_token(uow.tx(), hash, now).await?
+            }
+            Some(RefreshTokenStatus::Revoked) | None => return Ok(Refreshed::Invalid),
+        };
+        if reused {
+            let revoked = repo::revoke(uow.tx(), session.id, "refresh_token_reuse", now).await?;
+            uow.audit(
+                AuditEntry::new("auth.token_reuse")
+                    .target("session", session.id)
+                    .details(serde_json::json!({ "session_revoked": revoked })),
+            )
+            .await?;
+            self.authz.invalidate_after_commit(uow);
+            return Ok(Refreshed::Reused);
+        }
+        let active = users::get(uow.tx(), session.user_id)
+            .await?
+            .is_some_and(|u| u.status == UserStatus::Active.as_str());
+        if !active {
+            return Ok(Refreshed::Invalid);
+        }
+        let idle = (now + chrono_duration(self.config.idle_ttl)).min(session.absolute_expires_at);
+        repo::touch(uow.tx(), session.id, now, idle, uow.client().ip.clone()).await?;
+        Ok(Refreshed::Tokens(self.issue_pair(uow, &session).await?))
     }
 
     fn check_csrf(&self, session: &session::Model, proof: &CsrfProof) -> AppResult<()> {
@@ -452,12 +430,17 @@ impl AuthService {
 
     /// Rotates the CSRF token of the session holding `refresh_token` (cookie flow; the
     /// current token must be presented).
-    pub async fn rotate_csrf(&self, refresh_token: &str, proof: CsrfProof) -> AppResult<String> {
+    pub async fn rotate_csrf(
+        &self,
+        refresh_token: &str,
+        proof: CsrfProof,
+        client: &ClientInfo,
+    ) -> AppResult<String> {
         let hash = secrets::digest(refresh_token);
-        let reader = self.db.reader();
+        let reader = self.writer.db().reader();
         let row = repo::find_refresh_token(reader, &hash)
             .await?
-            .filter(|r| r.status == "active")
+            .filter(|r| r.status == RefreshTokenStatus::Active.as_str())
             .ok_or_else(invalid_refresh)?;
         let session = repo::get(reader, row.session_id)
             .await?
@@ -465,72 +448,54 @@ impl AuthService {
             .ok_or_else(invalid_refresh)?;
         self.check_csrf(&session, &proof)?;
         let nonce = secrets::random_token(16);
-        let (id, n) = (session.id, nonce.clone());
-        self.db
-            .transaction(|tx| Box::pin(async move { repo::set_csrf_nonce(tx, id, &n).await }))
+        let uow = self
+            .writer
+            .begin(Actor::User(session.user_id), client)
             .await?;
+        repo::set_csrf_nonce(uow.tx(), session.id, &nonce).await?;
+        uow.commit().await?;
         Ok(csrf::token(&self.config.app_secret, session.id, &nonce))
     }
 
     /// Ends the caller's session and denylists the access token at once.
     pub async fn logout(&self, principal: &Principal, client: &ClientInfo) -> AppResult<()> {
-        let now = self.now();
-        let (p, client, this) = (principal.clone(), client.clone(), self.clone());
-        self.db
-            .transaction(|tx| {
-                Box::pin(async move {
-                    repo::revoke(tx, p.session_id, "logout", now).await?;
-                    this.deny(tx, p.jti, p.token_expires_at).await?;
-                    super::audit_record(
-                        tx,
-                        now,
-                        &client,
-                        AuditEntry::new("logout")
-                            .actor(p.user_id)
-                            .target("session", p.session_id),
-                    )
-                    .await
-                })
-            })
+        let mut uow = self.writer.begin(principal.actor(), client).await?;
+        let now = uow.now();
+        repo::revoke(uow.tx(), principal.session_id, "logout", now).await?;
+        repo::deny_access_token(
+            uow.tx(),
+            &principal.jti.to_string(),
+            principal.token_expires_at,
+        )
+        .await?;
+        uow.audit(AuditEntry::new("logout").target("session", principal.session_id))
             .await?;
-        self.publish_denial(principal.jti, principal.token_expires_at)
-            .await;
-        self.invalidate().await;
-        Ok(())
+        self.authz
+            .deny_after_commit(&mut uow, principal.jti, principal.token_expires_at);
+        self.authz.invalidate_after_commit(&mut uow);
+        uow.commit().await
     }
 
     /// Ends every other session of the caller.
     pub async fn logout_all(&self, principal: &Principal, client: &ClientInfo) -> AppResult<u64> {
-        let now = self.now();
-        let (p, client) = (principal.clone(), client.clone());
-        let revoked = self
-            .db
-            .transaction(|tx| {
-                Box::pin(async move {
-                    let ids = repo::revoke_all_of_user(
-                        tx,
-                        p.user_id,
-                        Some(p.session_id),
-                        "logout_all",
-                        now,
-                    )
-                    .await?;
-                    super::audit_record(
-                        tx,
-                        now,
-                        &client,
-                        AuditEntry::new("logout.all")
-                            .actor(p.user_id)
-                            .target("user", p.user_id)
-                            .details(serde_json::json!({ "sessions": ids })),
-                    )
-                    .await?;
-                    Ok(ids.len() as u64)
-                })
-            })
-            .await?;
-        self.invalidate().await;
-        Ok(revoked)
+        let mut uow = self.writer.begin(principal.actor(), client).await?;
+        let ids = repo::revoke_all_of_user(
+            uow.tx(),
+            principal.user_id,
+            Some(principal.session_id),
+            "logout_all",
+            uow.now(),
+        )
+        .await?;
+        uow.audit(
+            AuditEntry::new("logout.all")
+                .target("user", principal.user_id)
+                .details(serde_json::json!({ "sessions": ids })),
+        )
+        .await?;
+        self.authz.invalidate_after_commit(&mut uow);
+        uow.commit().await?;
+        Ok(ids.len() as u64)
     }
 
     /// The caller's sessions (every user's with `sessions.manage_all` and `all_users`).
@@ -546,7 +511,7 @@ impl AuthService {
         } else {
             Some(principal.user_id)
         };
-        let page = repo::list(self.db.reader(), scope, false, page).await?;
+        let page = repo::list(self.writer.db().reader(), scope, false, page).await?;
         Ok(Page {
             data: page
                 .data
@@ -565,31 +530,59 @@ impl AuthService {
         client: &ClientInfo,
     ) -> AppResult<()> {
         let not_found = || AppError::not_found("sessions.not_found", "no such session");
-        let session = repo::get(self.db.reader(), id)
+        let session = repo::get(self.writer.db().reader(), id)
             .await?
             .ok_or_else(not_found)?;
         principal.check_owner(session.user_id, Permission::SessionsManageAll, not_found())?;
-        let now = self.now();
-        let (p, client) = (principal.clone(), client.clone());
-        self.db
-            .transaction(|tx| {
-                Box::pin(async move {
-                    repo::revoke(tx, id, "revoked", now).await?;
-                    super::audit_record(
-                        tx,
-                        now,
-                        &client,
-                        AuditEntry::new("session.revoked")
-                            .actor(p.user_id)
-                            .target("session", id)
-                            .details(serde_json::json!({ "owner": session.user_id })),
-                    )
-                    .await
-                })
-            })
-            .await?;
-        self.invalidate().await;
-        Ok(())
+        let mut uow = self.writer.begin(principal.actor(), client).await?;
+        repo::revoke(uow.tx(), id, "revoked", uow.now()).await?;
+        uow.audit(
+            AuditEntry::new("session.revoked")
+                .target("session", id)
+                .details(serde_json::json!({ "owner": session.user_id })),
+        )
+        .await?;
+        self.authz.invalidate_after_commit(&mut uow);
+        uow.commit().await
+    }
+
+    /// A new refresh token for `session` (stored only as its digest) and an access token for
+    /// its user: what sign-in and every refresh hand out.
+    async fn issue_pair(
+        &self,
+        uow: &UnitOfWork,
+        session: &session::Model,
+    ) -> AppResult<IssuedTokens> {
+        let now = uow.now();
+        let refresh = secrets::random_token(32);
+        repo::insert_refresh_token(uow.tx(), secrets::digest(&refresh), session.id, now).await?;
+        let (access, _) = self.keys.issue(
+            session.user_id,
+            session.id,
+            TokenUse::Access,
+            now,
+            self.config.access_ttl,
+        )?;
+        Ok(IssuedTokens {
+            access_token: access,
+            token_type: "Bearer",
+            expires_in: self.config.access_ttl.as_secs(),
+            refresh_token: refresh,
+            session_id: session.id,
+            csrf_token: csrf::token(&self.config.app_secret, session.id, &session.csrf_nonce),
+        })
+    }
+
+    /// A short-lived token for an MFA step of sign-in (challenge or enrolment).
+    pub(crate) fn step_token(&self, user_id: Uuid, use_: TokenUse) -> AppResult<String> {
+        let (token, _) = self.keys.issue(
+            user_id,
+            Uuid::nil(),
+            use_,
+            self.writer.now(),
+            self.config.challenge_ttl,
+        )?;
+        Ok(token)
     }
 }
 
@@ -607,38 +600,6 @@ pub(crate) async fn revoke_everything(
         users::save(tx, user).await?;
     }
     repo::revoke_all_of_user(tx, user_id, None, reason, now).await
-}
-
-/// A new refresh token for `session` (stored only as its digest) and an access token for its
-/// user: what sign-in and every refresh hand out.
-async fn issue_pair(
-    tx: &DatabaseTransaction,
-    keys: &TokenKeys,
-    config: &AuthConfig,
-    session: &session::Model,
-    now: DateTime<Utc>,
-) -> AppResult<IssuedTokens> {
-    let refresh = secrets::random_token(32);
-    repo::insert_refresh_token(tx, secrets::digest(&refresh), session.id, now).await?;
-    let (access, _) = keys.issue(
-        session.user_id,
-        session.id,
-        TokenUse::Access,
-        now,
-        config.access_ttl,
-    )?;
-    Ok(IssuedTokens {
-        access_token: access,
-        token_type: "Bearer",
-        expires_in: config.access_ttl.as_secs(),
-        refresh_token: refresh,
-        session_id: session.id,
-        csrf_token: csrf::token(&config.app_secret, session.id, &session.csrf_nonce),
-    })
-}
-
-pub(crate) fn chrono_duration(d: std::time::Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(365))
 }
 
 fn truncate(s: &str, max: usize) -> String {

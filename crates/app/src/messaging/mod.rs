@@ -1,6 +1,6 @@
 //! Domain events and their consumers.
 //!
-//! Services record events with [`emit`] inside their own transaction (the outbox); the relay
+//! Services record events with `UnitOfWork::emit` inside their own transaction (the outbox); the relay
 //! publishes them to the broker; consumers — implementations of [`Handler`] — receive them
 //! at least once and are made idempotent by [`HandlerDelivery`], which claims the message in the
 //! processed-message table inside the handler's own transaction.
@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use depot_adapters::broker::{Delivery, Disposition, QueueSpec, jitter};
 use depot_domain::message::{Message, backoff_delay};
 use depot_domain::{AppResult, Clock};
-use depot_store::repo::{outbox, processed};
+use depot_store::repo::processed;
 use depot_store::{DatabaseTransaction, Db};
 use tracing::Instrument;
 
@@ -68,11 +68,6 @@ pub fn queue_spec(handler: &dyn Handler, concurrency_override: Option<usize>) ->
     }
 }
 
-/// Records `message` in the outbox, inside the caller's transaction.
-pub async fn emit(tx: &DatabaseTransaction, message: &Message) -> AppResult<()> {
-    outbox::append(tx, message).await
-}
-
 /// Adapts a [`Handler`] to the broker: idempotency, retries with backoff, dead-lettering.
 pub struct HandlerDelivery {
     handler: Arc<dyn Handler>,
@@ -81,6 +76,18 @@ pub struct HandlerDelivery {
 }
 
 impl HandlerDelivery {
+    /// Claims the message for this consumer and runs the handler, in one transaction: false
+    /// when the consumer had already processed it (a redelivery).
+    async fn handle_once(&self, message: &Message) -> AppResult<bool> {
+        let tx = self.db.begin().await?;
+        if !processed::claim(&*tx, self.handler.queue(), message.id, self.clock.now()).await? {
+            return Ok(false);
+        }
+        self.handler.handle(&tx, message).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     pub fn new(handler: Arc<dyn Handler>, db: Db, clock: Arc<dyn Clock>) -> Self {
         Self { handler, db, clock }
     }
@@ -99,21 +106,7 @@ impl Delivery for HandlerDelivery {
             correlation_id = message.correlation_id.as_deref().unwrap_or(""),
             attempt
         );
-        let handler = self.handler.clone();
-        let now = self.clock.now();
-        let outcome = self
-            .db
-            .transaction(move |tx| {
-                Box::pin(async move {
-                    if !processed::claim(tx, handler.queue(), message.id, now).await? {
-                        return Ok(false);
-                    }
-                    handler.handle(tx, &message).await?;
-                    Ok(true)
-                })
-            })
-            .instrument(span.clone())
-            .await;
+        let outcome = self.handle_once(&message).instrument(span.clone()).await;
         let _guard = span.enter();
         match outcome {
             Ok(first_time) => {

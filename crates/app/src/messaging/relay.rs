@@ -48,15 +48,9 @@ impl Relay {
     pub async fn pass(&self) -> AppResult<RelayPass> {
         let now = self.clock.now();
         let until = now + chrono::Duration::from_std(self.lease_ttl).unwrap_or_default();
-        let owner = self.owner.clone();
-        let leader = self
-            .db
-            .transaction(move |tx| {
-                Box::pin(
-                    async move { schedule::acquire_lease(tx, LEASE, &owner, now, until).await },
-                )
-            })
-            .await?;
+        let tx = self.db.begin().await?;
+        let leader = schedule::acquire_lease(&*tx, LEASE, &self.owner, now, until).await?;
+        tx.commit().await?;
         if !leader {
             return Ok(RelayPass {
                 not_leader: true,
@@ -116,20 +110,15 @@ impl Relay {
         pass.published = published.len();
         pass.stalled = failure.is_some();
         let at = self.clock.now();
-        self.db
-            .transaction(move |tx| {
-                Box::pin(async move {
-                    outbox::mark_published(tx, &published, at).await?;
-                    for (id, reason) in &set_aside {
-                        outbox::mark_failed(tx, *id, reason).await?;
-                    }
-                    if let Some((id, reason)) = &failure {
-                        outbox::record_failure(tx, *id, reason).await?;
-                    }
-                    Ok(())
-                })
-            })
-            .await?;
+        let tx = self.db.begin().await?;
+        outbox::mark_published(&*tx, &published, at).await?;
+        for (id, reason) in &set_aside {
+            outbox::mark_failed(&*tx, *id, reason).await?;
+        }
+        if let Some((id, reason)) = &failure {
+            outbox::record_failure(&*tx, *id, reason).await?;
+        }
+        tx.commit().await?;
         // An idle pass (nothing was pending) needs no backlog query: it is empty.
         if rows_seen == 0 {
             metrics::gauge!("outbox_pending").set(0.0);
@@ -146,11 +135,8 @@ impl Relay {
 
     /// Gives up the lease (on shutdown), so another instance takes over at once.
     pub async fn resign(&self) -> AppResult<()> {
-        let owner = self.owner.clone();
-        self.db
-            .transaction(move |tx| {
-                Box::pin(async move { schedule::release_lease(tx, LEASE, &owner).await })
-            })
-            .await
+        let tx = self.db.begin().await?;
+        schedule::release_lease(&*tx, LEASE, &self.owner).await?;
+        tx.commit().await
     }
 }

@@ -31,12 +31,7 @@ impl Scheduler {
                 .next_after(now)
                 .unwrap_or(now + chrono::Duration::days(365)),
         };
-        let (job, owner) = (job.to_owned(), self.owner.clone());
-        self.db
-            .transaction(move |tx| {
-                Box::pin(async move { schedule::claim_period(tx, &job, &owner, now, next).await })
-            })
-            .await
+        self.claim_period(job, now, next).await
     }
 
     /// True if this instance won the current period of `job` (lasting `every`).
@@ -47,11 +42,19 @@ impl Scheduler {
         let slack = every / 20;
         let next =
             now + chrono::Duration::from_std(every.saturating_sub(slack)).unwrap_or_default();
-        let (job, owner) = (job.to_owned(), self.owner.clone());
-        self.db
-            .transaction(move |tx| {
-                Box::pin(async move { schedule::claim_period(tx, &job, &owner, now, next).await })
-            })
-            .await
+        self.claim_period(job, now, next).await
+    }
+
+    /// Claims `job` from `now` until `next` unless another instance holds it.
+    async fn claim_period(
+        &self,
+        job: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        next: chrono::DateTime<chrono::Utc>,
+    ) -> AppResult<bool> {
+        let tx = self.db.begin().await?;
+        let won = schedule::claim_period(&*tx, job, &self.owner, now, next).await?;
+        tx.commit().await?;
+        Ok(won)
     }
 }

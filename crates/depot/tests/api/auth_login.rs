@@ -89,7 +89,7 @@ async fn the_password_policy_is_checked_as_typed_and_hashes_use_the_owasp_parame
     assert_envelope(dup, 409, "conflict", "users.email_taken").await;
 
     let id: uuid::Uuid = created["id"].as_str().unwrap().parse().unwrap();
-    let row = depot_store::repo::users::get(app.context.db.reader(), id)
+    let row = depot_store::repo::users::get(app.store.reader(), id)
         .await
         .unwrap()
         .unwrap();
@@ -164,7 +164,7 @@ async fn repeated_failures_lock_the_account_until_the_window_passes() {
         )
         .await;
     }
-    let user = depot_store::repo::users::get(app.context.db.reader(), id)
+    let user = depot_store::repo::users::get(app.store.reader(), id)
         .await
         .unwrap()
         .unwrap();
@@ -177,7 +177,7 @@ async fn repeated_failures_lock_the_account_until_the_window_passes() {
 
     tokio::time::sleep(Duration::from_millis(2_300)).await;
     assert_eq!(login(PASSWORD).await.status(), 200, "after the lock window");
-    let user = depot_store::repo::users::get(app.context.db.reader(), id)
+    let user = depot_store::repo::users::get(app.store.reader(), id)
         .await
         .unwrap()
         .unwrap();
@@ -186,8 +186,8 @@ async fn repeated_failures_lock_the_account_until_the_window_passes() {
 
     // Audited: failures, the lock, the refusal and the success.
     let actions: Vec<String> = depot_store::repo::audit::list(
-        app.context.db.reader(),
-        &depot_store::repo::audit::AuditFilter {
+        app.store.reader(),
+        &depot_domain::audit::AuditFilter {
             actor_id: Some(id),
             action: None,
         },

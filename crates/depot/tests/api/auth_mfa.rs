@@ -65,7 +65,7 @@ async fn totp_sign_in_refuses_a_replayed_code_and_accepts_recovery_codes_once() 
     let (secret, recovery) = enrol(&app, &s.access_token).await;
     assert_eq!(recovery.len(), 10);
     // At rest the seed is sealed, and recovery codes are only hashes.
-    let row = depot_store::repo::users::get(app.context.db.reader(), s.user_id)
+    let row = depot_store::repo::users::get(app.store.reader(), s.user_id)
         .await
         .unwrap()
         .unwrap();

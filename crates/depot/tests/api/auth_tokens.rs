@@ -163,7 +163,7 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
     );
 
     // Stored hashed, never in clear.
-    let conn = app.context.db.reader();
+    let conn = app.store.reader();
     let stored = depot_store::repo::sessions::find_refresh_token(conn, &r2)
         .await
         .unwrap();
@@ -172,10 +172,10 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
         "the raw token is not a key in the database"
     );
 
-    let audit = app.context.db.reader();
+    let audit = app.store.reader();
     let page = depot_store::repo::audit::list(
         audit,
-        &depot_store::repo::audit::AuditFilter {
+        &depot_domain::audit::AuditFilter {
             action: Some("auth.token_reuse".into()),
             ..Default::default()
         },
@@ -235,7 +235,7 @@ async fn logout_rejects_the_same_access_token_at_once_on_every_instance() {
         .as_str()
         .unwrap()
         .to_owned();
-    let denied = depot_store::repo::sessions::is_access_token_denied(app.context.db.reader(), &jti)
+    let denied = depot_store::repo::sessions::is_access_token_denied(app.store.reader(), &jti)
         .await
         .unwrap();
     assert!(denied);

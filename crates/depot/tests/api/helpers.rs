@@ -7,11 +7,16 @@ use depot_app::config::{Secret, ServiceUrl, Settings};
 use depot_testkit::TestDatabase;
 use tokio::task::JoinHandle;
 
+/// Who acts when a test sets up data through a service rather than the API.
+pub const SETUP: depot_domain::Actor = depot_domain::Actor::System("test-setup");
+
 pub struct TestApp {
     pub addr: SocketAddr,
     pub metrics_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
     pub db: TestDatabase,
+    /// The test's own connection to the app's database, to check what was stored.
+    pub store: depot_store::Db,
     pub context: depot_app::AppContext,
     shutdown: ShutdownHandle,
     task: JoinHandle<anyhow::Result<()>>,
@@ -59,6 +64,8 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
         addr,
         metrics_addr,
         client: client(),
+        store: depot_store::Db::connect_lazy(&depot_store::DbOptions::new(db.url()))
+            .expect("test connection"),
         db,
         context,
         shutdown,
@@ -183,9 +190,9 @@ impl TestApp {
     /// not the behaviour under test).
     pub async fn create_user(&self, email: &str, roles: &[&str]) -> uuid::Uuid {
         self.context
-            .users
+            .users()
             .create(
-                None,
+                SETUP,
                 depot_app::users::NewUser {
                     email: email.into(),
                     display_name: email.split('@').next().unwrap().into(),
@@ -193,7 +200,7 @@ impl TestApp {
                     password: Some(PASSWORD.into()),
                     roles: roles.iter().map(|r| (*r).to_owned()).collect(),
                 },
-                &depot_app::auth::ClientInfo::default(),
+                &depot_app::ClientInfo::default(),
             )
             .await
             .expect("user created")
@@ -202,24 +209,15 @@ impl TestApp {
 
     /// Creates a role holding exactly `permissions` (no MFA requirement).
     pub async fn create_role(&self, name: &str, permissions: &[&str]) -> uuid::Uuid {
-        let actor = depot_app::auth::Principal {
-            user_id: uuid::Uuid::nil(),
-            session_id: uuid::Uuid::nil(),
-            email: String::new(),
-            roles: Vec::new(),
-            permissions: Default::default(),
-            jti: uuid::Uuid::nil(),
-            token_expires_at: chrono::Utc::now(),
-        };
         self.context
-            .roles
+            .roles()
             .create(
-                &actor,
+                SETUP,
                 name.into(),
                 format!("test role {name}"),
                 permissions.iter().map(|p| (*p).to_owned()).collect(),
                 false,
-                &depot_app::auth::ClientInfo::default(),
+                &depot_app::ClientInfo::default(),
             )
             .await
             .expect("role created")
@@ -263,7 +261,7 @@ impl TestApp {
 
     /// Starts a second instance of this application (same database, Redis and namespace).
     pub async fn spawn_peer(&self) -> Peer {
-        let settings = (*self.context.settings).clone();
+        let settings = self.context.settings().clone();
         let app = Application::start(settings, Role::Api)
             .await
             .expect("peer starts");
@@ -328,7 +326,7 @@ async fn send(
 /// Waits until every context follows the cache sync channel (immediately true without Redis).
 pub async fn wait_in_sync(contexts: &[&depot_app::AppContext]) {
     for _ in 0..100 {
-        if contexts.iter().all(|c| c.cache.in_sync()) {
+        if contexts.iter().all(|c| c.cache_in_sync()) {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -27,7 +27,7 @@ async fn request(app: &TestApp, to: &str) -> Uuid {
 
 async fn row(app: &TestApp, id: Uuid) -> outbound_email::Model {
     outbound_email::Entity::find_by_id(id)
-        .one(app.context.db.reader())
+        .one(app.store.reader())
         .await
         .unwrap()
         .unwrap()
@@ -37,7 +37,7 @@ async fn row(app: &TestApp, id: Uuid) -> outbound_email::Model {
 async fn dev_mail_lands_as_a_readable_eml_file() {
     let app = spawn_app().await;
     let id = request(&app, "ops@example.com").await;
-    let dir = app.context.settings.data_dir.join("mail");
+    let dir = app.context.settings().data_dir.join("mail");
     eventually(Duration::from_secs(10), ".eml written", || {
         let dir = dir.clone();
         async move {
@@ -82,7 +82,7 @@ async fn an_invalid_recipient_is_refused_before_anything_is_queued() {
     assert_eq!(body["details"]["fields"].as_array().unwrap().len(), 2);
     assert!(
         outbound_email::Entity::find()
-            .all(app.context.db.reader())
+            .all(app.store.reader())
             .await
             .unwrap()
             .is_empty()
@@ -183,7 +183,7 @@ async fn smtp_delivers_to_a_real_server() {
     let Some(server) = smtp_server() else { return };
     let url = format!("smtp://127.0.0.1:{}?tls=none", server.port);
     let app = spawn_app_with(|s| s.smtp_url = Some(ServiceUrl::new(url))).await;
-    assert_eq!(app.context.mail.mailer_kind(), "smtp");
+    assert_eq!(app.context.mail().mailer_kind(), "smtp");
     let id = request(&app, "buyer@example.com").await;
     eventually(Duration::from_secs(15), "sent over SMTP", || async {
         row(&app, id).await.status == "sent"

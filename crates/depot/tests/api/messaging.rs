@@ -65,14 +65,12 @@ fn debug_ping(payload: serde_json::Value) -> Message {
 /// `failed`; returns the outbox row.
 async fn emit_and_await_set_aside(app: &TestApp, message: Message) -> outbox::Model {
     let id = message.id;
-    app.context
-        .db
-        .transaction(move |tx| {
-            Box::pin(async move { depot_app::messaging::emit(tx, &message).await })
-        })
+    let tx = app.store.begin().await.unwrap();
+    depot_store::repo::outbox::append(&*tx, &message)
         .await
         .unwrap();
-    let db = app.context.db.clone();
+    tx.commit().await.unwrap();
+    let db = app.store.clone();
     let find = || async {
         outbox::Entity::find_by_id(id)
             .one(db.reader())
@@ -89,7 +87,7 @@ async fn emit_and_await_set_aside(app: &TestApp, message: Message) -> outbox::Mo
 async fn job_of(app: &TestApp, message_id: Uuid) -> Option<job::Model> {
     job::Entity::find()
         .filter(job::Column::DedupeKey.eq(message_id.to_string()))
-        .one(app.context.db.reader())
+        .one(app.store.reader())
         .await
         .unwrap()
 }
@@ -98,7 +96,7 @@ async fn job_of(app: &TestApp, message_id: Uuid) -> Option<job::Model> {
 async fn an_event_flows_from_the_outbox_to_its_consumer_once() {
     let app = spawn_app().await;
     let id = ping(&app, serde_json::json!({})).await;
-    let db = app.context.db.clone();
+    let db = app.store.clone();
     eventually(Duration::from_secs(10), "ping handled", || async {
         handled_count(&db, id).await == 1
     })
@@ -121,7 +119,7 @@ async fn an_event_flows_from_the_outbox_to_its_consumer_once() {
         .await
         .unwrap();
     assert_eq!(processed, 1);
-    if app.context.broker.kind() == "database" {
+    if app.context.broker().kind() == "database" {
         let job = job_of(&app, id).await.unwrap();
         assert_eq!((job.status.as_str(), job.attempts), ("succeeded", 1));
     }
@@ -132,14 +130,14 @@ async fn an_event_flows_from_the_outbox_to_its_consumer_once() {
 async fn a_handler_that_fails_twice_is_retried_and_takes_effect_once() {
     let app = spawn_app().await;
     let id = ping(&app, serde_json::json!({ "fail_times": 2 })).await;
-    let db = app.context.db.clone();
+    let db = app.store.clone();
     eventually(
         Duration::from_secs(20),
         "ping handled after retries",
         || async { handled_count(&db, id).await == 1 },
     )
     .await;
-    if app.context.broker.kind() == "database" {
+    if app.context.broker().kind() == "database" {
         let job = job_of(&app, id).await.unwrap();
         assert_eq!((job.status.as_str(), job.attempts), ("succeeded", 3));
         assert!(
@@ -157,7 +155,7 @@ async fn a_poison_message_is_dead_lettered_with_its_reason_and_can_be_replayed()
     let app = spawn_app().await;
     // Fails 5 times; the debug consumer allows 3 attempts: dead after the third.
     let id = ping(&app, serde_json::json!({ "fail_times": 5 })).await;
-    let broker = app.context.broker.clone();
+    let broker = app.context.broker().clone();
     eventually(Duration::from_secs(20), "message dead-lettered", || async {
         broker
             .dead_letters(Some("debug"), 10)
@@ -181,7 +179,7 @@ async fn a_poison_message_is_dead_lettered_with_its_reason_and_can_be_replayed()
             .contains("debug.flaky"),
         "{letter:?}"
     );
-    assert_eq!(handled_count(&app.context.db, id).await, 0);
+    assert_eq!(handled_count(&app.store, id).await, 0);
 
     // Replay: two more failures, then success — exactly one effect, nothing left parked.
     let replayed = broker
@@ -192,7 +190,7 @@ async fn a_poison_message_is_dead_lettered_with_its_reason_and_can_be_replayed()
         .await
         .unwrap();
     assert_eq!(replayed, 1);
-    let db = app.context.db.clone();
+    let db = app.store.clone();
     eventually(
         Duration::from_secs(20),
         "replayed message handled",
@@ -214,7 +212,7 @@ async fn a_poison_message_is_dead_lettered_with_its_reason_and_can_be_replayed()
 async fn purge_removes_dead_letters() {
     let app = spawn_app().await;
     let id = ping(&app, serde_json::json!({ "poison": true })).await;
-    let broker = app.context.broker.clone();
+    let broker = app.context.broker().clone();
     eventually(Duration::from_secs(20), "poison parked", || async {
         broker
             .dead_letters(Some("debug"), 10)
@@ -245,8 +243,8 @@ async fn purge_removes_dead_letters() {
 #[tokio::test]
 async fn a_redelivered_message_takes_effect_once() {
     let app = spawn_app_with(|s| s.debug_routes = true).await;
-    let handler = Arc::new(DebugHandler::new(app.context.clock.clone()));
-    let delivery = HandlerDelivery::new(handler, app.context.db.clone(), app.context.clock.clone());
+    let handler = Arc::new(DebugHandler::new(app.context.clock().clone()));
+    let delivery = HandlerDelivery::new(handler, app.store.clone(), app.context.clock().clone());
     let message = debug_ping(serde_json::json!({ "sleep_ms": 200 }));
     // Two concurrent deliveries of the same message (a redelivery racing the original).
     let (a, b) = tokio::join!(
@@ -255,7 +253,7 @@ async fn a_redelivered_message_takes_effect_once() {
     );
     assert_eq!((a, b), (Disposition::Ack, Disposition::Ack));
     assert_eq!(delivery.deliver(message.clone(), 2).await, Disposition::Ack);
-    assert_eq!(handled_count(&app.context.db, message.id).await, 1);
+    assert_eq!(handled_count(&app.store, message.id).await, 1);
     app.stop().await;
 }
 
@@ -266,13 +264,7 @@ async fn a_scheduled_job_runs_once_per_period_across_instances() {
         Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
     ));
     let instances: Vec<Scheduler> = (0..3)
-        .map(|i| {
-            Scheduler::new(
-                app.context.db.clone(),
-                clock.clone(),
-                format!("instance-{i}"),
-            )
-        })
+        .map(|i| Scheduler::new(app.store.clone(), clock.clone(), format!("instance-{i}")))
         .collect();
     let every = Duration::from_secs(60);
     for period in 0..10 {
@@ -310,7 +302,7 @@ async fn an_event_that_fails_its_schema_is_never_published() {
     let row = emit_and_await_set_aside(&app, bad).await;
     assert!(row.last_error.unwrap().contains("/sleep_ms"));
     assert!(row.published_at.is_none());
-    assert_eq!(handled_count(&app.context.db, id).await, 0);
+    assert_eq!(handled_count(&app.store, id).await, 0);
     app.stop().await;
 }
 
@@ -321,13 +313,7 @@ async fn a_cron_job_runs_once_per_occurrence_across_instances() {
     let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
     let clock = Arc::new(ManualClock::new(start));
     let instances: Vec<Scheduler> = (0..2)
-        .map(|i| {
-            Scheduler::new(
-                app.context.db.clone(),
-                clock.clone(),
-                format!("instance-{i}"),
-            )
-        })
+        .map(|i| Scheduler::new(app.store.clone(), clock.clone(), format!("instance-{i}")))
         .collect();
     let every_quarter_hour = Cadence::parse("0 */15 * * * *").unwrap();
     for occurrence in 0..4 {

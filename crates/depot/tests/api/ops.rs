@@ -120,7 +120,7 @@ async fn readyz_is_503_while_migrations_are_pending_and_200_after_they_run() {
         "m20261128_000001_platform"
     );
 
-    app.context.db.migrate_up().await.unwrap();
+    app.store.migrate_up().await.unwrap();
     let body = app.get_json("/readyz", 200).await;
     assert_eq!(body["status"], "ready");
     app.stop().await;

@@ -166,7 +166,7 @@ async fn changing_the_password_needs_the_current_one_and_signs_out_other_session
 
 /// The reset token from the newest `.eml` file addressed to `to`.
 async fn emailed_token(app: &TestApp, to: &str) -> String {
-    let dir = app.context.settings.data_dir.join("mail");
+    let dir = app.context.settings().data_dir.join("mail");
     for _ in 0..100 {
         if let Ok(entries) = std::fs::read_dir(&dir) {
             for entry in entries.flatten() {
@@ -226,7 +226,7 @@ async fn a_password_reset_link_is_emailed_works_once_and_signs_out_everywhere() 
 async fn cli_bootstraps_the_first_admin_who_must_enrol_mfa() {
     let app = spawn_app().await;
     let dir = tempfile::tempdir().unwrap();
-    let settings = &app.context.settings;
+    let settings = &app.context.settings();
     let env = [
         ("DATABASE_URL", settings.database_url()),
         (

@@ -10,3 +10,19 @@ pub mod totp;
 pub use lockout::LockoutPolicy;
 pub use password::{PasswordPolicy, normalize_email, validate_email, validate_phone};
 pub use permission::{BuiltInRole, Grant, Permission, perm};
+
+use crate::AppError;
+use crate::state::UserStatus;
+
+/// `users.not_found` (404).
+pub fn user_not_found() -> AppError {
+    AppError::not_found("users.not_found", "no such user")
+}
+
+/// Filters of the user list.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    pub status: Option<UserStatus>,
+    /// Case-insensitive substring of the email or display name.
+    pub search: Option<String>,
+}

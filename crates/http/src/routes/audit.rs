@@ -2,14 +2,11 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
-use chrono::{DateTime, Utc};
 use depot_app::AppContext;
+use depot_app::audit::{AuditEntryView, AuditFilter};
 use depot_domain::auth::perm;
 use depot_domain::pagination::Page;
-use depot_store::entity::audit_log;
-use depot_store::repo::audit::AuditFilter;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -20,43 +17,6 @@ use crate::extract::{PageOf, Pagination, PaginationQuery};
 
 pub fn router() -> OpenApiRouter<AppContext> {
     OpenApiRouter::new().routes(routes!(list_audit))
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct AuditEntryView {
-    id: Uuid,
-    occurred_at: DateTime<Utc>,
-    actor_id: Option<Uuid>,
-    /// e.g. `login.failure`, `role.updated`, `auth.token_reuse`.
-    action: String,
-    target_type: Option<String>,
-    target_id: Option<String>,
-    request_id: Option<String>,
-    ip: Option<String>,
-    #[schema(value_type = Option<Object>)]
-    before: Option<serde_json::Value>,
-    #[schema(value_type = Option<Object>)]
-    after: Option<serde_json::Value>,
-    #[schema(value_type = Option<Object>)]
-    details: Option<serde_json::Value>,
-}
-
-impl From<audit_log::Model> for AuditEntryView {
-    fn from(m: audit_log::Model) -> Self {
-        Self {
-            id: m.id,
-            occurred_at: m.occurred_at,
-            actor_id: m.actor_id,
-            action: m.action,
-            target_type: m.target_type,
-            target_id: m.target_id,
-            request_id: m.request_id,
-            ip: m.ip,
-            before: m.before,
-            after: m.after,
-            details: m.details,
-        }
-    }
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -80,9 +40,5 @@ async fn list_audit(
         actor_id: query.actor_id,
         action: query.action,
     };
-    let page = depot_app::audit::list(&ctx.db, &filter, &page).await?;
-    Ok(Json(Page {
-        data: page.data.into_iter().map(Into::into).collect(),
-        next_cursor: page.next_cursor,
-    }))
+    Ok(Json(ctx.audit().list(&filter, &page).await?))
 }

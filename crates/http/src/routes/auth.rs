@@ -92,7 +92,7 @@ fn tokens_response(ctx: &AppContext, tokens: IssuedTokens, use_cookie: bool) -> 
     };
     let mut response = Json(body).into_response();
     if use_cookie {
-        let max_age = ctx.auth.config().absolute_ttl.as_secs();
+        let max_age = ctx.sessions().config().absolute_ttl.as_secs();
         set_cookies(
             &mut response,
             session_cookies(&tokens.refresh_token, &tokens.csrf_token, max_age),
@@ -124,7 +124,7 @@ async fn login(
         device_name: body.device_name,
     };
     match ctx
-        .auth
+        .sessions()
         .login(&body.email, body.password, device, &client)
         .await?
     {
@@ -167,7 +167,7 @@ async fn mfa_verify(
     ApiJson(body): ApiJson<MfaVerifyBody>,
 ) -> ApiResult<Response> {
     let tokens = ctx
-        .auth
+        .mfa()
         .mfa_verify(
             &body.challenge_token,
             SecondFactor {
@@ -260,7 +260,7 @@ async fn refresh(
             )));
         }
     };
-    let tokens = ctx.auth.refresh(&token, proof, &client).await?;
+    let tokens = ctx.sessions().refresh(&token, proof, &client).await?;
     Ok(tokens_response(&ctx, tokens, use_cookie))
 }
 
@@ -278,6 +278,7 @@ pub struct CsrfResponse {
     ))]
 async fn rotate_csrf(
     State(ctx): State<AppContext>,
+    Client(client): Client,
     cookie_auth: CookieAuth,
 ) -> ApiResult<Response> {
     let token = cookie_auth.refresh_token.ok_or_else(|| {
@@ -286,12 +287,15 @@ async fn rotate_csrf(
             "no session cookie",
         ))
     })?;
-    let csrf = ctx.auth.rotate_csrf(&token, cookie_auth.proof).await?;
+    let csrf = ctx
+        .sessions()
+        .rotate_csrf(&token, cookie_auth.proof, &client)
+        .await?;
     let mut response = Json(CsrfResponse {
         csrf_token: csrf.clone(),
     })
     .into_response();
-    let max_age = ctx.auth.config().absolute_ttl.as_secs();
+    let max_age = ctx.sessions().config().absolute_ttl.as_secs();
     set_cookies(&mut response, [csrf_cookie(&csrf, max_age)]);
     Ok(response)
 }
@@ -319,7 +323,7 @@ async fn logout(
     Authenticated(me): Authenticated,
     Client(client): Client,
 ) -> ApiResult<Response> {
-    ctx.auth.logout(&me, &client).await?;
+    ctx.sessions().logout(&me, &client).await?;
     Ok(no_content_clearing_cookies())
 }
 
@@ -336,7 +340,7 @@ async fn logout_all(
     Authenticated(me): Authenticated,
     Client(client): Client,
 ) -> ApiResult<Json<RevokedCount>> {
-    let revoked = ctx.auth.logout_all(&me, &client).await?;
+    let revoked = ctx.sessions().logout_all(&me, &client).await?;
     Ok(Json(RevokedCount { revoked }))
 }
 
@@ -359,7 +363,9 @@ async fn list_sessions(
     Pagination(page): Pagination,
 ) -> ApiResult<Json<Page<SessionView>>> {
     Ok(Json(
-        ctx.auth.list_sessions(&me, query.all_users, &page).await?,
+        ctx.sessions()
+            .list_sessions(&me, query.all_users, &page)
+            .await?,
     ))
 }
 
@@ -374,7 +380,7 @@ async fn revoke_session(
     Client(client): Client,
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    ctx.auth.revoke_session(&me, id, &client).await?;
+    ctx.sessions().revoke_session(&me, id, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -391,7 +397,7 @@ async fn forgot_password(
     Client(client): Client,
     ApiJson(body): ApiJson<ForgotBody>,
 ) -> ApiResult<StatusCode> {
-    ctx.auth
+    ctx.passwords()
         .request_password_reset(&body.email, &client)
         .await?;
     Ok(StatusCode::ACCEPTED)
@@ -411,7 +417,7 @@ async fn reset_password(
     Client(client): Client,
     ApiJson(body): ApiJson<ResetBody>,
 ) -> ApiResult<StatusCode> {
-    ctx.auth
+    ctx.passwords()
         .reset_password(&body.token, body.new_password, &client)
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -424,8 +430,9 @@ async fn reset_password(
 async fn mfa_enroll(
     State(ctx): State<AppContext>,
     Enrolling(user_id): Enrolling,
+    Client(client): Client,
 ) -> ApiResult<Json<Enrolment>> {
-    Ok(Json(ctx.auth.mfa_enroll(user_id).await?))
+    Ok(Json(ctx.mfa().mfa_enroll(user_id, &client).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -449,7 +456,7 @@ async fn mfa_enable(
     Client(client): Client,
     ApiJson(body): ApiJson<CodeBody>,
 ) -> ApiResult<Json<RecoveryCodes>> {
-    let recovery_codes = ctx.auth.mfa_enable(user_id, &body.code, &client).await?;
+    let recovery_codes = ctx.mfa().mfa_enable(user_id, &body.code, &client).await?;
     Ok(Json(RecoveryCodes { recovery_codes }))
 }
 
@@ -470,9 +477,9 @@ async fn mfa_disable(
     Client(client): Client,
     ApiJson(body): ApiJson<DisableMfaBody>,
 ) -> ApiResult<StatusCode> {
-    ctx.auth
+    ctx.mfa()
         .mfa_disable(
-            me.user_id,
+            &me,
             body.password,
             SecondFactor {
                 code: body.code,

@@ -14,6 +14,7 @@ use depot_domain::pagination::Page;
 use depot_domain::{AppError, Validator};
 use serde::{Deserialize, Serialize};
 
+use crate::auth::Client;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Pagination};
 use crate::middleware::request_id::RequestId;
@@ -101,12 +102,10 @@ async fn numbers(Pagination(page): Pagination) -> ApiResult<Json<Page<u32>>> {
 /// Emits a `debug.ping` event through the outbox; the `debug` consumer handles it.
 async fn ping(
     State(ctx): State<AppContext>,
-    axum::Extension(request_id): axum::Extension<RequestId>,
+    Client(client): Client,
     ApiJson(ping): ApiJson<Ping>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    let id = debug_service(&ctx)?
-        .emit_ping(ping, Some(request_id.0))
-        .await?;
+    let id = debug_service(&ctx)?.emit_ping(ping, &client).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "message_id": id })),
@@ -114,8 +113,7 @@ async fn ping(
 }
 
 fn debug_service(ctx: &AppContext) -> ApiResult<&depot_app::debug::DebugService> {
-    ctx.debug
-        .as_ref()
+    ctx.debug()
         .ok_or_else(|| ApiError(AppError::not_found("route.not_found", "no such resource")))
 }
 
@@ -126,7 +124,7 @@ async fn cached(
 ) -> ApiResult<Json<serde_json::Value>> {
     let (value, loads) = debug_service(&ctx)?.cached(&key).await?;
     Ok(Json(
-        serde_json::json!({ "value": value, "loads": loads, "backend": ctx.cache.backend() }),
+        serde_json::json!({ "value": value, "loads": loads, "backend": debug_service(&ctx)?.cache_backend() }),
     ))
 }
 
@@ -153,7 +151,7 @@ async fn email(
     ApiJson(body): ApiJson<EmailRequest>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     debug_service(&ctx)?;
-    let id = ctx.mail.request(new_email(body, request_id.0)).await?;
+    let id = ctx.mail().request(new_email(body, request_id.0)).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "email_id": id })),
@@ -175,5 +173,5 @@ async fn user_without_auth(
     State(ctx): State<AppContext>,
     Path(id): Path<uuid::Uuid>,
 ) -> ApiResult<Json<depot_app::users::UserView>> {
-    Ok(Json(ctx.users.get(id).await?))
+    Ok(Json(ctx.users().get(id).await?))
 }

@@ -43,7 +43,7 @@ async fn healthz() -> Json<Liveness> {
         (status = 503, description = "Not ready; per-component detail", body = Readiness),
     ))]
 async fn readyz(State(ctx): State<AppContext>) -> impl IntoResponse {
-    let readiness = ctx.health.readiness().await;
+    let readiness = ctx.health().readiness().await;
     let status = if readiness.is_ready() {
         StatusCode::OK
     } else {

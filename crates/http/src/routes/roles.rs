@@ -59,7 +59,7 @@ async fn list_roles(
     State(ctx): State<AppContext>,
 ) -> ApiResult<Json<List<RoleView>>> {
     Ok(Json(List {
-        data: ctx.roles.list().await?,
+        data: ctx.roles().list().await?,
     }))
 }
 
@@ -85,9 +85,9 @@ async fn create_role(
     ApiJson(body): ApiJson<CreateRoleBody>,
 ) -> ApiResult<(StatusCode, Json<RoleView>)> {
     let role = ctx
-        .roles
+        .roles()
         .create(
-            &actor,
+            actor.actor(),
             body.name,
             body.description,
             body.permissions,
@@ -107,7 +107,7 @@ async fn get_role(
     State(ctx): State<AppContext>,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<RoleView>> {
-    Ok(Json(ctx.roles.get(id).await?))
+    Ok(Json(ctx.roles().get(id).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -136,7 +136,11 @@ async fn update_role(
         permissions: body.permissions,
         mfa_required: body.mfa_required,
     };
-    Ok(Json(ctx.roles.update(&actor, id, patch, &client).await?))
+    Ok(Json(
+        ctx.roles()
+            .update(actor.actor(), id, patch, &client)
+            .await?,
+    ))
 }
 
 /// Delete a custom role (built-in roles cannot be deleted).
@@ -149,6 +153,6 @@ async fn delete_role(
     Client(client): Client,
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    ctx.roles.delete(&actor, id, &client).await?;
+    ctx.roles().delete(actor.actor(), id, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }

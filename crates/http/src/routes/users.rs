@@ -4,10 +4,10 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use depot_app::AppContext;
-use depot_app::users::{NewUser, UserPatch, UserView};
+use depot_app::users::{NewUser, UserFilter, UserPatch, UserView};
 use depot_domain::auth::perm;
 use depot_domain::pagination::Page;
-use depot_store::repo::users::UserFilter;
+use depot_domain::state::UserStatus;
 use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -40,8 +40,7 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UsersQuery {
-    /// `active` or `disabled`.
-    status: Option<String>,
+    status: Option<UserStatus>,
     /// Case-insensitive part of the email or name.
     q: Option<String>,
 }
@@ -60,7 +59,7 @@ async fn list_users(
         status: query.status,
         search: query.q.filter(|q| !q.trim().is_empty()),
     };
-    Ok(Json(ctx.users.list(&filter, &page).await?))
+    Ok(Json(ctx.users().list(&filter, &page).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -87,9 +86,9 @@ async fn create_user(
     ApiJson(body): ApiJson<CreateUserBody>,
 ) -> ApiResult<(StatusCode, Json<UserView>)> {
     let user = ctx
-        .users
+        .users()
         .create(
-            Some(actor.user_id),
+            actor.actor(),
             NewUser {
                 email: body.email,
                 display_name: body.display_name,
@@ -112,7 +111,7 @@ async fn get_user(
     State(ctx): State<AppContext>,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<UserView>> {
-    Ok(Json(ctx.users.get(id).await?))
+    Ok(Json(ctx.users().get(id).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -144,7 +143,11 @@ async fn update_user(
         phone: body.phone,
         roles: body.roles,
     };
-    Ok(Json(ctx.users.update(&actor, id, patch, &client).await?))
+    Ok(Json(
+        ctx.users()
+            .update(actor.actor(), id, patch, &client)
+            .await?,
+    ))
 }
 
 /// Disable a user: they cannot sign in, and every session and token of theirs dies now.
@@ -158,7 +161,9 @@ async fn disable_user(
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<UserView>> {
     Ok(Json(
-        ctx.users.set_enabled(&actor, id, false, &client).await?,
+        ctx.users()
+            .set_enabled(actor.actor(), id, false, &client)
+            .await?,
     ))
 }
 
@@ -173,7 +178,9 @@ async fn enable_user(
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<UserView>> {
     Ok(Json(
-        ctx.users.set_enabled(&actor, id, true, &client).await?,
+        ctx.users()
+            .set_enabled(actor.actor(), id, true, &client)
+            .await?,
     ))
 }
 
@@ -187,9 +194,7 @@ async fn unlock_user(
     Client(client): Client,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<UserView>> {
-    Ok(Json(
-        ctx.users.unlock(Some(actor.user_id), id, &client).await?,
-    ))
+    Ok(Json(ctx.users().unlock(actor.actor(), id, &client).await?))
 }
 
 #[derive(serde::Serialize, ToSchema)]
@@ -208,7 +213,10 @@ async fn revoke_user_sessions(
     Client(client): Client,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<Revoked>> {
-    let revoked = ctx.users.revoke_all_sessions(&actor, id, &client).await?;
+    let revoked = ctx
+        .users()
+        .revoke_all_sessions(actor.actor(), id, &client)
+        .await?;
     Ok(Json(Revoked { revoked }))
 }
 
@@ -219,7 +227,7 @@ async fn me(
     Authenticated(me): Authenticated,
     State(ctx): State<AppContext>,
 ) -> ApiResult<Json<UserView>> {
-    Ok(Json(ctx.users.get(me.user_id).await?))
+    Ok(Json(ctx.users().get(me.user_id).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -241,7 +249,7 @@ async fn update_me(
     ApiJson(body): ApiJson<UpdateMeBody>,
 ) -> ApiResult<Json<UserView>> {
     Ok(Json(
-        ctx.users
+        ctx.users()
             .update_me(&me, body.display_name, body.phone, &client)
             .await?,
     ))
@@ -263,7 +271,7 @@ async fn change_password(
     Client(client): Client,
     ApiJson(body): ApiJson<ChangePasswordBody>,
 ) -> ApiResult<StatusCode> {
-    ctx.auth
+    ctx.passwords()
         .change_password(&me, body.current_password, body.new_password, &client)
         .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -10,6 +10,8 @@ pub struct Model {
     pub id: Uuid,
     pub occurred_at: DateTimeUtc,
     pub actor_id: Option<Uuid>,
+    /// The system actor's name (`cli`, a job) when no user acted.
+    pub actor_name: Option<String>,
     pub action: String,
     pub target_type: Option<String>,
     pub target_id: Option<String>,

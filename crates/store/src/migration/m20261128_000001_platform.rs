@@ -159,7 +159,7 @@ impl MigrationTrait for Migration {
                     .col(text(IdempotencyKeys::Scope))
                     .col(text(IdempotencyKeys::Key))
                     .col(text(IdempotencyKeys::RequestFingerprint))
-                    .col(status(IdempotencyKeys::Status, &IDEMPOTENCY_STATUSES))
+                    .col(status(IdempotencyKeys::Status, IDEMPOTENCY_STATUSES))
                     .col(
                         ColumnDef::new(IdempotencyKeys::ResponseStatus)
                             .integer()
@@ -197,7 +197,7 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(Outbox::Payload).json_binary().not_null())
                     .col(text_null(Outbox::CorrelationId))
                     .col(ts(Outbox::OccurredAt))
-                    .col(status(Outbox::Status, &OUTBOX_STATUSES))
+                    .col(status(Outbox::Status, OUTBOX_STATUSES))
                     .col(
                         ColumnDef::new(Outbox::Attempts)
                             .integer()
@@ -228,7 +228,7 @@ impl MigrationTrait for Migration {
                     .col(text(Jobs::Queue))
                     .col(text(Jobs::Kind))
                     .col(ColumnDef::new(Jobs::Payload).json_binary().not_null())
-                    .col(status(Jobs::Status, &JOB_STATUSES))
+                    .col(status(Jobs::Status, JOB_STATUSES))
                     .col(
                         ColumnDef::new(Jobs::Attempts)
                             .integer()

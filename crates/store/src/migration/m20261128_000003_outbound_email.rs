@@ -53,7 +53,10 @@ impl MigrationTrait for Migration {
                         ColumnDef::new(OutboundEmails::Status)
                             .text()
                             .not_null()
-                            .check(Expr::col(OutboundEmails::Status).is_in(EMAIL_STATUSES)),
+                            .check(
+                                Expr::col(OutboundEmails::Status)
+                                    .is_in(EMAIL_STATUSES.iter().copied()),
+                            ),
                     )
                     .col(
                         ColumnDef::new(OutboundEmails::Attempts)

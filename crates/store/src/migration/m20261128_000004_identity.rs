@@ -181,7 +181,7 @@ impl MigrationTrait for Migration {
                     .col(text_null(Users::PasswordHash))
                     .col(
                         text(Users::Status)
-                            .check(Expr::col(Users::Status).is_in(USER_STATUSES))
+                            .check(Expr::col(Users::Status).is_in(USER_STATUSES.iter().copied()))
                             .take(),
                     )
                     .col(
@@ -320,7 +320,10 @@ impl MigrationTrait for Migration {
                     .col(uuid(RefreshTokens::SessionId))
                     .col(
                         text(RefreshTokens::Status)
-                            .check(Expr::col(RefreshTokens::Status).is_in(REFRESH_TOKEN_STATUSES))
+                            .check(
+                                Expr::col(RefreshTokens::Status)
+                                    .is_in(REFRESH_TOKEN_STATUSES.iter().copied()),
+                            )
                             .take(),
                     )
                     .col(ts(RefreshTokens::CreatedAt))

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use depot_domain::AppResult;
+use depot_domain::audit::AuditFilter;
 use depot_domain::id::new_id;
 use depot_domain::pagination::{Page, PageRequest};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Value};
@@ -16,6 +17,7 @@ use crate::keyset::{Direction, page_after};
 #[derive(Debug, Clone, Default)]
 pub struct NewAuditEntry {
     pub actor_id: Option<Uuid>,
+    pub actor_name: Option<String>,
     pub action: String,
     pub target_type: Option<String>,
     pub target_id: Option<String>,
@@ -37,6 +39,7 @@ pub async fn append(
         id: Set(id),
         occurred_at: Set(at),
         actor_id: Set(entry.actor_id),
+        actor_name: Set(entry.actor_name),
         action: Set(entry.action),
         target_type: Set(entry.target_type),
         target_id: Set(entry.target_id),
@@ -50,13 +53,6 @@ pub async fn append(
     .await
     .map_err(db_error)?;
     Ok(id)
-}
-
-/// Filters of the audit list.
-#[derive(Debug, Clone, Default)]
-pub struct AuditFilter {
-    pub actor_id: Option<Uuid>,
-    pub action: Option<String>,
 }
 
 /// Lists entries newest first. The cursor is `(occurred_at, id)` of the last entry shown.

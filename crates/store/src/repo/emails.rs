@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use depot_domain::AppResult;
 use depot_domain::id::new_id;
+use depot_domain::state::EmailStatus;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
@@ -36,7 +37,7 @@ pub async fn enqueue(
         to_address: Set(email.to),
         subject: Set(email.subject),
         body: Set(email.body),
-        status: Set("pending".into()),
+        status: Set(EmailStatus::Pending.as_str().into()),
         attempts: Set(0),
         max_attempts: Set(Ord::max(max_attempts, 1)),
         last_error: Set(None),
@@ -67,12 +68,12 @@ pub async fn claim_due(
     let due = Condition::any()
         .add(
             Condition::all()
-                .add(Column::Status.eq("pending"))
+                .add(Column::Status.eq(EmailStatus::Pending.as_str()))
                 .add(Column::NextAttemptAt.lte(now)),
         )
         .add(
             Condition::all()
-                .add(Column::Status.eq("sending"))
+                .add(Column::Status.eq(EmailStatus::Sending.as_str()))
                 .add(Column::LockedUntil.lt(now)),
         );
     let candidates = Entity::find()
@@ -88,7 +89,7 @@ pub async fn claim_due(
         // Conditional update: only one claimer wins a row even on PostgreSQL with several
         // senders.
         let result = Entity::update_many()
-            .col_expr(Column::Status, Expr::value("sending"))
+            .col_expr(Column::Status, Expr::value(EmailStatus::Sending.as_str()))
             .col_expr(Column::LockedUntil, Expr::value(locked_until))
             .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
             .filter(Column::Id.eq(row.id))
@@ -98,7 +99,7 @@ pub async fn claim_due(
             .map_err(db_error)?;
         if result.rows_affected == 1 {
             claimed.push(Model {
-                status: "sending".into(),
+                status: EmailStatus::Sending.as_str().into(),
                 attempts: row.attempts + 1,
                 locked_until: Some(locked_until),
                 ..row
@@ -109,7 +110,7 @@ pub async fn claim_due(
 }
 
 pub async fn mark_sent(conn: &impl ConnectionTrait, id: Uuid, now: DateTime<Utc>) -> AppResult<()> {
-    settle(conn, id, "sent", None, now, Some(now)).await
+    settle(conn, id, EmailStatus::Sent.as_str(), None, now, Some(now)).await
 }
 
 /// Records a failure: back to `pending` at `retry_at`, or `dead` when `retry_at` is `None`.
@@ -121,8 +122,18 @@ pub async fn mark_failed(
     now: DateTime<Utc>,
 ) -> AppResult<()> {
     match retry_at {
-        Some(at) => settle(conn, id, "pending", Some(error), at, None).await,
-        None => settle(conn, id, "dead", Some(error), now, None).await,
+        Some(at) => {
+            settle(
+                conn,
+                id,
+                EmailStatus::Pending.as_str(),
+                Some(error),
+                at,
+                None,
+            )
+            .await
+        }
+        None => settle(conn, id, EmailStatus::Dead.as_str(), Some(error), now, None).await,
     }
 }
 

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use depot_domain::AppResult;
 use depot_domain::id::new_id;
 use depot_domain::message::Message;
+use depot_domain::state::JobStatus;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
@@ -36,7 +37,7 @@ pub async fn enqueue(
         queue: Set(queue.to_owned()),
         kind: Set(message.event_type.clone()),
         payload: Set(payload),
-        status: Set("queued".into()),
+        status: Set(JobStatus::Queued.as_str().into()),
         attempts: Set(0),
         max_attempts: Set(max_attempts.max(1)),
         run_at: Set(now),
@@ -113,7 +114,7 @@ pub async fn complete(
     now: DateTime<Utc>,
 ) -> AppResult<bool> {
     let result = Entity::update_many()
-        .col_expr(Column::Status, Expr::value("succeeded"))
+        .col_expr(Column::Status, Expr::value(JobStatus::Succeeded.as_str()))
         .col_expr(
             Column::LockedUntil,
             Expr::value(Option::<DateTime<Utc>>::None),
@@ -121,7 +122,7 @@ pub async fn complete(
         .col_expr(Column::UpdatedAt, Expr::value(now))
         .filter(Column::Id.eq(id))
         .filter(Column::LockedBy.eq(worker))
-        .filter(Column::Status.eq("running"))
+        .filter(Column::Status.eq(JobStatus::Running.as_str()))
         .exec(conn)
         .await
         .map_err(db_error)?;
@@ -137,7 +138,16 @@ pub async fn retry(
     error: &str,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
-    release(conn, id, worker, "queued", run_at, error, now).await
+    release(
+        conn,
+        id,
+        worker,
+        JobStatus::Queued.as_str(),
+        run_at,
+        error,
+        now,
+    )
+    .await
 }
 
 /// Parks a claimed job in the dead-letter state with the reason.
@@ -148,7 +158,7 @@ pub async fn bury(
     error: &str,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
-    release(conn, id, worker, "dead", now, error, now).await
+    release(conn, id, worker, JobStatus::Dead.as_str(), now, error, now).await
 }
 
 async fn release(
@@ -184,7 +194,7 @@ pub async fn dead(
     queue: Option<&str>,
     limit: u64,
 ) -> AppResult<Vec<Model>> {
-    let mut select = Entity::find().filter(Column::Status.eq("dead"));
+    let mut select = Entity::find().filter(Column::Status.eq(JobStatus::Dead.as_str()));
     if let Some(queue) = queue {
         select = select.filter(Column::Queue.eq(queue));
     }
@@ -206,11 +216,11 @@ pub async fn replay(
     now: DateTime<Utc>,
 ) -> AppResult<u64> {
     let mut update = Entity::update_many()
-        .col_expr(Column::Status, Expr::value("queued"))
+        .col_expr(Column::Status, Expr::value(JobStatus::Queued.as_str()))
         .col_expr(Column::Attempts, Expr::value(0))
         .col_expr(Column::RunAt, Expr::value(now))
         .col_expr(Column::UpdatedAt, Expr::value(now))
-        .filter(Column::Status.eq("dead"));
+        .filter(Column::Status.eq(JobStatus::Dead.as_str()));
     if let Some(id) = id {
         update = update.filter(Column::Id.eq(id));
     }
@@ -226,7 +236,7 @@ pub async fn purge(
     id: Option<Uuid>,
     queue: Option<&str>,
 ) -> AppResult<u64> {
-    let mut delete = Entity::delete_many().filter(Column::Status.eq("dead"));
+    let mut delete = Entity::delete_many().filter(Column::Status.eq(JobStatus::Dead.as_str()));
     if let Some(id) = id {
         delete = delete.filter(Column::Id.eq(id));
     }
@@ -249,7 +259,11 @@ pub async fn depth(conn: &impl ConnectionTrait) -> AppResult<BTreeMap<(String, S
         .column(Column::Queue)
         .column(Column::Status)
         .column_as(Column::Id.count(), "n")
-        .filter(Column::Status.is_in(["queued", "running", "dead"]))
+        .filter(Column::Status.is_in([
+            JobStatus::Queued.as_str(),
+            JobStatus::Running.as_str(),
+            JobStatus::Dead.as_str(),
+        ]))
         .group_by(Column::Queue)
         .group_by(Column::Status)
         .into_model::<Row>()

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use depot_domain::AppResult;
 use depot_domain::message::Message;
+use depot_domain::state::OutboxStatus;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
@@ -25,7 +26,7 @@ pub async fn append(conn: &impl ConnectionTrait, message: &Message) -> AppResult
         payload: Set(message.payload.clone()),
         correlation_id: Set(message.correlation_id.clone()),
         occurred_at: Set(message.occurred_at),
-        status: Set("pending".into()),
+        status: Set(OutboxStatus::Pending.as_str().into()),
         attempts: Set(0),
         last_error: Set(None),
         published_at: Set(None),
@@ -39,7 +40,7 @@ pub async fn append(conn: &impl ConnectionTrait, message: &Message) -> AppResult
 /// The oldest unpublished events, in id (= creation) order.
 pub async fn pending(conn: &impl ConnectionTrait, limit: u64) -> AppResult<Vec<Model>> {
     Entity::find()
-        .filter(Column::Status.eq("pending"))
+        .filter(Column::Status.eq(OutboxStatus::Pending.as_str()))
         .order_by_asc(Column::Id)
         .limit(limit)
         .all(conn)
@@ -57,7 +58,10 @@ pub async fn mark_published(
         return Ok(());
     }
     Entity::update_many()
-        .col_expr(Column::Status, Expr::value("published"))
+        .col_expr(
+            Column::Status,
+            Expr::value(OutboxStatus::Published.as_str()),
+        )
         .col_expr(Column::PublishedAt, Expr::value(at))
         .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
         .filter(Column::Id.is_in(ids.iter().copied()))
@@ -83,7 +87,7 @@ pub async fn record_failure(conn: &impl ConnectionTrait, id: Uuid, error: &str) 
 /// its schema); it stays in the table with the reason.
 pub async fn mark_failed(conn: &impl ConnectionTrait, id: Uuid, error: &str) -> AppResult<()> {
     Entity::update_many()
-        .col_expr(Column::Status, Expr::value("failed"))
+        .col_expr(Column::Status, Expr::value(OutboxStatus::Failed.as_str()))
         .col_expr(Column::LastError, Expr::value(truncate(error)))
         .filter(Column::Id.eq(id))
         .exec(conn)
@@ -95,16 +99,18 @@ pub async fn mark_failed(conn: &impl ConnectionTrait, id: Uuid, error: &str) -> 
 /// Number of unpublished events and the age of the oldest, for the relay-lag metric.
 pub async fn backlog(conn: &impl ConnectionTrait) -> AppResult<(u64, Option<DateTime<Utc>>)> {
     let oldest = Entity::find()
-        .filter(Column::Status.eq("pending"))
+        .filter(Column::Status.eq(OutboxStatus::Pending.as_str()))
         .order_by_asc(Column::Id)
         .one(conn)
         .await
         .map_err(db_error)?
         .map(|m| m.occurred_at);
-    let count =
-        sea_orm::PaginatorTrait::count(Entity::find().filter(Column::Status.eq("pending")), conn)
-            .await
-            .map_err(db_error)?;
+    let count = sea_orm::PaginatorTrait::count(
+        Entity::find().filter(Column::Status.eq(OutboxStatus::Pending.as_str())),
+        conn,
+    )
+    .await
+    .map_err(db_error)?;
     Ok((count, oldest))
 }
 

@@ -10,7 +10,14 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::entity::{role, role_permission, user_role};
-use crate::error::db_error;
+use crate::error::{Constraint, db_error};
+
+/// Role names are unique.
+pub const NAME_UNIQUE: Constraint = Constraint {
+    name: "roles_name_key",
+    table: "roles",
+    columns: &["name"],
+};
 
 /// A role with its permission codes.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use depot_domain::AppResult;
 use depot_domain::pagination::{Page, PageRequest};
+use depot_domain::state::RefreshTokenStatus;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
@@ -119,9 +120,12 @@ async fn revoke_where(
         .await
         .map_err(db_error)?;
     refresh_token::Entity::update_many()
-        .col_expr(refresh_token::Column::Status, Expr::value("revoked"))
+        .col_expr(
+            refresh_token::Column::Status,
+            Expr::value(RefreshTokenStatus::Revoked.as_str()),
+        )
         .filter(refresh_token::Column::SessionId.is_in(live.iter().copied()))
-        .filter(refresh_token::Column::Status.eq("active"))
+        .filter(refresh_token::Column::Status.eq(RefreshTokenStatus::Active.as_str()))
         .exec(conn)
         .await
         .map_err(db_error)?;
@@ -163,7 +167,7 @@ pub async fn insert_refresh_token(
         refresh_token::Model {
             token_hash,
             session_id,
-            status: "active".into(),
+            status: RefreshTokenStatus::Active.as_str().into(),
             created_at: now,
             used_at: None,
         }
@@ -193,10 +197,13 @@ pub async fn rotate_refresh_token(
     now: DateTime<Utc>,
 ) -> AppResult<bool> {
     let result = refresh_token::Entity::update_many()
-        .col_expr(refresh_token::Column::Status, Expr::value("rotated"))
+        .col_expr(
+            refresh_token::Column::Status,
+            Expr::value(RefreshTokenStatus::Rotated.as_str()),
+        )
         .col_expr(refresh_token::Column::UsedAt, Expr::value(now))
         .filter(refresh_token::Column::TokenHash.eq(token_hash))
-        .filter(refresh_token::Column::Status.eq("active"))
+        .filter(refresh_token::Column::Status.eq(RefreshTokenStatus::Active.as_str()))
         .exec(conn)
         .await
         .map_err(db_error)?;

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use depot_domain::AppResult;
+use depot_domain::auth::UserFilter;
 use depot_domain::pagination::{Page, PageRequest};
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
@@ -11,7 +12,14 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::entity::user::{ActiveModel, Column, Entity, Model};
-use crate::error::db_error;
+use crate::error::{Constraint, db_error};
+
+/// One account per email, compared case-insensitively (the normalised form).
+pub const EMAIL_UNIQUE: Constraint = Constraint {
+    name: "users_email_normalized_key",
+    table: "users",
+    columns: &["email_normalized"],
+};
 use crate::keyset::{Direction, page_after};
 
 pub async fn insert(conn: &impl ConnectionTrait, user: Model) -> AppResult<Model> {
@@ -41,14 +49,6 @@ pub async fn by_email(conn: &impl ConnectionTrait, normalized: &str) -> AppResul
         .map_err(db_error)
 }
 
-/// Filters of the user list.
-#[derive(Debug, Clone, Default)]
-pub struct UserFilter {
-    pub status: Option<String>,
-    /// Case-insensitive substring of the email or display name.
-    pub search: Option<String>,
-}
-
 /// Users oldest first; the cursor is `(created_at, id)`.
 pub async fn list(
     conn: &impl ConnectionTrait,
@@ -57,8 +57,8 @@ pub async fn list(
 ) -> AppResult<Page<Model>> {
     let cursor: Option<(DateTime<Utc>, Uuid)> = page.decode_cursor()?;
     let mut select = Entity::find();
-    if let Some(status) = &filter.status {
-        select = select.filter(Column::Status.eq(status.clone()));
+    if let Some(status) = filter.status {
+        select = select.filter(Column::Status.eq(status.as_str()));
     }
     if let Some(search) = &filter.search {
         let pattern = format!("%{}%", search.to_lowercase());

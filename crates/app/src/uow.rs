@@ -1,0 +1,250 @@
+//! The unit of work: one per use case.
+//!
+//! A service opens one with [`Writer::begin`], naming the [`Actor`] and the client, and then
+//! writes through it — repositories take [`UnitOfWork::tx`], the audit entry goes through
+//! [`UnitOfWork::audit`], domain events through [`UnitOfWork::emit`] (the outbox, same
+//! transaction) — and registers what must happen only once the change is durable (cache
+//! invalidation, waking the relay) with [`UnitOfWork::after_commit`]. [`UnitOfWork::commit`]
+//! commits and then runs those actions; a unit of work dropped without commit (an early `?`, a
+//! panic, a cancelled request) rolls back and runs none of them.
+//!
+//! ```text
+//! let mut uow = self.writer.begin(actor, client).await?;
+//! let role = roles::insert(uow.tx(), row).await?;
+//! uow.audit(AuditEntry::new("role.created").target("role", role.id)).await?;
+//! self.authz.invalidate_after_commit(&mut uow);
+//! uow.commit().await?;
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use depot_adapters::broker::jitter;
+use depot_domain::message::Message;
+use depot_domain::{Actor, AppResult, Clock};
+use depot_store::repo::outbox;
+use depot_store::{DatabaseTransaction, Db, Tx, is_transient_conflict};
+use tokio::sync::Notify;
+
+use crate::audit::{self, AuditEntry};
+use crate::client::ClientInfo;
+
+/// An action that runs after a successful commit.
+type AfterCommit = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// Wakes the outbox relay so an event emitted by a committed unit of work goes out at once
+/// instead of at the relay's next poll.
+#[derive(Clone, Default)]
+pub struct RelayWaker(Arc<Notify>);
+
+impl RelayWaker {
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+
+    /// Resolves at the next [`RelayWaker::wake`] (or at once if one is pending).
+    pub async fn woken(&self) {
+        self.0.notified().await;
+    }
+}
+
+/// Opens units of work. Cheap to clone; every service that writes holds one.
+#[derive(Clone)]
+pub struct Writer {
+    db: Db,
+    clock: Arc<dyn Clock>,
+    relay: RelayWaker,
+}
+
+impl Writer {
+    pub fn new(db: Db, clock: Arc<dyn Clock>, relay: RelayWaker) -> Self {
+        Self { db, clock, relay }
+    }
+
+    /// Begins a unit of work done by `actor` on behalf of `client`. Its time is taken now from
+    /// the injected clock.
+    pub async fn begin(&self, actor: Actor, client: &ClientInfo) -> AppResult<UnitOfWork> {
+        Ok(UnitOfWork {
+            tx: self.db.begin().await?,
+            actor,
+            client: client.clone(),
+            now: self.clock.now(),
+            relay: self.relay.clone(),
+            emitted: false,
+            after_commit: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The current time of the injected clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The database for reads outside a unit of work.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+}
+
+/// One use case's writes, audit entries, events and after-commit actions; see the module docs.
+#[must_use = "a unit of work rolls back unless committed"]
+pub struct UnitOfWork {
+    tx: Tx,
+    actor: Actor,
+    client: ClientInfo,
+    now: DateTime<Utc>,
+    relay: RelayWaker,
+    emitted: bool,
+    /// Behind a mutex only so that `&UnitOfWork` is `Sync` (a service holds one across
+    /// awaits); it is only ever reached through `&mut self`, never locked in contention.
+    after_commit: Mutex<Vec<AfterCommit>>,
+}
+
+impl UnitOfWork {
+    /// The transaction, for repositories.
+    pub fn tx(&self) -> &DatabaseTransaction {
+        &self.tx
+    }
+
+    /// The time of this unit of work: every row it writes carries the same instant.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    pub fn actor(&self) -> Actor {
+        self.actor
+    }
+
+    pub fn client(&self) -> &ClientInfo {
+        &self.client
+    }
+
+    /// Records `entry` in the audit log, by this unit's actor unless the entry names its own,
+    /// with the client's request id and address.
+    pub async fn audit(&self, entry: AuditEntry) -> AppResult<()> {
+        audit::record(&self.tx, self.now, self.actor, &self.client, entry).await
+    }
+
+    /// Appends `message` to the outbox; the relay is woken after commit.
+    pub async fn emit(&mut self, message: &Message) -> AppResult<()> {
+        outbox::append(&*self.tx, message).await?;
+        self.emitted = true;
+        Ok(())
+    }
+
+    /// Runs `action` after a successful commit, in registration order; never if the unit of
+    /// work fails or is dropped.
+    pub fn after_commit<F>(&mut self, action: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let actions = self
+            .after_commit
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        actions.push(Box::pin(action));
+    }
+
+    /// Commits, then runs the after-commit actions. If the commit fails nothing runs.
+    pub async fn commit(self) -> AppResult<()> {
+        let Self {
+            tx,
+            relay,
+            emitted,
+            after_commit,
+            ..
+        } = self;
+        tx.commit().await?;
+        if emitted {
+            relay.wake();
+        }
+        for action in after_commit
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            action.await;
+        }
+        Ok(())
+    }
+}
+
+/// How many times [`retry_transient`] runs a unit of work at most.
+pub const MAX_ATTEMPTS: u32 = 4;
+
+/// Runs `work` — a whole unit of work, begin to commit — again when it failed with a transient
+/// conflict between concurrent transactions (PostgreSQL serialization failure or deadlock), at
+/// most [`MAX_ATTEMPTS`] times with a short jittered pause. Any other result is returned as is.
+pub async fn retry_transient<T, F, Fut>(mut work: F) -> AppResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = AppResult<T>>,
+{
+    let mut attempt = 1;
+    loop {
+        match work().await {
+            Err(err) if attempt < MAX_ATTEMPTS && is_transient_conflict(&err) => {
+                tracing::debug!(attempt, code = err.code(), "unit of work retried");
+                metrics::counter!("depot_unit_of_work_retries_total").increment(1);
+                let pause = Duration::from_millis(5 << attempt);
+                tokio::time::sleep(pause.mul_f64(0.5 + jitter() / 2.0)).await;
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use depot_domain::AppError;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn transient_conflicts_are_retried_a_bounded_number_of_times() {
+        let runs = AtomicU32::new(0);
+        let result: AppResult<u32> = retry_transient(|| async {
+            let n = runs.fetch_add(1, Ordering::SeqCst) + 1;
+            if n < 3 {
+                Err(AppError::conflict("db.deadlock", "deadlock"))
+            } else {
+                Ok(n)
+            }
+        })
+        .await;
+        assert_eq!(result.ok(), Some(3));
+
+        runs.store(0, Ordering::SeqCst);
+        let result: AppResult<()> = retry_transient(|| async {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Err(AppError::conflict("db.serialization_failure", "again"))
+        })
+        .await;
+        assert_eq!(
+            result.err().map(|e| e.code().to_owned()).as_deref(),
+            Some("db.serialization_failure")
+        );
+        assert_eq!(runs.load(Ordering::SeqCst), MAX_ATTEMPTS);
+    }
+
+    #[tokio::test]
+    async fn other_errors_are_not_retried() {
+        let runs = AtomicU32::new(0);
+        let result: AppResult<()> = retry_transient(|| async {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Err(AppError::conflict("users.email_taken", "taken"))
+        })
+        .await;
+        assert!(result.is_err());
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+    }
+}
