@@ -448,3 +448,52 @@ async fn expired_token_denials_and_reset_tokens_are_purged_and_live_ones_kept() 
     .await
     .unwrap();
 }
+
+fn user_row(id: uuid::Uuid, email: &str) -> depot_store::entity::user::Model {
+    let now = Utc::now();
+    depot_store::entity::user::Model {
+        id,
+        email: email.into(),
+        email_normalized: email.into(),
+        display_name: "U".into(),
+        phone: None,
+        password_hash: None,
+        status: "active".into(),
+        failed_logins: 0,
+        locked_until: None,
+        tokens_not_before: None,
+        mfa_enabled: false,
+        mfa_secret: None,
+        mfa_pending_secret: None,
+        mfa_last_step: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+#[tokio::test]
+async fn a_violation_is_mapped_only_by_the_constraint_it_names() {
+    use depot_store::repo::users::{self, EMAIL_UNIQUE};
+    let (_tdb, db) = migrated().await;
+    let taken = || depot_domain::AppError::conflict("users.email_taken", "taken");
+    let first_id = depot_domain::id::new_id();
+    let first = user_row(first_id, "a@example.com");
+    in_tx!(db, |tx| users::insert(tx, first)).await.unwrap();
+
+    // The same email: the email constraint, reported as such.
+    let same_email = user_row(depot_domain::id::new_id(), "a@example.com");
+    let err = in_tx!(db, |tx| users::insert(tx, same_email))
+        .await
+        .map_err(depot_store::on_constraint(&EMAIL_UNIQUE, taken))
+        .unwrap_err();
+    assert_eq!(err.code(), "users.email_taken", "{err:?}");
+
+    // Another unique constraint of the same table (the primary key) is never taken for the
+    // email: it stays a generic unique violation.
+    let same_id = user_row(first_id, "b@example.com");
+    let err = in_tx!(db, |tx| users::insert(tx, same_id))
+        .await
+        .map_err(depot_store::on_constraint(&EMAIL_UNIQUE, taken))
+        .unwrap_err();
+    assert_eq!(err.code(), "db.unique_violation", "{err:?}");
+}

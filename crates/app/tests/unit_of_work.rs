@@ -1,0 +1,179 @@
+//! The unit of work against a real database (SQLite, or PostgreSQL with
+//! `DEPOT_TEST_DATABASE_URL`): everything it wrote — the change, its audit row, its outbox
+//! event — commits or rolls back together, and after-commit actions run only after a commit.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use chrono::Utc;
+use depot_app::ClientInfo;
+use depot_app::audit::AuditEntry;
+use depot_app::uow::{RelayWaker, UnitOfWork, Writer};
+use depot_domain::clock::FixedClock;
+use depot_domain::message::Message;
+use depot_domain::{Actor, AppError};
+use depot_store::entity::{audit_log, idempotency_key, outbox};
+use depot_store::repo::idempotency;
+use depot_store::{Db, DbOptions};
+use depot_testkit::TestDatabase;
+use sea_orm::{ActiveValue::Set, EntityTrait, PaginatorTrait};
+
+async fn writer() -> (TestDatabase, Db, Writer, RelayWaker) {
+    depot_testkit::announce_backends();
+    let tdb = TestDatabase::fresh().await;
+    let db = Db::connect_lazy(&DbOptions::new(tdb.url())).unwrap();
+    db.migrate_up().await.unwrap();
+    let waker = RelayWaker::default();
+    let writer = Writer::new(db.clone(), Arc::new(FixedClock(Utc::now())), waker.clone());
+    (tdb, db, writer, waker)
+}
+
+fn event() -> Message {
+    Message {
+        id: depot_domain::id::new_id(),
+        event_type: "debug.ping".into(),
+        version: 1,
+        occurred_at: Utc::now(),
+        correlation_id: None,
+        aggregate_type: "debug".into(),
+        aggregate_id: "ping".into(),
+        payload: serde_json::json!({}),
+    }
+}
+
+/// A change (an idempotency row stands in for any table), its audit entry and its event,
+/// plus an after-commit action counting its runs.
+async fn change_audit_and_event(uow: &mut UnitOfWork, ran: &Arc<AtomicU32>) {
+    idempotency_key::Entity::insert(idempotency_key::ActiveModel {
+        scope: Set("uow-test".into()),
+        key: Set("k".into()),
+        request_fingerprint: Set("f".into()),
+        status: Set("completed".into()),
+        response_status: Set(Some(201)),
+        response_body: Set(None),
+        created_at: Set(uow.now()),
+        expires_at: Set(uow.now()),
+    })
+    .exec_without_returning(uow.tx())
+    .await
+    .unwrap();
+    uow.audit(AuditEntry::new("test.changed").target("thing", "k"))
+        .await
+        .unwrap();
+    uow.emit(&event()).await.unwrap();
+    let ran = ran.clone();
+    uow.after_commit(async move {
+        ran.fetch_add(1, Ordering::SeqCst);
+    });
+}
+
+async fn counts(db: &Db) -> (u64, u64, u64) {
+    let conn = db.reader();
+    (
+        idempotency_key::Entity::find().count(conn).await.unwrap(),
+        audit_log::Entity::find().count(conn).await.unwrap(),
+        outbox::Entity::find().count(conn).await.unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn the_audit_row_and_the_event_roll_back_with_the_change() {
+    let (_tdb, db, writer, _) = writer().await;
+    let ran = Arc::new(AtomicU32::new(0));
+
+    // Dropped without commit, as an early `?` would.
+    let mut uow = writer
+        .begin(Actor::System("test"), &ClientInfo::local())
+        .await
+        .unwrap();
+    change_audit_and_event(&mut uow, &ran).await;
+    drop(uow);
+    assert_eq!(
+        counts(&db).await,
+        (0, 0, 0),
+        "nothing of a dropped unit stays"
+    );
+
+    // A later step fails after everything was written.
+    let failing = async {
+        let mut uow = writer
+            .begin(Actor::System("test"), &ClientInfo::local())
+            .await?;
+        change_audit_and_event(&mut uow, &ran).await;
+        Err::<(), _>(AppError::conflict("test.abort", "a later step fails"))?;
+        uow.commit().await
+    };
+    assert_eq!(failing.await.unwrap_err().code(), "test.abort");
+    assert_eq!(
+        counts(&db).await,
+        (0, 0, 0),
+        "nothing of a failed unit stays"
+    );
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+
+    // The same unit committed keeps all three, with the actor on the audit row.
+    let mut uow = writer
+        .begin(Actor::System("test"), &ClientInfo::local())
+        .await
+        .unwrap();
+    change_audit_and_event(&mut uow, &ran).await;
+    uow.commit().await.unwrap();
+    assert_eq!(counts(&db).await, (1, 1, 1));
+    let row = audit_log::Entity::find()
+        .one(db.reader())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (row.actor_id, row.actor_name.as_deref()),
+        (None, Some("test"))
+    );
+}
+
+#[tokio::test]
+async fn after_commit_actions_run_once_after_a_commit_and_never_after_a_failure() {
+    let (_tdb, db, writer, waker) = writer().await;
+    let ran = Arc::new(AtomicU32::new(0));
+
+    let mut first = writer
+        .begin(Actor::System("test"), &ClientInfo::local())
+        .await
+        .unwrap();
+    change_audit_and_event(&mut first, &ran).await;
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        0,
+        "nothing runs before the commit"
+    );
+    first.commit().await.unwrap();
+    assert_eq!(ran.load(Ordering::SeqCst), 1, "ran once, after the commit");
+
+    let second = async {
+        let mut uow = writer
+            .begin(Actor::System("test"), &ClientInfo::local())
+            .await?;
+        let ran = ran.clone();
+        uow.after_commit(async move {
+            ran.fetch_add(100, Ordering::SeqCst);
+        });
+        idempotency::delete_expired(uow.tx(), Utc::now() + chrono::Duration::hours(1)).await?;
+        Err::<(), _>(AppError::conflict("test.abort", "fails before commit"))?;
+        uow.commit().await
+    };
+    assert!(second.await.is_err());
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        1,
+        "the failed unit's action never ran"
+    );
+    assert_eq!(
+        counts(&db).await,
+        (1, 1, 1),
+        "the failed unit's delete was undone"
+    );
+
+    // The committed unit emitted an event, so the relay was woken.
+    tokio::time::timeout(std::time::Duration::from_secs(1), waker.woken())
+        .await
+        .expect("the relay was woken after the commit");
+}
