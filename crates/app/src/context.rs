@@ -4,6 +4,7 @@
 //! It hands out services, never the database: the HTTP layer and the workers can only do what
 //! a service offers.
 
+use depot_domain::ErrorCode;
 use std::sync::Arc;
 
 use depot_adapters::Probe;
@@ -123,8 +124,11 @@ impl AppContext {
             .map(|h| queue_spec(h.as_ref(), None))
             .collect();
         broker.declare(&specs).await.map_err(|e| {
-            AppError::unavailable("broker.declare", "cannot declare the message topology")
-                .with_source(e)
+            AppError::new(
+                ErrorCode::BrokerDeclare,
+                "cannot declare the message topology",
+            )
+            .with_source(e)
         })?;
         let deliveries = background
             .consumers()

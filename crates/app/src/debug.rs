@@ -3,6 +3,7 @@
 //! always — leaving an audit row as its effect. It exercises the outbox, relay, broker and
 //! consumer path end to end, including across a crash.
 
+use depot_domain::ErrorCode;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -149,7 +150,7 @@ impl Handler for DebugHandler {
 
     async fn handle(&self, tx: &DatabaseTransaction, message: &Message) -> AppResult<()> {
         let ping: Ping = serde_json::from_value(message.payload.clone())
-            .map_err(|e| AppError::bad_request("debug.bad_ping", "not a ping").with_source(e))?;
+            .map_err(|e| AppError::new(ErrorCode::DebugBadPing, "not a ping").with_source(e))?;
         if ping.sleep_ms > 0 {
             tokio::time::sleep(Duration::from_millis(ping.sleep_ms.min(60_000))).await;
         }
@@ -166,7 +167,7 @@ impl Handler for DebugHandler {
             let failed = failures.entry(message.id).or_insert(0);
             if *failed < ping.fail_times {
                 *failed += 1;
-                return Err(AppError::unavailable("debug.flaky", "failing on purpose"));
+                return Err(AppError::new(ErrorCode::DebugFlaky, "failing on purpose"));
             }
         }
         audit::append(

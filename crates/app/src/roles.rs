@@ -1,6 +1,7 @@
 //! Roles: named sets of permissions, editable by admins. The built-in roles are created on
 //! start when missing and cannot be deleted or renamed; `admin` always holds every permission.
 
+use depot_domain::ErrorCode;
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
@@ -60,7 +61,7 @@ pub struct RolePatch {
 }
 
 fn not_found() -> AppError {
-    AppError::not_found("roles.not_found", "no such role")
+    AppError::new(ErrorCode::RolesNotFound, "no such role")
 }
 
 /// Every permission code must be in the catalogue; returns them as a set.
@@ -175,8 +176,8 @@ impl RoleService {
             && name != role.name
         {
             if role.built_in {
-                return Err(AppError::conflict(
-                    "roles.built_in",
+                return Err(AppError::new(
+                    ErrorCode::RolesBuiltIn,
                     "built-in roles cannot be renamed",
                 ));
             }
@@ -197,8 +198,8 @@ impl RoleService {
         if let Some(permissions) = &permissions {
             if role.name == BuiltInRole::Admin.name() && permissions.len() != Permission::ALL.len()
             {
-                return Err(AppError::conflict(
-                    "roles.admin_is_complete",
+                return Err(AppError::new(
+                    ErrorCode::RolesAdminIsComplete,
                     "the admin role always holds every permission",
                 ));
             }
@@ -225,8 +226,8 @@ impl RoleService {
         let mut uow = self.writer.begin(actor, client).await?;
         let role = roles::get(uow.tx(), id).await?.ok_or_else(not_found)?;
         if role.role.built_in {
-            return Err(AppError::conflict(
-                "roles.built_in",
+            return Err(AppError::new(
+                ErrorCode::RolesBuiltIn,
                 "built-in roles cannot be deleted",
             ));
         }
@@ -277,7 +278,7 @@ pub(crate) async fn seed_built_ins(uow: &UnitOfWork) -> AppResult<()> {
 }
 
 fn name_taken() -> AppError {
-    AppError::conflict("roles.name_taken", "a role with this name exists")
+    AppError::new(ErrorCode::RolesNameTaken, "a role with this name exists")
         .with_details(serde_json::json!({ "field": "name" }))
 }
 

@@ -205,7 +205,7 @@ where
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
-    use depot_domain::AppError;
+    use depot_domain::{AppError, ErrorCode};
 
     use super::*;
 
@@ -215,7 +215,7 @@ mod tests {
         let result: AppResult<u32> = retry_transient(|| async {
             let n = runs.fetch_add(1, Ordering::SeqCst) + 1;
             if n < 3 {
-                Err(AppError::conflict("db.deadlock", "deadlock"))
+                Err(AppError::new(ErrorCode::DbDeadlock, "deadlock"))
             } else {
                 Ok(n)
             }
@@ -226,7 +226,7 @@ mod tests {
         runs.store(0, Ordering::SeqCst);
         let result: AppResult<()> = retry_transient(|| async {
             runs.fetch_add(1, Ordering::SeqCst);
-            Err(AppError::conflict("db.serialization_failure", "again"))
+            Err(AppError::new(ErrorCode::DbSerializationFailure, "again"))
         })
         .await;
         assert_eq!(
@@ -241,7 +241,7 @@ mod tests {
         let runs = AtomicU32::new(0);
         let result: AppResult<()> = retry_transient(|| async {
             runs.fetch_add(1, Ordering::SeqCst);
-            Err(AppError::conflict("users.email_taken", "taken"))
+            Err(AppError::new(ErrorCode::UsersEmailTaken, "taken"))
         })
         .await;
         assert!(result.is_err());

@@ -1,5 +1,6 @@
 //! User accounts: admin CRUD, disable/enable/unlock, and self-service (`me`).
 
+use depot_domain::ErrorCode;
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
@@ -86,8 +87,11 @@ pub struct UserPatch {
 }
 
 fn email_taken() -> AppError {
-    AppError::conflict("users.email_taken", "another account uses this email")
-        .with_details(serde_json::json!({ "field": "email" }))
+    AppError::new(
+        ErrorCode::UsersEmailTaken,
+        "another account uses this email",
+    )
+    .with_details(serde_json::json!({ "field": "email" }))
 }
 
 fn validate_fields(
@@ -375,8 +379,8 @@ impl UserService {
         client: &ClientInfo,
     ) -> AppResult<UserView> {
         if !enabled && actor.user_id() == Some(id) {
-            return Err(AppError::conflict(
-                "users.cannot_disable_self",
+            return Err(AppError::new(
+                ErrorCode::UsersCannotDisableSelf,
                 "you cannot disable your own account",
             ));
         }

@@ -100,10 +100,13 @@ async fn the_audit_row_and_the_event_roll_back_with_the_change() {
             .begin(Actor::System("test"), &ClientInfo::local())
             .await?;
         change_audit_and_event(&mut uow, &ran).await;
-        Err::<(), _>(AppError::conflict("test.abort", "a later step fails"))?;
+        Err::<(), _>(AppError::new(
+            depot_domain::ErrorCode::RolesBuiltIn,
+            "a later step fails",
+        ))?;
         uow.commit().await
     };
-    assert_eq!(failing.await.unwrap_err().code(), "test.abort");
+    assert_eq!(failing.await.unwrap_err().code(), "roles.built_in");
     assert_eq!(
         counts(&db).await,
         (0, 0, 0),
@@ -157,7 +160,10 @@ async fn after_commit_actions_run_once_after_a_commit_and_never_after_a_failure(
             ran.fetch_add(100, Ordering::SeqCst);
         });
         idempotency::delete_expired(uow.tx(), Utc::now() + chrono::Duration::hours(1)).await?;
-        Err::<(), _>(AppError::conflict("test.abort", "fails before commit"))?;
+        Err::<(), _>(AppError::new(
+            depot_domain::ErrorCode::RolesBuiltIn,
+            "fails before commit",
+        ))?;
         uow.commit().await
     };
     assert!(second.await.is_err());

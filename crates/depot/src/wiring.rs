@@ -3,6 +3,7 @@
 //! database queue or RabbitMQ, `.eml` files or SMTP) and builds the application context over
 //! them.
 
+use depot_domain::ErrorCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,10 +50,10 @@ pub fn connect(settings: &Settings, clock: Arc<dyn Clock>) -> AppResult<Adapters
     let (redis, cache_probe) = match redis_url {
         Some(url) => {
             let layer = RedisLayer::new(url.expose())
-                .map_err(|e| AppError::bad_request("config.redis_url", e))?;
+                .map_err(|e| AppError::new(ErrorCode::ConfigRedisUrl, e))?;
             let probe: Arc<dyn Probe> = Arc::new(
                 RedisProbe::new(url.expose())
-                    .map_err(|e| AppError::bad_request("config.redis_url", e.0))?,
+                    .map_err(|e| AppError::new(ErrorCode::ConfigRedisUrl, e.0))?,
             );
             (Some(layer), Some(probe))
         }
@@ -70,11 +71,11 @@ pub fn connect(settings: &Settings, clock: Arc<dyn Clock>) -> AppResult<Adapters
     let mailer: Arc<dyn Mailer> = match (settings.mail_backend(), &settings.smtp_url) {
         (MailBackend::Smtp, Some(url)) => Arc::new(
             SmtpMailer::new(url.expose(), &settings.mail_from, Duration::from_secs(10))
-                .map_err(|e| AppError::bad_request("config.smtp_url", e.message))?,
+                .map_err(|e| AppError::new(ErrorCode::ConfigSmtpUrl, e.message))?,
         ),
         _ => Arc::new(
             FileMailer::new(settings.data_dir.join("mail"), &settings.mail_from)
-                .map_err(|e| AppError::bad_request("config.mail_from", e.message))?,
+                .map_err(|e| AppError::new(ErrorCode::ConfigMailFrom, e.message))?,
         ),
     };
 

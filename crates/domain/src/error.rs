@@ -10,6 +10,8 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::Value;
 
+pub use crate::error_code::ErrorCode;
+
 /// One failing field: where, a stable code, and a human message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
@@ -71,10 +73,9 @@ impl ErrorCategory {
 
 type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// An application error with a stable code. Build one with the category constructors.
+/// An application error with a stable code from the [`ErrorCode`] catalogue.
 pub struct AppError {
-    category: ErrorCategory,
-    code: Cow<'static, str>,
+    code: ErrorCode,
     message: Cow<'static, str>,
     details: Option<Value>,
     source: Option<Cause>,
@@ -84,42 +85,15 @@ pub struct AppError {
 pub type AppResult<T> = Result<T, AppError>;
 
 impl AppError {
-    pub fn new(
-        category: ErrorCategory,
-        code: impl Into<Cow<'static, str>>,
-        message: impl Into<Cow<'static, str>>,
-    ) -> Self {
+    /// An error with `code` (whose category decides the HTTP status) and a message that is
+    /// safe to show.
+    pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
         Self {
-            category,
-            code: code.into(),
+            code,
             message: message.into(),
             details: None,
             source: None,
         }
-    }
-
-    pub fn bad_request(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(ErrorCategory::BadRequest, code, message)
-    }
-
-    pub fn not_found(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(ErrorCategory::NotFound, code, message)
-    }
-
-    pub fn conflict(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(ErrorCategory::Conflict, code, message)
-    }
-
-    pub fn unauthorized(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(ErrorCategory::Unauthorized, code, message)
-    }
-
-    pub fn forbidden(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(ErrorCategory::Forbidden, code, message)
-    }
-
-    pub fn unavailable(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(ErrorCategory::Unavailable, code, message)
     }
 
     /// A validation failure listing every failing field.
@@ -128,13 +102,13 @@ impl AppError {
             1 => "1 field is invalid".to_owned(),
             n => format!("{n} fields are invalid"),
         };
-        Self::new(ErrorCategory::Validation, "validation.failed", message)
+        Self::new(ErrorCode::ValidationFailed, message)
             .with_details(serde_json::json!({ "fields": fields }))
     }
 
     /// An unexpected failure. The cause is kept for logs; clients see only a generic message.
     pub fn internal(cause: impl Into<Cause>) -> Self {
-        Self::new(ErrorCategory::Internal, "internal", "internal server error").with_source(cause)
+        Self::new(ErrorCode::Internal, "internal server error").with_source(cause)
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
@@ -148,11 +122,16 @@ impl AppError {
     }
 
     pub fn category(&self) -> ErrorCategory {
-        self.category
+        self.code.category()
     }
 
-    pub fn code(&self) -> &str {
-        &self.code
+    /// The code as clients see it, e.g. `users.email_taken`.
+    pub fn code(&self) -> &'static str {
+        self.code.as_str()
+    }
+
+    pub fn error_code(&self) -> ErrorCode {
+        self.code
     }
 
     /// The message that is safe to show to a client.
@@ -185,8 +164,8 @@ impl fmt::Debug for AppError {
         write!(
             f,
             "{} [{}]: {}",
-            self.category.as_str(),
-            self.code,
+            self.category().as_str(),
+            self.code.as_str(),
             self.message
         )?;
         let chain = self.cause_chain();
@@ -199,7 +178,7 @@ impl fmt::Debug for AppError {
 
 impl fmt::Display for AppError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.message, self.code)
+        write!(f, "{} ({})", self.message, self.code.as_str())
     }
 }
 

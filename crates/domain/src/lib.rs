@@ -10,6 +10,7 @@ pub mod auth;
 pub mod cadence;
 pub mod clock;
 pub mod error;
+pub mod error_code;
 pub mod id;
 pub mod message;
 pub mod pagination;
@@ -18,5 +19,5 @@ pub mod validation;
 
 pub use actor::Actor;
 pub use clock::Clock;
-pub use error::{AppError, AppResult, ErrorCategory};
+pub use error::{AppError, AppResult, ErrorCategory, ErrorCode};
 pub use validation::{FieldError, Validator};

@@ -4,6 +4,7 @@
 //! as unpadded base64url. Clients must treat it as opaque; the server rejects any cursor it cannot
 //! decode with `pagination.invalid_cursor`.
 
+use crate::ErrorCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
@@ -85,8 +86,8 @@ pub fn encode_cursor<K: Serialize>(key: &K) -> AppResult<String> {
 /// Decodes an opaque cursor; any malformed input is a `pagination.invalid_cursor` error.
 pub fn decode_cursor<K: DeserializeOwned>(cursor: &str) -> AppResult<K> {
     let invalid = || {
-        AppError::bad_request(
-            "pagination.invalid_cursor",
+        AppError::new(
+            ErrorCode::PaginationInvalidCursor,
             "the cursor is not valid for this list",
         )
     };

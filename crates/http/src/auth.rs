@@ -8,6 +8,7 @@
 //! The OpenAPI `security` of each operation repeats the requirement for clients, and a test
 //! walks every operation to prove the two agree.
 
+use depot_domain::ErrorCode;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 
@@ -70,8 +71,8 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
-            ApiError(AppError::unauthorized(
-                "auth.required",
+            ApiError(AppError::new(
+                ErrorCode::AuthRequired,
                 "sign in and send the access token as `Authorization: Bearer <token>`",
             ))
         })

@@ -9,7 +9,7 @@
 use axum::Json;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use depot_domain::{AppError, ErrorCategory};
+use depot_domain::{AppError, ErrorCategory, ErrorCode};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -58,66 +58,36 @@ pub fn status_of(category: ErrorCategory) -> StatusCode {
 
 /// The envelope for a response that carries no [`ErrorBody`]: derived from its status alone.
 pub fn generic_error(status: StatusCode) -> AppError {
-    let (category, code, message) = match status {
-        StatusCode::BAD_REQUEST => (
-            ErrorCategory::BadRequest,
-            "request.bad_request",
-            "the request is malformed",
-        ),
-        StatusCode::UNAUTHORIZED => (
-            ErrorCategory::Unauthorized,
-            "auth.required",
-            "authentication is required",
-        ),
-        StatusCode::FORBIDDEN => (ErrorCategory::Forbidden, "auth.forbidden", "not allowed"),
-        StatusCode::NOT_FOUND => (
-            ErrorCategory::NotFound,
-            "route.not_found",
-            "no such resource",
-        ),
+    let (code, message) = match status {
+        StatusCode::BAD_REQUEST => (ErrorCode::RequestBadRequest, "the request is malformed"),
+        StatusCode::UNAUTHORIZED => (ErrorCode::AuthRequired, "authentication is required"),
+        StatusCode::FORBIDDEN => (ErrorCode::AuthForbidden, "not allowed"),
+        StatusCode::NOT_FOUND => (ErrorCode::RouteNotFound, "no such resource"),
         StatusCode::METHOD_NOT_ALLOWED => (
-            ErrorCategory::MethodNotAllowed,
-            "route.method_not_allowed",
+            ErrorCode::RouteMethodNotAllowed,
             "this method is not allowed on this resource",
         ),
         StatusCode::REQUEST_TIMEOUT => (
-            ErrorCategory::Unavailable,
-            "request.timeout",
+            ErrorCode::RequestTimeout,
             "the request took too long and was cancelled",
         ),
-        StatusCode::PAYLOAD_TOO_LARGE => (
-            ErrorCategory::PayloadTooLarge,
-            "request.too_large",
-            "the request body is too large",
-        ),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            (ErrorCode::RequestTooLarge, "the request body is too large")
+        }
         StatusCode::UNSUPPORTED_MEDIA_TYPE => (
-            ErrorCategory::BadRequest,
-            "request.unsupported_media_type",
+            ErrorCode::RequestUnsupportedMediaType,
             "the request body must be application/json",
         ),
-        StatusCode::UNPROCESSABLE_ENTITY => (
-            ErrorCategory::Validation,
-            "validation.failed",
-            "the request is invalid",
-        ),
-        StatusCode::TOO_MANY_REQUESTS => (
-            ErrorCategory::RateLimited,
-            "rate_limited",
-            "too many requests",
-        ),
+        StatusCode::UNPROCESSABLE_ENTITY => (ErrorCode::ValidationFailed, "the request is invalid"),
+        StatusCode::TOO_MANY_REQUESTS => (ErrorCode::RateLimited, "too many requests"),
         StatusCode::SERVICE_UNAVAILABLE => (
-            ErrorCategory::Unavailable,
-            "service.unavailable",
+            ErrorCode::ServiceUnavailable,
             "the service is unavailable, try again",
         ),
-        s if s.is_client_error() => (
-            ErrorCategory::BadRequest,
-            "request.rejected",
-            "the request was rejected",
-        ),
-        _ => (ErrorCategory::Internal, "internal", "internal server error"),
+        s if s.is_client_error() => (ErrorCode::RequestRejected, "the request was rejected"),
+        _ => (ErrorCode::Internal, "internal server error"),
     };
-    AppError::new(category, code, message)
+    AppError::new(code, message)
 }
 
 impl ErrorBody {

@@ -4,8 +4,9 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use depot_domain::AppError;
+use depot_domain::ErrorCode;
 use depot_domain::pagination::PageRequest;
-use depot_domain::{AppError, ErrorCategory};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use utoipa::IntoParams;
@@ -34,30 +35,25 @@ where
 fn json_rejection(rejection: &JsonRejection) -> AppError {
     let text = rejection.body_text();
     match rejection {
-        JsonRejection::JsonSyntaxError(_) => AppError::bad_request(
-            "request.malformed_json",
+        JsonRejection::JsonSyntaxError(_) => AppError::new(
+            ErrorCode::RequestMalformedJson,
             "the request body is not valid JSON",
         )
         .with_details(serde_json::json!({ "reason": text })),
         JsonRejection::JsonDataError(_) => AppError::new(
-            ErrorCategory::Validation,
-            "request.invalid_body",
+            ErrorCode::RequestInvalidBody,
             "the request body does not match the expected shape",
         )
         .with_details(serde_json::json!({ "reason": text })),
-        JsonRejection::MissingJsonContentType(_) => AppError::bad_request(
-            "request.unsupported_media_type",
+        JsonRejection::MissingJsonContentType(_) => AppError::new(
+            ErrorCode::RequestUnsupportedMediaType,
             "the request body must be sent with Content-Type: application/json",
         ),
         JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            AppError::new(
-                ErrorCategory::PayloadTooLarge,
-                "request.too_large",
-                "the request body is too large",
-            )
+            AppError::new(ErrorCode::RequestTooLarge, "the request body is too large")
         }
-        _ => AppError::bad_request(
-            "request.unreadable_body",
+        _ => AppError::new(
+            ErrorCode::RequestUnreadableBody,
             "the request body could not be read",
         ),
     }
@@ -84,8 +80,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Pagination {
         let Query(raw) = Query::<PaginationQuery>::from_request_parts(parts, state)
             .await
             .map_err(|_| {
-                ApiError(AppError::bad_request(
-                    "request.invalid_query",
+                ApiError(AppError::new(
+                    ErrorCode::RequestInvalidQuery,
                     "the query string is malformed",
                 ))
             })?;

@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod routes;
 pub mod server;
 
+use depot_domain::ErrorCode;
 use std::any::Any;
 
 use axum::Router;
@@ -87,7 +88,7 @@ pub fn router(ctx: &AppContext) -> Router {
 }
 
 async fn not_found() -> ApiError {
-    ApiError(AppError::not_found("route.not_found", "no such resource"))
+    ApiError(AppError::new(ErrorCode::RouteNotFound, "no such resource"))
 }
 
 fn panic_response(_payload: Box<dyn Any + Send + 'static>) -> Response {

@@ -3,7 +3,9 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::error::ErrorBody;
+use depot_domain::ErrorCode;
+
+use crate::error::{ErrorBody, status_of};
 
 const DESCRIPTION: &str = "\
 Depot: inventory and operations API.
@@ -26,7 +28,7 @@ response; the same key with a different body answers 422.";
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Depot API", description = DESCRIPTION),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &ErrorCatalogue),
     components(schemas(ErrorBody)),
     tags(
         (name = "operations", description = "Liveness, readiness and metadata"),
@@ -59,5 +61,47 @@ impl Modify for SecuritySchemes {
                 "Signed double-submit token bound to the session; required on cookie-authenticated state changes",
             ))),
         );
+    }
+}
+
+/// Appends the error-code catalogue to the description: every code a client can receive, its
+/// HTTP status and meaning.
+struct ErrorCatalogue;
+
+impl Modify for ErrorCatalogue {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let mut table = String::from(
+            "\n\nError codes (the envelope's `code`; validation errors carry a code per field \
+             in `details.fields`):\n\n| code | status | meaning |\n|---|---|---|\n",
+        );
+        for code in ErrorCode::ALL {
+            table.push_str(&format!(
+                "| `{}` | {} | {} |\n",
+                code.as_str(),
+                status_of(code.category()).as_u16(),
+                code.description()
+            ));
+        }
+        let description = openapi.info.description.get_or_insert_with(String::new);
+        description.push_str(&table);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_description_lists_every_error_code_with_its_status() {
+        let doc = crate::openapi();
+        let description = doc.info.description.unwrap_or_default();
+        for code in ErrorCode::ALL {
+            let row = format!(
+                "| `{}` | {} |",
+                code.as_str(),
+                status_of(code.category()).as_u16()
+            );
+            assert!(description.contains(&row), "missing {row}");
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! Pools connect lazily, so the process can start (and report itself not ready) while the
 //! database is down.
 
+use depot_domain::ErrorCode;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -146,8 +147,8 @@ impl Db {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Self::postgres(options)
         } else {
-            Err(AppError::bad_request(
-                "config.database_url",
+            Err(AppError::new(
+                ErrorCode::ConfigDatabaseUrl,
                 "DATABASE_URL must start with sqlite: or postgres://",
             ))
         }
@@ -229,8 +230,8 @@ impl Db {
         tokio::time::timeout(timeout, probe)
             .await
             .unwrap_or_else(|_| {
-                Err(AppError::unavailable(
-                    "db.timeout",
+                Err(AppError::new(
+                    ErrorCode::DbTimeout,
                     "the database did not answer in time",
                 ))
             })
@@ -365,8 +366,8 @@ impl MigrationConnection {
 const MIGRATION_LOCK_KEY: i64 = 0x6465_706f_745f_6d67; // "depot_mg"
 
 fn invalid_url(reason: String) -> AppError {
-    AppError::bad_request(
-        "config.database_url",
+    AppError::new(
+        ErrorCode::ConfigDatabaseUrl,
         format!("DATABASE_URL is not valid: {reason}"),
     )
 }

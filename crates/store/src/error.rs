@@ -1,7 +1,8 @@
 //! Database errors become application errors with stable codes — never a bare 500 for a
 //! constraint violation, never a leaked SQL message.
 
-use depot_domain::{AppError, ErrorCategory};
+use depot_domain::AppError;
+use depot_domain::ErrorCode;
 use sea_orm::{DbErr, RuntimeErr};
 use sqlx::error::ErrorKind;
 
@@ -23,53 +24,47 @@ pub fn db_error(err: DbErr) -> AppError {
             .map(|(_, cols)| cols.trim().to_owned());
         match db.code().as_deref() {
             Some(SERIALIZATION_FAILURE) => {
-                return AppError::conflict(
-                    "db.serialization_failure",
+                return AppError::new(
+                    ErrorCode::DbSerializationFailure,
                     "a concurrent change got in the way, try again",
                 )
                 .with_source(err);
             }
             Some(DEADLOCK_DETECTED) => {
-                return AppError::conflict(
-                    "db.deadlock",
+                return AppError::new(
+                    ErrorCode::DbDeadlock,
                     "a concurrent change got in the way, try again",
                 )
                 .with_source(err);
             }
             Some(code) if code.starts_with(DATA_EXCEPTION_CLASS) => {
                 return AppError::new(
-                    ErrorCategory::Validation,
-                    "db.invalid_value",
+                    ErrorCode::DbInvalidValue,
                     "a value cannot be stored (out of range or not valid text)",
                 )
                 .with_source(err);
             }
             _ => {}
         }
-        let (category, code, message) = match db.kind() {
+        let (code, message) = match db.kind() {
             ErrorKind::UniqueViolation => (
-                ErrorCategory::Conflict,
-                "db.unique_violation",
+                ErrorCode::DbUniqueViolation,
                 "a record with the same key already exists",
             ),
             ErrorKind::ForeignKeyViolation => (
-                ErrorCategory::Validation,
-                "db.reference_violation",
+                ErrorCode::DbReferenceViolation,
                 "a referenced record does not exist or is still in use",
             ),
             ErrorKind::CheckViolation => (
-                ErrorCategory::Validation,
-                "db.check_violation",
+                ErrorCode::DbCheckViolation,
                 "a value is outside what is allowed",
             ),
-            ErrorKind::NotNullViolation => (
-                ErrorCategory::Validation,
-                "db.not_null_violation",
-                "a required value is missing",
-            ),
+            ErrorKind::NotNullViolation => {
+                (ErrorCode::DbNotNullViolation, "a required value is missing")
+            }
             _ => return AppError::internal(err),
         };
-        let mut app = AppError::new(category, code, message);
+        let mut app = AppError::new(code, message);
         if let Some(name) = constraint {
             app = app.with_details(serde_json::json!({ "constraint": name }));
         } else if let Some(columns) = columns {
@@ -160,6 +155,9 @@ fn sqlx_error(err: &DbErr) -> Option<&sqlx::Error> {
 }
 
 fn unavailable(err: DbErr) -> AppError {
-    AppError::unavailable("db.unavailable", "the database is unavailable, try again")
-        .with_source(err)
+    AppError::new(
+        ErrorCode::DbUnavailable,
+        "the database is unavailable, try again",
+    )
+    .with_source(err)
 }

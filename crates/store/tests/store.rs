@@ -5,6 +5,7 @@
 
 use chrono::{Duration, TimeZone, Utc};
 use depot_domain::ErrorCategory;
+use depot_domain::ErrorCode;
 use depot_domain::pagination::PageRequest;
 use depot_store::entity::idempotency_key;
 use depot_store::repo::{audit, idempotency};
@@ -153,10 +154,13 @@ async fn a_failed_unit_of_work_leaves_nothing_behind() {
     let (_tdb, db) = migrated().await;
     let result: Result<(), _> = in_tx!(db, |tx| async move {
         audit::append(tx, Utc::now(), entry("half.written")).await?;
-        Err(depot_domain::AppError::conflict("test.abort", "abort"))
+        Err(depot_domain::AppError::new(
+            depot_domain::ErrorCode::RolesBuiltIn,
+            "abort",
+        ))
     })
     .await;
-    assert_eq!(result.unwrap_err().code(), "test.abort");
+    assert_eq!(result.unwrap_err().code(), "roles.built_in");
     let count = depot_store::entity::audit_log::Entity::find()
         .count(db.reader())
         .await
@@ -475,7 +479,7 @@ fn user_row(id: uuid::Uuid, email: &str) -> depot_store::entity::user::Model {
 async fn a_violation_is_mapped_only_by_the_constraint_it_names() {
     use depot_store::repo::users::{self, EMAIL_UNIQUE};
     let (_tdb, db) = migrated().await;
-    let taken = || depot_domain::AppError::conflict("users.email_taken", "taken");
+    let taken = || depot_domain::AppError::new(ErrorCode::UsersEmailTaken, "taken");
     let first_id = depot_domain::id::new_id();
     let first = user_row(first_id, "a@example.com");
     in_tx!(db, |tx| users::insert(tx, first)).await.unwrap();

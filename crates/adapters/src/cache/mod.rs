@@ -568,7 +568,10 @@ mod tests {
         let cache = memory();
         let failed: AppResult<u32> = cache
             .get_or_load("ns", "k", Duration::from_secs(60), || async {
-                Err(AppError::unavailable("x.down", "down"))
+                Err(AppError::new(
+                    depot_domain::ErrorCode::ServiceUnavailable,
+                    "down",
+                ))
             })
             .await;
         assert!(failed.is_err());

@@ -3,6 +3,7 @@
 //! session, re-read on the next request after any change anywhere — see
 //! [`depot_adapters::cache::Cache::get_or_load_fresh`]).
 
+use depot_domain::ErrorCode;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -130,8 +131,8 @@ impl Authenticator {
 }
 
 fn revoked() -> AppError {
-    AppError::unauthorized(
-        "auth.invalid_token",
+    AppError::new(
+        ErrorCode::AuthInvalidToken,
         "the access token is missing, invalid or expired",
     )
 }

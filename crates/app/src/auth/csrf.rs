@@ -6,7 +6,7 @@
 //! and in a readable cookie and must echo it in `X-CSRF-Token` (signed double submit); the
 //! request's `Origin` must also be one of the configured origins.
 
-use depot_domain::{AppError, AppResult};
+use depot_domain::{AppError, AppResult, ErrorCode};
 use uuid::Uuid;
 
 use super::secrets;
@@ -16,21 +16,21 @@ pub fn token(app_secret: &[u8], session_id: Uuid, nonce: &str) -> String {
 }
 
 /// Why a cookie-authenticated request was refused.
-fn refused(code: &'static str, message: &'static str) -> AppError {
-    metrics::counter!("csrf_failures_total", "reason" => code).increment(1);
-    AppError::forbidden(code, message)
+fn refused(code: ErrorCode, message: &'static str) -> AppError {
+    metrics::counter!("csrf_failures_total", "reason" => code.as_str()).increment(1);
+    AppError::new(code, message)
 }
 
 /// Checks the `Origin` header against the configured origins.
 pub fn check_origin(origin: Option<&str>, allowed: &[String]) -> AppResult<()> {
     match origin {
         None => Err(refused(
-            "csrf.origin_missing",
+            ErrorCode::CsrfOriginMissing,
             "a cookie-authenticated request must carry an Origin header",
         )),
         Some(o) if allowed.iter().any(|a| a == o) => Ok(()),
         Some(_) => Err(refused(
-            "csrf.origin_not_allowed",
+            ErrorCode::CsrfOriginNotAllowed,
             "the request's origin is not allowed",
         )),
     }
@@ -41,12 +41,15 @@ pub fn check_origin(origin: Option<&str>, allowed: &[String]) -> AppResult<()> {
 pub fn check_token(expected: &str, header: Option<&str>, cookie: Option<&str>) -> AppResult<()> {
     let Some(header) = header else {
         return Err(refused(
-            "csrf.token_missing",
+            ErrorCode::CsrfTokenMissing,
             "the X-CSRF-Token header is required with cookie authentication",
         ));
     };
     if cookie.is_some_and(|c| !secrets::same(c, header)) || !secrets::same(expected, header) {
-        return Err(refused("csrf.token_invalid", "the CSRF token is not valid"));
+        return Err(refused(
+            ErrorCode::CsrfTokenInvalid,
+            "the CSRF token is not valid",
+        ));
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! sign-in. A code's 30-second step can be used once: the last accepted step is stored and
 //! only later steps pass.
 
+use depot_domain::ErrorCode;
 use std::sync::Arc;
 
 use depot_domain::auth::{totp, user_not_found};
@@ -41,7 +42,7 @@ pub struct SecondFactor {
 }
 
 fn bad_code() -> AppError {
-    AppError::unauthorized("auth.invalid_mfa_code", "the code is not valid")
+    AppError::new(ErrorCode::AuthInvalidMfaCode, "the code is not valid")
 }
 
 /// TOTP enrolment, the second step of sign-in, and the admin reset.
@@ -86,8 +87,8 @@ impl MfaService {
             .await?
             .ok_or_else(user_not_found)?;
         if user.mfa_enabled {
-            return Err(AppError::conflict(
-                "mfa.already_enabled",
+            return Err(AppError::new(
+                ErrorCode::MfaAlreadyEnabled,
                 "two-factor authentication is already on; disable it first",
             ));
         }
@@ -124,8 +125,8 @@ impl MfaService {
             .await?
             .ok_or_else(user_not_found)?;
         let pending = user.mfa_pending_secret.clone().ok_or_else(|| {
-            AppError::conflict(
-                "mfa.not_enrolling",
+            AppError::new(
+                ErrorCode::MfaNotEnrolling,
                 "start with POST /api/v1/auth/mfa/totp/enroll",
             )
         })?;
@@ -167,8 +168,8 @@ impl MfaService {
             .await?
             .ok_or_else(user_not_found)?;
         if !user.mfa_enabled {
-            return Err(AppError::conflict(
-                "mfa.not_enabled",
+            return Err(AppError::new(
+                ErrorCode::MfaNotEnabled,
                 "two-factor authentication is off",
             ));
         }
@@ -177,8 +178,8 @@ impl MfaService {
             .iter()
             .any(|r| r.role.mfa_required)
         {
-            return Err(AppError::conflict(
-                "mfa.required_by_role",
+            return Err(AppError::new(
+                ErrorCode::MfaRequiredByRole,
                 "one of your roles requires two-factor authentication",
             ));
         }
@@ -258,8 +259,8 @@ impl MfaService {
             {
                 return Ok(());
             }
-            return Err(AppError::unauthorized(
-                "auth.mfa_code_reused",
+            return Err(AppError::new(
+                ErrorCode::AuthMfaCodeReused,
                 "this code was already used; wait for the next one",
             ));
         }

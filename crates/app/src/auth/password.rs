@@ -1,5 +1,6 @@
 //! Password change (needs the current password) and reset by an emailed single-use token.
 
+use depot_domain::ErrorCode;
 use std::sync::Arc;
 
 use depot_domain::auth::{PasswordPolicy, normalize_email, user_not_found};
@@ -181,8 +182,8 @@ impl PasswordService {
         let user_id = credentials::consume_password_reset(uow.tx(), &token_hash, now)
             .await?
             .ok_or_else(|| {
-                AppError::bad_request(
-                    "auth.invalid_reset_token",
+                AppError::new(
+                    ErrorCode::AuthInvalidResetToken,
                     "the reset link is invalid, used or expired; ask for a new one",
                 )
             })?;

@@ -1,5 +1,6 @@
 //! The authenticated caller of one request and what it may do.
 
+use depot_domain::ErrorCode;
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
@@ -36,8 +37,8 @@ impl Principal {
         if self.has(permission) {
             Ok(())
         } else {
-            Err(AppError::forbidden(
-                "auth.forbidden",
+            Err(AppError::new(
+                ErrorCode::AuthForbidden,
                 format!("this requires the {} permission", permission.code()),
             )
             .with_details(serde_json::json!({ "permission": permission.code() })))

@@ -4,12 +4,13 @@
 //! `PEXPIRE NX`); without it — or while Redis is unreachable — an in-process GCRA limiter
 //! (`governor`) with the same quota applies, so limits degrade to per-instance, never to none.
 
+use depot_domain::ErrorCode;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use depot_adapters::cache::Cache;
-use depot_domain::{AppError, AppResult, ErrorCategory};
+use depot_domain::{AppError, AppResult};
 use governor::clock::{Clock as _, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
@@ -142,17 +143,15 @@ impl AuthRateLimiter {
         }
         metrics::counter!("auth_rate_limited_total", "action" => action.name(), "subject" => subject.name())
             .increment(1);
-        Err(AppError::new(
-            ErrorCategory::RateLimited,
-            "rate_limited",
-            "too many attempts; try again later",
+        Err(
+            AppError::new(ErrorCode::RateLimited, "too many attempts; try again later")
+                .with_details(serde_json::json!({
+                    "retry_after_secs": reset,
+                    "policy": format!("{}_{}", action.name(), subject.name()),
+                    "limit": limit,
+                    "remaining": remaining,
+                    "window_secs": window_secs,
+                })),
         )
-        .with_details(serde_json::json!({
-            "retry_after_secs": reset,
-            "policy": format!("{}_{}", action.name(), subject.name()),
-            "limit": limit,
-            "remaining": remaining,
-            "window_secs": window_secs,
-        })))
     }
 }

@@ -1,5 +1,6 @@
 //! Sign-in, token refresh, logout and the session list.
 
+use depot_domain::ErrorCode;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -101,15 +102,15 @@ fn view(s: session::Model, current: Uuid) -> SessionView {
 /// The one answer to every failed sign-in: unknown email, wrong password, locked or disabled
 /// account all look the same.
 pub fn invalid_credentials() -> AppError {
-    AppError::unauthorized(
-        "auth.invalid_credentials",
+    AppError::new(
+        ErrorCode::AuthInvalidCredentials,
         "the email or password is incorrect",
     )
 }
 
 fn invalid_refresh() -> AppError {
-    AppError::unauthorized(
-        "auth.invalid_refresh_token",
+    AppError::new(
+        ErrorCode::AuthInvalidRefreshToken,
         "the refresh token is invalid or expired; sign in again",
     )
 }
@@ -220,8 +221,8 @@ impl SessionService {
         if let Some(role) = held.iter().find(|r| r.role.mfa_required) {
             let token = self.step_token(user.id, TokenUse::MfaEnrolment)?;
             login_metric("mfa_enrolment_required");
-            return Err(AppError::forbidden(
-                "auth.mfa_enrolment_required",
+            return Err(AppError::new(
+                ErrorCode::AuthMfaEnrolmentRequired,
                 format!(
                     "the {} role requires two-factor authentication: enrol an authenticator app \
                      with the enrolment token at POST /api/v1/auth/mfa/totp/enroll, confirm a code \
@@ -360,8 +361,8 @@ impl SessionService {
             Refreshed::Invalid => Err(invalid_refresh()),
             Refreshed::Reused => {
                 metrics::counter!("auth_refresh_reuse_total").increment(1);
-                Err(AppError::unauthorized(
-                    "auth.refresh_token_reused",
+                Err(AppError::new(
+                    ErrorCode::AuthRefreshTokenReused,
                     "this refresh token was already used; the session has been revoked",
                 ))
             }
@@ -529,7 +530,7 @@ impl SessionService {
         id: Uuid,
         client: &ClientInfo,
     ) -> AppResult<()> {
-        let not_found = || AppError::not_found("sessions.not_found", "no such session");
+        let not_found = || AppError::new(ErrorCode::SessionsNotFound, "no such session");
         let session = repo::get(self.writer.db().reader(), id)
             .await?
             .ok_or_else(not_found)?;

@@ -1,5 +1,6 @@
 //! The auth capability's settings, resolved once at start-up.
 
+use depot_domain::ErrorCode;
 use std::time::Duration;
 
 use depot_domain::auth::LockoutPolicy;
@@ -28,7 +29,7 @@ impl AuthConfig {
             .app_secret
             .as_ref()
             .ok_or_else(|| {
-                AppError::bad_request("config.app_secret", "app_secret is not configured")
+                AppError::new(ErrorCode::ConfigAppSecret, "app_secret is not configured")
             })?
             .expose()
             .as_bytes()

@@ -3,6 +3,7 @@
 //! knows several keys by `kid`, so a key can be rotated: sign with the new one, keep verifying
 //! with the old one until its tokens have expired, then remove it.
 
+use depot_domain::ErrorCode;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -65,7 +66,7 @@ pub struct TokenKeys {
 impl TokenKeys {
     pub fn from_settings(settings: &Settings) -> AppResult<Self> {
         let current = settings.jwt_secret.as_ref().ok_or_else(|| {
-            AppError::bad_request("config.jwt_secret", "jwt_secret is not configured")
+            AppError::new(ErrorCode::ConfigJwtSecret, "jwt_secret is not configured")
         })?;
         let mut decoding = HashMap::new();
         decoding.insert(
@@ -157,8 +158,8 @@ impl TokenKeys {
 
 fn invalid(reason: &dyn std::fmt::Display) -> AppError {
     tracing::debug!(%reason, "access token refused");
-    AppError::unauthorized(
-        "auth.invalid_token",
+    AppError::new(
+        ErrorCode::AuthInvalidToken,
         "the access token is missing, invalid or expired",
     )
 }

@@ -12,11 +12,12 @@ pub use password::{PasswordPolicy, normalize_email, validate_email, validate_pho
 pub use permission::{BuiltInRole, Grant, Permission, perm};
 
 use crate::AppError;
+use crate::ErrorCode;
 use crate::state::UserStatus;
 
 /// `users.not_found` (404).
 pub fn user_not_found() -> AppError {
-    AppError::not_found("users.not_found", "no such user")
+    AppError::new(ErrorCode::UsersNotFound, "no such user")
 }
 
 /// Filters of the user list.

@@ -16,6 +16,7 @@ use depot_app::AppContext;
 use depot_app::auth::mfa::{Enrolment, SecondFactor};
 use depot_app::auth::sessions::{CsrfProof, Device, IssuedTokens, LoginOutcome, SessionView};
 use depot_domain::AppError;
+use depot_domain::ErrorCode;
 use depot_domain::pagination::Page;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -245,8 +246,11 @@ async fn refresh(
     } else {
         serde_json::from_slice(&body).map_err(|e| {
             ApiError(
-                AppError::bad_request("request.malformed_json", "the request body is not valid")
-                    .with_details(serde_json::json!({ "reason": e.to_string() })),
+                AppError::new(
+                    ErrorCode::RequestMalformedJson,
+                    "the request body is not valid",
+                )
+                .with_details(serde_json::json!({ "reason": e.to_string() })),
             )
         })?
     };
@@ -254,8 +258,8 @@ async fn refresh(
         (Some(token), _) => (token, None, false),
         (None, Some(token)) => (token, Some(cookie_auth.proof), true),
         (None, None) => {
-            return Err(ApiError(AppError::unauthorized(
-                "auth.invalid_refresh_token",
+            return Err(ApiError(AppError::new(
+                ErrorCode::AuthInvalidRefreshToken,
                 "send the refresh token in the body or the session cookie",
             )));
         }
@@ -282,8 +286,8 @@ async fn rotate_csrf(
     cookie_auth: CookieAuth,
 ) -> ApiResult<Response> {
     let token = cookie_auth.refresh_token.ok_or_else(|| {
-        ApiError(AppError::unauthorized(
-            "auth.invalid_refresh_token",
+        ApiError(AppError::new(
+            ErrorCode::AuthInvalidRefreshToken,
             "no session cookie",
         ))
     })?;

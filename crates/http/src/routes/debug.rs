@@ -2,6 +2,7 @@
 //! prod): a slow request, an internal error, a panic, a JSON body and a paginated list.
 //! They are not part of the API and not in the OpenAPI document.
 
+use depot_domain::ErrorCode;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
@@ -114,7 +115,7 @@ async fn ping(
 
 fn debug_service(ctx: &AppContext) -> ApiResult<&depot_app::debug::DebugService> {
     ctx.debug()
-        .ok_or_else(|| ApiError(AppError::not_found("route.not_found", "no such resource")))
+        .ok_or_else(|| ApiError(AppError::new(ErrorCode::RouteNotFound, "no such resource")))
 }
 
 /// Reads a value through the cache (L1, Redis, then the loader).

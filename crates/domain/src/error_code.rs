@@ -1,0 +1,198 @@
+//! The catalogue of error codes: every code a client can receive, with the category that
+//! decides its HTTP status and what it means. An error can only be built from a code declared
+//! here, and the OpenAPI description lists them all.
+
+use crate::error::ErrorCategory;
+
+macro_rules! error_codes {
+    ( $( $(#[doc = $doc:literal])+ $variant:ident = ($code:literal, $category:ident) ),+ $(,)? ) => {
+        /// A stable, machine-readable error code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode { $( $(#[doc = $doc])+ $variant ),+ }
+
+        impl ErrorCode {
+            /// Every code, in catalogue order.
+            pub const ALL: &'static [ErrorCode] = &[$(Self::$variant),+];
+
+            /// The code as clients see it, e.g. `users.email_taken`.
+            pub const fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $code),+ }
+            }
+
+            /// The category, which decides the HTTP status.
+            pub const fn category(self) -> ErrorCategory {
+                match self { $(Self::$variant => ErrorCategory::$category),+ }
+            }
+
+            /// What the code means (for the API documentation).
+            pub fn description(self) -> &'static str {
+                match self { $(Self::$variant => concat!($($doc),+).trim_ascii()),+ }
+            }
+        }
+    };
+}
+
+error_codes! {
+    // Requests
+    /// The request is malformed.
+    RequestBadRequest = ("request.bad_request", BadRequest),
+    /// The body is not valid JSON.
+    RequestMalformedJson = ("request.malformed_json", BadRequest),
+    /// The JSON body does not have the expected shape or types.
+    RequestInvalidBody = ("request.invalid_body", Validation),
+    /// The body must be `application/json`.
+    RequestUnsupportedMediaType = ("request.unsupported_media_type", BadRequest),
+    /// The body is larger than the configured limit.
+    RequestTooLarge = ("request.too_large", PayloadTooLarge),
+    /// The body could not be read.
+    RequestUnreadableBody = ("request.unreadable_body", BadRequest),
+    /// A query parameter is malformed.
+    RequestInvalidQuery = ("request.invalid_query", BadRequest),
+    /// The request took longer than the configured timeout.
+    RequestTimeout = ("request.timeout", BadRequest),
+    /// The request was rejected for another client-side reason.
+    RequestRejected = ("request.rejected", BadRequest),
+    /// One or more fields are invalid; `details.fields` lists each with its own code.
+    ValidationFailed = ("validation.failed", Validation),
+    /// A pagination cursor is not one this server issued.
+    PaginationInvalidCursor = ("pagination.invalid_cursor", BadRequest),
+    /// No such route or resource.
+    RouteNotFound = ("route.not_found", NotFound),
+    /// The route exists but not with this method (see `Allow`).
+    RouteMethodNotAllowed = ("route.method_not_allowed", MethodNotAllowed),
+    /// Too many requests; see `Retry-After` and `RateLimit`.
+    RateLimited = ("rate_limited", RateLimited),
+    /// The service is draining or a dependency is down; try again.
+    ServiceUnavailable = ("service.unavailable", Unavailable),
+    /// An unexpected failure; the request id finds it in the logs.
+    Internal = ("internal", Internal),
+
+    // Authentication and authorisation
+    /// No (or a malformed) bearer token was sent.
+    AuthRequired = ("auth.required", Unauthorized),
+    /// The access token is missing, invalid, expired or revoked.
+    AuthInvalidToken = ("auth.invalid_token", Unauthorized),
+    /// The email or password is incorrect (also for unknown, locked or disabled accounts).
+    AuthInvalidCredentials = ("auth.invalid_credentials", Unauthorized),
+    /// The refresh token is invalid or expired; sign in again.
+    AuthInvalidRefreshToken = ("auth.invalid_refresh_token", Unauthorized),
+    /// A refresh token was presented twice; its whole session has been revoked.
+    AuthRefreshTokenReused = ("auth.refresh_token_reused", Unauthorized),
+    /// The password-reset link is invalid, used or expired.
+    AuthInvalidResetToken = ("auth.invalid_reset_token", BadRequest),
+    /// The TOTP or recovery code is not valid.
+    AuthInvalidMfaCode = ("auth.invalid_mfa_code", Unauthorized),
+    /// The TOTP code was already used; wait for the next one.
+    AuthMfaCodeReused = ("auth.mfa_code_reused", Unauthorized),
+    /// A role of this account requires MFA: enrol with the enrolment token in `details`.
+    AuthMfaEnrolmentRequired = ("auth.mfa_enrolment_required", Forbidden),
+    /// The caller lacks the permission named in `details.permission`.
+    AuthForbidden = ("auth.forbidden", Forbidden),
+    /// A cookie-authenticated request carried no `Origin` header.
+    CsrfOriginMissing = ("csrf.origin_missing", Forbidden),
+    /// The request's `Origin` is not an allowed origin.
+    CsrfOriginNotAllowed = ("csrf.origin_not_allowed", Forbidden),
+    /// A cookie-authenticated request carried no `X-CSRF-Token`.
+    CsrfTokenMissing = ("csrf.token_missing", Forbidden),
+    /// The CSRF token does not belong to this session.
+    CsrfTokenInvalid = ("csrf.token_invalid", Forbidden),
+    /// MFA is already on; disable it first.
+    MfaAlreadyEnabled = ("mfa.already_enabled", Conflict),
+    /// MFA is off.
+    MfaNotEnabled = ("mfa.not_enabled", Conflict),
+    /// No enrolment is in progress; start with `POST /auth/mfa/totp/enroll`.
+    MfaNotEnrolling = ("mfa.not_enrolling", Conflict),
+    /// A role of this account requires MFA, so it cannot be turned off.
+    MfaRequiredByRole = ("mfa.required_by_role", Conflict),
+    /// No such session (or it belongs to someone else).
+    SessionsNotFound = ("sessions.not_found", NotFound),
+
+    // Users and roles
+    /// No such user.
+    UsersNotFound = ("users.not_found", NotFound),
+    /// Another account uses this email (compared case-insensitively).
+    UsersEmailTaken = ("users.email_taken", Conflict),
+    /// An administrator cannot disable their own account.
+    UsersCannotDisableSelf = ("users.cannot_disable_self", Conflict),
+    /// No such role.
+    RolesNotFound = ("roles.not_found", NotFound),
+    /// A role with this name exists.
+    RolesNameTaken = ("roles.name_taken", Conflict),
+    /// Built-in roles cannot be renamed or deleted.
+    RolesBuiltIn = ("roles.built_in", Conflict),
+    /// The admin role always holds every permission.
+    RolesAdminIsComplete = ("roles.admin_is_complete", Conflict),
+
+    // Database
+    /// A record with the same key already exists.
+    DbUniqueViolation = ("db.unique_violation", Conflict),
+    /// A referenced record does not exist or is still in use.
+    DbReferenceViolation = ("db.reference_violation", Validation),
+    /// A value is outside what is allowed.
+    DbCheckViolation = ("db.check_violation", Validation),
+    /// A required value is missing.
+    DbNotNullViolation = ("db.not_null_violation", Validation),
+    /// A value cannot be stored (out of range, or not valid text).
+    DbInvalidValue = ("db.invalid_value", Validation),
+    /// A concurrent change got in the way; try again.
+    DbSerializationFailure = ("db.serialization_failure", Conflict),
+    /// A concurrent change got in the way (deadlock); try again.
+    DbDeadlock = ("db.deadlock", Conflict),
+    /// The database is unavailable; try again.
+    DbUnavailable = ("db.unavailable", Unavailable),
+    /// The database did not answer in time.
+    DbTimeout = ("db.timeout", Unavailable),
+    /// The message broker's topology could not be declared.
+    BrokerDeclare = ("broker.declare", Unavailable),
+
+    // Configuration (start-up only)
+    /// `DATABASE_URL` is missing or not valid.
+    ConfigDatabaseUrl = ("config.database_url", BadRequest),
+    /// `REDIS_URL` is not valid.
+    ConfigRedisUrl = ("config.redis_url", BadRequest),
+    /// `SMTP_URL` is not valid.
+    ConfigSmtpUrl = ("config.smtp_url", BadRequest),
+    /// `mail_from` is not a valid address.
+    ConfigMailFrom = ("config.mail_from", BadRequest),
+    /// The JWT signing keys are missing or not valid.
+    ConfigJwtSecret = ("config.jwt_secret", BadRequest),
+    /// `app_secret` is not configured.
+    ConfigAppSecret = ("config.app_secret", BadRequest),
+
+    // Development routes (`debug_routes`)
+    /// The payload is not a ping.
+    DebugBadPing = ("debug.bad_ping", BadRequest),
+    /// The debug consumer fails on purpose.
+    DebugFlaky = ("debug.flaky", Unavailable),
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_dotted_lowercase_and_described() {
+        let mut seen = HashSet::new();
+        for code in ErrorCode::ALL {
+            let text = code.as_str();
+            assert!(seen.insert(text), "{text} is declared twice");
+            assert!(
+                text.chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '.' || c == '_'),
+                "{text}"
+            );
+            assert!(!code.description().is_empty(), "{text} has no description");
+        }
+        assert_eq!(ErrorCode::UsersEmailTaken.as_str(), "users.email_taken");
+        assert_eq!(
+            ErrorCode::UsersEmailTaken.category(),
+            ErrorCategory::Conflict
+        );
+        assert_eq!(
+            ErrorCode::RolesBuiltIn.description(),
+            "Built-in roles cannot be renamed or deleted."
+        );
+    }
+}
