@@ -2,6 +2,8 @@
 //! `DEPOT_TEST_DATABASE_URL`): everything it wrote — the change, its audit row, its outbox
 //! event — commits or rolls back together, and after-commit actions run only after a commit.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
