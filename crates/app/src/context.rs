@@ -61,6 +61,7 @@ pub struct AppContext {
     pub auth: AuthService,
     pub users: UserService,
     pub roles: RoleService,
+    pub idempotency: crate::idempotency::IdempotencyService,
     /// Present only with `debug_routes`.
     pub debug: Option<DebugService>,
 }
@@ -137,6 +138,8 @@ impl AppContext {
         let auth = AuthService::new(&settings, db.clone(), clock.clone(), cache.clone())?;
         let users = UserService::new(db.clone(), clock.clone(), auth.clone());
         let roles = RoleService::new(db.clone(), clock.clone(), auth.clone());
+        let idempotency =
+            crate::idempotency::IdempotencyService::new(db.clone(), clock.clone(), &settings);
 
         let mut handlers = extra_handlers;
         let debug = settings.debug_routes.then(|| {
@@ -194,6 +197,7 @@ impl AppContext {
             auth,
             users,
             roles,
+            idempotency,
             debug,
         })
     }

@@ -11,6 +11,7 @@ pub mod context;
 pub mod debug;
 pub mod health;
 pub mod housekeeping;
+pub mod idempotency;
 pub mod mail;
 pub mod messaging;
 pub mod roles;
