@@ -50,6 +50,30 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     let app = Application::start(settings, Role::All)
         .await
         .expect("application starts");
+    running(db, app)
+}
+
+/// As [`spawn_app`], on a context built with `clock` and then adjusted by `customize`. Serves
+/// the API without workers, so that time-driven jobs run only when the test calls them.
+pub async fn spawn_app_on(
+    clock: std::sync::Arc<dyn depot_domain::Clock>,
+    customize: impl FnOnce(&mut depot_app::AppContext),
+) -> TestApp {
+    depot_testkit::announce_backends();
+    let db = TestDatabase::fresh().await;
+    let settings = test_settings(&db);
+    settings.validate().expect("test settings are valid");
+    let mut context = depot_app::AppContext::build_with(settings, clock, Vec::new())
+        .await
+        .expect("context builds");
+    customize(&mut context);
+    let app = Application::start_with(context, Role::Api)
+        .await
+        .expect("application starts");
+    running(db, app)
+}
+
+fn running(db: TestDatabase, app: Application) -> TestApp {
     let addr = app.api_addr().expect("api listener");
     let metrics_addr = app.metrics_addr();
     let context = app.context().clone();
