@@ -25,6 +25,7 @@ use crate::config::Settings;
 use crate::debug::DebugService;
 use crate::health::HealthService;
 use crate::housekeeping::HousekeepingService;
+use crate::idempotency::IdempotencyService;
 use crate::lifecycle::Lifecycle;
 use crate::mail::MailService;
 use crate::messaging::{Handler, HandlerDelivery, Relay, Scheduler, queue_spec};
@@ -76,6 +77,7 @@ struct Inner {
     users: UserService,
     roles: RoleService,
     audit: AuditService,
+    idempotency: IdempotencyService,
     debug: Option<DebugService>,
 }
 
@@ -104,6 +106,7 @@ impl AppContext {
         let users = UserService::new(writer.clone(), auth.authz.clone(), auth.reset_links.clone());
         let roles = RoleService::new(writer.clone(), auth.authz.clone());
         let audit = AuditService::new(db.clone());
+        let idempotency = IdempotencyService::new(db.clone(), clock.clone(), &settings);
         let schema = SchemaService::new(writer.clone());
         let housekeeping = HousekeepingService::new(writer.clone());
         let debug = settings
@@ -167,6 +170,7 @@ impl AppContext {
                 users,
                 roles,
                 audit,
+                idempotency,
                 debug,
             }),
         })
@@ -251,6 +255,10 @@ impl AppContext {
 
     pub fn audit(&self) -> &AuditService {
         &self.inner.audit
+    }
+
+    pub fn idempotency(&self) -> &IdempotencyService {
+        &self.inner.idempotency
     }
 
     /// Stops the cache's sync task and closes the database pools (the last step of shutdown).

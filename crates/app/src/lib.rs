@@ -13,6 +13,7 @@ pub mod context;
 pub mod debug;
 pub mod health;
 pub mod housekeeping;
+pub mod idempotency;
 pub mod lifecycle;
 pub mod mail;
 pub mod messaging;

@@ -49,7 +49,7 @@ error_codes! {
     /// A query parameter is malformed.
     RequestInvalidQuery = ("request.invalid_query", BadRequest),
     /// The request took longer than the configured timeout.
-    RequestTimeout = ("request.timeout", BadRequest),
+    RequestTimeout = ("request.timeout", Unavailable),
     /// The request was rejected for another client-side reason.
     RequestRejected = ("request.rejected", BadRequest),
     /// One or more fields are invalid; `details.fields` lists each with its own code.
@@ -106,6 +106,13 @@ error_codes! {
     MfaRequiredByRole = ("mfa.required_by_role", Conflict),
     /// No such session (or it belongs to someone else).
     SessionsNotFound = ("sessions.not_found", NotFound),
+
+    /// The `Idempotency-Key` header is not one value of 1-255 printable ASCII characters.
+    IdempotencyInvalidKey = ("idempotency.invalid_key", BadRequest),
+    /// This `Idempotency-Key` was already used for a different request.
+    IdempotencyKeyReused = ("idempotency.key_reused", Validation),
+    /// A request with this `Idempotency-Key` is still running; retry later (`Retry-After`).
+    IdempotencyInProgress = ("idempotency.in_progress", Conflict),
 
     // Users and roles
     /// No such user.

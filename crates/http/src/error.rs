@@ -39,6 +39,14 @@ impl From<AppError> for ApiError {
     }
 }
 
+/// HTTP status of an error code: its category's, except where HTTP has a more precise one.
+pub fn status_of_code(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+        other => status_of(other.category()),
+    }
+}
+
 /// HTTP status of an error category.
 pub fn status_of(category: ErrorCategory) -> StatusCode {
     match category {
@@ -108,7 +116,7 @@ impl ErrorBody {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let err = self.0;
-        let status = status_of(err.category());
+        let status = status_of_code(err.error_code());
         if status.is_server_error() {
             // The cause chain goes to the log (with the request id from the span), never to
             // the client.

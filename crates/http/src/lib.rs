@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
@@ -68,6 +69,7 @@ pub fn router(ctx: &AppContext) -> Router {
     let hsts = settings.hsts();
     app.route_layer(axum::middleware::from_fn(http_metrics::stash_route))
         .fallback(not_found)
+        .layer(idempotency::provide(ctx))
         .layer(
             ServiceBuilder::new()
                 .layer(axum::middleware::from_fn(request_id::request_id))

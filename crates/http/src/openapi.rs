@@ -5,7 +5,7 @@ use utoipa::{Modify, OpenApi};
 
 use depot_domain::ErrorCode;
 
-use crate::error::{ErrorBody, status_of};
+use crate::error::{ErrorBody, status_of_code};
 
 const DESCRIPTION: &str = "\
 Depot: inventory and operations API.
@@ -22,8 +22,12 @@ operation's `bearer` scopes name the permission it requires (403 `auth.forbidden
 no scope means any signed-in user; an empty requirement means public.
 - Browser sessions authenticated by cookie send `X-CSRF-Token` on every state change \
 (security scheme `csrf`).
-- Every POST that changes stock or money accepts `Idempotency-Key`: a repeat returns the first \
-response; the same key with a different body answers 422.";
+- Operations that list the `Idempotency-Key` header (every POST that changes stock or money, and \
+creations such as `POST /users`) are safe to retry: a repeat of the same request by the same user \
+returns the first response, with `Idempotent-Replayed: true`, and does nothing else; a copy \
+sent while the first runs waits for it (409 `idempotency.in_progress` if it takes too long); the \
+same key with a different request answers 422 `idempotency.key_reused`. Responses are kept for \
+24 hours; a 5xx is not kept, so a retry runs again.";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -78,7 +82,7 @@ impl Modify for ErrorCatalogue {
             table.push_str(&format!(
                 "| `{}` | {} | {} |\n",
                 code.as_str(),
-                status_of(code.category()).as_u16(),
+                status_of_code(*code).as_u16(),
                 code.description()
             ));
         }
@@ -99,7 +103,7 @@ mod tests {
             let row = format!(
                 "| `{}` | {} |",
                 code.as_str(),
-                status_of(code.category()).as_u16()
+                status_of_code(*code).as_u16()
             );
             assert!(description.contains(&row), "missing {row}");
         }

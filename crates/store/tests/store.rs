@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use chrono::{Duration, TimeZone, Utc};
+use chrono::{Duration, SubsecRound, TimeZone, Utc};
 use depot_domain::ErrorCategory;
 use depot_domain::ErrorCode;
 use depot_domain::pagination::PageRequest;
@@ -288,6 +288,152 @@ async fn expired_idempotency_keys_are_purged_and_live_ones_kept() {
         left.iter().map(|k| k.key.as_str()).collect::<Vec<_>>(),
         vec!["live"]
     );
+}
+
+async fn claim_key(
+    db: &Db,
+    scope: &'static str,
+    fingerprint: &'static str,
+    now: chrono::DateTime<Utc>,
+) -> Option<idempotency::Claim> {
+    in_tx!(db, |tx| async move {
+        idempotency::claim(
+            tx,
+            scope,
+            "k-1",
+            fingerprint,
+            now,
+            now + Duration::minutes(5),
+        )
+        .await
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_idempotency_key_is_claimed_once_completed_and_released() {
+    let (_tdb, db) = migrated().await;
+    // Sub-microsecond digits: the claim token must still match what the database keeps.
+    let now =
+        Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap() + Duration::nanoseconds(123_456_789);
+
+    // Eight concurrent claims of one key: exactly one wins.
+    let claims = futures::future::join_all((0..8).map(|_| claim_key(&db, "u-1", "f-1", now))).await;
+    let mut won: Vec<_> = claims.into_iter().flatten().collect();
+    assert_eq!(won.len(), 1, "one claim wins on {}", db.backend().as_str());
+    let claim = won.remove(0);
+    let row = idempotency::get(db.reader(), "u-1", "k-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.status, idempotency::IN_PROGRESS);
+    assert_eq!(row.request_fingerprint, "f-1");
+    assert_eq!(row.created_at, claim.claimed_at);
+    assert_eq!(
+        row.expires_at,
+        (now + Duration::minutes(5)).trunc_subsecs(6)
+    );
+    // The same key in another scope is another key.
+    assert!(claim_key(&db, "u-2", "f-1", now).await.is_some());
+
+    // Released: the key is free again, and the old claim can neither release nor complete.
+    let released = claim.clone();
+    assert!(
+        in_tx!(
+            db,
+            |tx| async move { idempotency::release(tx, &released).await }
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        idempotency::get(db.reader(), "u-1", "k-1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let later = now + Duration::seconds(1);
+    let claim = claim_key(&db, "u-1", "f-1", later)
+        .await
+        .expect("free after release");
+    let stale = idempotency::Claim {
+        claimed_at: claim.claimed_at - Duration::seconds(1),
+        ..claim.clone()
+    };
+    let kept = in_tx!(db, |tx| async move {
+        Ok((
+            idempotency::release(tx, &stale).await?,
+            idempotency::complete(tx, &stale, 500, None, later).await?,
+        ))
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        kept,
+        (false, false),
+        "only the holder of the claim acts on it"
+    );
+
+    // Completed: the response is stored until `expires_at`, and nobody can claim the key.
+    let expires = later + Duration::hours(24);
+    let done = claim.clone();
+    assert!(
+        in_tx!(db, |tx| async move {
+            idempotency::complete(
+                tx,
+                &done,
+                201,
+                Some(serde_json::json!({"id": 7, "name": "x"})),
+                expires,
+            )
+            .await
+        })
+        .await
+        .unwrap()
+    );
+    let row = idempotency::get(db.reader(), "u-1", "k-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.status, idempotency::COMPLETED);
+    assert_eq!(row.response_status, Some(201));
+    assert_eq!(
+        row.response_body,
+        Some(serde_json::json!({"id": 7, "name": "x"}))
+    );
+    assert_eq!(row.expires_at, expires.trunc_subsecs(6));
+    assert!(
+        claim_key(&db, "u-1", "f-2", later + Duration::hours(23))
+            .await
+            .is_none()
+    );
+    let done = claim.clone();
+    assert!(
+        !in_tx!(
+            db,
+            |tx| async move { idempotency::release(tx, &done).await }
+        )
+        .await
+        .unwrap(),
+        "a completed key is not released"
+    );
+
+    // Expired but not purged yet: a claim replaces the old row.
+    let after = expires + Duration::seconds(1);
+    let renewed = claim_key(&db, "u-1", "f-2", after)
+        .await
+        .expect("an expired key is free");
+    let row = idempotency::get(db.reader(), "u-1", "k-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (row.status.as_str(), row.request_fingerprint.as_str()),
+        (idempotency::IN_PROGRESS, "f-2")
+    );
+    assert_eq!((row.response_status, row.response_body), (None, None));
+    assert_eq!(row.created_at, renewed.claimed_at);
 }
 
 #[tokio::test]

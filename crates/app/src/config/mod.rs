@@ -129,6 +129,10 @@ pub struct Settings {
     pub auth_rate_limit_per_account: u32,
     pub auth_rate_limit_window_secs: u64,
     pub password_reset_ttl_secs: u64,
+    /// How long the first response to an `Idempotency-Key` is replayed.
+    pub idempotency_retention_secs: u64,
+    /// How long a copy of a request waits for the first before answering 409.
+    pub idempotency_wait_ms: u64,
     /// Base URL of the web client, used in emailed links (password reset).
     pub public_url: String,
     /// Issuer shown in authenticator apps.
@@ -203,6 +207,8 @@ impl Default for Settings {
             auth_rate_limit_per_account: 10,
             auth_rate_limit_window_secs: 60,
             password_reset_ttl_secs: 30 * 60,
+            idempotency_retention_secs: 24 * 60 * 60,
+            idempotency_wait_ms: 10_000,
             public_url: "http://127.0.0.1:8080".to_owned(),
             mfa_issuer: "Depot".to_owned(),
             cache_backend: None,
@@ -614,6 +620,11 @@ impl Settings {
                 self.auth_rate_limit_window_secs,
             ),
             ("password_reset_ttl_secs", self.password_reset_ttl_secs),
+            (
+                "idempotency_retention_secs",
+                self.idempotency_retention_secs,
+            ),
+            ("idempotency_wait_ms", self.idempotency_wait_ms),
         ] {
             if value == 0 {
                 problem(key, "must be greater than 0".into());

@@ -55,6 +55,30 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     let app = Application::start(settings, Role::All)
         .await
         .expect("application starts");
+    running(db, app)
+}
+
+/// As [`spawn_app`], on a context built with `clock` and then adjusted by `customize`. Serves
+/// the API without workers, so that time-driven jobs run only when the test calls them.
+pub async fn spawn_app_on(
+    clock: std::sync::Arc<dyn depot_domain::Clock>,
+    customize: impl FnOnce(&mut Settings),
+) -> TestApp {
+    depot_testkit::announce_backends();
+    let db = TestDatabase::fresh().await;
+    let mut settings = test_settings(&db);
+    customize(&mut settings);
+    settings.validate().expect("test settings are valid");
+    let context = depot::wiring::build_context_with(settings, clock, Vec::new())
+        .await
+        .expect("context builds");
+    let app = Application::start_with(context, Role::Api)
+        .await
+        .expect("application starts");
+    running(db, app)
+}
+
+fn running(db: TestDatabase, app: Application) -> TestApp {
     let addr = app.api_addr().expect("api listener");
     let metrics_addr = app.metrics_addr();
     let context = app.context().clone();
@@ -121,6 +145,18 @@ impl TestApp {
             .await
             .expect("scrape");
         response.text().await.expect("metrics text")
+    }
+
+    /// Runs the registered periodic job `name` once, here and now; returns what it reports.
+    pub async fn run_job(&self, name: &str) -> u64 {
+        let job = self
+            .context
+            .background()
+            .jobs()
+            .iter()
+            .find(|j| j.name == name)
+            .unwrap_or_else(|| panic!("no periodic job {name}"));
+        job.run().await.expect("job runs")
     }
 
     pub async fn stop(self) {

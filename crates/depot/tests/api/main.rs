@@ -13,6 +13,7 @@ mod cli;
 mod crash;
 mod errors;
 mod helpers;
+mod idempotency;
 mod mail;
 mod messaging;
 mod metrics;

@@ -19,7 +19,8 @@ use crate::extract::ApiJson;
 pub fn router() -> OpenApiRouter<AppContext> {
     OpenApiRouter::new()
         .routes(routes!(list_permissions))
-        .routes(routes!(list_roles, create_role))
+        .routes(routes!(list_roles))
+        .routes(crate::idempotency::idempotent(routes!(create_role)))
         .routes(routes!(get_role, update_role, delete_role))
 }
 

@@ -20,7 +20,8 @@ use crate::extract::{ApiJson, PageOf, Pagination, PaginationQuery};
 
 pub fn router() -> OpenApiRouter<AppContext> {
     OpenApiRouter::new()
-        .routes(routes!(list_users, create_user))
+        .routes(routes!(list_users))
+        .routes(crate::idempotency::idempotent(routes!(create_user)))
         .routes(routes!(me, update_me))
         .routes(routes!(change_password))
         .routes(routes!(get_user, update_user))
