@@ -168,14 +168,10 @@ async fn emit_batch(store: &depot_store::Db, batch: usize) -> AppResult<()> {
 }
 
 fn ping() -> Message {
-    Message {
-        id: depot_domain::id::new_id(),
-        event_type: "debug.ping".into(),
-        version: 1,
-        occurred_at: Utc::now(),
-        correlation_id: None,
-        aggregate_type: "bench".into(),
-        aggregate_id: "bench".into(),
-        payload: serde_json::json!({}),
-    }
+    Message::new(
+        "debug.ping",
+        ("bench", "bench"),
+        serde_json::json!({}),
+        Utc::now(),
+    )
 }

@@ -89,19 +89,11 @@ impl AppContext {
         adapters: Adapters,
         extra_consumers: Vec<Arc<dyn Handler>>,
     ) -> AppResult<Self> {
-        let Adapters {
-            db,
-            clock,
-            cache,
-            broker,
-            mailer,
-            cache_probe,
-            broker_probe,
-            instance_id,
-        } = adapters;
+        let (db, clock, cache, broker) =
+            (adapters.db, adapters.clock, adapters.cache, adapters.broker);
         let relay_waker = RelayWaker::default();
         let writer = Writer::new(db.clone(), clock.clone(), relay_waker.clone());
-        let mail = MailService::new(db.clone(), clock.clone(), mailer);
+        let mail = MailService::new(db.clone(), clock.clone(), adapters.mailer);
         let auth = AuthServices::build(&settings, writer.clone(), cache.clone())?;
         let users = UserService::new(writer.clone(), auth.authz.clone(), auth.reset_links.clone());
         let roles = RoleService::new(writer.clone(), auth.authz.clone());
@@ -140,14 +132,15 @@ impl AppContext {
             .collect();
 
         let lifecycle = Arc::new(Lifecycle::default());
-        let health = HealthService::new(db.clone(), lifecycle.clone(), cache_probe, broker_probe);
-        let relay = Relay::new(
+        let health = HealthService::new(
             db.clone(),
-            broker.clone(),
-            clock.clone(),
-            instance_id.clone(),
+            lifecycle.clone(),
+            adapters.cache_probe,
+            adapters.broker_probe,
         );
-        let scheduler = Scheduler::new(db.clone(), clock.clone(), instance_id);
+        let owner = adapters.instance_id;
+        let relay = Relay::new(db.clone(), broker.clone(), clock.clone(), owner.clone());
+        let scheduler = Scheduler::new(db.clone(), clock.clone(), owner);
         Ok(Self {
             inner: Arc::new(Inner {
                 settings: Arc::new(settings),

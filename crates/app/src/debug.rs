@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use depot_adapters::cache::Cache;
-use depot_domain::id::new_id;
 use depot_domain::message::Message;
 use depot_domain::{Actor, AppError, AppResult, Clock};
 use depot_store::DatabaseTransaction;
@@ -96,16 +95,9 @@ impl DebugService {
     /// Records a ping in the outbox; returns its message id.
     pub async fn emit_ping(&self, ping: Ping, client: &ClientInfo) -> AppResult<Uuid> {
         let mut uow = self.writer.begin(Actor::System("debug"), client).await?;
-        let message = Message {
-            id: new_id(),
-            event_type: PING.into(),
-            version: 1,
-            occurred_at: uow.now(),
-            correlation_id: client.request_id.clone(),
-            aggregate_type: "debug".into(),
-            aggregate_id: "ping".into(),
-            payload: serde_json::to_value(&ping).map_err(AppError::internal)?,
-        };
+        let payload = serde_json::to_value(&ping).map_err(AppError::internal)?;
+        let message = Message::new(PING, ("debug", "ping"), payload, uow.now())
+            .correlated(client.request_id.clone());
         uow.emit(&message).await?;
         uow.commit().await?;
         Ok(message.id)

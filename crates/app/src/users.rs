@@ -198,24 +198,14 @@ impl UserService {
         let invite = hash.is_none();
         let uow = self.writer.begin(actor, client).await?;
         let now = uow.now();
-        let model = user::Model {
-            id: depot_domain::id::new_id(),
-            email: new.email.trim().to_owned(),
-            email_normalized: normalize_email(&new.email),
-            display_name: new.display_name.trim().to_owned(),
-            phone: new.phone,
-            password_hash: hash,
-            status: UserStatus::Active.as_str().into(),
-            failed_logins: 0,
-            locked_until: None,
-            tokens_not_before: None,
-            mfa_enabled: false,
-            mfa_secret: None,
-            mfa_pending_secret: None,
-            mfa_last_step: None,
-            created_at: now,
-            updated_at: now,
-        };
+        let model = user::Model::new_active(
+            depot_domain::id::new_id(),
+            &new.email,
+            &new.display_name,
+            new.phone,
+            hash,
+            now,
+        );
         if users::by_email(uow.tx(), &model.email_normalized)
             .await?
             .is_some()

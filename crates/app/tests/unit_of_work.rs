@@ -31,16 +31,12 @@ async fn writer() -> (TestDatabase, Db, Writer, RelayWaker) {
 }
 
 fn event() -> Message {
-    Message {
-        id: depot_domain::id::new_id(),
-        event_type: "debug.ping".into(),
-        version: 1,
-        occurred_at: Utc::now(),
-        correlation_id: None,
-        aggregate_type: "debug".into(),
-        aggregate_id: "ping".into(),
-        payload: serde_json::json!({}),
-    }
+    Message::new(
+        "debug.ping",
+        ("debug", "ping"),
+        serde_json::json!({}),
+        Utc::now(),
+    )
 }
 
 /// A change (an idempotency row stands in for any table), its audit entry and its event,

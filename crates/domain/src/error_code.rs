@@ -142,9 +142,9 @@ error_codes! {
     /// A value cannot be stored (out of range, or not valid text).
     DbInvalidValue = ("db.invalid_value", Validation),
     /// A concurrent change got in the way; try again.
-    DbSerializationFailure = ("db.serialization_failure", Conflict),
+    DbSerializationFailure = ("db.serialization_failure", Unavailable),
     /// A concurrent change got in the way (deadlock); try again.
-    DbDeadlock = ("db.deadlock", Conflict),
+    DbDeadlock = ("db.deadlock", Unavailable),
     /// The database is unavailable; try again.
     DbUnavailable = ("db.unavailable", Unavailable),
     /// The database did not answer in time.

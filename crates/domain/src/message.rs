@@ -24,6 +24,33 @@ pub struct Message {
     pub payload: serde_json::Value,
 }
 
+impl Message {
+    /// A new event (fresh UUIDv7 id, version 1, no correlation id) about one aggregate.
+    pub fn new(
+        event_type: impl Into<String>,
+        aggregate: (impl Into<String>, impl ToString),
+        payload: serde_json::Value,
+        occurred_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: crate::id::new_id(),
+            event_type: event_type.into(),
+            version: 1,
+            occurred_at,
+            correlation_id: None,
+            aggregate_type: aggregate.0.into(),
+            aggregate_id: aggregate.1.to_string(),
+            payload,
+        }
+    }
+
+    /// The request or job that caused the event.
+    pub fn correlated(mut self, correlation_id: Option<String>) -> Self {
+        self.correlation_id = correlation_id;
+        self
+    }
+}
+
 /// Delay before retry number `attempt` (1-based): exponential from `base`, capped at `cap`,
 /// with "equal jitter" — half fixed, half scaled by `jitter` ∈ [0, 1) — so retries of many
 /// failing messages spread out instead of arriving together.

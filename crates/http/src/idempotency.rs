@@ -133,15 +133,17 @@ pub async fn middleware(request: Request, next: Next) -> Response {
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
     let (parts, body) = response.into_parts();
+    // The handler has run (and may have committed): from here the key is never released on
+    // a failure, only completed; an unfinished claim ends with its lease.
+    let Some(claim) = guard.claim.take() else {
+        return Response::from_parts(parts, body);
+    };
     let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
-        // Nothing to store or replay; the guard releases the key.
+        tracing::error!(key = %claim.key, "the response body could not be read; the key stays claimed until its lease ends");
         return ApiError(AppError::internal(std::io::Error::other(
             "the response body could not be read",
         )))
         .into_response();
-    };
-    let Some(claim) = guard.claim.take() else {
-        return Response::from_parts(parts, Body::from(body));
     };
     let kept = keeps(parts.status).then(|| StoredResponse {
         status: parts.status.as_u16(),
@@ -179,12 +181,10 @@ async fn finish(service: &IdempotencyService, claim: &Claim, kept: Option<Stored
             key = %claim.key,
             "the idempotency claim was lost before the request finished"
         ),
+        // The response stands and the key stays claimed until its lease ends: releasing it
+        // now could let a retry run a second time after an effect that did commit.
         Err(err) => {
-            tracing::error!(code = err.code(), cause = %err.cause_chain(), "finishing an idempotency claim failed");
-            // The response stands; at worst the key stays claimed until its lease ends.
-            if let Err(err) = service.release(claim).await {
-                tracing::error!(code = err.code(), cause = %err.cause_chain(), "releasing an idempotency claim failed");
-            }
+            tracing::error!(code = err.code(), cause = %err.cause_chain(), "finishing an idempotency claim failed; the key stays claimed until its lease ends");
         }
     }
 }

@@ -94,7 +94,10 @@ const DATA_EXCEPTION_CLASS: &str = "22";
 /// Whether `err` is a transient conflict between concurrent transactions (PostgreSQL
 /// serialization failure or deadlock), after which the whole unit of work may run again.
 pub fn is_transient_conflict(err: &AppError) -> bool {
-    matches!(err.code(), "db.serialization_failure" | "db.deadlock")
+    matches!(
+        err.error_code(),
+        ErrorCode::DbSerializationFailure | ErrorCode::DbDeadlock
+    )
 }
 
 /// A named unique or check constraint, as both databases report it: PostgreSQL by `name`,

@@ -456,16 +456,7 @@ async fn the_job_queue_dedupes_claims_once_and_reports_depth() {
     use depot_store::repo::jobs;
     let (_tdb, db) = migrated().await;
     let now = Utc::now();
-    let message = |n: i32| Message {
-        id: depot_domain::id::new_id(),
-        event_type: "debug.ping".into(),
-        version: 1,
-        occurred_at: now,
-        correlation_id: None,
-        aggregate_type: "t".into(),
-        aggregate_id: n.to_string(),
-        payload: serde_json::json!({}),
-    };
+    let message = |n: i32| Message::new("debug.ping", ("t", n), serde_json::json!({}), now);
     let (a, b) = (message(1), message(2));
     let enqueued = in_tx!(db, |tx| async move {
         let first = jobs::enqueue(tx, "q", &a, 3, now).await?;
@@ -538,29 +529,9 @@ async fn expired_token_denials_and_reset_tokens_are_purged_and_live_ones_kept() 
                 .unwrap()
         );
 
-        let user = users::insert(
-            conn,
-            depot_store::entity::user::Model {
-                id: depot_domain::id::new_id(),
-                email: "a@example.com".into(),
-                email_normalized: "a@example.com".into(),
-                display_name: "A".into(),
-                phone: None,
-                password_hash: None,
-                status: "active".into(),
-                failed_logins: 0,
-                locked_until: None,
-                tokens_not_before: None,
-                mfa_enabled: false,
-                mfa_secret: None,
-                mfa_pending_secret: None,
-                mfa_last_step: None,
-                created_at: now,
-                updated_at: now,
-            },
-        )
-        .await
-        .unwrap();
+        let user = users::insert(conn, user_row(depot_domain::id::new_id(), "a@example.com"))
+            .await
+            .unwrap();
         credentials::insert_password_reset(
             conn,
             "h1".into(),
@@ -600,25 +571,7 @@ async fn expired_token_denials_and_reset_tokens_are_purged_and_live_ones_kept() 
 }
 
 fn user_row(id: uuid::Uuid, email: &str) -> depot_store::entity::user::Model {
-    let now = Utc::now();
-    depot_store::entity::user::Model {
-        id,
-        email: email.into(),
-        email_normalized: email.into(),
-        display_name: "U".into(),
-        phone: None,
-        password_hash: None,
-        status: "active".into(),
-        failed_logins: 0,
-        locked_until: None,
-        tokens_not_before: None,
-        mfa_enabled: false,
-        mfa_secret: None,
-        mfa_pending_secret: None,
-        mfa_last_step: None,
-        created_at: now,
-        updated_at: now,
-    }
+    depot_store::entity::user::Model::new_active(id, email, "U", None, None, Utc::now())
 }
 
 #[tokio::test]

@@ -48,36 +48,16 @@ fn bad_code() -> AppError {
 /// TOTP enrolment, the second step of sign-in, and the admin reset.
 #[derive(Clone)]
 pub struct MfaService {
-    writer: Writer,
-    sealer: Sealer,
-    limiter: Arc<AuthRateLimiter>,
-    authz: AuthzCache,
-    issuer: String,
-    sessions: SessionService,
-    authenticator: Authenticator,
+    pub(super) writer: Writer,
+    pub(super) sealer: Sealer,
+    pub(super) limiter: Arc<AuthRateLimiter>,
+    pub(super) authz: AuthzCache,
+    pub(super) issuer: String,
+    pub(super) sessions: SessionService,
+    pub(super) authenticator: Authenticator,
 }
 
 impl MfaService {
-    pub fn new(
-        writer: Writer,
-        sealer: Sealer,
-        limiter: Arc<AuthRateLimiter>,
-        authz: AuthzCache,
-        issuer: String,
-        sessions: SessionService,
-        authenticator: Authenticator,
-    ) -> Self {
-        Self {
-            writer,
-            sealer,
-            limiter,
-            authz,
-            issuer,
-            sessions,
-            authenticator,
-        }
-    }
-
     /// Starts enrolment: a new secret, pending until a code from it is confirmed.
     pub async fn mfa_enroll(&self, user_id: Uuid, client: &ClientInfo) -> AppResult<Enrolment> {
         let seed = secrets::random_bytes(20);

@@ -71,24 +71,29 @@ impl AuthServices {
             cache,
             keys.clone(),
         );
-        let sessions = SessionService::new(
-            writer.clone(),
+        let sessions = SessionService {
+            writer: writer.clone(),
             keys,
-            limiter.clone(),
-            config.clone(),
-            authz.clone(),
-        );
-        let mfa = MfaService::new(
-            writer.clone(),
-            sealed::Sealer::new(&config.app_secret)?,
-            limiter.clone(),
-            authz.clone(),
-            config.mfa_issuer.clone(),
-            sessions.clone(),
-            authenticator.clone(),
-        );
+            limiter: limiter.clone(),
+            config: config.clone(),
+            authz: authz.clone(),
+        };
+        let mfa = MfaService {
+            writer: writer.clone(),
+            sealer: sealed::Sealer::new(&config.app_secret)?,
+            limiter: limiter.clone(),
+            authz: authz.clone(),
+            issuer: config.mfa_issuer.clone(),
+            sessions: sessions.clone(),
+            authenticator: authenticator.clone(),
+        };
         let reset_links = ResetLinks::new(config.clone());
-        let passwords = PasswordService::new(writer, limiter, authz.clone(), reset_links.clone());
+        let passwords = PasswordService {
+            writer,
+            limiter,
+            authz: authz.clone(),
+            links: reset_links.clone(),
+        };
         Ok(Self {
             authenticator,
             sessions,

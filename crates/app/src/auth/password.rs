@@ -73,27 +73,13 @@ impl ResetLinks {
 /// Password change and reset.
 #[derive(Clone)]
 pub struct PasswordService {
-    writer: Writer,
-    limiter: Arc<AuthRateLimiter>,
-    authz: AuthzCache,
-    links: ResetLinks,
+    pub(super) writer: Writer,
+    pub(super) limiter: Arc<AuthRateLimiter>,
+    pub(super) authz: AuthzCache,
+    pub(super) links: ResetLinks,
 }
 
 impl PasswordService {
-    pub fn new(
-        writer: Writer,
-        limiter: Arc<AuthRateLimiter>,
-        authz: AuthzCache,
-        links: ResetLinks,
-    ) -> Self {
-        Self {
-            writer,
-            limiter,
-            authz,
-            links,
-        }
-    }
-
     /// Changes the caller's password. Every other session is signed out.
     pub async fn change_password(
         &self,

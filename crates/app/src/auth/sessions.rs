@@ -128,30 +128,14 @@ enum Refreshed {
 /// Sign-in, refresh, logout and sessions.
 #[derive(Clone)]
 pub struct SessionService {
-    writer: Writer,
-    keys: Arc<TokenKeys>,
-    limiter: Arc<AuthRateLimiter>,
-    config: Arc<AuthConfig>,
-    authz: AuthzCache,
+    pub(super) writer: Writer,
+    pub(super) keys: Arc<TokenKeys>,
+    pub(super) limiter: Arc<AuthRateLimiter>,
+    pub(super) config: Arc<AuthConfig>,
+    pub(super) authz: AuthzCache,
 }
 
 impl SessionService {
-    pub fn new(
-        writer: Writer,
-        keys: Arc<TokenKeys>,
-        limiter: Arc<AuthRateLimiter>,
-        config: Arc<AuthConfig>,
-        authz: AuthzCache,
-    ) -> Self {
-        Self {
-            writer,
-            keys,
-            limiter,
-            config,
-            authz,
-        }
-    }
-
     pub fn config(&self) -> &AuthConfig {
         &self.config
     }

@@ -78,14 +78,9 @@ mod tests {
 
     fn message(kind: &str, version: i32, payload: serde_json::Value) -> Message {
         Message {
-            id: depot_domain::id::new_id(),
-            event_type: kind.into(),
             version,
-            occurred_at: Utc::now(),
-            correlation_id: Some("req-1".into()),
-            aggregate_type: "debug".into(),
-            aggregate_id: "ping".into(),
-            payload,
+            ..Message::new(kind, ("debug", "ping"), payload, Utc::now())
+                .correlated(Some("req-1".into()))
         }
     }
 

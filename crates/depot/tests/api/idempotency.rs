@@ -47,6 +47,11 @@ async fn post(app: &TestApp, token: &str, path: &str, key: &str, body: &Value) -
     }
 }
 
+/// `POST /api/v1/users` creating `email`, under `key`.
+async fn post_user(app: &TestApp, token: &str, key: &str, email: &str) -> Seen {
+    post(app, token, "/api/v1/users", key, &new_user(email)).await
+}
+
 async fn users_with_email(app: &TestApp, email: &str) -> u64 {
     use depot_store::entity::user;
     user::Entity::find()
@@ -129,14 +134,7 @@ async fn a_key_reused_for_another_request_or_malformed_is_refused() {
         .sign_in_with("root@example.com", &["users.manage", "roles.manage"])
         .await;
     let token = admin.access_token.as_str();
-    let first = post(
-        &app,
-        token,
-        "/api/v1/users",
-        "k-1",
-        &new_user("a@example.com"),
-    )
-    .await;
+    let first = post_user(&app, token, "k-1", "a@example.com").await;
     assert_eq!(first.status, 201);
 
     let other_body = app
@@ -152,14 +150,7 @@ async fn a_key_reused_for_another_request_or_malformed_is_refused() {
     assert_envelope(other_body, 422, "validation", "idempotency.key_reused").await;
     assert_eq!(users_with_email(&app, "b@example.com").await, 0);
     // The key still answers its own request.
-    let again = post(
-        &app,
-        token,
-        "/api/v1/users",
-        "k-1",
-        &new_user("a@example.com"),
-    )
-    .await;
+    let again = post_user(&app, token, "k-1", "a@example.com").await;
     assert!(again.replayed);
     assert_eq!(again.body, first.body);
 
@@ -234,14 +225,7 @@ async fn an_expired_key_is_free_again_and_purged() {
         .sign_in_with("root@example.com", &["users.manage"])
         .await;
     let scope = idem::scope(admin.user_id, "POST", "/api/v1/users");
-    let first = post(
-        &app,
-        &admin.access_token,
-        "/api/v1/users",
-        "k-1",
-        &new_user("a@example.com"),
-    )
-    .await;
+    let first = post_user(&app, &admin.access_token, "k-1", "a@example.com").await;
     assert_eq!((first.status, first.replayed), (201, false));
     let row = repo::get(app.store.reader(), &scope, "k-1")
         .await
@@ -257,24 +241,10 @@ async fn an_expired_key_is_free_again_and_purged() {
     // Within the 24 hours: replayed, and the key cannot serve another request.
     clock.advance(chrono::Duration::hours(23));
     let token = fresh_token(&app, &admin.email).await;
-    let replay = post(
-        &app,
-        &token,
-        "/api/v1/users",
-        "k-1",
-        &new_user("a@example.com"),
-    )
-    .await;
+    let replay = post_user(&app, &token, "k-1", "a@example.com").await;
     assert!(replay.replayed);
     assert_eq!(replay.body, first.body);
-    let reused = post(
-        &app,
-        &token,
-        "/api/v1/users",
-        "k-1",
-        &new_user("b@example.com"),
-    )
-    .await;
+    let reused = post_user(&app, &token, "k-1", "b@example.com").await;
     assert_eq!(reused.status, 422);
 
     // Past them: the row is still there (not purged yet) but the key is free.
@@ -286,14 +256,7 @@ async fn an_expired_key_is_free_again_and_purged() {
             .is_some()
     );
     let token = fresh_token(&app, &admin.email).await;
-    let fresh = post(
-        &app,
-        &token,
-        "/api/v1/users",
-        "k-1",
-        &new_user("b@example.com"),
-    )
-    .await;
+    let fresh = post_user(&app, &token, "k-1", "b@example.com").await;
     assert_eq!((fresh.status, fresh.replayed), (201, false), "{fresh:?}");
     assert_eq!(fresh.body["email"], "b@example.com");
     assert_eq!(users_with_email(&app, "b@example.com").await, 1);
@@ -325,56 +288,21 @@ async fn two_users_use_the_same_key_independently() {
     let app = spawn_app().await;
     let ann = app.sign_in_with("ann@example.com", &["users.manage"]).await;
     let bob = app.sign_in_with("bob@example.com", &["users.manage"]).await;
-    let by_ann = post(
-        &app,
-        &ann.access_token,
-        "/api/v1/users",
-        "same-key",
-        &new_user("x@example.com"),
-    )
-    .await;
-    let by_bob = post(
-        &app,
-        &bob.access_token,
-        "/api/v1/users",
-        "same-key",
-        &new_user("y@example.com"),
-    )
-    .await;
+    let by_ann = post_user(&app, &ann.access_token, "same-key", "x@example.com").await;
+    let by_bob = post_user(&app, &bob.access_token, "same-key", "y@example.com").await;
     assert_eq!((by_ann.status, by_ann.replayed), (201, false), "{by_ann:?}");
     assert_eq!((by_bob.status, by_bob.replayed), (201, false), "{by_bob:?}");
     assert_ne!(by_ann.body["id"], by_bob.body["id"]);
 
     // Each replays their own response.
-    let ann_again = post(
-        &app,
-        &ann.access_token,
-        "/api/v1/users",
-        "same-key",
-        &new_user("x@example.com"),
-    )
-    .await;
+    let ann_again = post_user(&app, &ann.access_token, "same-key", "x@example.com").await;
     assert!(ann_again.replayed);
     assert_eq!(ann_again.body, by_ann.body);
-    let bob_again = post(
-        &app,
-        &bob.access_token,
-        "/api/v1/users",
-        "same-key",
-        &new_user("y@example.com"),
-    )
-    .await;
+    let bob_again = post_user(&app, &bob.access_token, "same-key", "y@example.com").await;
     assert!(bob_again.replayed);
     assert_eq!(bob_again.body, by_bob.body);
     // Bob sending Ann's request under the same key is Bob's first such request.
-    let bob_as_ann = post(
-        &app,
-        &bob.access_token,
-        "/api/v1/users",
-        "same-key",
-        &new_user("x@example.com"),
-    )
-    .await;
+    let bob_as_ann = post_user(&app, &bob.access_token, "same-key", "x@example.com").await;
     assert_eq!(bob_as_ann.status, 422, "{bob_as_ann:?}");
     assert_eq!(users_with_email(&app, "x@example.com").await, 1);
     assert_eq!(users_with_email(&app, "y@example.com").await, 1);
@@ -445,23 +373,9 @@ async fn a_4xx_is_replayed_and_a_5xx_is_not_stored() {
     );
 
     // A 422 from the handler is stored too.
-    let invalid = post(
-        &app,
-        token,
-        "/api/v1/users",
-        "k-422",
-        &new_user("not an email"),
-    )
-    .await;
+    let invalid = post_user(&app, token, "k-422", "not an email").await;
     assert_eq!(invalid.status, 422);
-    let again = post(
-        &app,
-        token,
-        "/api/v1/users",
-        "k-422",
-        &new_user("not an email"),
-    )
-    .await;
+    let again = post_user(&app, token, "k-422", "not an email").await;
     assert!(again.replayed);
     assert_eq!(again.body["code"], invalid.body["code"]);
     assert_eq!(again.body["details"], invalid.body["details"]);

@@ -49,16 +49,7 @@ pub async fn handled_count(db: &depot_store::Db, message_id: Uuid) -> u64 {
 
 /// A `debug.ping` message with `payload`, built directly (not through the HTTP route).
 fn debug_ping(payload: serde_json::Value) -> Message {
-    Message {
-        id: depot_domain::id::new_id(),
-        event_type: "debug.ping".into(),
-        version: 1,
-        occurred_at: Utc::now(),
-        correlation_id: None,
-        aggregate_type: "debug".into(),
-        aggregate_id: "ping".into(),
-        payload,
-    }
+    Message::new("debug.ping", ("debug", "ping"), payload, Utc::now())
 }
 
 /// Emits `message` straight into the outbox and waits until the relay sets it aside as

@@ -38,7 +38,6 @@ impl Default for PasswordPolicy {
 }
 
 impl PasswordPolicy {
-    /// Every rule `password` breaks, as field errors on `field`.
     /// [`PasswordPolicy::check`] as a result: every problem as a field error on `field`.
     pub fn validate(&self, field: &str, password: &str) -> crate::AppResult<()> {
         let errors = self.check(field, password);
@@ -49,6 +48,7 @@ impl PasswordPolicy {
         }
     }
 
+    /// Every rule `password` breaks, as field errors on `field`.
     pub fn check(&self, field: &str, password: &str) -> Vec<FieldError> {
         let chars = password.chars().count();
         let mut errors = Vec::new();

@@ -1,5 +1,7 @@
 //! `users`.
 
+use depot_domain::auth::normalize_email;
+use depot_domain::state::UserStatus;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
@@ -28,6 +30,38 @@ pub struct Model {
     pub mfa_last_step: Option<i64>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+}
+
+impl Model {
+    /// A new active account for `email` (stored trimmed, keyed normalised): no failures, no
+    /// lock, no MFA, created and updated `now`.
+    pub fn new_active(
+        id: Uuid,
+        email: &str,
+        display_name: &str,
+        phone: Option<String>,
+        password_hash: Option<String>,
+        now: DateTimeUtc,
+    ) -> Self {
+        Self {
+            id,
+            email: email.trim().to_owned(),
+            email_normalized: normalize_email(email),
+            display_name: display_name.trim().to_owned(),
+            phone,
+            password_hash,
+            status: UserStatus::Active.as_str().into(),
+            failed_logins: 0,
+            locked_until: None,
+            tokens_not_before: None,
+            mfa_enabled: false,
+            mfa_secret: None,
+            mfa_pending_secret: None,
+            mfa_last_step: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
