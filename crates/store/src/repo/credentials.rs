@@ -7,6 +7,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter};
 use uuid::Uuid;
 
+use super::{delete_where, replace_rows};
 use crate::entity::{password_reset, recovery_code};
 use crate::error::db_error;
 
@@ -80,15 +81,7 @@ pub async fn replace_recovery_codes(
     user_id: Uuid,
     hashes: Vec<String>,
 ) -> AppResult<()> {
-    recovery_code::Entity::delete_many()
-        .filter(recovery_code::Column::UserId.eq(user_id))
-        .exec(conn)
-        .await
-        .map_err(db_error)?;
-    if hashes.is_empty() {
-        return Ok(());
-    }
-    recovery_code::Entity::insert_many(hashes.into_iter().map(|code_hash| {
+    let rows = hashes.into_iter().map(|code_hash| {
         recovery_code::Model {
             id: new_id(),
             user_id,
@@ -96,11 +89,8 @@ pub async fn replace_recovery_codes(
             used_at: None,
         }
         .into_active_model()
-    }))
-    .exec_without_returning(conn)
-    .await
-    .map_err(db_error)?;
-    Ok(())
+    });
+    replace_rows(conn, recovery_code::Column::UserId.eq(user_id), rows).await
 }
 
 /// Uses one recovery code; `false` if it is unknown or already used.
@@ -136,10 +126,5 @@ pub async fn purge_password_resets(
     conn: &impl ConnectionTrait,
     before: DateTime<Utc>,
 ) -> AppResult<u64> {
-    Ok(password_reset::Entity::delete_many()
-        .filter(password_reset::Column::ExpiresAt.lt(before))
-        .exec(conn)
-        .await
-        .map_err(db_error)?
-        .rows_affected)
+    delete_where::<password_reset::Entity>(conn, password_reset::Column::ExpiresAt.lt(before)).await
 }

@@ -7,6 +7,7 @@ use depot_domain::AppResult;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement};
 
+use super::delete_where;
 use crate::entity::idempotency_key::{Column, Entity, Model};
 use crate::error::db_error;
 
@@ -118,12 +119,7 @@ pub async fn complete(
 
 /// Deletes a claimed key so that a retry can run. Returns false if the claim is no longer held.
 pub async fn release(conn: &impl ConnectionTrait, claim: &Claim) -> AppResult<bool> {
-    let result = Entity::delete_many()
-        .filter(held(claim))
-        .exec(conn)
-        .await
-        .map_err(db_error)?;
-    Ok(result.rows_affected == 1)
+    Ok(delete_where::<Entity>(conn, held(claim)).await? == 1)
 }
 
 fn held(claim: &Claim) -> sea_orm::Condition {
@@ -136,10 +132,5 @@ fn held(claim: &Claim) -> sea_orm::Condition {
 
 /// Deletes every record that expired before `now`.
 pub async fn delete_expired(conn: &impl ConnectionTrait, now: DateTime<Utc>) -> AppResult<u64> {
-    let result = Entity::delete_many()
-        .filter(Column::ExpiresAt.lt(now))
-        .exec(conn)
-        .await
-        .map_err(db_error)?;
-    Ok(result.rows_affected)
+    delete_where::<Entity>(conn, Column::ExpiresAt.lt(now)).await
 }

@@ -11,13 +11,14 @@ use depot_domain::AppResult;
 use depot_domain::id::new_id;
 use depot_domain::message::Message;
 use depot_domain::state::JobStatus;
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
     QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use uuid::Uuid;
 
+use super::insert_if_absent;
 use super::outbox::truncate;
 use crate::entity::job::{ActiveModel, Column, Entity, Model};
 use crate::error::db_error;
@@ -32,7 +33,7 @@ pub async fn enqueue(
     now: DateTime<Utc>,
 ) -> AppResult<bool> {
     let payload = serde_json::to_value(message).map_err(depot_domain::AppError::internal)?;
-    let inserted = Entity::insert(ActiveModel {
+    let row = ActiveModel {
         id: Set(new_id()),
         queue: Set(queue.to_owned()),
         kind: Set(message.event_type.clone()),
@@ -48,16 +49,8 @@ pub async fn enqueue(
         correlation_id: Set(message.correlation_id.clone()),
         created_at: Set(now),
         updated_at: Set(now),
-    })
-    .on_conflict(
-        OnConflict::columns([Column::Queue, Column::DedupeKey])
-            .do_nothing()
-            .to_owned(),
-    )
-    .exec_without_returning(conn)
-    .await
-    .map_err(db_error)?;
-    Ok(inserted == 1)
+    };
+    insert_if_absent(conn, row, [Column::Queue, Column::DedupeKey]).await
 }
 
 /// Claims up to `limit` due jobs of `queue` for `worker` until `locked_until`, counting an

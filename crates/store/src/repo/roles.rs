@@ -9,6 +9,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::replace_rows;
 use crate::entity::{role, role_permission, user_role};
 use crate::error::{Constraint, db_error};
 
@@ -116,25 +117,14 @@ pub async fn set_permissions(
     role_id: Uuid,
     permissions: &BTreeSet<String>,
 ) -> AppResult<()> {
-    role_permission::Entity::delete_many()
-        .filter(role_permission::Column::RoleId.eq(role_id))
-        .exec(conn)
-        .await
-        .map_err(db_error)?;
-    if permissions.is_empty() {
-        return Ok(());
-    }
-    role_permission::Entity::insert_many(permissions.iter().map(|p| {
+    let rows = permissions.iter().map(|p| {
         role_permission::Model {
             role_id,
             permission: p.clone(),
         }
         .into_active_model()
-    }))
-    .exec_without_returning(conn)
-    .await
-    .map_err(db_error)?;
-    Ok(())
+    });
+    replace_rows(conn, role_permission::Column::RoleId.eq(role_id), rows).await
 }
 
 /// The roles a user holds.
@@ -213,23 +203,10 @@ pub async fn set_user_roles(
     user_id: Uuid,
     role_ids: &BTreeSet<Uuid>,
 ) -> AppResult<()> {
-    user_role::Entity::delete_many()
-        .filter(user_role::Column::UserId.eq(user_id))
-        .exec(conn)
-        .await
-        .map_err(db_error)?;
-    if role_ids.is_empty() {
-        return Ok(());
-    }
-    user_role::Entity::insert_many(
-        role_ids
-            .iter()
-            .map(|&role_id| user_role::Model { user_id, role_id }.into_active_model()),
-    )
-    .exec_without_returning(conn)
-    .await
-    .map_err(db_error)?;
-    Ok(())
+    let rows = role_ids
+        .iter()
+        .map(|&role_id| user_role::Model { user_id, role_id }.into_active_model());
+    replace_rows(conn, user_role::Column::UserId.eq(user_id), rows).await
 }
 
 /// Users holding the role.

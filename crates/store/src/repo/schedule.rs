@@ -2,11 +2,12 @@
 
 use chrono::{DateTime, Utc};
 use depot_domain::AppResult;
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
 };
 
+use super::insert_if_absent;
 use crate::entity::{lease, scheduled_job};
 use crate::error::db_error;
 
@@ -19,20 +20,13 @@ pub async fn claim_period(
     now: DateTime<Utc>,
     next_run_at: DateTime<Utc>,
 ) -> AppResult<bool> {
-    scheduled_job::Entity::insert(scheduled_job::ActiveModel {
+    let row = scheduled_job::ActiveModel {
         name: Set(name.to_owned()),
         next_run_at: Set(now),
         last_run_at: Set(None),
         last_owner: Set(None),
-    })
-    .on_conflict(
-        OnConflict::column(scheduled_job::Column::Name)
-            .do_nothing()
-            .to_owned(),
-    )
-    .exec_without_returning(conn)
-    .await
-    .map_err(db_error)?;
+    };
+    insert_if_absent(conn, row, [scheduled_job::Column::Name]).await?;
     let updated = scheduled_job::Entity::update_many()
         .col_expr(scheduled_job::Column::NextRunAt, Expr::value(next_run_at))
         .col_expr(scheduled_job::Column::LastRunAt, Expr::value(now))
@@ -53,20 +47,12 @@ pub async fn acquire_lease(
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> AppResult<bool> {
-    let inserted = lease::Entity::insert(lease::ActiveModel {
+    let row = lease::ActiveModel {
         name: Set(name.to_owned()),
         holder: Set(holder.to_owned()),
         expires_at: Set(expires_at),
-    })
-    .on_conflict(
-        OnConflict::column(lease::Column::Name)
-            .do_nothing()
-            .to_owned(),
-    )
-    .exec_without_returning(conn)
-    .await
-    .map_err(db_error)?;
-    if inserted == 1 {
+    };
+    if insert_if_absent(conn, row, [lease::Column::Name]).await? {
         return Ok(true);
     }
     let updated = lease::Entity::update_many()

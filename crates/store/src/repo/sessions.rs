@@ -15,6 +15,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::delete_where;
 use crate::entity::{refresh_token, revoked_token, session};
 use crate::error::db_error;
 use crate::keyset::{Direction, page_after};
@@ -243,10 +244,5 @@ pub async fn purge_expired_denials(
     conn: &impl ConnectionTrait,
     now: DateTime<Utc>,
 ) -> AppResult<u64> {
-    Ok(revoked_token::Entity::delete_many()
-        .filter(revoked_token::Column::ExpiresAt.lt(now))
-        .exec(conn)
-        .await
-        .map_err(db_error)?
-        .rows_affected)
+    delete_where::<revoked_token::Entity>(conn, revoked_token::Column::ExpiresAt.lt(now)).await
 }
