@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use depot_adapters::broker::{DeadLetterSelector, Delivery, Disposition};
+use depot_adapters::broker::{Broker, DeadLetter, DeadLetterSelector, Delivery, Disposition};
 use depot_app::debug::{DebugHandler, HANDLED};
 use depot_app::messaging::{HandlerDelivery, Scheduler};
 use depot_domain::clock::ManualClock;
@@ -75,6 +75,52 @@ async fn emit_and_await_set_aside(app: &TestApp, message: Message) -> outbox::Mo
     find().await.unwrap()
 }
 
+/// Waits until message `id` has been handled exactly once.
+async fn await_handled_once(app: &TestApp, id: Uuid, timeout: Duration, what: &str) {
+    let db = app.store.clone();
+    eventually(timeout, what, || async {
+        handled_count(&db, id).await == 1
+    })
+    .await;
+}
+
+/// The messages parked on the `debug` queue (the first ten).
+async fn debug_dead_letters(broker: &dyn Broker) -> Vec<DeadLetter> {
+    broker.dead_letters(Some("debug"), 10).await.unwrap()
+}
+
+/// Waits until message `id` is parked on the `debug` queue.
+async fn await_dead_lettered(broker: &dyn Broker, id: Uuid, what: &str) {
+    eventually(Duration::from_secs(20), what, || async {
+        debug_dead_letters(broker)
+            .await
+            .iter()
+            .any(|d| d.message.as_ref().is_some_and(|m| m.id == id))
+    })
+    .await;
+}
+
+/// `n` schedulers sharing `clock`, as on `n` instances.
+fn schedulers(app: &TestApp, clock: &Arc<ManualClock>, n: usize) -> Vec<Scheduler> {
+    (0..n)
+        .map(|i| Scheduler::new(app.store.clone(), clock.clone(), format!("instance-{i}")))
+        .collect()
+}
+
+/// Every instance makes the same claim at once; returns how many won it.
+async fn winners<'a, F, Fut>(instances: &'a [Scheduler], claim: F) -> usize
+where
+    F: FnMut(&'a Scheduler) -> Fut,
+    Fut: std::future::Future<Output = depot_domain::AppResult<bool>>,
+{
+    futures::future::join_all(instances.iter().map(claim))
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .filter(|won| *won)
+        .count()
+}
+
 async fn job_of(app: &TestApp, message_id: Uuid) -> Option<job::Model> {
     job::Entity::find()
         .filter(job::Column::DedupeKey.eq(message_id.to_string()))
@@ -87,11 +133,8 @@ async fn job_of(app: &TestApp, message_id: Uuid) -> Option<job::Model> {
 async fn an_event_flows_from_the_outbox_to_its_consumer_once() {
     let app = spawn_app().await;
     let id = ping(&app, serde_json::json!({})).await;
+    await_handled_once(&app, id, Duration::from_secs(10), "ping handled").await;
     let db = app.store.clone();
-    eventually(Duration::from_secs(10), "ping handled", || async {
-        handled_count(&db, id).await == 1
-    })
-    .await;
 
     let row = outbox::Entity::find_by_id(id)
         .one(db.reader())
@@ -121,11 +164,11 @@ async fn an_event_flows_from_the_outbox_to_its_consumer_once() {
 async fn a_handler_that_fails_twice_is_retried_and_takes_effect_once() {
     let app = spawn_app().await;
     let id = ping(&app, serde_json::json!({ "fail_times": 2 })).await;
-    let db = app.store.clone();
-    eventually(
+    await_handled_once(
+        &app,
+        id,
         Duration::from_secs(20),
         "ping handled after retries",
-        || async { handled_count(&db, id).await == 1 },
     )
     .await;
     if app.context.broker().kind() == "database" {
@@ -137,7 +180,7 @@ async fn a_handler_that_fails_twice_is_retried_and_takes_effect_once() {
         );
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(handled_count(&db, id).await, 1);
+    assert_eq!(handled_count(&app.store, id).await, 1);
     app.stop().await;
 }
 
@@ -147,16 +190,8 @@ async fn a_poison_message_is_dead_lettered_with_its_reason_and_can_be_replayed()
     // Fails 5 times; the debug consumer allows 3 attempts: dead after the third.
     let id = ping(&app, serde_json::json!({ "fail_times": 5 })).await;
     let broker = app.context.broker().clone();
-    eventually(Duration::from_secs(20), "message dead-lettered", || async {
-        broker
-            .dead_letters(Some("debug"), 10)
-            .await
-            .unwrap()
-            .iter()
-            .any(|d| d.message.as_ref().is_some_and(|m| m.id == id))
-    })
-    .await;
-    let parked = broker.dead_letters(Some("debug"), 10).await.unwrap();
+    await_dead_lettered(&*broker, id, "message dead-lettered").await;
+    let parked = debug_dead_letters(&*broker).await;
     let letter = parked
         .iter()
         .find(|d| d.message.as_ref().is_some_and(|m| m.id == id))
@@ -181,18 +216,16 @@ async fn a_poison_message_is_dead_lettered_with_its_reason_and_can_be_replayed()
         .await
         .unwrap();
     assert_eq!(replayed, 1);
-    let db = app.store.clone();
-    eventually(
+    await_handled_once(
+        &app,
+        id,
         Duration::from_secs(20),
         "replayed message handled",
-        || async { handled_count(&db, id).await == 1 },
     )
     .await;
     assert!(
-        broker
-            .dead_letters(Some("debug"), 10)
+        debug_dead_letters(&*broker)
             .await
-            .unwrap()
             .iter()
             .all(|d| d.id != letter.id)
     );
@@ -204,15 +237,7 @@ async fn purge_removes_dead_letters() {
     let app = spawn_app().await;
     let id = ping(&app, serde_json::json!({ "poison": true })).await;
     let broker = app.context.broker().clone();
-    eventually(Duration::from_secs(20), "poison parked", || async {
-        broker
-            .dead_letters(Some("debug"), 10)
-            .await
-            .unwrap()
-            .iter()
-            .any(|d| d.message.as_ref().is_some_and(|m| m.id == id))
-    })
-    .await;
+    await_dead_lettered(&*broker, id, "poison parked").await;
     let purged = broker
         .purge(&DeadLetterSelector {
             id: None,
@@ -221,13 +246,7 @@ async fn purge_removes_dead_letters() {
         .await
         .unwrap();
     assert_eq!(purged, 1);
-    assert!(
-        broker
-            .dead_letters(Some("debug"), 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(debug_dead_letters(&*broker).await.is_empty());
     app.stop().await;
 }
 
@@ -254,32 +273,18 @@ async fn a_scheduled_job_runs_once_per_period_across_instances() {
     let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
     ));
-    let instances: Vec<Scheduler> = (0..3)
-        .map(|i| Scheduler::new(app.store.clone(), clock.clone(), format!("instance-{i}")))
-        .collect();
+    let instances = schedulers(&app, &clock, 3);
     let every = Duration::from_secs(60);
     for period in 0..10 {
-        let claims =
-            futures::future::join_all(instances.iter().map(|s| s.claim("report_cleanup", every)))
-                .await;
-        let wins = claims
-            .into_iter()
-            .map(Result::unwrap)
-            .filter(|won| *won)
-            .count();
+        let wins = winners(&instances, |s| s.claim("report_cleanup", every)).await;
         assert_eq!(
             wins, 1,
             "period {period}: exactly one instance runs the job"
         );
         // Within the same period nobody wins again.
         clock.advance(chrono::Duration::seconds(30));
-        let again =
-            futures::future::join_all(instances.iter().map(|s| s.claim("report_cleanup", every)))
-                .await;
-        assert!(
-            again.into_iter().all(|r| !r.unwrap()),
-            "period {period}: no second run"
-        );
+        let again = winners(&instances, |s| s.claim("report_cleanup", every)).await;
+        assert_eq!(again, 0, "period {period}: no second run");
         clock.advance(chrono::Duration::seconds(30));
     }
     app.stop().await;
@@ -303,33 +308,14 @@ async fn a_cron_job_runs_once_per_occurrence_across_instances() {
     let app = spawn_app().await;
     let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
     let clock = Arc::new(ManualClock::new(start));
-    let instances: Vec<Scheduler> = (0..2)
-        .map(|i| Scheduler::new(app.store.clone(), clock.clone(), format!("instance-{i}")))
-        .collect();
+    let instances = schedulers(&app, &clock, 2);
     let every_quarter_hour = Cadence::parse("0 */15 * * * *").unwrap();
     for occurrence in 0..4 {
-        let claims = futures::future::join_all(
-            instances
-                .iter()
-                .map(|s| s.claim_run("cron_job", &every_quarter_hour)),
-        )
-        .await;
-        assert_eq!(
-            claims.into_iter().filter(|r| *r.as_ref().unwrap()).count(),
-            1,
-            "occurrence {occurrence}"
-        );
+        let wins = winners(&instances, |s| s.claim_run("cron_job", &every_quarter_hour)).await;
+        assert_eq!(wins, 1, "occurrence {occurrence}");
         clock.advance(chrono::Duration::minutes(7));
-        let early = futures::future::join_all(
-            instances
-                .iter()
-                .map(|s| s.claim_run("cron_job", &every_quarter_hour)),
-        )
-        .await;
-        assert!(
-            early.into_iter().all(|r| !r.unwrap()),
-            "not before the next occurrence"
-        );
+        let early = winners(&instances, |s| s.claim_run("cron_job", &every_quarter_hour)).await;
+        assert_eq!(early, 0, "not before the next occurrence");
         clock.advance(chrono::Duration::minutes(8));
     }
     app.stop().await;
