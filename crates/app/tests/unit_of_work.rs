@@ -39,9 +39,17 @@ fn event() -> Message {
     )
 }
 
-/// A change (an idempotency row stands in for any table), its audit entry and its event,
-/// plus an after-commit action counting its runs.
-async fn change_audit_and_event(uow: &mut UnitOfWork, ran: &Arc<AtomicU32>) {
+/// Begins a unit of work as the system actor.
+async fn begin(writer: &Writer) -> Result<UnitOfWork, AppError> {
+    writer
+        .begin(Actor::System("test"), &ClientInfo::local())
+        .await
+}
+
+/// Begins a unit and writes in it a change (an idempotency row stands in for any table), its
+/// audit entry and its event, plus an after-commit action counting its runs.
+async fn begin_with_change(writer: &Writer, ran: &Arc<AtomicU32>) -> Result<UnitOfWork, AppError> {
+    let mut uow = begin(writer).await?;
     idempotency_key::Entity::insert(idempotency_key::ActiveModel {
         scope: Set("uow-test".into()),
         key: Set("k".into()),
@@ -63,6 +71,7 @@ async fn change_audit_and_event(uow: &mut UnitOfWork, ran: &Arc<AtomicU32>) {
     uow.after_commit(async move {
         ran.fetch_add(1, Ordering::SeqCst);
     });
+    Ok(uow)
 }
 
 async fn counts(db: &Db) -> (u64, u64, u64) {
@@ -80,11 +89,7 @@ async fn the_audit_row_and_the_event_roll_back_with_the_change() {
     let ran = Arc::new(AtomicU32::new(0));
 
     // Dropped without commit, as an early `?` would.
-    let mut uow = writer
-        .begin(Actor::System("test"), &ClientInfo::local())
-        .await
-        .unwrap();
-    change_audit_and_event(&mut uow, &ran).await;
+    let uow = begin_with_change(&writer, &ran).await.unwrap();
     drop(uow);
     assert_eq!(
         counts(&db).await,
@@ -94,10 +99,7 @@ async fn the_audit_row_and_the_event_roll_back_with_the_change() {
 
     // A later step fails after everything was written.
     let failing = async {
-        let mut uow = writer
-            .begin(Actor::System("test"), &ClientInfo::local())
-            .await?;
-        change_audit_and_event(&mut uow, &ran).await;
+        let uow = begin_with_change(&writer, &ran).await?;
         Err::<(), _>(AppError::new(
             depot_domain::ErrorCode::RolesBuiltIn,
             "a later step fails",
@@ -113,11 +115,7 @@ async fn the_audit_row_and_the_event_roll_back_with_the_change() {
     assert_eq!(ran.load(Ordering::SeqCst), 0);
 
     // The same unit committed keeps all three, with the actor on the audit row.
-    let mut uow = writer
-        .begin(Actor::System("test"), &ClientInfo::local())
-        .await
-        .unwrap();
-    change_audit_and_event(&mut uow, &ran).await;
+    let uow = begin_with_change(&writer, &ran).await.unwrap();
     uow.commit().await.unwrap();
     assert_eq!(counts(&db).await, (1, 1, 1));
     let row = audit_log::Entity::find()
@@ -136,11 +134,7 @@ async fn after_commit_actions_run_once_after_a_commit_and_never_after_a_failure(
     let (_tdb, db, writer, waker) = writer().await;
     let ran = Arc::new(AtomicU32::new(0));
 
-    let mut first = writer
-        .begin(Actor::System("test"), &ClientInfo::local())
-        .await
-        .unwrap();
-    change_audit_and_event(&mut first, &ran).await;
+    let first = begin_with_change(&writer, &ran).await.unwrap();
     assert_eq!(
         ran.load(Ordering::SeqCst),
         0,
@@ -150,9 +144,7 @@ async fn after_commit_actions_run_once_after_a_commit_and_never_after_a_failure(
     assert_eq!(ran.load(Ordering::SeqCst), 1, "ran once, after the commit");
 
     let second = async {
-        let mut uow = writer
-            .begin(Actor::System("test"), &ClientInfo::local())
-            .await?;
+        let mut uow = begin(&writer).await?;
         let ran = ran.clone();
         uow.after_commit(async move {
             ran.fetch_add(100, Ordering::SeqCst);
