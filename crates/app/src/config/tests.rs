@@ -17,8 +17,28 @@ fn problem_keys(settings: &Settings) -> Vec<&'static str> {
     }
 }
 
+/// What validation reports; empty when the settings are valid.
+fn validation_message(settings: &Settings) -> String {
+    settings
+        .validate()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default()
+}
+
 const STRONG: &str = "k3y-0123456789-abcdefghijklmnopqrstuvwxyz";
 const STRONG2: &str = "z9y8-x7w6v5u4t3s2r1q0-ponmlkjihgfedcba";
+const LOCAL_DB: &str = "postgres://localhost/depot";
+
+/// The TOML of the prod profile with the three settings it requires.
+fn prod_toml(database_url: &str, jwt_secret: &str, app_secret: &str) -> String {
+    format!(
+        r#"profile = "prod"
+        database_url = "{database_url}"
+        jwt_secret = "{jwt_secret}"
+        app_secret = "{app_secret}""#
+    )
+}
 
 #[test]
 fn dev_defaults_are_valid_and_use_sqlite_in_the_data_dir() {
@@ -38,11 +58,7 @@ fn prod_with_nothing_set_names_every_missing_setting_at_once() {
         problem_keys(&s),
         vec!["database_url", "jwt_secret", "app_secret"]
     );
-    let message = s
-        .validate()
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+    let message = validation_message(&s);
     assert!(message.contains("3 problems"), "{message}");
     assert!(!s.auto_migrate(), "prod never auto-migrates by default");
     assert_eq!(s.log_format(), LogFormat::Json);
@@ -50,36 +66,21 @@ fn prod_with_nothing_set_names_every_missing_setting_at_once() {
 
 #[test]
 fn prod_rejects_a_short_jwt_secret_and_placeholders() {
-    let s = load(&format!(
-        r#"profile = "prod"
-        database_url = "postgres://localhost/depot"
-        jwt_secret = "0123456789"
-        app_secret = "{STRONG}""#
-    ));
-    let err = s
-        .validate()
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+    let s = load(&prod_toml(LOCAL_DB, "0123456789", STRONG));
+    let err = validation_message(&s);
     assert!(err.contains("jwt_secret: weak: 10 bytes"), "{err}");
 
-    let placeholder = load(&format!(
-        r#"profile = "prod"
-        database_url = "postgres://localhost/depot"
-        jwt_secret = "please-change-this-secret-in-production-0000"
-        app_secret = "{STRONG}""#
+    let placeholder = load(&prod_toml(
+        LOCAL_DB,
+        "please-change-this-secret-in-production-0000",
+        STRONG,
     ));
     assert_eq!(problem_keys(&placeholder), vec!["jwt_secret"]);
 }
 
 #[test]
 fn prod_with_everything_strong_is_valid() {
-    let s = load(&format!(
-        r#"profile = "prod"
-        database_url = "postgres://depot:pw@db/depot"
-        jwt_secret = "{STRONG}"
-        app_secret = "{STRONG2}""#
-    ));
+    let s = load(&prod_toml("postgres://depot:pw@db/depot", STRONG, STRONG2));
     assert_eq!(problem_keys(&s), Vec::<&str>::new());
 }
 
@@ -147,13 +148,8 @@ fn unknown_keys_are_an_error_not_a_silent_default() {
 
 #[test]
 fn debug_routes_are_refused_in_prod() {
-    let s = load(&format!(
-        r#"profile = "prod"
-        database_url = "postgres://localhost/depot"
-        jwt_secret = "{STRONG}"
-        app_secret = "{STRONG2}"
-        debug_routes = true"#
-    ));
+    let toml = prod_toml(LOCAL_DB, STRONG, STRONG2) + "\ndebug_routes = true";
+    let s = load(&toml);
     assert_eq!(problem_keys(&s), vec!["debug_routes"]);
 }
 
