@@ -12,6 +12,17 @@ async fn read(app: &TestApp, key: &str) -> serde_json::Value {
         .await
 }
 
+/// Invalidates `key` through `app`, asserting the 204.
+async fn invalidate(app: &TestApp, key: &str) {
+    let response = app
+        .client
+        .delete(app.url(&format!("/api/v1/_debug/cached/{key}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+}
+
 #[tokio::test]
 async fn repeated_reads_are_served_from_the_cache() {
     let app = spawn_app().await;
@@ -28,13 +39,7 @@ async fn repeated_reads_are_served_from_the_cache() {
         assert_eq!(again["loads"], 1, "no second load: {again}");
         assert_eq!(again["value"]["loaded_at_load"], 1);
     }
-    let response = app
-        .client
-        .delete(app.url("/api/v1/_debug/cached/alpha"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 204);
+    invalidate(&app, "alpha").await;
     assert_eq!(
         read(&app, "alpha").await["loads"],
         2,
@@ -84,13 +89,7 @@ async fn invalidation_reaches_other_instances_within_a_second() {
     assert_eq!(from_b["loads"], 0, "B is served from Redis: {from_b}");
     assert_eq!(from_b["value"]["loaded_at_load"], 1);
 
-    let response = b
-        .client
-        .delete(b.url("/api/v1/_debug/cached/shared"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 204);
+    invalidate(&b, "shared").await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(
         read(&a, "shared").await["loads"],

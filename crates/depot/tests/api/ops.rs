@@ -2,7 +2,7 @@
 
 use depot_app::config::ServiceUrl;
 
-use crate::helpers::{spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn healthz_answers_with_security_headers_and_a_request_id() {
@@ -32,22 +32,10 @@ async fn healthz_answers_with_security_headers_and_a_request_id() {
 #[tokio::test]
 async fn a_well_formed_client_request_id_is_echoed_and_a_bad_one_replaced() {
     let app = spawn_app().await;
-    let echoed = app
-        .client
-        .get(app.url("/healthz"))
-        .header("x-request-id", "client-abc.123")
-        .send()
-        .await
-        .unwrap();
+    let echoed = get_with_request_id(&app, "/healthz", "client-abc.123").await;
     assert_eq!(echoed.headers()["x-request-id"], "client-abc.123");
 
-    let replaced = app
-        .client
-        .get(app.url("/nope"))
-        .header("x-request-id", "bad id <script>")
-        .send()
-        .await
-        .unwrap();
+    let replaced = get_with_request_id(&app, "/nope", "bad id <script>").await;
     let header = replaced.headers()["x-request-id"]
         .to_str()
         .unwrap()
@@ -217,4 +205,14 @@ async fn hsts_is_sent_when_enabled() {
             .starts_with("max-age=")
     );
     app.stop().await;
+}
+
+/// `GET path` sending `request_id` as the client's `x-request-id`.
+async fn get_with_request_id(app: &TestApp, path: &str, request_id: &str) -> reqwest::Response {
+    app.client
+        .get(app.url(path))
+        .header("x-request-id", request_id)
+        .send()
+        .await
+        .unwrap()
 }
