@@ -110,12 +110,7 @@ async fn unknown_email_and_wrong_password_look_the_same() {
         let app = &app;
         async move {
             let started = Instant::now();
-            let response = app
-                .post_json(
-                    "/api/v1/auth/login",
-                    &json!({ "email": email, "password": password }),
-                )
-                .await;
+            let response = app.try_login(email, password).await;
             let status = response.status().as_u16();
             let mut body: Value = response.json().await.unwrap();
             body["request_id"] = Value::Null;
@@ -147,13 +142,7 @@ async fn repeated_failures_lock_the_account_until_the_window_passes() {
     let id = app.create_user("ann@example.com", &["viewer"]).await;
     let login = |password: &'static str| {
         let app = &app;
-        async move {
-            app.post_json(
-                "/api/v1/auth/login",
-                &json!({ "email": "ann@example.com", "password": password }),
-            )
-            .await
-        }
+        async move { app.try_login("ann@example.com", password).await }
     };
     for _ in 0..3 {
         assert_envelope(
@@ -230,18 +219,10 @@ async fn an_admin_unlocks_a_locked_account() {
         .await;
     let id = app.create_user("ann@example.com", &["viewer"]).await;
     for _ in 0..2 {
-        app.post_json(
-            "/api/v1/auth/login",
-            &json!({ "email": "ann@example.com", "password": "wrong password here" }),
-        )
-        .await;
+        app.try_login("ann@example.com", "wrong password here")
+            .await;
     }
-    let locked = app
-        .post_json(
-            "/api/v1/auth/login",
-            &json!({ "email": "ann@example.com", "password": PASSWORD }),
-        )
-        .await;
+    let locked = app.try_login("ann@example.com", PASSWORD).await;
     assert_eq!(locked.status(), 401);
     let unlock = app
         .call(
@@ -283,12 +264,7 @@ async fn login_is_rate_limited_with_retry_after_and_ratelimit_headers() {
         "{ratelimit}"
     );
     // Even the right password is refused while limited: the limiter runs first.
-    let right = app
-        .post_json(
-            "/api/v1/auth/login",
-            &json!({ "email": "ann@example.com", "password": PASSWORD }),
-        )
-        .await;
+    let right = app.try_login("ann@example.com", PASSWORD).await;
     assert_eq!(right.status(), 429);
     // Another account from the same address is not limited by this account's counter.
     app.create_user("bob@example.com", &["viewer"]).await;
@@ -303,20 +279,10 @@ async fn the_per_ip_limit_applies_across_accounts() {
     })
     .await;
     for i in 0..4 {
-        let response = app
-            .post_json(
-                "/api/v1/auth/login",
-                &json!({ "email": format!("u{i}@example.com"), "password": "x" }),
-            )
-            .await;
+        let response = app.try_login(&format!("u{i}@example.com"), "x").await;
         assert_eq!(response.status(), 401);
     }
-    let limited = app
-        .post_json(
-            "/api/v1/auth/login",
-            &json!({ "email": "u9@example.com", "password": "x" }),
-        )
-        .await;
+    let limited = app.try_login("u9@example.com", "x").await;
     assert_eq!(limited.status(), 429);
     assert_eq!(
         limited.headers()["ratelimit-policy"],

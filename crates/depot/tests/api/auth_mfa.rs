@@ -166,12 +166,7 @@ async fn a_role_that_requires_mfa_blocks_tokens_until_the_user_enrols() {
     let app = spawn_app().await;
     // `admin` requires MFA out of the box.
     app.create_user("root@example.com", &["admin"]).await;
-    let response = app
-        .post_json(
-            "/api/v1/auth/login",
-            &json!({ "email": "root@example.com", "password": PASSWORD }),
-        )
-        .await;
+    let response = app.try_login("root@example.com", PASSWORD).await;
     let body = assert_envelope(response, 403, "forbidden", "auth.mfa_enrolment_required").await;
     assert!(
         body["message"]

@@ -260,14 +260,18 @@ impl TestApp {
             .id
     }
 
+    /// Posts a sign-in through the API, whatever its outcome.
+    pub async fn try_login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post_json(
+            "/api/v1/auth/login",
+            &serde_json::json!({ "email": email, "password": password }),
+        )
+        .await
+    }
+
     /// Signs in through the API, asserting success.
     pub async fn login(&self, email: &str, password: &str) -> serde_json::Value {
-        let response = self
-            .post_json(
-                "/api/v1/auth/login",
-                &serde_json::json!({ "email": email, "password": password }),
-            )
-            .await;
+        let response = self.try_login(email, password).await;
         let status = response.status().as_u16();
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(status, 200, "login of {email}: {body}");

@@ -65,12 +65,7 @@ async fn disabling_a_user_or_changing_their_roles_revokes_their_sessions() {
         "disabled"
     );
     assert_eq!(me(&app, access).await, 401, "disabling signs out");
-    let login = app
-        .post_json(
-            "/api/v1/auth/login",
-            &json!({ "email": "ann@example.com", "password": PASSWORD }),
-        )
-        .await;
+    let login = app.try_login("ann@example.com", PASSWORD).await;
     assert_envelope(login, 401, "unauthorized", "auth.invalid_credentials").await;
     let self_disable = app
         .call(
@@ -264,12 +259,7 @@ async fn cli_bootstraps_the_first_admin_who_must_enrol_mfa() {
         .expect("generated password printed once")
         .to_owned();
     assert!(password.chars().count() >= 12);
-    let response = app
-        .post_json(
-            "/api/v1/auth/login",
-            &json!({ "email": "root@example.com", "password": password }),
-        )
-        .await;
+    let response = app.try_login("root@example.com", &password).await;
     assert_envelope(response, 403, "forbidden", "auth.mfa_enrolment_required").await;
 
     let weak = run(
