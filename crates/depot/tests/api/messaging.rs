@@ -129,6 +129,18 @@ async fn job_of(app: &TestApp, message_id: Uuid) -> Option<job::Model> {
         .unwrap()
 }
 
+/// The job of `message_id` once the queue has marked it succeeded: that happens in its own
+/// transaction just after the handler's effect commits, so a test that saw the effect waits.
+async fn succeeded_job(app: &TestApp, message_id: Uuid) -> job::Model {
+    eventually(Duration::from_secs(5), "job marked succeeded", || async {
+        job_of(app, message_id)
+            .await
+            .is_some_and(|j| j.status == "succeeded")
+    })
+    .await;
+    job_of(app, message_id).await.unwrap()
+}
+
 #[tokio::test]
 async fn an_event_flows_from_the_outbox_to_its_consumer_once() {
     let app = spawn_app().await;
@@ -154,7 +166,7 @@ async fn an_event_flows_from_the_outbox_to_its_consumer_once() {
         .unwrap();
     assert_eq!(processed, 1);
     if app.context.broker().kind() == "database" {
-        let job = job_of(&app, id).await.unwrap();
+        let job = succeeded_job(&app, id).await;
         assert_eq!((job.status.as_str(), job.attempts), ("succeeded", 1));
     }
     app.stop().await;
@@ -172,7 +184,7 @@ async fn a_handler_that_fails_twice_is_retried_and_takes_effect_once() {
     )
     .await;
     if app.context.broker().kind() == "database" {
-        let job = job_of(&app, id).await.unwrap();
+        let job = succeeded_job(&app, id).await;
         assert_eq!((job.status.as_str(), job.attempts), ("succeeded", 3));
         assert!(
             job.last_error.unwrap().contains("debug.flaky"),
