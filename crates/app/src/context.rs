@@ -93,7 +93,7 @@ impl AppContext {
             (adapters.db, adapters.clock, adapters.cache, adapters.broker);
         let relay_waker = RelayWaker::default();
         let writer = Writer::new(db.clone(), clock.clone(), relay_waker.clone());
-        let mail = MailService::new(db.clone(), clock.clone(), adapters.mailer);
+        let mail = MailService::new(writer.clone(), adapters.mailer);
         let auth = AuthServices::build(&settings, writer.clone(), cache.clone())?;
         let users = UserService::new(writer.clone(), auth.authz.clone(), auth.reset_links.clone());
         let roles = RoleService::new(writer.clone(), auth.authz.clone());
@@ -139,8 +139,8 @@ impl AppContext {
             adapters.broker_probe,
         );
         let owner = adapters.instance_id;
-        let relay = Relay::new(db.clone(), broker.clone(), clock.clone(), owner.clone());
-        let scheduler = Scheduler::new(db.clone(), clock.clone(), owner);
+        let relay = Relay::new(writer.clone(), broker.clone(), owner.clone());
+        let scheduler = Scheduler::new(writer.clone(), owner);
         Ok(Self {
             inner: Arc::new(Inner {
                 settings: Arc::new(settings),

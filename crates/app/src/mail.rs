@@ -9,11 +9,13 @@ use std::time::Duration;
 use depot_adapters::broker::jitter;
 use depot_adapters::mail::{Email, Mailer};
 use depot_domain::message::backoff_delay;
-use depot_domain::{AppResult, Clock, Validator};
+use depot_domain::{AppResult, Validator};
+use depot_store::DatabaseTransaction;
 use depot_store::repo::emails;
 pub use depot_store::repo::emails::NewEmail;
-use depot_store::{DatabaseTransaction, Db};
 use uuid::Uuid;
+
+use crate::uow::Writer;
 
 /// Sending attempts before a message is dead.
 pub const MAX_ATTEMPTS: i32 = 6;
@@ -24,8 +26,7 @@ const SEND_LEASE: Duration = Duration::from_secs(60);
 
 #[derive(Clone)]
 pub struct MailService {
-    db: Db,
-    clock: Arc<dyn Clock>,
+    writer: Writer,
     mailer: Arc<dyn Mailer>,
     backoff_base: Duration,
 }
@@ -54,10 +55,9 @@ pub async fn queue(
 }
 
 impl MailService {
-    pub fn new(db: Db, clock: Arc<dyn Clock>, mailer: Arc<dyn Mailer>) -> Self {
+    pub fn new(writer: Writer, mailer: Arc<dyn Mailer>) -> Self {
         Self {
-            db,
-            clock,
+            writer,
             mailer,
             backoff_base: BACKOFF_BASE,
         }
@@ -75,17 +75,17 @@ impl MailService {
 
     /// Queues one email in its own transaction.
     pub async fn request(&self, email: NewEmail) -> AppResult<Uuid> {
-        let tx = self.db.begin().await?;
-        let id = queue(&tx, email, self.clock.now()).await?;
+        let tx = self.writer.db().begin().await?;
+        let id = queue(&tx, email, self.writer.now()).await?;
         tx.commit().await?;
         Ok(id)
     }
 
     /// Sends the messages that are due; returns how many were attempted.
     pub async fn send_due(&self, batch: u64) -> AppResult<usize> {
-        let now = self.clock.now();
+        let now = self.writer.now();
         let until = now + chrono::Duration::from_std(SEND_LEASE).unwrap_or_default();
-        let tx = self.db.begin().await?;
+        let tx = self.writer.db().begin().await?;
         let claimed = emails::claim_due(&*tx, batch, now, until).await?;
         tx.commit().await?;
         let n = claimed.len();
@@ -96,7 +96,7 @@ impl MailService {
                 text: row.body.clone(),
             };
             let result = self.mailer.send(&email).await;
-            let now = self.clock.now();
+            let now = self.writer.now();
             let (id, attempts, max) = (row.id, row.attempts, row.max_attempts);
             let outcome = match result {
                 Ok(()) => {
@@ -121,7 +121,7 @@ impl MailService {
                     Some((err.message, retry_at))
                 }
             };
-            let tx = self.db.begin().await?;
+            let tx = self.writer.db().begin().await?;
             match outcome {
                 None => emails::mark_sent(&*tx, id, now).await?,
                 Some((error, retry_at)) => {

@@ -132,10 +132,7 @@ impl PasswordService {
     pub async fn request_password_reset(&self, email: &str, client: &ClientInfo) -> AppResult<()> {
         let email = normalize_email(email);
         self.limiter
-            .check(Action::PasswordReset, Subject::Ip, client.ip_key())
-            .await?;
-        self.limiter
-            .check(Action::PasswordReset, Subject::Account, &email)
+            .check_ip_and_account(Action::PasswordReset, client.ip_key(), &email)
             .await?;
         let Some(user) = users::by_email(self.writer.db().reader(), &email)
             .await?

@@ -85,6 +85,19 @@ impl AuthRateLimiter {
         }
     }
 
+    /// Counts one attempt of `action` from the IP `ip` and then for `account`; refused when
+    /// either is over its limit (the IP is counted first, so a refused IP spends nothing of the
+    /// account's budget).
+    pub async fn check_ip_and_account(
+        &self,
+        action: Action,
+        ip: &str,
+        account: &str,
+    ) -> AppResult<()> {
+        self.check(action, Subject::Ip, ip).await?;
+        self.check(action, Subject::Account, account).await
+    }
+
     /// Counts one attempt of `action` by `key` (an IP or a normalised account name) and refuses
     /// it with `rate_limited` (429) when over the limit. The error's details carry what the
     /// HTTP layer turns into `Retry-After`, `RateLimit` and `RateLimit-Policy`.

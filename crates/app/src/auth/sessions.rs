@@ -150,10 +150,7 @@ impl SessionService {
     ) -> AppResult<LoginOutcome> {
         let email = normalize_email(email);
         self.limiter
-            .check(Action::Login, Subject::Ip, client.ip_key())
-            .await?;
-        self.limiter
-            .check(Action::Login, Subject::Account, &email)
+            .check_ip_and_account(Action::Login, client.ip_key(), &email)
             .await?;
         let now = self.writer.now();
         let found = users::by_email(self.writer.db().reader(), &email).await?;

@@ -5,18 +5,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use depot_adapters::broker::Broker;
-use depot_domain::{AppResult, Clock};
-use depot_store::Db;
+use depot_domain::AppResult;
 use depot_store::repo::{outbox, schedule};
 use uuid::Uuid;
+
+use crate::uow::Writer;
 
 const LEASE: &str = "outbox_relay";
 
 #[derive(Clone)]
 pub struct Relay {
-    db: Db,
+    writer: Writer,
     broker: Arc<dyn Broker>,
-    clock: Arc<dyn Clock>,
     owner: String,
     batch: u64,
     lease_ttl: Duration,
@@ -33,11 +33,10 @@ pub struct RelayPass {
 }
 
 impl Relay {
-    pub fn new(db: Db, broker: Arc<dyn Broker>, clock: Arc<dyn Clock>, owner: String) -> Self {
+    pub fn new(writer: Writer, broker: Arc<dyn Broker>, owner: String) -> Self {
         Self {
-            db,
+            writer,
             broker,
-            clock,
             owner,
             batch: 100,
             lease_ttl: Duration::from_secs(15),
@@ -46,9 +45,9 @@ impl Relay {
 
     /// Publishes up to one batch of pending events, oldest first.
     pub async fn pass(&self) -> AppResult<RelayPass> {
-        let now = self.clock.now();
+        let now = self.writer.now();
         let until = now + chrono::Duration::from_std(self.lease_ttl).unwrap_or_default();
-        let tx = self.db.begin().await?;
+        let tx = self.writer.db().begin().await?;
         let leader = schedule::acquire_lease(&*tx, LEASE, &self.owner, now, until).await?;
         tx.commit().await?;
         if !leader {
@@ -57,7 +56,7 @@ impl Relay {
                 ..RelayPass::default()
             });
         }
-        let rows = outbox::pending(self.db.reader(), self.batch).await?;
+        let rows = outbox::pending(self.writer.db().reader(), self.batch).await?;
         let rows_seen = rows.len();
         let mut pass = RelayPass::default();
         // Events that can never be published (they fail their schema or no queue takes them)
@@ -109,8 +108,8 @@ impl Relay {
         }
         pass.published = published.len();
         pass.stalled = failure.is_some();
-        let at = self.clock.now();
-        let tx = self.db.begin().await?;
+        let at = self.writer.now();
+        let tx = self.writer.db().begin().await?;
         outbox::mark_published(&*tx, &published, at).await?;
         for (id, reason) in &set_aside {
             outbox::mark_failed(&*tx, *id, reason).await?;
@@ -123,10 +122,10 @@ impl Relay {
         if rows_seen == 0 {
             metrics::gauge!("outbox_pending").set(0.0);
             metrics::gauge!("outbox_relay_lag_seconds").set(0.0);
-        } else if let Ok((count, oldest)) = outbox::backlog(self.db.reader()).await {
+        } else if let Ok((count, oldest)) = outbox::backlog(self.writer.db().reader()).await {
             metrics::gauge!("outbox_pending").set(count as f64);
             let lag = oldest.map_or(0.0, |t| {
-                (self.clock.now() - t).num_milliseconds().max(0) as f64 / 1000.0
+                (self.writer.now() - t).num_milliseconds().max(0) as f64 / 1000.0
             });
             metrics::gauge!("outbox_relay_lag_seconds").set(lag);
         }
@@ -135,7 +134,7 @@ impl Relay {
 
     /// Gives up the lease (on shutdown), so another instance takes over at once.
     pub async fn resign(&self) -> AppResult<()> {
-        let tx = self.db.begin().await?;
+        let tx = self.writer.db().begin().await?;
         schedule::release_lease(&*tx, LEASE, &self.owner).await?;
         tx.commit().await
     }

@@ -3,7 +3,7 @@
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, assert_envelope, spawn_app_with};
+use crate::helpers::{Http, PASSWORD, TestApp, assert_envelope, spawn_app_with};
 
 const ORIGIN: &str = "https://app.example.com";
 

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, assert_envelope, spawn_app, spawn_app_with};
+use crate::helpers::{Http, PASSWORD, assert_envelope, spawn_app, spawn_app_with};
 
 fn field_codes(body: &Value) -> Vec<(String, String)> {
     body["details"]["fields"]

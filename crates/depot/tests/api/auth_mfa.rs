@@ -3,7 +3,7 @@
 use depot_domain::auth::totp;
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, assert_envelope, spawn_app};
+use crate::helpers::{Http, PASSWORD, TestApp, assert_envelope, spawn_app};
 
 fn step_now() -> u64 {
     u64::try_from(chrono::Utc::now().timestamp()).unwrap() / totp::STEP_SECS

@@ -5,7 +5,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use crate::helpers::{Session, TestApp, assert_envelope, spawn_app, spawn_app_with, wait_in_sync};
+use crate::helpers::{
+    Http, Session, TestApp, assert_envelope, spawn_app, spawn_app_with, wait_in_sync,
+};
 
 const JWT_SECRET: &str = "test-jwt-secret-0123456789-abcdefghijklmnop";
 

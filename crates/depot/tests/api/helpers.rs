@@ -211,17 +211,6 @@ pub struct Session {
 pub const PASSWORD: &str = "a long and unguessable passphrase 42";
 
 impl TestApp {
-    /// Any request, with an optional bearer token and JSON body.
-    pub async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&serde_json::Value>,
-    ) -> reqwest::Response {
-        send(&self.client, &self.url(path), method, token, body).await
-    }
-
     /// Creates an active user with `roles` and the test password (through the service: setup,
     /// not the behaviour under test).
     pub async fn create_user(&self, email: &str, roles: &[&str]) -> uuid::Uuid {
@@ -329,20 +318,39 @@ pub struct Peer {
 }
 
 impl Peer {
-    pub async fn call(
+    pub async fn stop(self) {
+        self.shutdown.shutdown();
+        self.task.await.expect("peer task").expect("clean shutdown");
+    }
+}
+
+/// Requests to one running instance (the test app or a peer of it).
+pub trait Http {
+    fn endpoint(&self) -> (&reqwest::Client, SocketAddr);
+
+    /// Any request, with an optional bearer token and JSON body.
+    #[allow(async_fn_in_trait)]
+    async fn call(
         &self,
         method: &str,
         path: &str,
         token: Option<&str>,
         body: Option<&serde_json::Value>,
     ) -> reqwest::Response {
-        let url = format!("http://{}{path}", self.addr);
-        send(&self.client, &url, method, token, body).await
+        let (client, addr) = self.endpoint();
+        send(client, &format!("http://{addr}{path}"), method, token, body).await
     }
+}
 
-    pub async fn stop(self) {
-        self.shutdown.shutdown();
-        self.task.await.expect("peer task").expect("clean shutdown");
+impl Http for TestApp {
+    fn endpoint(&self) -> (&reqwest::Client, SocketAddr) {
+        (&self.client, self.addr)
+    }
+}
+
+impl Http for Peer {
+    fn endpoint(&self) -> (&reqwest::Client, SocketAddr) {
+        (&self.client, self.addr)
     }
 }
 

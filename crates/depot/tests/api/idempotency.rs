@@ -11,7 +11,7 @@ use depot_store::repo::idempotency as repo;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, assert_envelope, spawn_app, spawn_app_on};
+use crate::helpers::{Http, PASSWORD, TestApp, assert_envelope, spawn_app, spawn_app_on};
 
 /// What a client saw.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,6 +7,7 @@ use chrono::{TimeZone, Utc};
 use depot_adapters::broker::{Broker, DeadLetter, DeadLetterSelector, Delivery, Disposition};
 use depot_app::debug::{DebugHandler, HANDLED};
 use depot_app::messaging::{HandlerDelivery, Scheduler};
+use depot_app::uow::{RelayWaker, Writer};
 use depot_domain::clock::ManualClock;
 use depot_domain::message::Message;
 use depot_store::entity::{audit_log, job, outbox, processed_message};
@@ -103,7 +104,10 @@ async fn await_dead_lettered(broker: &dyn Broker, id: Uuid, what: &str) {
 /// `n` schedulers sharing `clock`, as on `n` instances.
 fn schedulers(app: &TestApp, clock: &Arc<ManualClock>, n: usize) -> Vec<Scheduler> {
     (0..n)
-        .map(|i| Scheduler::new(app.store.clone(), clock.clone(), format!("instance-{i}")))
+        .map(|i| {
+            let writer = Writer::new(app.store.clone(), clock.clone(), RelayWaker::default());
+            Scheduler::new(writer, format!("instance-{i}"))
+        })
         .collect()
 }
 

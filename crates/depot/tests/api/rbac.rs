@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{assert_envelope, spawn_app, wait_in_sync};
+use crate::helpers::{Http, assert_envelope, spawn_app, wait_in_sync};
 
 /// Operations anyone may call (sign-in and its helpers). Everything else must name a
 /// permission or require a signed-in user.

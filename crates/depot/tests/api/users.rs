@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, assert_envelope, spawn_app};
+use crate::helpers::{Http, PASSWORD, TestApp, assert_envelope, spawn_app};
 use crate::process::{run, text};
 
 async fn me(app: &TestApp, token: &str) -> u16 {

@@ -7,7 +7,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter};
 use uuid::Uuid;
 
-use super::{delete_where, replace_rows};
+use super::{delete_where, insert_row, replace_rows};
 use crate::entity::{password_reset, recovery_code};
 use crate::error::db_error;
 
@@ -18,20 +18,14 @@ pub async fn insert_password_reset(
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> AppResult<()> {
-    password_reset::Entity::insert(
-        password_reset::Model {
-            token_hash,
-            user_id,
-            created_at: now,
-            expires_at,
-            used_at: None,
-        }
-        .into_active_model(),
-    )
-    .exec_without_returning(conn)
-    .await
-    .map_err(db_error)?;
-    Ok(())
+    let row = password_reset::Model {
+        token_hash,
+        user_id,
+        created_at: now,
+        expires_at,
+        used_at: None,
+    };
+    insert_row(conn, row.into_active_model()).await
 }
 
 /// Uses a reset token: the user it belongs to when it exists, is unused and unexpired. The

@@ -106,15 +106,7 @@ pub async fn complete(
     worker: &str,
     now: DateTime<Utc>,
 ) -> AppResult<bool> {
-    let result = Entity::update_many()
-        .col_expr(Column::Status, Expr::value(JobStatus::Succeeded.as_str()))
-        .col_expr(
-            Column::LockedUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(Column::UpdatedAt, Expr::value(now))
-        .filter(Column::Id.eq(id))
-        .filter(Column::LockedBy.eq(worker))
+    let result = settle(id, worker, JobStatus::Succeeded.as_str(), now)
         .filter(Column::Status.eq(JobStatus::Running.as_str()))
         .exec(conn)
         .await
@@ -163,11 +155,20 @@ async fn release(
     error: &str,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
-    Entity::update_many()
-        .col_expr(Column::Status, Expr::value(status))
+    settle(id, worker, status, now)
         .col_expr(Column::RunAt, Expr::value(run_at))
         .col_expr(Column::LastError, Expr::value(truncate(error)))
         .col_expr(Column::LockedBy, Expr::value(Option::<String>::None))
+        .exec(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// The update that ends `worker`'s claim on job `id` with `status`.
+fn settle(id: Uuid, worker: &str, status: &str, now: DateTime<Utc>) -> sea_orm::UpdateMany<Entity> {
+    Entity::update_many()
+        .col_expr(Column::Status, Expr::value(status))
         .col_expr(
             Column::LockedUntil,
             Expr::value(Option::<DateTime<Utc>>::None),
@@ -175,10 +176,6 @@ async fn release(
         .col_expr(Column::UpdatedAt, Expr::value(now))
         .filter(Column::Id.eq(id))
         .filter(Column::LockedBy.eq(worker))
-        .exec(conn)
-        .await
-        .map_err(db_error)?;
-    Ok(())
 }
 
 /// Dead jobs, oldest first, optionally of one queue.

@@ -38,6 +38,18 @@ where
     Ok(inserted == 1)
 }
 
+/// Inserts `row` (no returning clause: the caller already knows its key).
+pub(crate) async fn insert_row<A: ActiveModelTrait>(
+    conn: &impl ConnectionTrait,
+    row: A,
+) -> AppResult<()> {
+    A::Entity::insert(row)
+        .exec_without_returning(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
 /// Replaces the rows matching `of` with `rows`: deletes them, then inserts the new set.
 pub(crate) async fn replace_rows<A>(
     conn: &impl ConnectionTrait,

@@ -12,12 +12,13 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::insert_row;
 use crate::entity::outbox::{ActiveModel, Column, Entity, Model};
 use crate::error::db_error;
 
 /// Appends `message` to the outbox. Call it inside the transaction of the change it describes.
 pub async fn append(conn: &impl ConnectionTrait, message: &Message) -> AppResult<()> {
-    Entity::insert(ActiveModel {
+    let row = ActiveModel {
         id: Set(message.id),
         aggregate_type: Set(message.aggregate_type.clone()),
         aggregate_id: Set(message.aggregate_id.clone()),
@@ -30,11 +31,8 @@ pub async fn append(conn: &impl ConnectionTrait, message: &Message) -> AppResult
         attempts: Set(0),
         last_error: Set(None),
         published_at: Set(None),
-    })
-    .exec_without_returning(conn)
-    .await
-    .map_err(db_error)?;
-    Ok(())
+    };
+    insert_row(conn, row).await
 }
 
 /// The oldest unpublished events, in id (= creation) order.
@@ -73,21 +71,31 @@ pub async fn mark_published(
 
 /// Records a failed publish attempt; the event stays pending and is retried.
 pub async fn record_failure(conn: &impl ConnectionTrait, id: Uuid, error: &str) -> AppResult<()> {
-    Entity::update_many()
-        .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
-        .col_expr(Column::LastError, Expr::value(truncate(error)))
-        .filter(Column::Id.eq(id))
-        .exec(conn)
-        .await
-        .map_err(db_error)?;
-    Ok(())
+    set_error(
+        conn,
+        id,
+        error,
+        (Column::Attempts, Expr::col(Column::Attempts).add(1)),
+    )
+    .await
 }
 
 /// Takes an event out of the relay for good (its payload can never be published, e.g. it fails
 /// its schema); it stays in the table with the reason.
 pub async fn mark_failed(conn: &impl ConnectionTrait, id: Uuid, error: &str) -> AppResult<()> {
+    let failed = Expr::value(OutboxStatus::Failed.as_str());
+    set_error(conn, id, error, (Column::Status, failed)).await
+}
+
+/// Records `error` on event `id` together with one more column change.
+async fn set_error(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+    error: &str,
+    (column, value): (Column, impl Into<sea_orm::sea_query::SimpleExpr>),
+) -> AppResult<()> {
     Entity::update_many()
-        .col_expr(Column::Status, Expr::value(OutboxStatus::Failed.as_str()))
+        .col_expr(column, value.into())
         .col_expr(Column::LastError, Expr::value(truncate(error)))
         .filter(Column::Id.eq(id))
         .exec(conn)

@@ -15,7 +15,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::delete_where;
+use super::{delete_where, insert_row};
 use crate::entity::{refresh_token, revoked_token, session};
 use crate::error::db_error;
 use crate::keyset::{Direction, page_after};
@@ -164,20 +164,14 @@ pub async fn insert_refresh_token(
     session_id: Uuid,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
-    refresh_token::Entity::insert(
-        refresh_token::Model {
-            token_hash,
-            session_id,
-            status: RefreshTokenStatus::Active.as_str().into(),
-            created_at: now,
-            used_at: None,
-        }
-        .into_active_model(),
-    )
-    .exec_without_returning(conn)
-    .await
-    .map_err(db_error)?;
-    Ok(())
+    let row = refresh_token::Model {
+        token_hash,
+        session_id,
+        status: RefreshTokenStatus::Active.as_str().into(),
+        created_at: now,
+        used_at: None,
+    };
+    insert_row(conn, row.into_active_model()).await
 }
 
 pub async fn find_refresh_token(
