@@ -10,7 +10,7 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use crate::error_code::ErrorCode;
+pub use crate::error_code::{ErrorCategory, ErrorCode};
 
 /// One failing field: where, a stable code, and a human message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -30,43 +30,6 @@ impl FieldError {
             field: field.into(),
             code: code.into(),
             message: message.into(),
-        }
-    }
-}
-
-/// Broad class of an error; maps one-to-one onto an HTTP status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorCategory {
-    /// The request could not be understood (malformed syntax).
-    BadRequest,
-    /// The request was understood but its content is invalid.
-    Validation,
-    Unauthorized,
-    Forbidden,
-    NotFound,
-    MethodNotAllowed,
-    Conflict,
-    PayloadTooLarge,
-    RateLimited,
-    Unavailable,
-    Internal,
-}
-
-impl ErrorCategory {
-    /// The `error` field of the envelope.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::BadRequest => "bad_request",
-            Self::Validation => "validation",
-            Self::Unauthorized => "unauthorized",
-            Self::Forbidden => "forbidden",
-            Self::NotFound => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::Conflict => "conflict",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::RateLimited => "rate_limited",
-            Self::Unavailable => "unavailable",
-            Self::Internal => "internal",
         }
     }
 }

@@ -2,7 +2,42 @@
 //! decides its HTTP status and what it means. An error can only be built from a code declared
 //! here, and the OpenAPI description lists them all.
 
-use crate::error::ErrorCategory;
+/// Broad class of an error; maps one-to-one onto an HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCategory {
+    /// The request could not be understood (malformed syntax).
+    BadRequest,
+    /// The request was understood but its content is invalid.
+    Validation,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    PayloadTooLarge,
+    RateLimited,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorCategory {
+    /// The `error` field of the envelope.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::Validation => "validation",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Conflict => "conflict",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::RateLimited => "rate_limited",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+}
 
 macro_rules! error_codes {
     ( $( $(#[doc = $doc:literal])+ $variant:ident = ($code:literal, $category:ident) ),+ $(,)? ) => {
