@@ -26,13 +26,12 @@ pub fn digest(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// HMAC-SHA256 of `parts` joined by `|`, base64url.
+/// HMAC-SHA256 over `parts`, base64url. Each part is length-prefixed (8 bytes, big-endian), so
+/// the encoding is unambiguous: `["a", "b"]` and `["a|b"]` (or `["ab"]`) never sign alike.
 pub fn sign(key: &[u8], parts: &[&str]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap_or_else(|_| unreachable_hmac());
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            mac.update(b"|");
-        }
+    for part in parts {
+        mac.update(&(part.len() as u64).to_be_bytes());
         mac.update(part.as_bytes());
     }
     URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
@@ -94,7 +93,11 @@ mod tests {
         let s = sign(b"key", &["a", "b"]);
         assert_ne!(s, sign(b"key", &["a", "c"]));
         assert_ne!(s, sign(b"other", &["a", "b"]));
-        assert_ne!(s, sign(b"key", &["a|b"]).replace('x', "y") + "z");
+        // Part boundaries are part of what is signed.
+        assert_ne!(s, sign(b"key", &["a|b"]));
+        assert_ne!(s, sign(b"key", &["ab"]));
+        assert_ne!(sign(b"key", &["a", ""]), sign(b"key", &["a"]));
+        assert_eq!(s.len(), 43, "32 bytes, base64url without padding");
         assert!(same(&s, &sign(b"key", &["a", "b"])));
     }
 
