@@ -31,6 +31,7 @@ struct PostgresGuard {
 impl TestDatabase {
     /// A new, empty database on the configured backend.
     pub async fn fresh() -> Self {
+        announce_backends();
         let dir = tempfile::tempdir().expect("temporary directory");
         match postgres_admin_url() {
             Some(admin_url) => {
@@ -151,9 +152,63 @@ fn database_url_with_name(admin_url: &str, name: &str) -> String {
     url
 }
 
-/// Prints once per test binary which backends this run uses, so the output shows it.
+/// The backends this run must use, from `DEPOT_TEST_REQUIRE` (comma-separated: `postgres`,
+/// `redis`, `rabbitmq`, `smtp`). CI sets it, so a pass that would quietly fall back to SQLite, the
+/// in-process cache, the database queue or skip the SMTP test fails instead.
+pub fn required_backends() -> Vec<String> {
+    non_empty_env("DEPOT_TEST_REQUIRE")
+        .map(|v| {
+            v.split(',')
+                .map(|b| b.trim().to_ascii_lowercase())
+                .filter(|b| !b.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether this run must use `backend` (see [`required_backends`]).
+pub fn is_required(backend: &str) -> bool {
+    required_backends().iter().any(|b| b == backend)
+}
+
+/// The real Redis, or `None` after announcing the skip of `what` — unless the run requires
+/// Redis, in which case the test fails.
+pub fn redis_or_skip(what: &str) -> Option<String> {
+    let url = redis_url();
+    if url.is_none() {
+        skip(what, "redis", "DEPOT_TEST_REDIS_URL");
+    }
+    url
+}
+
+/// Announces that `what` is skipped for want of `backend` (one unbuffered stderr line, so it
+/// shows on a passing run); panics instead when the run requires `backend`.
+pub fn skip(what: &str, backend: &str, setting: &str) {
+    assert!(
+        !is_required(backend),
+        "{what}: this run requires {backend} (DEPOT_TEST_REQUIRE) but {setting} is not usable"
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {what}: needs {backend} ({setting})"
+    );
+}
+
+/// Prints once per test binary which backends this run uses, so the output shows it, and fails
+/// when a backend the run requires (`DEPOT_TEST_REQUIRE`) is not configured.
 pub fn announce_backends() {
     static ONCE: std::sync::Once = std::sync::Once::new();
+    for (backend, configured) in [
+        ("postgres", postgres_admin_url().is_some()),
+        ("redis", redis_url().is_some()),
+        ("rabbitmq", amqp_url().is_some()),
+    ] {
+        assert!(
+            configured || !is_required(backend),
+            "this run requires {backend} (DEPOT_TEST_REQUIRE) but it is not configured; \
+             set DEPOT_TEST_DATABASE_URL / DEPOT_TEST_REDIS_URL / DEPOT_TEST_AMQP_URL"
+        );
+    }
     ONCE.call_once(|| {
         let db = if postgres_admin_url().is_some() {
             "postgres"

@@ -293,10 +293,7 @@ async fn the_per_ip_limit_applies_across_accounts() {
 
 #[tokio::test]
 async fn with_redis_the_limit_is_shared_by_every_instance() {
-    if depot_testkit::redis_url().is_none() {
-        eprintln!(
-            "shared rate limits: skipped without DEPOT_TEST_REDIS_URL (per-instance limiter)"
-        );
+    if depot_testkit::redis_or_skip("auth_login::with_redis_the_limit_is_shared").is_none() {
         return;
     }
     let app = spawn_app_with(|s| s.auth_rate_limit_per_account = 3).await;

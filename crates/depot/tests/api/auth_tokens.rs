@@ -224,7 +224,11 @@ async fn logout_rejects_the_same_access_token_at_once_on_every_instance() {
             .await;
         assert_envelope(on_peer, 401, "unauthorized", "auth.invalid_token").await;
     } else {
-        eprintln!("logout on another instance: skipped without DEPOT_TEST_REDIS_URL");
+        depot_testkit::skip(
+            "auth_tokens::logout on another instance",
+            "redis",
+            "DEPOT_TEST_REDIS_URL",
+        );
     }
     // The refresh token of that session is dead; the user's other session is not.
     assert_eq!(refresh(&app, &s.refresh_token).await.status(), 401);

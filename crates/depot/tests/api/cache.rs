@@ -72,12 +72,7 @@ async fn a_dead_redis_falls_back_to_the_source_of_truth() {
 
 #[tokio::test]
 async fn invalidation_reaches_other_instances_within_a_second() {
-    if depot_testkit::redis_url().is_none() {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped: cross-instance cache invalidation needs DEPOT_TEST_REDIS_URL"
-        );
+    if depot_testkit::redis_or_skip("cache::invalidation_reaches_other_instances").is_none() {
         return;
     }
     let namespace = format!("depot-test-{}", uuid::Uuid::now_v7().simple());

@@ -135,10 +135,10 @@ fn smtp_server() -> Option<SmtpServer> {
             std::env::var_os("CI").is_none(),
             "CI must install aiosmtpd (pip install aiosmtpd)"
         );
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped: SMTP test needs python3 with aiosmtpd (pip install aiosmtpd)"
+        depot_testkit::skip(
+            "mail::smtp_delivers_to_a_real_server",
+            "smtp",
+            "python3 with aiosmtpd",
         );
         return None;
     }

@@ -245,8 +245,10 @@ async fn a_role_change_takes_effect_on_the_next_request_on_every_instance() {
     if shared {
         assert_eq!(status(true).await, 200, "other instance, next request");
     } else {
-        eprintln!(
-            "cross-instance role change: skipped without DEPOT_TEST_REDIS_URL (in-process cache)"
+        depot_testkit::skip(
+            "rbac::cross-instance role change",
+            "redis",
+            "DEPOT_TEST_REDIS_URL",
         );
     }
     // And back.
