@@ -15,8 +15,27 @@ fn help_lists_every_command() {
     let out = run(dir.path(), &[], &["--help"]);
     assert!(out.status.success());
     let help = text(&out.stdout);
-    for command in ["serve", "api", "worker", "migrate", "config", "openapi"] {
-        assert!(help.contains(command), "{command} missing from:\n{help}");
+    // The names listed under "Commands:" (not words found anywhere, e.g. `--config`).
+    let listed: Vec<&str> = help
+        .split("Commands:")
+        .nth(1)
+        .and_then(|rest| rest.split("Options:").next())
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        listed,
+        ["serve", "api", "worker", "migrate", "config", "openapi", "admin", "help"],
+        "{help}"
+    );
+    let admin = run(dir.path(), &[], &["admin", "--help"]);
+    let admin_help = text(&admin.stdout);
+    for command in ["dead-letters", "create-user", "reset-mfa", "unlock"] {
+        assert!(
+            admin_help.lines().any(|l| l.trim_start().starts_with(command)),
+            "admin {command} missing from:\n{admin_help}"
+        );
     }
 }
 
