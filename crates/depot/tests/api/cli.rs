@@ -26,14 +26,18 @@ fn help_lists_every_command() {
         .collect();
     assert_eq!(
         listed,
-        ["serve", "api", "worker", "migrate", "config", "openapi", "admin", "help"],
+        [
+            "serve", "api", "worker", "migrate", "config", "openapi", "admin", "help"
+        ],
         "{help}"
     );
     let admin = run(dir.path(), &[], &["admin", "--help"]);
     let admin_help = text(&admin.stdout);
     for command in ["dead-letters", "create-user", "reset-mfa", "unlock"] {
         assert!(
-            admin_help.lines().any(|l| l.trim_start().starts_with(command)),
+            admin_help
+                .lines()
+                .any(|l| l.trim_start().starts_with(command)),
             "admin {command} missing from:\n{admin_help}"
         );
     }
