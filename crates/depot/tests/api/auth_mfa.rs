@@ -75,6 +75,30 @@ async fn totp_sign_in_refuses_a_replayed_code_and_accepts_recovery_codes_once() 
         "{stored}"
     );
     assert!(row.mfa_enabled && row.mfa_pending_secret.is_none());
+    use depot_store::entity::recovery_code;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let mut hashes: Vec<String> = recovery_code::Entity::find()
+        .filter(recovery_code::Column::UserId.eq(s.user_id))
+        .all(app.store.reader())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.code_hash)
+        .collect();
+    let mut expected: Vec<String> = recovery
+        .iter()
+        .map(|c| {
+            let normalized = depot_app::auth::secrets::normalize_recovery_code(c);
+            depot_app::auth::secrets::digest(&normalized)
+        })
+        .collect();
+    hashes.sort();
+    expected.sort();
+    assert_eq!(
+        hashes, expected,
+        "recovery codes are stored as digests only"
+    );
+    assert!(recovery.iter().all(|c| !hashes.contains(c)));
 
     let challenge = password_step(&app, &s.email).await;
     let now_code = code(&secret, step_now());

@@ -173,6 +173,13 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
         stored.is_none(),
         "the raw token is not a key in the database"
     );
+    let by_digest = depot_store::repo::sessions::find_refresh_token(
+        conn,
+        &depot_app::auth::secrets::digest(&r2),
+    )
+    .await
+    .unwrap();
+    assert!(by_digest.is_some(), "the token is stored as its digest");
 
     let audit = app.store.reader();
     let page = depot_store::repo::audit::list(
