@@ -15,6 +15,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use depot_domain::clock::span;
 use depot_domain::{AppError, AppResult, Clock, ErrorCode};
 use depot_store::Db;
 use depot_store::repo::idempotency::{self, COMPLETED};
@@ -83,15 +84,11 @@ pub struct IdempotencyService {
 
 impl IdempotencyService {
     pub fn new(db: Db, clock: Arc<dyn Clock>, settings: &Settings) -> Self {
-        Self::with_options(db, clock, IdempotencyOptions::for_settings(settings))
-    }
-
-    pub fn with_options(db: Db, clock: Arc<dyn Clock>, options: IdempotencyOptions) -> Self {
-        Self { db, clock, options }
-    }
-
-    pub fn options(&self) -> IdempotencyOptions {
-        self.options
+        Self {
+            db,
+            clock,
+            options: IdempotencyOptions::for_settings(settings),
+        }
     }
 
     /// Claims `key` within `scope` for the request with `fingerprint`, or finds the response to
@@ -138,7 +135,7 @@ impl IdempotencyService {
 
     async fn claim(&self, scope: &str, key: &str, fingerprint: &str) -> AppResult<Option<Claim>> {
         let now = self.clock.now();
-        let lease_until = now + chrono_duration(self.options.lease);
+        let lease_until = now + span(self.options.lease);
         let tx = self.db.begin().await?;
         let claim = idempotency::claim(&*tx, scope, key, fingerprint, now, lease_until).await?;
         tx.commit().await?;
@@ -148,7 +145,7 @@ impl IdempotencyService {
     /// Stores the response of the request holding `claim`, for replay until the retention
     /// period ends. Returns false if the claim was no longer held.
     pub async fn complete(&self, claim: &Claim, response: StoredResponse) -> AppResult<bool> {
-        let expires_at = self.clock.now() + chrono_duration(self.options.retention);
+        let expires_at = self.clock.now() + span(self.options.retention);
         let tx = self.db.begin().await?;
         let held = idempotency::complete(
             &*tx,
@@ -219,10 +216,6 @@ pub fn in_progress() -> AppError {
         ErrorCode::IdempotencyInProgress,
         "a request with this Idempotency-Key is still in progress, retry later",
     )
-}
-
-fn chrono_duration(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 #[cfg(test)]

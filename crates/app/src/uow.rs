@@ -118,10 +118,6 @@ impl UnitOfWork {
         self.now
     }
 
-    pub fn actor(&self) -> Actor {
-        self.actor
-    }
-
     pub fn client(&self) -> &ClientInfo {
         &self.client
     }

@@ -7,6 +7,12 @@ pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
 }
 
+/// A configured `std` duration as a `chrono` one, to add to an instant. A duration beyond what
+/// `chrono` holds (only a nonsensical setting) becomes a century.
+pub fn span(d: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(36_500))
+}
+
 /// A clock that always answers the same instant; for tests of time-dependent rules.
 #[derive(Debug, Clone, Copy)]
 pub struct FixedClock(pub DateTime<Utc>);

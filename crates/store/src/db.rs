@@ -123,11 +123,6 @@ impl Tx {
     pub async fn commit(self) -> AppResult<()> {
         self.0.commit().await.map_err(db_error)
     }
-
-    /// Discards the transaction's writes (dropping it does the same).
-    pub async fn rollback(self) -> AppResult<()> {
-        self.0.rollback().await.map_err(db_error)
-    }
 }
 
 impl std::ops::Deref for Tx {

@@ -1,6 +1,7 @@
 //! Password change (needs the current password) and reset by an emailed single-use token.
 
 use depot_domain::ErrorCode;
+use depot_domain::clock::span;
 use std::sync::Arc;
 
 use depot_domain::auth::{PasswordPolicy, normalize_email, user_not_found};
@@ -13,7 +14,7 @@ use super::authz::AuthzCache;
 use super::principal::Principal;
 use super::rate_limit::{Action, AuthRateLimiter, Subject};
 use super::sessions::revoke_everything;
-use super::settings::{AuthConfig, chrono_duration};
+use super::settings::AuthConfig;
 use super::{passwords, secrets};
 use crate::audit::AuditEntry;
 use crate::client::ClientInfo;
@@ -43,7 +44,7 @@ impl ResetLinks {
     ) -> AppResult<()> {
         let token = secrets::random_token(32);
         let now = uow.now();
-        let expires_at = now + chrono_duration(self.config.reset_ttl);
+        let expires_at = now + span(self.config.reset_ttl);
         let link = format!("{}/reset-password?token={token}", self.config.public_url);
         let minutes = self.config.reset_ttl.as_secs() / 60;
         let email = NewEmail {

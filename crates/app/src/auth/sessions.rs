@@ -1,6 +1,7 @@
 //! Sign-in, token refresh, logout and the session list.
 
 use depot_domain::ErrorCode;
+use depot_domain::clock::span;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -17,7 +18,7 @@ use uuid::Uuid;
 use super::authz::AuthzCache;
 use super::principal::Principal;
 use super::rate_limit::{Action, AuthRateLimiter, Subject};
-use super::settings::{AuthConfig, chrono_duration};
+use super::settings::AuthConfig;
 use super::tokens::{TokenKeys, TokenUse};
 use super::{csrf, passwords, secrets};
 use crate::audit::AuditEntry;
@@ -281,8 +282,8 @@ impl SessionService {
                 csrf_nonce: secrets::random_token(16),
                 created_at: now,
                 last_used_at: now,
-                idle_expires_at: now + chrono_duration(config.idle_ttl),
-                absolute_expires_at: now + chrono_duration(config.absolute_ttl),
+                idle_expires_at: now + span(config.idle_ttl),
+                absolute_expires_at: now + span(config.absolute_ttl),
                 revoked_at: None,
                 revoked_reason: None,
             },
@@ -392,7 +393,7 @@ impl SessionService {
         if !active {
             return Ok(Refreshed::Invalid);
         }
-        let idle = (now + chrono_duration(self.config.idle_ttl)).min(session.absolute_expires_at);
+        let idle = (now + span(self.config.idle_ttl)).min(session.absolute_expires_at);
         repo::touch(uow.tx(), session.id, now, idle, uow.client().ip.clone()).await?;
         Ok(Refreshed::Tokens(self.issue_pair(uow, &session).await?))
     }

@@ -52,8 +52,3 @@ impl AuthConfig {
         })
     }
 }
-
-/// A `std` duration as a `chrono` one (a year when it does not fit).
-pub(crate) fn chrono_duration(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(365))
-}
