@@ -191,8 +191,7 @@ impl AppContext {
         &self.inner.background
     }
 
-    /// One delivery adapter per registered consumer (same order as
-    /// [`Background::consumers`]).
+    /// One delivery adapter per registered consumer, each knowing its consumer.
     pub fn deliveries(&self) -> &[Arc<HandlerDelivery>] {
         &self.inner.deliveries
     }

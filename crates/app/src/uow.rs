@@ -18,7 +18,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -32,8 +32,9 @@ use tokio::sync::Notify;
 use crate::audit::{self, AuditEntry};
 use crate::client::ClientInfo;
 
-/// An action that runs after a successful commit.
-type AfterCommit = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+/// An action that runs after a successful commit: started only then, so it is kept as the
+/// closure that starts it (a closure can be `Sync`, which keeps `&UnitOfWork` `Send`).
+type AfterCommit = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 /// Wakes the outbox relay so an event emitted by a committed unit of work goes out at once
 /// instead of at the relay's next poll.
@@ -74,7 +75,7 @@ impl Writer {
             now: self.clock.now(),
             relay: self.relay.clone(),
             emitted: false,
-            after_commit: Mutex::new(Vec::new()),
+            after_commit: Vec::new(),
         })
     }
 
@@ -102,9 +103,7 @@ pub struct UnitOfWork {
     now: DateTime<Utc>,
     relay: RelayWaker,
     emitted: bool,
-    /// Behind a mutex only so that `&UnitOfWork` is `Sync` (a service holds one across
-    /// awaits); it is only ever reached through `&mut self`, never locked in contention.
-    after_commit: Mutex<Vec<AfterCommit>>,
+    after_commit: Vec<AfterCommit>,
 }
 
 impl UnitOfWork {
@@ -137,15 +136,12 @@ impl UnitOfWork {
 
     /// Runs `action` after a successful commit, in registration order; never if the unit of
     /// work fails or is dropped.
-    pub fn after_commit<F>(&mut self, action: F)
+    pub fn after_commit<F, Fut>(&mut self, action: F)
     where
-        F: Future<Output = ()> + Send + 'static,
+        F: FnOnce() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
     {
-        let actions = self
-            .after_commit
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner);
-        actions.push(Box::pin(action));
+        self.after_commit.push(Box::new(move || Box::pin(action())));
     }
 
     /// Commits, then runs the after-commit actions. If the commit fails nothing runs.
@@ -161,11 +157,8 @@ impl UnitOfWork {
         if emitted {
             relay.wake();
         }
-        for action in after_commit
-            .into_inner()
-            .unwrap_or_else(PoisonError::into_inner)
-        {
-            action.await;
+        for action in after_commit {
+            action().await;
         }
         Ok(())
     }

@@ -68,7 +68,7 @@ async fn begin_with_change(writer: &Writer, ran: &Arc<AtomicU32>) -> Result<Unit
         .unwrap();
     uow.emit(&event()).await.unwrap();
     let ran = ran.clone();
-    uow.after_commit(async move {
+    uow.after_commit(move || async move {
         ran.fetch_add(1, Ordering::SeqCst);
     });
     Ok(uow)
@@ -146,7 +146,7 @@ async fn after_commit_actions_run_once_after_a_commit_and_never_after_a_failure(
     let second = async {
         let mut uow = begin(&writer).await?;
         let ran = ran.clone();
-        uow.after_commit(async move {
+        uow.after_commit(move || async move {
             ran.fetch_add(100, Ordering::SeqCst);
         });
         idempotency::delete_expired(uow.tx(), Utc::now() + chrono::Duration::hours(1)).await?;

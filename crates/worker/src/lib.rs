@@ -38,13 +38,14 @@ impl Workers {
 
         tracker.spawn(relay_loop(ctx.clone(), stop.clone()));
 
-        for (handler, delivery) in ctx.background().consumers().iter().zip(ctx.deliveries()) {
+        for delivery in ctx.deliveries() {
+            let handler = delivery.handler();
             let configured = ctx
                 .settings()
                 .consumer_concurrency
                 .get(handler.queue())
                 .copied();
-            let spec = queue_spec(handler.as_ref(), configured);
+            let spec = queue_spec(handler, configured);
             let delivery: Arc<dyn Delivery> = delivery.clone();
             let broker = ctx.broker().clone();
             let stop = stop.clone();

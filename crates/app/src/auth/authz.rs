@@ -33,7 +33,7 @@ impl AuthzCache {
     /// [`AuthzCache::invalidate`] once `uow` has committed.
     pub fn invalidate_after_commit(&self, uow: &mut UnitOfWork) {
         let this = self.clone();
-        uow.after_commit(async move { this.invalidate().await });
+        uow.after_commit(move || async move { this.invalidate().await });
     }
 
     /// Once `uow` has committed (the denylist row is the source of truth), flags the access
@@ -44,7 +44,7 @@ impl AuthzCache {
             .unwrap_or(Duration::from_secs(1))
             .max(Duration::from_secs(1));
         let cache = self.cache.clone();
-        uow.after_commit(async move {
+        uow.after_commit(move || async move {
             cache.set_flag(&denylist_flag(&jti.to_string()), ttl).await;
         });
     }

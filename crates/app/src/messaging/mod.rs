@@ -76,6 +76,11 @@ pub struct HandlerDelivery {
 }
 
 impl HandlerDelivery {
+    /// The consumer this delivers to.
+    pub fn handler(&self) -> &dyn Handler {
+        self.handler.as_ref()
+    }
+
     /// Claims the message for this consumer and runs the handler, in one transaction: false
     /// when the consumer had already processed it (a redelivery).
     async fn handle_once(&self, message: &Message) -> AppResult<bool> {
