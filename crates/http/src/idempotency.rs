@@ -11,8 +11,6 @@
 //!
 //! [`IdempotencyService::begin`]: depot_app::idempotency::IdempotencyService::begin
 
-use std::sync::Arc;
-
 use axum::Extension;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, MatchedPath, OriginalUri, Request};
@@ -42,11 +40,11 @@ pub static IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent
 /// The application context for [`middleware`], whose routes are described before any context
 /// exists; [`crate::router`] provides it as a request extension.
 #[derive(Clone)]
-pub struct IdempotencyContext(Arc<AppContext>);
+pub struct IdempotencyContext(AppContext);
 
 /// The extension layer that hands `ctx` to [`middleware`].
 pub fn provide(ctx: &AppContext) -> Extension<IdempotencyContext> {
-    Extension(IdempotencyContext(Arc::new(ctx.clone())))
+    Extension(IdempotencyContext(ctx.clone()))
 }
 
 /// Makes the operations of `route` idempotent by `Idempotency-Key` and documents it.

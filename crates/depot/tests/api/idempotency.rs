@@ -71,16 +71,9 @@ async fn concurrent_copies_of_a_request_create_one_user_and_get_one_response() {
     let admin = app
         .sign_in_with("root@example.com", &["users.manage", "users.read"])
         .await;
-    let body = new_user("new@example.com");
-    let seen = futures::future::join_all((0..10).map(|_| {
-        post(
-            &app,
-            &admin.access_token,
-            "/api/v1/users",
-            "create-new",
-            &body,
-        )
-    }))
+    let seen = futures::future::join_all(
+        (0..10).map(|_| post_user(&app, &admin.access_token, "create-new", "new@example.com")),
+    )
     .await;
 
     let first = &seen[0];
@@ -113,14 +106,7 @@ async fn concurrent_copies_of_a_request_create_one_user_and_get_one_response() {
     assert_eq!(listed["data"].as_array().unwrap().len(), 1, "{listed}");
 
     // Later repeats replay too, and still create nothing.
-    let again = post(
-        &app,
-        &admin.access_token,
-        "/api/v1/users",
-        "create-new",
-        &body,
-    )
-    .await;
+    let again = post_user(&app, &admin.access_token, "create-new", "new@example.com").await;
     assert!(again.replayed);
     assert_eq!((again.status, &again.body), (201, &first.body));
     assert_eq!(users_with_email(&app, "new@example.com").await, 1);
