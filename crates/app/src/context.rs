@@ -56,7 +56,7 @@ pub struct AppContext {
 }
 
 struct Inner {
-    settings: Arc<Settings>,
+    settings: Settings,
     /// Held only to stop its sync task at shutdown.
     cache: Arc<Cache>,
     clock: Arc<dyn Clock>,
@@ -143,7 +143,7 @@ impl AppContext {
         let scheduler = Scheduler::new(writer.clone(), owner);
         Ok(Self {
             inner: Arc::new(Inner {
-                settings: Arc::new(settings),
+                settings,
                 cache,
                 clock,
                 lifecycle,
