@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::audit::AuditEntry;
 use crate::auth::authz::AuthzCache;
+use crate::auth::grants;
 use crate::client::ClientInfo;
 use crate::uow::{UnitOfWork, Writer};
 
@@ -132,6 +133,7 @@ impl RoleService {
         v.finish()?;
         let permissions = parse_permissions(&permissions)?;
         let uow = self.writer.begin(actor, client).await?;
+        grants::ensure_actor_holds(&uow, &permissions).await?;
         if !roles::by_names(uow.tx(), std::slice::from_ref(&name))
             .await?
             .is_empty()
@@ -169,7 +171,17 @@ impl RoleService {
             .map(parse_permissions)
             .transpose()?;
         let mut uow = self.writer.begin(actor, client).await?;
+        grants::lock(&uow).await?;
         let current = roles::get(uow.tx(), id).await?.ok_or_else(not_found)?;
+        // Editing a role at all (even its MFA requirement) needs every permission it carries,
+        // and every permission it gains.
+        let touched: BTreeSet<String> = current
+            .permissions
+            .iter()
+            .chain(permissions.iter().flatten())
+            .cloned()
+            .collect();
+        grants::ensure_actor_holds(&uow, &touched).await?;
         let before = view(current.clone());
         let mut role = current.role;
         if let Some(name) = patch.name
@@ -203,7 +215,9 @@ impl RoleService {
                     "the admin role always holds every permission",
                 ));
             }
+            let admins = grants::administrators(&uow).await?;
             roles::set_permissions(uow.tx(), id, permissions).await?;
+            grants::ensure_an_administrator_remains(&uow, admins).await?;
         }
         role.updated_at = uow.now();
         roles::save(uow.tx(), role)
@@ -224,7 +238,9 @@ impl RoleService {
     /// Deletes a custom role; its holders lose it (and are signed out).
     pub async fn delete(&self, actor: Actor, id: Uuid, client: &ClientInfo) -> AppResult<()> {
         let mut uow = self.writer.begin(actor, client).await?;
+        grants::lock(&uow).await?;
         let role = roles::get(uow.tx(), id).await?.ok_or_else(not_found)?;
+        grants::ensure_actor_holds(&uow, &role.permissions).await?;
         if role.role.built_in {
             return Err(AppError::new(
                 ErrorCode::RolesBuiltIn,
@@ -235,7 +251,9 @@ impl RoleService {
             crate::auth::sessions::revoke_everything(uow.tx(), holder, "roles_changed", uow.now())
                 .await?;
         }
+        let admins = grants::administrators(&uow).await?;
         roles::delete(uow.tx(), id).await?;
+        grants::ensure_an_administrator_remains(&uow, admins).await?;
         uow.audit(
             AuditEntry::new("role.deleted")
                 .target("role", id)

@@ -121,6 +121,11 @@ impl UnitOfWork {
         &self.client
     }
 
+    /// Who is doing this unit's work.
+    pub fn actor(&self) -> Actor {
+        self.actor
+    }
+
     /// Records `entry` in the audit log, by this unit's actor unless the entry names its own,
     /// with the client's request id and address.
     pub async fn audit(&self, entry: AuditEntry) -> AppResult<()> {

@@ -4,6 +4,7 @@ use depot_domain::ErrorCode;
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
+use depot_domain::auth::grants::changed;
 use depot_domain::auth::{
     PasswordPolicy, normalize_email, user_not_found, validate_email, validate_phone,
 };
@@ -18,6 +19,7 @@ use uuid::Uuid;
 
 use crate::audit::AuditEntry;
 use crate::auth::authz::AuthzCache;
+use crate::auth::grants;
 use crate::auth::password::ResetLinks;
 use crate::auth::passwords;
 use crate::auth::principal::Principal;
@@ -197,6 +199,13 @@ impl UserService {
         };
         let invite = hash.is_none();
         let uow = self.writer.begin(actor, client).await?;
+        grants::lock(&uow).await?;
+        let role_list: Vec<Uuid> = role_ids.iter().copied().collect();
+        grants::ensure_actor_holds(
+            &uow,
+            &roles::permissions_of_roles(uow.tx(), &role_list).await?,
+        )
+        .await?;
         let now = uow.now();
         let model = user::Model::new_active(
             depot_domain::id::new_id(),
@@ -305,8 +314,10 @@ impl UserService {
         client: &ClientInfo,
     ) -> AppResult<UserView> {
         let mut uow = self.writer.begin(actor, client).await?;
+        grants::lock(&uow).await?;
         let now = uow.now();
         let before = load_in(uow.tx(), id).await?;
+        grants::ensure_actor_outranks(&uow, id).await?;
         let mut user = users::get(uow.tx(), id).await?.ok_or_else(user_not_found)?;
         if let Some(email) = patch.email {
             let normalized = normalize_email(&email);
@@ -336,7 +347,14 @@ impl UserService {
                 .map(|r| r.role.id)
                 .collect();
             if current != role_ids {
+                let held_before = roles::permissions_of_user(uow.tx(), id).await?;
+                let role_list: Vec<Uuid> = role_ids.iter().copied().collect();
+                let held_after = roles::permissions_of_roles(uow.tx(), &role_list).await?;
+                // Checked before writing: afterwards the actor may be the one who gained.
+                grants::ensure_actor_holds(&uow, &changed(&held_before, &held_after)).await?;
+                let admins = grants::administrators(&uow).await?;
                 roles::set_user_roles(uow.tx(), id, &role_ids).await?;
+                grants::ensure_an_administrator_remains(&uow, admins).await?;
                 revoke_everything(uow.tx(), id, "roles_changed", now).await?;
                 roles_changed = true;
             }
@@ -380,13 +398,17 @@ impl UserService {
             UserStatus::Disabled
         };
         let mut uow = self.writer.begin(actor, client).await?;
+        grants::lock(&uow).await?;
         let now = uow.now();
         let mut user = users::get(uow.tx(), id).await?.ok_or_else(user_not_found)?;
+        grants::ensure_actor_outranks(&uow, id).await?;
         let before = user.status.clone();
+        let admins = grants::administrators(&uow).await?;
         user.status = status.as_str().into();
         user.updated_at = now;
         users::save(uow.tx(), user).await?;
         if !enabled {
+            grants::ensure_an_administrator_remains(&uow, admins).await?;
             revoke_everything(uow.tx(), id, "user_disabled", now).await?;
         }
         let action = if enabled {
@@ -427,6 +449,7 @@ impl UserService {
     ) -> AppResult<u64> {
         let mut uow = self.writer.begin(actor, client).await?;
         users::get(uow.tx(), id).await?.ok_or_else(user_not_found)?;
+        grants::ensure_actor_outranks(&uow, id).await?;
         let ids = revoke_everything(uow.tx(), id, "revoked_by_admin", uow.now()).await?;
         uow.audit(
             AuditEntry::new("user.sessions_revoked")

@@ -156,6 +156,11 @@ error_codes! {
     UsersEmailTaken = ("users.email_taken", Conflict),
     /// An administrator cannot disable their own account.
     UsersCannotDisableSelf = ("users.cannot_disable_self", Conflict),
+    /// The change would leave no active user holding both `users.manage` and `roles.manage`.
+    UsersLastAdmin = ("users.last_admin", Conflict),
+    /// Granting, revoking or editing access needs every permission involved: `details.permissions`
+    /// lists the ones the caller does not hold.
+    AuthPermissionNotHeld = ("auth.permission_not_held", Forbidden),
     /// No such role.
     RolesNotFound = ("roles.not_found", NotFound),
     /// A role with this name exists.

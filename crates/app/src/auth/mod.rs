@@ -14,6 +14,7 @@
 pub mod authenticator;
 pub mod authz;
 pub mod csrf;
+pub(crate) mod grants;
 pub mod mfa;
 pub mod password;
 pub mod passwords;

@@ -62,7 +62,7 @@ async fn users_with_email(app: &TestApp, email: &str) -> u64 {
 }
 
 fn new_user(email: &str) -> Value {
-    json!({ "email": email, "display_name": "New Person", "password": PASSWORD, "roles": ["viewer"] })
+    json!({ "email": email, "display_name": "New Person", "password": PASSWORD, "roles": [] })
 }
 
 #[tokio::test]

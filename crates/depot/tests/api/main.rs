@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod access;
 mod auth_csrf;
 mod auth_login;
 mod auth_mfa;

@@ -204,7 +204,10 @@ async fn a_role_change_takes_effect_on_the_next_request_on_every_instance() {
     let peer = app.spawn_peer().await;
     let shared = depot_testkit::redis_url().is_some();
     let admin = app
-        .sign_in_with("root@example.com", &["roles.manage"])
+        .sign_in_with(
+            "root@example.com",
+            &["roles.manage", "users.read", "audit.read"],
+        )
         .await;
     let role = app.create_role("auditor", &["users.read"]).await;
     let ann = app.sign_in("ann@example.com", &["auditor"]).await;
@@ -285,10 +288,7 @@ async fn a_role_change_takes_effect_on_the_next_request_on_every_instance() {
 async fn roles_are_managed_and_audited() {
     let app = spawn_app().await;
     let admin = app
-        .sign_in_with(
-            "root@example.com",
-            &["roles.manage", "roles.read", "audit.read"],
-        )
+        .sign_in_with("root@example.com", &every_permission())
         .await;
     let token = Some(admin.access_token.as_str());
     let list: Value = app
@@ -391,4 +391,13 @@ async fn roles_are_managed_and_audited() {
         .unwrap();
     assert_eq!(deleted["data"][0]["before"]["name"], "packer");
     app.stop().await;
+}
+
+/// Every permission code: an administrator through a custom role (no MFA requirement), who may
+/// hand out anything.
+fn every_permission() -> Vec<&'static str> {
+    depot_domain::auth::Permission::ALL
+        .iter()
+        .map(|p| p.code())
+        .collect()
 }

@@ -21,20 +21,22 @@ async fn disabling_a_user_or_changing_their_roles_revokes_their_sessions() {
         .sign_in_with("root@example.com", &["users.manage", "users.read"])
         .await;
     let token = Some(admin.access_token.as_str());
-    let ann = app.sign_in("ann@example.com", &["viewer"]).await;
+    let ann = app.sign_in("ann@example.com", &[]).await;
+    // A role root may hand out: it carries only what root holds.
+    app.create_role("helpdesk", &["users.read"]).await;
 
     let patched = app
         .call(
             "PATCH",
             &format!("/api/v1/users/{}", ann.user_id),
             token,
-            Some(&json!({ "roles": ["clerk"] })),
+            Some(&json!({ "roles": ["helpdesk"] })),
         )
         .await;
     assert_eq!(patched.status(), 200);
     assert_eq!(
         patched.json::<Value>().await.unwrap()["roles"],
-        json!(["clerk"])
+        json!(["helpdesk"])
     );
     assert_eq!(
         me(&app, &ann.access_token).await,

@@ -2,6 +2,7 @@
 //! the login lockout schedule and TOTP verification. No I/O: hashing, storage and tokens live in
 //! the application layer.
 
+pub mod grants;
 pub mod lockout;
 pub mod password;
 pub mod permission;

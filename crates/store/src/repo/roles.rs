@@ -3,14 +3,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use depot_domain::AppResult;
+use depot_domain::state::UserStatus;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel,
+    PaginatorTrait, QueryFilter, QueryOrder, Statement,
 };
 use uuid::Uuid;
 
 use super::replace_rows;
-use crate::entity::{role, role_permission, user_role};
+use crate::entity::{role, role_permission, user, user_role};
 use crate::error::{Constraint, db_error};
 
 /// Role names are unique.
@@ -218,5 +219,95 @@ pub async fn holders(conn: &impl ConnectionTrait, role_id: Uuid) -> AppResult<Ve
         .map_err(db_error)?
         .into_iter()
         .map(|r| r.user_id)
+        .collect())
+}
+
+/// Every permission the user holds through any of their roles.
+pub async fn permissions_of_user(
+    conn: &impl ConnectionTrait,
+    user_id: Uuid,
+) -> AppResult<BTreeSet<String>> {
+    Ok(of_user(conn, user_id)
+        .await?
+        .into_iter()
+        .flat_map(|r| r.permissions)
+        .collect())
+}
+
+/// Serialises changes to who holds which permission until the transaction ends, so that two
+/// concurrent demotions cannot each see the other administrator still in place. PostgreSQL: a
+/// transaction-level advisory lock; SQLite: writers are already serialised.
+pub async fn lock_access_changes(conn: &impl ConnectionTrait) -> AppResult<()> {
+    if conn.get_database_backend() == DbBackend::Postgres {
+        conn.execute_raw(Statement::from_string(
+            DbBackend::Postgres,
+            format!("SELECT pg_advisory_xact_lock({ACCESS_CHANGES_LOCK_KEY})"),
+        ))
+        .await
+        .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+/// Arbitrary but fixed key of the advisory lock taken by [`lock_access_changes`].
+const ACCESS_CHANGES_LOCK_KEY: i64 = 0x6465_706f_7461_6363;
+
+/// How many active users hold every one of `permissions` (through any mix of roles).
+pub async fn active_holders_of_all(
+    conn: &impl ConnectionTrait,
+    permissions: &[&str],
+) -> AppResult<usize> {
+    let grants = role_permission::Entity::find()
+        .filter(role_permission::Column::Permission.is_in(permissions.iter().copied()))
+        .all(conn)
+        .await
+        .map_err(db_error)?;
+    let mut by_role: BTreeMap<Uuid, BTreeSet<String>> = BTreeMap::new();
+    for grant in grants {
+        by_role
+            .entry(grant.role_id)
+            .or_default()
+            .insert(grant.permission);
+    }
+    let links = user_role::Entity::find()
+        .filter(user_role::Column::RoleId.is_in(by_role.keys().copied()))
+        .all(conn)
+        .await
+        .map_err(db_error)?;
+    let mut by_user: BTreeMap<Uuid, BTreeSet<String>> = BTreeMap::new();
+    for link in links {
+        if let Some(held) = by_role.get(&link.role_id) {
+            by_user
+                .entry(link.user_id)
+                .or_default()
+                .extend(held.iter().cloned());
+        }
+    }
+    let holders: Vec<Uuid> = by_user
+        .into_iter()
+        .filter(|(_, held)| held.len() == permissions.len())
+        .map(|(user, _)| user)
+        .collect();
+    if holders.is_empty() {
+        return Ok(0);
+    }
+    let active = user::Entity::find()
+        .filter(user::Column::Id.is_in(holders))
+        .filter(user::Column::Status.eq(UserStatus::Active.as_str()))
+        .count(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(usize::try_from(active).unwrap_or(usize::MAX))
+}
+
+/// Every permission carried by any of the roles.
+pub async fn permissions_of_roles(
+    conn: &impl ConnectionTrait,
+    role_ids: &[Uuid],
+) -> AppResult<BTreeSet<String>> {
+    Ok(permissions_of(conn, role_ids)
+        .await?
+        .into_values()
+        .flatten()
         .collect())
 }
