@@ -11,6 +11,7 @@ use depot_adapters::Probe;
 use depot_adapters::broker::Broker;
 use depot_adapters::cache::Cache;
 use depot_adapters::mail::Mailer;
+use depot_domain::pagination::CursorKey;
 use depot_domain::{AppError, AppResult, Clock};
 use depot_store::Db;
 
@@ -79,6 +80,7 @@ struct Inner {
     audit: AuditService,
     idempotency: IdempotencyService,
     debug: Option<DebugService>,
+    cursor_key: CursorKey,
 }
 
 impl AppContext {
@@ -95,6 +97,7 @@ impl AppContext {
         let writer = Writer::new(db.clone(), clock.clone(), relay_waker.clone());
         let mail = MailService::new(writer.clone(), adapters.mailer);
         let auth = AuthServices::build(&settings, writer.clone(), cache.clone())?;
+        let cursor_key = CursorKey::derive(&auth.config.app_secret);
         let users = UserService::new(writer.clone(), auth.authz.clone(), auth.reset_links.clone());
         let roles = RoleService::new(writer.clone(), auth.authz.clone());
         let audit = AuditService::new(db.clone());
@@ -165,6 +168,7 @@ impl AppContext {
                 audit,
                 idempotency,
                 debug,
+                cursor_key,
             }),
         })
     }
@@ -268,5 +272,10 @@ impl AppContext {
     /// Present only with `debug_routes`.
     pub fn debug(&self) -> Option<&DebugService> {
         self.inner.debug.as_ref()
+    }
+
+    /// The key that signs list cursors (derived from `app_secret`, so shared by every instance).
+    pub fn cursor_key(&self) -> &CursorKey {
+        &self.inner.cursor_key
     }
 }

@@ -4,6 +4,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use depot_app::AppContext;
 use depot_domain::AppError;
 use depot_domain::ErrorCode;
 use depot_domain::pagination::PageRequest;
@@ -69,14 +70,18 @@ pub struct PaginationQuery {
     pub cursor: Option<String>,
 }
 
-/// `limit` and `cursor` query parameters, validated.
+/// `limit` and `cursor` query parameters, validated; the cursor is checked (and the next one
+/// signed) with the application's cursor key.
 #[derive(Debug, Clone)]
 pub struct Pagination(pub PageRequest);
 
-impl<S: Send + Sync> FromRequestParts<S> for Pagination {
+impl FromRequestParts<AppContext> for Pagination {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppContext,
+    ) -> Result<Self, Self::Rejection> {
         let Query(raw) = Query::<PaginationQuery>::from_request_parts(parts, state)
             .await
             .map_err(|_| {
@@ -86,7 +91,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Pagination {
                 ))
             })?;
         PageRequest::parse(raw.limit.as_deref(), raw.cursor.as_deref())
-            .map(Pagination)
+            .map(|page| Pagination(page.keyed(state.cursor_key().clone())))
             .map_err(ApiError)
     }
 }

@@ -187,7 +187,7 @@ async fn audit_list_pages_by_keyset_newest_first() {
     let mut seen = Vec::new();
     let mut page = PageRequest {
         limit: 3,
-        cursor: None,
+        ..PageRequest::default()
     };
     let mut pages = 0;
     loop {

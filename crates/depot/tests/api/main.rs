@@ -13,6 +13,7 @@ mod cache;
 mod cli;
 mod crash;
 mod errors;
+mod hardening;
 mod helpers;
 mod idempotency;
 mod mail;

@@ -97,7 +97,7 @@ async fn echo(ApiJson(body): ApiJson<Echo>) -> ApiResult<Json<Echo>> {
 async fn numbers(Pagination(page): Pagination) -> ApiResult<Json<Page<u32>>> {
     let after: u32 = page.decode_cursor()?.unwrap_or(0);
     let rows: Vec<u32> = (after + 1..=120).take(page.limit as usize + 1).collect();
-    Ok(Json(Page::from_overfetch(rows, page.limit, |n| *n)?))
+    Ok(Json(Page::from_overfetch(rows, &page, |n| *n)?))
 }
 
 /// Emits a `debug.ping` event through the outbox; the `debug` consumer handles it.

@@ -81,5 +81,5 @@ pub async fn list(
     .all(conn)
     .await
     .map_err(db_error)?;
-    Page::from_overfetch(rows, page.limit, |row| (row.occurred_at, row.id))
+    Page::from_overfetch(rows, page, |row| (row.occurred_at, row.id))
 }

@@ -61,7 +61,7 @@ pub async fn list(
     .all(conn)
     .await
     .map_err(db_error)?;
-    Page::from_overfetch(rows, page.limit, |s| (s.created_at, s.id))
+    Page::from_overfetch(rows, page, |s| (s.created_at, s.id))
 }
 
 /// Records use of the session: last used now, idle expiry pushed out.

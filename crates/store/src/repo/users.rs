@@ -79,7 +79,7 @@ pub async fn list(
     .all(conn)
     .await
     .map_err(db_error)?;
-    Page::from_overfetch(rows, page.limit, |u| (u.created_at, u.id))
+    Page::from_overfetch(rows, page, |u| (u.created_at, u.id))
 }
 
 /// Records a failed login: the new failure count and lock. Atomic (`failed_logins + 1`), so
