@@ -81,6 +81,9 @@ fn parse_permissions(codes: &[String]) -> AppResult<BTreeSet<String>> {
     Ok(codes.iter().cloned().collect())
 }
 
+/// Longest role description, in characters (it may span lines).
+pub const DESCRIPTION_MAX: usize = 1_000;
+
 fn validate_name(v: &mut Validator, name: &str) {
     v.check(
         (1..=64).contains(&name.len())
@@ -130,6 +133,7 @@ impl RoleService {
     ) -> AppResult<RoleView> {
         let mut v = Validator::new();
         validate_name(&mut v, &name);
+        v.text("description", &description, DESCRIPTION_MAX);
         v.finish()?;
         let permissions = parse_permissions(&permissions)?;
         let uow = self.writer.begin(actor, client).await?;
@@ -163,6 +167,9 @@ impl RoleService {
         let mut v = Validator::new();
         if let Some(name) = &patch.name {
             validate_name(&mut v, name);
+        }
+        if let Some(description) = &patch.description {
+            v.text("description", description, DESCRIPTION_MAX);
         }
         v.finish()?;
         let permissions = patch

@@ -96,6 +96,9 @@ fn email_taken() -> AppError {
     .with_details(serde_json::json!({ "field": "email" }))
 }
 
+/// Longest display name, in characters.
+pub const DISPLAY_NAME_MAX: usize = 200;
+
 fn validate_fields(
     v: &mut Validator,
     email: Option<&str>,
@@ -108,13 +111,7 @@ fn validate_fields(
         v.push(e);
     }
     if let Some(name) = display_name {
-        let n = name.trim().chars().count();
-        v.check(
-            (1..=200).contains(&n),
-            "display_name",
-            "length",
-            "must be 1–200 characters",
-        );
+        v.line("display_name", name, 1, DISPLAY_NAME_MAX);
     }
     if let Some(phone) = phone
         && let Some(e) = validate_phone("phone", phone)

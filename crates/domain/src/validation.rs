@@ -22,6 +22,36 @@ impl Validator {
         self
     }
 
+    /// A single-line text field: `min..=max` characters once trimmed, and no line breaks, tabs
+    /// or other control characters (the HTTP edge already refuses NUL and most controls).
+    pub fn line(&mut self, field: &str, value: &str, min: usize, max: usize) -> &mut Self {
+        let n = value.trim().chars().count();
+        if value.chars().any(char::is_control) {
+            self.errors.push(FieldError::new(
+                field,
+                "control_character",
+                "must be a single line without control characters",
+            ));
+        } else if !(min..=max).contains(&n) {
+            self.errors.push(FieldError::new(
+                field,
+                "length",
+                format!("must be {min}–{max} characters"),
+            ));
+        }
+        self
+    }
+
+    /// A multi-line text field: at most `max` characters.
+    pub fn text(&mut self, field: &str, value: &str, max: usize) -> &mut Self {
+        self.check(
+            value.chars().nth(max).is_none(),
+            field,
+            "too_long",
+            &format!("must be at most {max} characters"),
+        )
+    }
+
     pub fn push(&mut self, error: FieldError) -> &mut Self {
         self.errors.push(error);
         self
@@ -49,6 +79,31 @@ mod tests {
         let mut v = Validator::new();
         v.check(true, "a", "x", "y");
         assert!(v.finish().is_ok());
+    }
+
+    #[test]
+    fn a_line_is_bounded_and_has_no_breaks() {
+        let codes = |value: &str| {
+            let mut v = Validator::new();
+            v.line("f", value, 1, 5);
+            v.errors.iter().map(|e| e.code.clone()).collect::<Vec<_>>()
+        };
+        assert!(codes("Zoë").is_empty());
+        assert!(codes("  five ").is_empty(), "trimmed before counting");
+        assert_eq!(codes("   "), vec!["length"]);
+        assert_eq!(codes("sixsix"), vec!["length"]);
+        assert_eq!(codes("a\nb"), vec!["control_character"]);
+        assert_eq!(codes("a\tb"), vec!["control_character"]);
+    }
+
+    #[test]
+    fn text_may_span_lines_up_to_its_limit() {
+        let mut v = Validator::new();
+        v.text("d", "one\ntwo", 7).text("e", "one\ntwo", 6);
+        assert_eq!(
+            v.errors.iter().map(|e| e.field.clone()).collect::<Vec<_>>(),
+            vec!["e"]
+        );
     }
 
     #[test]

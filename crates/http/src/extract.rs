@@ -13,9 +13,11 @@ use serde::de::DeserializeOwned;
 use utoipa::IntoParams;
 
 use crate::error::ApiError;
+use crate::input;
 
-/// `Json<T>` whose rejections say exactly what is wrong: malformed JSON, wrong field types,
-/// a missing content type or a body over the size limit.
+/// `Json<T>` whose rejections say exactly what is wrong: malformed JSON, a string the API
+/// refuses anywhere ([`input::check_json`]), wrong field types, a missing content type or a
+/// body over the size limit.
 pub struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
@@ -26,11 +28,53 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(ApiError(json_rejection(&rejection))),
-        }
+        let value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(value)) => value,
+            Err(rejection) => return Err(ApiError(json_rejection(&rejection))),
+        };
+        input::check_json(&value)?;
+        serde_json::from_value(value).map(Self).map_err(|err| {
+            ApiError(
+                AppError::new(
+                    ErrorCode::RequestInvalidBody,
+                    "the request body does not match the expected shape",
+                )
+                .with_details(serde_json::json!({ "reason": err.to_string() })),
+            )
+        })
     }
+}
+
+/// `Query<T>` whose parameters are checked first ([`input::check_query`]: control characters,
+/// length → 422 naming the parameter); a query that does not fit `T` is 400
+/// `request.invalid_query`.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parse_query(parts).map(Self)
+    }
+}
+
+fn parse_query<T: DeserializeOwned>(parts: &Parts) -> Result<T, ApiError> {
+    input::check_query(parts.uri.query().unwrap_or_default())?;
+    Query::<T>::try_from_uri(&parts.uri)
+        .map(|Query(value)| value)
+        .map_err(|rejection| {
+            ApiError(
+                AppError::new(
+                    ErrorCode::RequestInvalidQuery,
+                    "the query string is malformed",
+                )
+                .with_details(serde_json::json!({ "reason": rejection.body_text() })),
+            )
+        })
 }
 
 fn json_rejection(rejection: &JsonRejection) -> AppError {
@@ -82,14 +126,7 @@ impl FromRequestParts<AppContext> for Pagination {
         parts: &mut Parts,
         state: &AppContext,
     ) -> Result<Self, Self::Rejection> {
-        let Query(raw) = Query::<PaginationQuery>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| {
-                ApiError(AppError::new(
-                    ErrorCode::RequestInvalidQuery,
-                    "the query string is malformed",
-                ))
-            })?;
+        let raw: PaginationQuery = parse_query(parts)?;
         PageRequest::parse(raw.limit.as_deref(), raw.cursor.as_deref())
             .map(|page| Pagination(page.keyed(state.cursor_key().clone())))
             .map_err(ApiError)

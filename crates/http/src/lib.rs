@@ -8,6 +8,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod input;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;

@@ -11,6 +11,7 @@ mod error;
 pub mod keyset;
 pub mod migration;
 pub mod repo;
+pub mod search;
 
 pub use db::{Backend, Db, DbOptions, MigrationState, PoolStats, Tx};
 pub use error::db_error;

@@ -1,7 +1,7 @@
 //! `/api/v1/audit`: the append-only audit log, for holders of `audit.read`.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use depot_app::AppContext;
 use depot_app::audit::{AuditEntryView, AuditFilter};
 use depot_domain::auth::perm;
@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::auth::Authorized;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{PageOf, Pagination, PaginationQuery};
+use crate::extract::{ApiQuery, PageOf, Pagination, PaginationQuery};
 
 pub fn router() -> OpenApiRouter<AppContext> {
     OpenApiRouter::new().routes(routes!(list_audit))
@@ -33,7 +33,7 @@ pub struct AuditQuery {
 async fn list_audit(
     Authorized(..): Authorized<perm::AuditRead>,
     State(ctx): State<AppContext>,
-    Query(query): Query<AuditQuery>,
+    ApiQuery(query): ApiQuery<AuditQuery>,
     Pagination(page): Pagination,
 ) -> ApiResult<Json<Page<AuditEntryView>>> {
     let filter = AuditFilter {

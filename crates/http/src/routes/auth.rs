@@ -7,7 +7,7 @@
 //! cookie-authenticated request.
 
 use axum::Json;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::header::{ORIGIN, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
@@ -29,7 +29,7 @@ use crate::auth::{
     cookie, csrf_cookie, session_cookies,
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ApiJson, PageOf, Pagination, PaginationQuery};
+use crate::extract::{ApiJson, ApiQuery, PageOf, Pagination, PaginationQuery};
 
 pub fn router() -> OpenApiRouter<AppContext> {
     OpenApiRouter::new()
@@ -363,7 +363,7 @@ pub struct SessionsQuery {
 async fn list_sessions(
     State(ctx): State<AppContext>,
     Authenticated(me): Authenticated,
-    Query(query): Query<SessionsQuery>,
+    ApiQuery(query): ApiQuery<SessionsQuery>,
     Pagination(page): Pagination,
 ) -> ApiResult<Json<Page<SessionView>>> {
     Ok(Json(

@@ -1,7 +1,7 @@
 //! `/api/v1/users`: account administration and self-service (`/users/me`).
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use depot_app::AppContext;
 use depot_app::users::{NewUser, UserFilter, UserPatch, UserView};
@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::auth::{Authenticated, Authorized, Client};
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiJson, PageOf, Pagination, PaginationQuery};
+use crate::extract::{ApiJson, ApiQuery, PageOf, Pagination, PaginationQuery};
 
 pub fn router() -> OpenApiRouter<AppContext> {
     OpenApiRouter::new()
@@ -53,7 +53,7 @@ pub struct UsersQuery {
 async fn list_users(
     Authorized(..): Authorized<perm::UsersRead>,
     State(ctx): State<AppContext>,
-    Query(query): Query<UsersQuery>,
+    ApiQuery(query): ApiQuery<UsersQuery>,
     Pagination(page): Pagination,
 ) -> ApiResult<Json<Page<UserView>>> {
     let filter = UserFilter {

@@ -21,6 +21,7 @@ pub const EMAIL_UNIQUE: Constraint = Constraint {
     columns: &["email_normalized"],
 };
 use crate::keyset::{Direction, page_after};
+use crate::search::containing;
 
 pub async fn insert(conn: &impl ConnectionTrait, user: Model) -> AppResult<Model> {
     user.clone()
@@ -61,7 +62,7 @@ pub async fn list(
         select = select.filter(Column::Status.eq(status.as_str()));
     }
     if let Some(search) = &filter.search {
-        let pattern = format!("%{}%", search.to_lowercase());
+        let pattern = containing(&search.to_lowercase());
         select = select.filter(
             Condition::any()
                 .add(Column::EmailNormalized.like(pattern.clone()))

@@ -1,0 +1,166 @@
+//! The one place request strings are checked before any handler (or the database) sees them.
+//!
+//! Every JSON body ([`crate::extract::ApiJson`]) and query string
+//! ([`crate::extract::ApiQuery`], [`crate::extract::Pagination`]) passes through here: a string
+//! holding NUL or another control character, or longer than any field of the API accepts, is a
+//! 422 naming the field. Tab, CR and LF pass (a multi-line field may hold them); single-line
+//! fields refuse them in their own validation (`depot_domain::validation::line`). Path
+//! parameters are typed (UUIDs), so they cannot carry either.
+
+use depot_domain::{AppError, FieldError};
+use serde_json::Value;
+
+/// No string in a request is longer than this (characters); fields have tighter limits.
+pub const MAX_STRING_CHARS: usize = 10_000;
+/// No query parameter is longer than this (characters).
+pub const MAX_QUERY_CHARS: usize = 1_024;
+
+/// Whether `c` is refused anywhere in a request: the C0 controls but tab, LF and CR; DEL; the
+/// C1 controls.
+fn is_refused(c: char) -> bool {
+    (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{feff}'
+}
+
+fn check_str(field: &str, s: &str, max: usize, errors: &mut Vec<FieldError>) {
+    if s.chars().any(is_refused) {
+        errors.push(FieldError::new(
+            field,
+            "control_character",
+            "must not contain NUL or other control characters",
+        ));
+    } else if s.chars().nth(max).is_some() {
+        errors.push(FieldError::new(
+            field,
+            "too_long",
+            format!("must be at most {max} characters"),
+        ));
+    }
+}
+
+/// Checks every string (and object key) in a JSON body; fields are named by their path
+/// (`lines[2].note`).
+pub fn check_json(body: &Value) -> Result<(), AppError> {
+    let mut errors = Vec::new();
+    walk(body, &mut String::new(), &mut errors);
+    finish(errors)
+}
+
+fn walk(value: &Value, path: &mut String, errors: &mut Vec<FieldError>) {
+    match value {
+        Value::String(s) => check_str(field_name(path), s, MAX_STRING_CHARS, errors),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                walk(item, path, errors);
+                path.truncate(len);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+                check_str(field_name(path), key, MAX_QUERY_CHARS, errors);
+                walk(item, path, errors);
+                path.truncate(len);
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+fn field_name(path: &str) -> &str {
+    if path.is_empty() { "body" } else { path }
+}
+
+/// Checks every query parameter (name and value) of a query string.
+pub fn check_query(query: &str) -> Result<(), AppError> {
+    let mut errors = Vec::new();
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        check_str(&name, &name, MAX_QUERY_CHARS, &mut errors);
+        check_str(&name, &value, MAX_QUERY_CHARS, &mut errors);
+    }
+    finish(errors)
+}
+
+fn finish(errors: Vec<FieldError>) -> Result<(), AppError> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::validation(errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fields(err: Option<AppError>) -> Vec<(String, String)> {
+        err.and_then(|e| e.details().cloned())
+            .and_then(|d| d["fields"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .map(|f| {
+                (
+                    f["field"].as_str().unwrap_or_default().to_owned(),
+                    f["code"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn control_characters_are_refused_wherever_they_are() {
+        let body = json!({
+            "name": "a\u{0}b",
+            "lines": [{ "note": "ok" }, { "note": "bell\u{7}" }],
+            "description": "two\nlines\tand\r\nmore",
+            "del": "x\u{7f}",
+            "c1": "x\u{85}",
+        });
+        assert_eq!(
+            fields(check_json(&body).err()),
+            vec![
+                ("c1".to_owned(), "control_character".to_owned()),
+                ("del".to_owned(), "control_character".to_owned()),
+                ("lines[1].note".to_owned(), "control_character".to_owned()),
+                ("name".to_owned(), "control_character".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn ordinary_text_passes() {
+        let body =
+            json!({ "name": "Zoë ☕ 東京", "n": 3, "list": ["a", "b"], "nested": { "x": null } });
+        assert!(check_json(&body).is_ok());
+        assert!(check_query("q=caf%C3%A9&limit=5").is_ok());
+    }
+
+    #[test]
+    fn over_long_strings_are_refused_and_named() {
+        let body = json!({ "description": "x".repeat(MAX_STRING_CHARS + 1) });
+        assert_eq!(
+            fields(check_json(&body).err()),
+            vec![("description".to_owned(), "too_long".to_owned())]
+        );
+        assert!(check_json(&json!({ "d": "x".repeat(MAX_STRING_CHARS) })).is_ok());
+    }
+
+    #[test]
+    fn query_values_are_checked_after_decoding() {
+        assert_eq!(
+            fields(check_query("q=%00&status=active").err()),
+            vec![("q".to_owned(), "control_character".to_owned())]
+        );
+        let long = format!("q={}", "a".repeat(MAX_QUERY_CHARS + 1));
+        assert_eq!(
+            fields(check_query(&long).err()),
+            vec![("q".to_owned(), "too_long".to_owned())]
+        );
+    }
+}
