@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use depot_domain::auth::grants::changed;
 use depot_domain::auth::{
-    PasswordPolicy, normalize_email, user_not_found, validate_email, validate_phone,
+    PasswordContext, PasswordPolicy, normalize_email, user_not_found, validate_email,
+    validate_phone,
 };
 use depot_domain::pagination::{Page, PageRequest};
 use depot_domain::state::UserStatus;
@@ -184,7 +185,11 @@ impl UserService {
             new.phone.as_deref(),
         );
         if let Some(password) = &new.password {
-            for e in PasswordPolicy::default().check("password", password) {
+            let context = PasswordContext {
+                email: &new.email,
+                display_name: &new.display_name,
+            };
+            for e in PasswordPolicy::default().check("password", password, &context) {
                 v.push(e);
             }
         }
@@ -466,9 +471,14 @@ impl UserService {
         }
     }
 
-    /// Checks a password against the policy (the CLI asks before creating a user).
-    pub fn check_password(password: &str) -> AppResult<()> {
-        PasswordPolicy::default().validate("password", password)
+    /// Checks a password against the policy for the account it is meant for (the CLI asks
+    /// before creating a user).
+    pub fn check_password(password: &str, email: &str, display_name: &str) -> AppResult<()> {
+        let context = PasswordContext {
+            email,
+            display_name,
+        };
+        PasswordPolicy::default().validate("password", password, &context)
     }
 }
 

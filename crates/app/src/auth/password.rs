@@ -4,7 +4,7 @@ use depot_domain::ErrorCode;
 use depot_domain::clock::span;
 use std::sync::Arc;
 
-use depot_domain::auth::{PasswordPolicy, normalize_email, user_not_found};
+use depot_domain::auth::{PasswordContext, PasswordPolicy, normalize_email, user_not_found};
 use depot_domain::state::UserStatus;
 use depot_domain::{Actor, AppError, AppResult, FieldError};
 use depot_store::repo::{credentials, sessions as session_repo, users};
@@ -89,10 +89,10 @@ impl PasswordService {
         new: String,
         client: &ClientInfo,
     ) -> AppResult<()> {
-        PasswordPolicy::default().validate("new_password", &new)?;
         let user = users::get(self.writer.db().reader(), principal.user_id)
             .await?
             .ok_or_else(user_not_found)?;
+        check_policy(&new, &user)?;
         if !passwords::verify(current, user.password_hash.clone()).await? {
             return Err(AppError::validation(vec![FieldError::new(
                 "current_password",
@@ -158,19 +158,33 @@ impl PasswordService {
         self.limiter
             .check(Action::PasswordReset, Subject::Ip, client.ip_key())
             .await?;
-        PasswordPolicy::default().validate("new_password", &new)?;
-        let hash = passwords::hash(new).await?;
         let token_hash = secrets::digest(token);
+        let invalid = || {
+            AppError::new(
+                ErrorCode::AuthInvalidResetToken,
+                "the reset link is invalid, used or expired; ask for a new one",
+            )
+        };
+        // The policy needs the account's details; the token is consumed (authoritatively, once)
+        // only after the slow hash, outside any transaction.
+        let holder = credentials::password_reset_holder(
+            self.writer.db().reader(),
+            &token_hash,
+            self.writer.now(),
+        )
+        .await?
+        .ok_or_else(invalid)?;
+        let user = users::get(self.writer.db().reader(), holder)
+            .await?
+            .ok_or_else(invalid)?;
+        check_policy(&new, &user)?;
+        let hash = passwords::hash(new).await?;
         let mut uow = self.writer.begin(Actor::Anonymous, client).await?;
         let now = uow.now();
         let user_id = credentials::consume_password_reset(uow.tx(), &token_hash, now)
             .await?
-            .ok_or_else(|| {
-                AppError::new(
-                    ErrorCode::AuthInvalidResetToken,
-                    "the reset link is invalid, used or expired; ask for a new one",
-                )
-            })?;
+            .filter(|id| *id == holder)
+            .ok_or_else(invalid)?;
         let mut user = users::get(uow.tx(), user_id)
             .await?
             .ok_or_else(user_not_found)?;
@@ -190,4 +204,13 @@ impl PasswordService {
         self.authz.invalidate_after_commit(&mut uow);
         uow.commit().await
     }
+}
+
+/// The password policy for `user`'s new password (their email and name are context).
+fn check_policy(new: &str, user: &depot_store::entity::user::Model) -> AppResult<()> {
+    let context = PasswordContext {
+        email: &user.email,
+        display_name: &user.display_name,
+    };
+    PasswordPolicy::default().validate("new_password", new, &context)
 }

@@ -95,9 +95,9 @@ async fn users(ctx: &AppContext, action: AdminAction) -> anyhow::Result<()> {
             } else {
                 (depot_app::auth::secrets::random_token(18), true)
             };
-            UserService::check_password(&password).map_err(fail)?;
             let display_name =
                 name.unwrap_or_else(|| email.split('@').next().unwrap_or("").to_owned());
+            UserService::check_password(&password, &email, &display_name).map_err(fail)?;
             let user = ctx
                 .users()
                 .create(

@@ -396,3 +396,61 @@ async fn every_field_of_every_route_refuses_hostile_values_without_a_5xx() {
     assert!(sent > 100, "the walk sent {sent} requests");
     app.stop().await;
 }
+
+/// Passwords the probe found accepted: the account's own email (any case), twelve spaces,
+/// `aaaaaaaaaaaa`, `password1234`, and the product name dressed up. Refused when an account is
+/// created and when a password is changed (reset: `users::a_password_reset_link_…`).
+#[tokio::test]
+async fn passwords_from_the_accounts_details_breach_lists_or_low_variety_are_refused() {
+    let app = spawn_app().await;
+    let admin = app
+        .sign_in_with("root@example.com", &["users.manage", "users.read"])
+        .await;
+    let token = Some(admin.access_token.as_str());
+    let bad = [
+        ("bea.jones@example.com", "password.context"),
+        ("BEA.JONES@EXAMPLE.COM", "password.context"),
+        ("Bea Jones 1999!", "password.context"),
+        ("Depot2026Depot", "password.context"),
+        ("            ", "password.weak"),
+        ("aaaaaaaaaaaa", "password.common"),
+        ("password1234", "password.common"),
+    ];
+    for (password, code) in bad {
+        let response = app
+            .call(
+                "POST",
+                "/api/v1/users",
+                token,
+                Some(&json!({ "email": "bea.jones@example.com", "display_name": "Bea Jones", "password": password, "roles": [] })),
+            )
+            .await;
+        let body = assert_envelope(response, 422, "validation", "validation.failed").await;
+        assert_eq!(
+            body["details"]["fields"][0]["field"], "password",
+            "{password:?}"
+        );
+        assert_eq!(body["details"]["fields"][0]["code"], code, "{password:?}");
+    }
+    for password in ["ROOT@EXAMPLE.COM", "            ", "password1234"] {
+        let change = app
+            .call(
+                "POST",
+                "/api/v1/users/me/password",
+                token,
+                Some(&json!({ "current_password": crate::helpers::PASSWORD, "new_password": password })),
+            )
+            .await;
+        assert_eq!(change.status(), 422, "{password:?}");
+    }
+    let created = app
+        .call(
+            "POST",
+            "/api/v1/users",
+            token,
+            Some(&json!({ "email": "bea.jones@example.com", "display_name": "Bea Jones", "password": "kettle mango violin 87", "roles": [] })),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    app.stop().await;
+}

@@ -207,6 +207,9 @@ async fn a_password_reset_link_is_emailed_works_once_and_signs_out_everywhere() 
     };
     let weak = reset(&token, "qwerty123456").await;
     assert_envelope(weak, 422, "validation", "validation.failed").await;
+    let own_email = reset(&token, "ANN@EXAMPLE.COM").await;
+    let body = assert_envelope(own_email, 422, "validation", "validation.failed").await;
+    assert_eq!(body["details"]["fields"][0]["code"], "password.context");
     assert_eq!(
         reset(&token, "the reset passphrase is long").await.status(),
         204

@@ -9,7 +9,9 @@ pub mod permission;
 pub mod totp;
 
 pub use lockout::LockoutPolicy;
-pub use password::{PasswordPolicy, normalize_email, validate_email, validate_phone};
+pub use password::{
+    PasswordContext, PasswordPolicy, normalize_email, validate_email, validate_phone,
+};
 pub use permission::{BuiltInRole, Grant, Permission, perm};
 
 use crate::AppError;

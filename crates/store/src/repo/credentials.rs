@@ -28,6 +28,22 @@ pub async fn insert_password_reset(
     insert_row(conn, row.into_active_model()).await
 }
 
+/// The user a reset token belongs to while it is unused and unexpired (a read; the token is
+/// used by [`consume_password_reset`]).
+pub async fn password_reset_holder(
+    conn: &impl ConnectionTrait,
+    token_hash: &str,
+    now: DateTime<Utc>,
+) -> AppResult<Option<Uuid>> {
+    Ok(password_reset::Entity::find_by_id(token_hash.to_owned())
+        .filter(password_reset::Column::UsedAt.is_null())
+        .filter(password_reset::Column::ExpiresAt.gt(now))
+        .one(conn)
+        .await
+        .map_err(db_error)?
+        .map(|row| row.user_id))
+}
+
 /// Uses a reset token: the user it belongs to when it exists, is unused and unexpired. The
 /// conditional update makes it single-use even under concurrent attempts.
 pub async fn consume_password_reset(
