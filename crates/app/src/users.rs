@@ -405,6 +405,10 @@ impl UserService {
         let mut user = users::get(uow.tx(), id).await?.ok_or_else(user_not_found)?;
         grants::ensure_actor_outranks(&uow, id).await?;
         let before = user.status.clone();
+        if before == status.as_str() {
+            // Nothing changes, so nothing is written or audited.
+            return load_in(uow.tx(), id).await;
+        }
         let admins = grants::administrators(&uow).await?;
         user.status = status.as_str().into();
         user.updated_at = now;
@@ -432,7 +436,11 @@ impl UserService {
     /// Clears the failure count and lock (an admin, or `depot admin unlock` as the system).
     pub async fn unlock(&self, actor: Actor, id: Uuid, client: &ClientInfo) -> AppResult<UserView> {
         let uow = self.writer.begin(actor, client).await?;
-        users::get(uow.tx(), id).await?.ok_or_else(user_not_found)?;
+        let user = users::get(uow.tx(), id).await?.ok_or_else(user_not_found)?;
+        if user.failed_logins == 0 && user.locked_until.is_none() {
+            // Not locked and nothing counted: nothing to write or audit.
+            return load_in(uow.tx(), id).await;
+        }
         users::reset_failures(uow.tx(), id, uow.now()).await?;
         uow.audit(AuditEntry::new("user.unlocked").target("user", id))
             .await?;

@@ -117,8 +117,6 @@ error_codes! {
     AuthInvalidResetToken = ("auth.invalid_reset_token", BadRequest),
     /// The TOTP or recovery code is not valid.
     AuthInvalidMfaCode = ("auth.invalid_mfa_code", Unauthorized),
-    /// The TOTP code was already used; wait for the next one.
-    AuthMfaCodeReused = ("auth.mfa_code_reused", Unauthorized),
     /// A role of this account requires MFA: enrol with the enrolment token in `details`.
     AuthMfaEnrolmentRequired = ("auth.mfa_enrolment_required", Forbidden),
     /// The caller lacks the permission named in `details.permission`.

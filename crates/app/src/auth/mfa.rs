@@ -10,7 +10,7 @@ use depot_domain::auth::{totp, user_not_found};
 use depot_domain::state::UserStatus;
 use depot_domain::{Actor, AppError, AppResult, FieldError};
 use depot_store::entity::user;
-use depot_store::repo::{credentials, roles, users};
+use depot_store::repo::{credentials, roles, sessions as sessions_repo, users};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -43,6 +43,29 @@ pub struct SecondFactor {
 
 fn bad_code() -> AppError {
     AppError::new(ErrorCode::AuthInvalidMfaCode, "the code is not valid")
+}
+
+fn challenge_spent() -> AppError {
+    AppError::new(
+        ErrorCode::AuthInvalidToken,
+        "the sign-in challenge was already used; sign in again",
+    )
+}
+
+/// Why a second factor was refused (for the audit log only).
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    InvalidCode,
+    CodeReused,
+}
+
+impl Refusal {
+    fn reason(self) -> &'static str {
+        match self {
+            Self::InvalidCode => "mfa_invalid_code",
+            Self::CodeReused => "mfa_code_reused",
+        }
+    }
 }
 
 /// TOTP enrolment, the second step of sign-in, and the admin reset.
@@ -171,7 +194,13 @@ impl MfaService {
             )]));
         }
         let mut uow = self.writer.begin(principal.actor(), client).await?;
-        self.check_second_factor(&uow, &user, &factor).await?;
+        if self
+            .check_second_factor(&uow, &user, &factor)
+            .await?
+            .is_err()
+        {
+            return Err(bad_code());
+        }
         clear_mfa(&uow, user_id).await?;
         uow.audit(AuditEntry::new("mfa.disabled").target("user", user_id))
             .await?;
@@ -196,21 +225,30 @@ impl MfaService {
         self.limiter
             .check(Action::MfaVerify, Subject::Account, &claims.sub.to_string())
             .await?;
+        let jti = claims.jti.to_string();
+        if sessions_repo::is_access_token_denied(self.writer.db().reader(), &jti).await? {
+            return Err(challenge_spent());
+        }
         let user = users::get(self.writer.db().reader(), claims.sub)
             .await?
             .filter(|u| u.status == UserStatus::Active.as_str() && u.mfa_enabled)
             .ok_or_else(bad_code)?;
         let uow = self.writer.begin(Actor::User(user.id), client).await?;
-        if let Err(refusal) = self.check_second_factor(&uow, &user, &factor).await {
+        if let Err(refusal) = self.check_second_factor(&uow, &user, &factor).await? {
             uow.audit(
                 AuditEntry::new("login.failure")
                     .target("user", user.id)
-                    .details(serde_json::json!({ "reason": refusal.code() })),
+                    .details(serde_json::json!({ "reason": refusal.reason() })),
             )
             .await?;
             uow.commit().await?;
             metrics::counter!("auth_logins_total", "result" => "mfa_failure").increment(1);
-            return Err(refusal);
+            return Err(bad_code());
+        }
+        // A challenge signs in once: a second use (a replayed request, even racing this one)
+        // is an invalid token.
+        if !sessions_repo::spend_token_once(uow.tx(), &jti, claims.expires_at()).await? {
+            return Err(challenge_spent());
         }
         uow.commit().await?;
         self.sessions
@@ -218,39 +256,42 @@ impl MfaService {
             .await
     }
 
-    /// Accepts a TOTP code (once per step) or an unused recovery code, inside `uow`.
+    /// Accepts a TOTP code (once per step) or an unused recovery code, inside `uow`. A refusal
+    /// says why only to the audit log: the caller answers [`bad_code`] whatever the reason, so
+    /// a guesser never learns that a code was right but already used.
     async fn check_second_factor(
         &self,
         uow: &UnitOfWork,
         user: &user::Model,
         factor: &SecondFactor,
-    ) -> AppResult<()> {
+    ) -> AppResult<Result<(), Refusal>> {
         let now = uow.now();
         if let Some(code) = &factor.code {
-            let secret = user.mfa_secret.as_deref().ok_or_else(bad_code)?;
-            let step = totp::matching_step(
+            let Some(secret) = user.mfa_secret.as_deref() else {
+                return Ok(Err(Refusal::InvalidCode));
+            };
+            let Some(step) = totp::matching_step(
                 &self.sealer.open(secret)?,
                 code,
                 u64::try_from(now.timestamp()).unwrap_or(0),
-            )
-            .ok_or_else(bad_code)?;
+            ) else {
+                return Ok(Err(Refusal::InvalidCode));
+            };
             if users::claim_totp_step(uow.tx(), user.id, i64::try_from(step).unwrap_or(i64::MAX))
                 .await?
             {
-                return Ok(());
+                return Ok(Ok(()));
             }
-            return Err(AppError::new(
-                ErrorCode::AuthMfaCodeReused,
-                "this code was already used; wait for the next one",
-            ));
+            tracing::info!(user_id = %user.id, "a TOTP code was replayed");
+            return Ok(Err(Refusal::CodeReused));
         }
         if let Some(code) = &factor.recovery_code {
             let hash = secrets::digest(&secrets::normalize_recovery_code(code));
             if credentials::consume_recovery_code(uow.tx(), user.id, &hash, now).await? {
-                return Ok(());
+                return Ok(Ok(()));
             }
         }
-        Err(bad_code())
+        Ok(Err(Refusal::InvalidCode))
     }
 
     /// Admin reset (`depot admin reset-mfa`): MFA off, secret and recovery codes gone, every

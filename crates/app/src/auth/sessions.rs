@@ -162,7 +162,10 @@ impl SessionService {
         )
         .await?;
         let Some(user) = found else {
+            // The same database work as a wrong password (an UPDATE that matches nothing, the
+            // read-back, the audit row), so the two answer alike in time as well as in body.
             let uow = self.writer.begin(Actor::Anonymous, client).await?;
+            users::record_failed_login(uow.tx(), Uuid::nil(), uow.now()).await?;
             uow.audit(
                 AuditEntry::new("login.failure")
                     .details(serde_json::json!({ "reason": "unknown_account" })),

@@ -125,12 +125,38 @@ async fn totp_sign_in_refuses_a_replayed_code_and_accepts_recovery_codes_once() 
         200
     );
 
-    // The same code again (even with a fresh challenge): refused.
+    // The challenge that signed in cannot sign in again, even with a new code.
+    let spent = verify(challenge.clone(), json!({ "code": now_code })).await;
+    assert_envelope(spent, 401, "unauthorized", "auth.invalid_token").await;
+
+    // The same code again (even with a fresh challenge): refused exactly like a wrong code, so
+    // a guesser cannot tell a right-but-used code from a wrong one; the audit log can.
     let challenge = password_step(&app, &s.email).await;
     let replay = verify(challenge.clone(), json!({ "code": now_code })).await;
-    assert_envelope(replay, 401, "unauthorized", "auth.mfa_code_reused").await;
+    let replay = assert_envelope(replay, 401, "unauthorized", "auth.invalid_mfa_code").await;
     let wrong = verify(challenge.clone(), json!({ "code": "000000" })).await;
-    assert_eq!(wrong.status(), 401);
+    let wrong = assert_envelope(wrong, 401, "unauthorized", "auth.invalid_mfa_code").await;
+    assert_eq!(replay["message"], wrong["message"]);
+    assert_eq!(replay["details"], wrong["details"]);
+    let reasons: Vec<String> = depot_store::repo::audit::list(
+        app.store.reader(),
+        &depot_domain::audit::AuditFilter {
+            actor_id: Some(s.user_id),
+            action: Some("login.failure".into()),
+        },
+        &depot_domain::pagination::PageRequest::default(),
+    )
+    .await
+    .unwrap()
+    .data
+    .into_iter()
+    .map(|e| format!("{:?}", e.details))
+    .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("mfa_code_reused"))
+            && reasons.iter().any(|r| r.contains("mfa_invalid_code")),
+        "{reasons:?}"
+    );
 
     // A recovery code works once, typed with any case and spacing.
     let typed = recovery[0].to_uppercase().replace('-', " ");
@@ -140,8 +166,9 @@ async fn totp_sign_in_refuses_a_replayed_code_and_accepts_recovery_codes_once() 
             .status(),
         200
     );
+    let challenge = password_step(&app, &s.email).await;
     let again = verify(challenge, json!({ "recovery_code": recovery[0] })).await;
-    assert_eq!(again.status(), 401);
+    assert_envelope(again, 401, "unauthorized", "auth.invalid_mfa_code").await;
 
     // The challenge token is not an access token.
     let challenge = password_step(&app, &s.email).await;

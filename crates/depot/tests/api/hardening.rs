@@ -454,3 +454,60 @@ async fn passwords_from_the_accounts_details_breach_lists_or_low_variety_are_ref
     assert_eq!(created.status(), 201);
     app.stop().await;
 }
+
+/// Enabling an active account or unlocking one that is not locked changes nothing, so it
+/// writes no audit row; the real changes still do.
+#[tokio::test]
+async fn calls_that_change_nothing_write_no_audit_row() {
+    let app = spawn_app().await;
+    let admin = app
+        .sign_in_with(
+            "root@example.com",
+            &["users.manage", "users.read", "audit.read"],
+        )
+        .await;
+    let token = Some(admin.access_token.as_str());
+    let ann = app.create_user("ann@example.com", &[]).await;
+    let audited = |action: &'static str| {
+        let app = &app;
+        async move {
+            let body: Value = app
+                .call(
+                    "GET",
+                    &format!("/api/v1/audit?action={action}"),
+                    token,
+                    None,
+                )
+                .await
+                .json()
+                .await
+                .unwrap();
+            body["data"].as_array().map_or(0, Vec::len)
+        }
+    };
+    for path in ["enable", "unlock", "enable", "unlock"] {
+        let response = app
+            .call("POST", &format!("/api/v1/users/{ann}/{path}"), token, None)
+            .await;
+        assert_eq!(response.status(), 200, "{path}");
+    }
+    assert_eq!(audited("user.enabled").await, 0);
+    assert_eq!(audited("user.unlocked").await, 0);
+
+    let _ = app
+        .try_login("ann@example.com", "not the password at all")
+        .await;
+    app.call("POST", &format!("/api/v1/users/{ann}/unlock"), token, None)
+        .await;
+    app.call("POST", &format!("/api/v1/users/{ann}/disable"), token, None)
+        .await;
+    app.call("POST", &format!("/api/v1/users/{ann}/enable"), token, None)
+        .await;
+    assert_eq!(
+        audited("user.unlocked").await,
+        1,
+        "a failure count was cleared"
+    );
+    assert_eq!(audited("user.enabled").await, 1);
+    app.stop().await;
+}

@@ -225,6 +225,25 @@ pub async fn deny_access_token(
     Ok(())
 }
 
+/// Spends a single-use token (an MFA challenge): true the first time its id is seen, false
+/// ever after (until it has expired anyway and housekeeping forgets it).
+pub async fn spend_token_once(
+    conn: &impl ConnectionTrait,
+    jti: &str,
+    expires_at: DateTime<Utc>,
+) -> AppResult<bool> {
+    super::insert_if_absent(
+        conn,
+        revoked_token::Model {
+            jti: jti.to_owned(),
+            expires_at,
+        }
+        .into_active_model(),
+        [revoked_token::Column::Jti],
+    )
+    .await
+}
+
 pub async fn is_access_token_denied(conn: &impl ConnectionTrait, jti: &str) -> AppResult<bool> {
     Ok(revoked_token::Entity::find_by_id(jti.to_owned())
         .one(conn)
