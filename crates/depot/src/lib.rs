@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use depot_app::AppContext;
 use depot_app::config::Settings;
+use depot_http::server::ConnectionLimits;
 use depot_worker::Workers;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -82,12 +83,17 @@ impl Application {
         let shutdown = CancellationToken::new();
         let stop_accepting = CancellationToken::new();
         let mut servers = Vec::new();
+        let limits = ConnectionLimits {
+            idle_timeout: ctx.settings().http_idle_timeout(),
+            max_connections: ctx.settings().http_max_connections,
+        };
 
         let api_addr = if role.serves_api() {
             let router = depot_http::router(&ctx);
             let (addr, handle) = bind_and_serve(
                 "api",
                 ctx.settings().http_addr,
+                limits,
                 router,
                 &stop_accepting,
                 &shutdown,
@@ -102,7 +108,8 @@ impl Application {
             Some(addr) => {
                 let router = depot_http::metrics::router(ctx.health().clone());
                 let (addr, handle) =
-                    bind_and_serve("metrics", addr, router, &stop_accepting, &shutdown).await?;
+                    bind_and_serve("metrics", addr, limits, router, &stop_accepting, &shutdown)
+                        .await?;
                 servers.push(handle);
                 Some(addr)
             }
@@ -211,22 +218,35 @@ async fn seed(ctx: &AppContext) -> anyhow::Result<()> {
         .context("creating the built-in roles")
 }
 
+/// Binds with a deep accept backlog (tokio's default is 128), so a burst of connections waits
+/// in the kernel rather than being refused while the server sheds idle ones.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 async fn bind_and_serve(
     name: &'static str,
     addr: SocketAddr,
+    limits: ConnectionLimits,
     router: axum::Router,
     stop_accepting: &CancellationToken,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding the {name} listener to {addr}"))?;
+    let listener =
+        listen(addr).with_context(|| format!("binding the {name} listener to {addr}"))?;
     let local = listener.local_addr()?;
     tracing::info!(listener = name, addr = %local, "listening");
     let stop = stop_accepting.clone();
     let shutdown = shutdown.clone();
     let handle = tokio::spawn(async move {
-        if let Err(err) = depot_http::server::serve(listener, router, stop).await {
+        if let Err(err) = depot_http::server::serve(listener, router, stop, limits).await {
             tracing::error!(listener = name, error = %err, "server failed; shutting down");
         }
         // A server that ends on its own takes the process down with it.

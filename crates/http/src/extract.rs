@@ -33,15 +33,22 @@ where
             Err(rejection) => return Err(ApiError(json_rejection(&rejection))),
         };
         input::check_json(&value)?;
-        serde_json::from_value(value).map(Self).map_err(|err| {
-            ApiError(
-                AppError::new(
-                    ErrorCode::RequestInvalidBody,
-                    "the request body does not match the expected shape",
+        serde_path_to_error::deserialize(value)
+            .map(Self)
+            .map_err(|err| {
+                // Name the field: `lines[0].quantity: invalid type: string "many", expected …`.
+                let reason = match err.path().to_string().as_str() {
+                    "." => err.inner().to_string(),
+                    path => format!("{path}: {}", err.inner()),
+                };
+                ApiError(
+                    AppError::new(
+                        ErrorCode::RequestInvalidBody,
+                        "the request body does not match the expected shape",
+                    )
+                    .with_details(serde_json::json!({ "reason": reason })),
                 )
-                .with_details(serde_json::json!({ "reason": err.to_string() })),
-            )
-        })
+            })
     }
 }
 

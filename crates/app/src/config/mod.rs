@@ -91,6 +91,11 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     pub body_limit_bytes: usize,
     pub request_timeout_secs: u64,
+    /// A connection is closed when it has not sent a complete request head within this long of
+    /// opening or of its previous response (slow headers, silent sockets, idle keep-alive).
+    pub http_idle_timeout_secs: u64,
+    /// Cap on open HTTP connections per listener (keep it well below `ulimit -n`).
+    pub http_max_connections: usize,
     /// Send `Strict-Transport-Security` (when served behind TLS). Default: on in prod.
     pub hsts: Option<bool>,
     /// How long readiness reports "draining" before the listener closes on shutdown.
@@ -186,6 +191,8 @@ impl Default for Settings {
             cors_origins: Vec::new(),
             body_limit_bytes: 1024 * 1024,
             request_timeout_secs: 30,
+            http_idle_timeout_secs: 10,
+            http_max_connections: 512,
             hsts: None,
             shutdown_drain_delay_ms: 0,
             shutdown_deadline_secs: 30,
@@ -447,6 +454,10 @@ impl Settings {
         Duration::from_secs(self.request_timeout_secs)
     }
 
+    pub fn http_idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.http_idle_timeout_secs)
+    }
+
     pub fn shutdown_deadline(&self) -> Duration {
         Duration::from_secs(self.shutdown_deadline_secs)
     }
@@ -687,6 +698,12 @@ impl Settings {
         }
         if self.request_timeout_secs == 0 {
             problem("request_timeout_secs", "must be at least 1".into());
+        }
+        if self.http_idle_timeout_secs == 0 {
+            problem("http_idle_timeout_secs", "must be at least 1".into());
+        }
+        if self.http_max_connections == 0 {
+            problem("http_max_connections", "must be at least 1".into());
         }
         if self.metrics_addr == Some(self.http_addr) && self.http_addr.port() != 0 {
             problem(

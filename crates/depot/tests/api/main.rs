@@ -11,6 +11,7 @@ mod auth_mfa;
 mod auth_tokens;
 mod cache;
 mod cli;
+mod connections;
 mod crash;
 mod errors;
 mod hardening;

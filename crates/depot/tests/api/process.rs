@@ -41,13 +41,36 @@ pub struct Server {
 impl Server {
     /// Starts `depot <args>` with JSON logs on an ephemeral port and waits until it listens.
     pub fn start(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Self {
+        Self::start_limited(dir, env, args, None)
+    }
+
+    /// [`Server::start`], with at most `open_files` file descriptors (`ulimit -n`) when given.
+    pub fn start_limited(
+        dir: &Path,
+        env: &[(&str, &str)],
+        args: &[&str],
+        open_files: Option<u32>,
+    ) -> Self {
         let mut env: Vec<(&str, &str)> = env.to_vec();
         env.extend([
             ("DEPOT_HTTP_ADDR", "127.0.0.1:0"),
             ("DEPOT_METRICS_ADDR", "127.0.0.1:0"),
             ("DEPOT_LOG_FORMAT", "json"),
         ]);
-        let mut child = depot(dir, &env)
+        let mut command = depot(dir, &env);
+        if let Some(limit) = open_files {
+            // The shell lowers its limit, then becomes depot (same pid, so signals reach it).
+            let mut limited = Command::new("sh");
+            limited
+                .env_clear()
+                .envs(command.get_envs().filter_map(|(k, v)| Some((k, v?))))
+                .current_dir(dir)
+                .arg("-c")
+                .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+                .arg(BIN);
+            command = limited;
+        }
+        let mut child = command
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
