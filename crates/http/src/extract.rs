@@ -32,6 +32,12 @@ where
             Ok(axum::Json(value)) => value,
             Err(rejection) => return Err(ApiError(json_rejection(&rejection))),
         };
+        if !value.is_object() {
+            return Err(ApiError(AppError::new(
+                ErrorCode::RequestInvalidBody,
+                "the request body must be a JSON object",
+            )));
+        }
         input::check_json(&value)?;
         serde_path_to_error::deserialize(value)
             .map(Self)
@@ -116,8 +122,10 @@ fn json_rejection(rejection: &JsonRejection) -> AppError {
 #[into_params(parameter_in = Query)]
 pub struct PaginationQuery {
     /// Page size, 1–200 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
     /// Opaque cursor from the previous page's `next_cursor`.
+    #[param(min_length = 1, max_length = 1024)]
     pub cursor: Option<String>,
 }
 

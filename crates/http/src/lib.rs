@@ -51,13 +51,16 @@ fn api() -> OpenApiRouter<AppContext> {
 
 /// The OpenAPI document, as served at `/openapi.json` and printed by `depot openapi`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api().split_for_parts().1
+    let mut doc = api().split_for_parts().1;
+    openapi::complete(&mut doc);
+    doc
 }
 
 /// The complete application router for `ctx`.
 pub fn router(ctx: &AppContext) -> Router {
     let settings = ctx.settings();
-    let (mut routes, openapi) = api().split_for_parts();
+    let (mut routes, mut openapi) = api().split_for_parts();
+    openapi::complete(&mut openapi);
     if settings.debug_routes {
         routes = routes.nest("/api/v1/_debug", routes::debug::router());
     }

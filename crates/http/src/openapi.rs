@@ -91,6 +91,213 @@ impl Modify for ErrorCatalogue {
     }
 }
 
+/// Finishes the generated document: shared error responses and the edge's string rules.
+pub fn complete(doc: &mut utoipa::openapi::OpenApi) {
+    document_shared_errors(doc);
+    constrain_request_strings(doc);
+}
+
+/// The error responses every operation can give besides its own, described once in
+/// `components.responses` and referenced from each operation that can give them:
+/// - every operation: 400 (malformed query or path id), 408 (request timeout), 422 (a string
+///   with control characters or over-long, a field failing validation), 503 (database or other
+///   dependency unavailable);
+/// - operations that take a JSON body: 413 (over the body limit), 415 (not JSON);
+/// - operations behind `bearer`: 401 (missing, invalid or expired token); 403 when they name
+///   a permission (`auth.forbidden`) or change state for a cookie session (CSRF);
+///
+/// (`Idempotency-Key` answers are documented with the header, by `crate::idempotency`.)
+///
+/// An operation's own declaration of a status wins (its description is more specific).
+pub fn document_shared_errors(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{RefOr, ResponseBuilder, content::ContentBuilder};
+
+    const SHARED: [(&str, &str, &str); 10] = [
+        (
+            "400",
+            "BadRequest",
+            "The request is malformed: JSON syntax, query string, path id, cursor.",
+        ),
+        (
+            "401",
+            "Unauthorized",
+            "Authentication is missing, invalid or expired.",
+        ),
+        (
+            "403",
+            "Forbidden",
+            "Signed in, but not allowed (a missing permission, a CSRF failure).",
+        ),
+        (
+            "408",
+            "RequestTimeout",
+            "The request took longer than the request timeout and was cancelled.",
+        ),
+        (
+            "409",
+            "Conflict",
+            "The request conflicts with the current state.",
+        ),
+        ("413", "PayloadTooLarge", "The body is over the body limit."),
+        (
+            "415",
+            "UnsupportedMediaType",
+            "The body is not `application/json`.",
+        ),
+        (
+            "422",
+            "Unprocessable",
+            "A field is invalid: `details.fields` names each one and why.",
+        ),
+        (
+            "429",
+            "TooManyRequests",
+            "Rate limited; `Retry-After` says when to try again.",
+        ),
+        (
+            "503",
+            "Unavailable",
+            "A dependency (database, cache, broker) is unavailable; retry later.",
+        ),
+    ];
+    let components = doc.components.get_or_insert_with(Default::default);
+    for (_, name, description) in SHARED {
+        let content = ContentBuilder::new()
+            .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                "ErrorBody",
+            ))))
+            .build();
+        components.responses.insert(
+            name.to_owned(),
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content("application/json", content)
+                    .build(),
+            ),
+        );
+    }
+    let shared = |status: &str| {
+        SHARED
+            .iter()
+            .find(|(s, _, _)| *s == status)
+            .map(|(_, name, _)| {
+                RefOr::Ref(utoipa::openapi::Ref::new(format!(
+                    "#/components/responses/{name}"
+                )))
+            })
+    };
+    for item in doc.paths.paths.values_mut() {
+        for operation in [
+            item.get.as_mut(),
+            item.put.as_mut(),
+            item.post.as_mut(),
+            item.delete.as_mut(),
+            item.patch.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let mut statuses = vec!["400", "408", "422", "503"];
+            if operation.request_body.is_some() {
+                statuses.extend(["413", "415"]);
+            }
+            let bearer: Vec<&utoipa::openapi::security::SecurityRequirement> =
+                operation.security.iter().flatten().collect();
+            let secured = !bearer.is_empty()
+                && serde_json::to_value(&bearer)
+                    .ok()
+                    .is_some_and(|v| v.to_string().contains("\"bearer\""));
+            if secured {
+                statuses.extend(["401", "403"]);
+            }
+            for status in statuses {
+                if let Some(response) = shared(status) {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert(response);
+                }
+            }
+        }
+    }
+}
+
+/// Strings in requests that the HTTP edge accepts (`crate::input`): no C0/C1 controls but
+/// tab, LF and CR, no BOM.
+pub const REQUEST_TEXT_PATTERN: &str = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F\uFEFF]*$";
+
+/// Writes the edge's own rules ([`crate::input`]) into the schemas of request bodies and query
+/// parameters: every string without a stricter `pattern`, `format` or `enum` gets
+/// [`REQUEST_TEXT_PATTERN`], and a `maxLength` when it has none. The document then states what
+/// the server enforces, so a client (or schemathesis) generating "valid" data produces data the
+/// server accepts.
+pub fn constrain_request_strings(doc: &mut utoipa::openapi::OpenApi) {
+    let Ok(mut json) = serde_json::to_value(&*doc) else {
+        return;
+    };
+    let mut bodies = std::collections::BTreeSet::new();
+    if let Some(paths) = json["paths"].as_object_mut() {
+        for item in paths.values_mut() {
+            let Some(item) = item.as_object_mut() else {
+                continue;
+            };
+            for operation in item.values_mut() {
+                if let Some(reference) =
+                    operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+                        .as_str()
+                {
+                    bodies.insert(reference.rsplit('/').next().unwrap_or_default().to_owned());
+                }
+                if let Some(parameters) = operation["parameters"].as_array_mut() {
+                    for parameter in parameters {
+                        if parameter["in"] == "query" {
+                            constrain(&mut parameter["schema"], crate::input::MAX_QUERY_CHARS);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for name in bodies {
+        let schema = &mut json["components"]["schemas"][&name];
+        if let Some(properties) = schema["properties"].as_object_mut() {
+            for property in properties.values_mut() {
+                constrain(property, crate::input::MAX_STRING_CHARS);
+                if let Some(items) = property.get_mut("items") {
+                    constrain(items, crate::input::MAX_STRING_CHARS);
+                }
+            }
+        }
+    }
+    if let Ok(constrained) = serde_json::from_value(json) {
+        *doc = constrained;
+    }
+}
+
+fn constrain(schema: &mut serde_json::Value, max: usize) {
+    let is_string = match &schema["type"] {
+        serde_json::Value::String(t) => t == "string",
+        serde_json::Value::Array(ts) => ts.iter().any(|t| t == "string"),
+        _ => false,
+    };
+    let Some(object) = schema.as_object_mut() else {
+        return;
+    };
+    // A format that constrains the value (email, uuid, date-time) says enough; `password` is
+    // only a hint to hide the input.
+    let constraining_format = object.get("format").is_some_and(|f| f != "password");
+    if !is_string
+        || constraining_format
+        || ["pattern", "enum"].iter().any(|k| object.contains_key(*k))
+    {
+        return;
+    }
+    object.insert("pattern".into(), REQUEST_TEXT_PATTERN.into());
+    object.entry("maxLength").or_insert(max.into());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +314,48 @@ mod tests {
             );
             assert!(description.contains(&row), "missing {row}");
         }
+    }
+
+    #[test]
+    fn every_operation_documents_the_shared_errors() {
+        let doc = serde_json::to_value(crate::openapi()).unwrap_or_default();
+        let mut checked = 0;
+        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+            for (method, operation) in item.as_object().into_iter().flatten() {
+                let responses = &operation["responses"];
+                for status in ["400", "408", "422", "503"] {
+                    assert!(responses.get(status).is_some(), "{method} {path}: {status}");
+                }
+                let secured = operation["security"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
+                if secured {
+                    assert!(responses.get("401").is_some(), "{method} {path}: 401");
+                    assert!(responses.get("403").is_some(), "{method} {path}: 403");
+                }
+                if operation.get("requestBody").is_some() {
+                    assert!(responses.get("415").is_some(), "{method} {path}: 415");
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked > 25, "{checked}");
+    }
+
+    #[test]
+    fn request_strings_carry_the_edge_rules() {
+        let doc = serde_json::to_value(crate::openapi()).unwrap_or_default();
+        let description =
+            &doc["components"]["schemas"]["CreateRoleBody"]["properties"]["description"];
+        assert_eq!(description["pattern"], REQUEST_TEXT_PATTERN);
+        assert_eq!(description["maxLength"], 1000);
+        let body = &doc["components"]["schemas"]["CreateRoleBody"];
+        assert_eq!(body["additionalProperties"], false);
+        // Responses are left alone.
+        assert!(
+            doc["components"]["schemas"]["RoleView"]["properties"]["description"]
+                .get("pattern")
+                .is_none()
+        );
     }
 }

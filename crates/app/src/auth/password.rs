@@ -4,7 +4,9 @@ use depot_domain::ErrorCode;
 use depot_domain::clock::span;
 use std::sync::Arc;
 
-use depot_domain::auth::{PasswordContext, PasswordPolicy, normalize_email, user_not_found};
+use depot_domain::auth::{
+    PasswordContext, PasswordPolicy, normalize_email, user_not_found, validate_email,
+};
 use depot_domain::state::UserStatus;
 use depot_domain::{Actor, AppError, AppResult, FieldError};
 use depot_store::repo::{credentials, sessions as session_repo, users};
@@ -131,6 +133,10 @@ impl PasswordService {
     /// Emails a reset link when the address belongs to an active account. The answer is the
     /// same either way, so the endpoint does not reveal who has an account.
     pub async fn request_password_reset(&self, email: &str, client: &ClientInfo) -> AppResult<()> {
+        // Only the shape is checked (it says nothing about who has an account).
+        if let Some(invalid) = validate_email("email", email) {
+            return Err(AppError::validation(vec![invalid]));
+        }
         let email = normalize_email(email);
         self.limiter
             .check_ip_and_account(Action::PasswordReset, client.ip_key(), &email)

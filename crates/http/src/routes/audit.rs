@@ -23,6 +23,8 @@ pub fn router() -> OpenApiRouter<AppContext> {
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     actor_id: Option<Uuid>,
+    /// An action, e.g. `user.created`.
+    /// An empty value does not filter.
     action: Option<String>,
 }
 
@@ -38,7 +40,7 @@ async fn list_audit(
 ) -> ApiResult<Json<Page<AuditEntryView>>> {
     let filter = AuditFilter {
         actor_id: query.actor_id,
-        action: query.action,
+        action: query.action.filter(|a| !a.is_empty()),
     };
     Ok(Json(ctx.audit().list(&filter, &page).await?))
 }

@@ -49,12 +49,17 @@ pub fn router() -> OpenApiRouter<AppContext> {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LoginBody {
+    #[schema(max_length = 254)]
     email: String,
+    #[schema(format = Password, max_length = 1024)]
     password: String,
     /// A stable id of the device, shown in the session list.
+    #[schema(max_length = 200)]
     device_id: Option<String>,
     /// A human name of the device ("Ann's laptop").
+    #[schema(max_length = 200)]
     device_name: Option<String>,
     /// Browser clients: put the refresh token in an HttpOnly cookie instead of the body.
     #[serde(default)]
@@ -143,13 +148,16 @@ async fn login(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MfaVerifyBody {
     challenge_token: String,
     /// The 6-digit code from the authenticator app…
     code: Option<String>,
     /// …or one of the recovery codes.
     recovery_code: Option<String>,
+    #[schema(max_length = 200)]
     device_id: Option<String>,
+    #[schema(max_length = 200)]
     device_name: Option<String>,
     #[serde(default)]
     use_cookie: bool,
@@ -186,6 +194,7 @@ async fn mfa_verify(
 }
 
 #[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
 pub struct RefreshBody {
     /// Native clients: the refresh token. Browsers leave it out and send the cookie.
     refresh_token: Option<String>,
@@ -389,7 +398,9 @@ async fn revoke_session(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ForgotBody {
+    #[schema(format = Email, max_length = 254)]
     email: String,
 }
 
@@ -408,8 +419,10 @@ async fn forgot_password(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ResetBody {
     token: String,
+    #[schema(format = Password, min_length = 12, max_length = 128)]
     new_password: String,
 }
 
@@ -440,7 +453,9 @@ async fn mfa_enroll(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CodeBody {
+    #[schema(pattern = r"^[0-9]{6}$")]
     code: String,
 }
 
@@ -453,7 +468,8 @@ pub struct RecoveryCodes {
 /// Confirm enrolment with a code from the app; MFA is on from now. Returns recovery codes.
 #[utoipa::path(post, path = "/auth/mfa/totp/enable", tag = "auth", security(("bearer" = [])),
     request_body = CodeBody,
-    responses((status = 200, body = RecoveryCodes), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = RecoveryCodes), (status = 401, body = ErrorBody),
+        (status = 409, description = "`mfa.not_enrolling`: no enrolment started", body = ErrorBody)))]
 async fn mfa_enable(
     State(ctx): State<AppContext>,
     Enrolling(user_id): Enrolling,
@@ -465,7 +481,9 @@ async fn mfa_enable(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DisableMfaBody {
+    #[schema(format = Password, max_length = 1024)]
     password: String,
     code: Option<String>,
     recovery_code: Option<String>,

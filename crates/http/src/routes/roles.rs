@@ -65,11 +65,15 @@ async fn list_roles(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateRoleBody {
+    #[schema(pattern = r"^[a-z0-9_-]{1,64}$")]
     name: String,
     #[serde(default)]
+    #[schema(max_length = 1000)]
     description: String,
     #[serde(default)]
+    #[schema(value_type = Vec<PermissionCode>)]
     permissions: Vec<String>,
     #[serde(default)]
     mfa_required: bool,
@@ -112,10 +116,14 @@ async fn get_role(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateRoleBody {
+    #[schema(pattern = r"^[a-z0-9_-]{1,64}$")]
     name: Option<String>,
+    #[schema(max_length = 1000)]
     description: Option<String>,
     /// Replaces the permissions; effective on the holders' next request.
+    #[schema(value_type = Option<Vec<PermissionCode>>)]
     permissions: Option<Vec<String>>,
     mfa_required: Option<bool>,
 }
@@ -157,3 +165,17 @@ async fn delete_role(
     ctx.roles().delete(actor.actor(), id, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// A permission code of the catalogue (`GET /permissions`), for request schemas.
+pub struct PermissionCode;
+
+impl utoipa::PartialSchema for PermissionCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(Permission::ALL.iter().map(|p| p.code())))
+            .into()
+    }
+}
+
+impl ToSchema for PermissionCode {}

@@ -64,12 +64,21 @@ async fn list_users(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateUserBody {
+    #[schema(format = Email, max_length = 254)]
     email: String,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F\uFEFF]*[^\s\x00-\x1F\x7F-\x9F\uFEFF][^\x00-\x1F\x7F-\x9F\uFEFF]*$"
+    )]
     display_name: String,
     /// E.164, e.g. `+8801712345678`.
+    #[schema(pattern = r"^\+[1-9][0-9]{7,14}$")]
     phone: Option<String>,
     /// Optional: without one the user is emailed a link to set their password.
+    #[schema(format = Password, min_length = 12, max_length = 128)]
     password: Option<String>,
     /// Role names.
     #[serde(default)]
@@ -116,12 +125,19 @@ async fn get_user(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateUserBody {
+    #[schema(format = Email, max_length = 254)]
     email: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F\uFEFF]*[^\s\x00-\x1F\x7F-\x9F\uFEFF][^\x00-\x1F\x7F-\x9F\uFEFF]*$"
+    )]
     display_name: Option<String>,
     /// `null` clears it.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = r"^\+[1-9][0-9]{7,14}$")]
     phone: Option<Option<String>>,
     /// Replaces the user's roles; signs them out everywhere when it changes anything.
     roles: Option<Vec<String>>,
@@ -130,7 +146,8 @@ pub struct UpdateUserBody {
 /// Update a user.
 #[utoipa::path(patch, path = "/users/{id}", tag = "users", security(("bearer" = ["users.manage"])),
     params(("id" = Uuid, Path)), request_body = UpdateUserBody,
-    responses((status = 200, body = UserView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = UserView), (status = 404, body = ErrorBody),
+        (status = 409, description = "`users.email_taken`, `users.last_admin`", body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update_user(
     Authorized(actor, ..): Authorized<perm::UsersManage>,
     State(ctx): State<AppContext>,
@@ -232,10 +249,16 @@ async fn me(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateMeBody {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F\uFEFF]*[^\s\x00-\x1F\x7F-\x9F\uFEFF][^\x00-\x1F\x7F-\x9F\uFEFF]*$"
+    )]
     display_name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = r"^\+[1-9][0-9]{7,14}$")]
     phone: Option<Option<String>>,
 }
 
@@ -257,8 +280,11 @@ async fn update_me(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ChangePasswordBody {
+    #[schema(format = Password, max_length = 1024)]
     current_password: String,
+    #[schema(format = Password, min_length = 12, max_length = 128)]
     new_password: String,
 }
 
