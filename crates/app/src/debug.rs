@@ -143,6 +143,8 @@ impl Handler for DebugHandler {
     async fn handle(&self, tx: &DatabaseTransaction, message: &Message) -> AppResult<()> {
         let ping: Ping = serde_json::from_value(message.payload.clone())
             .map_err(|e| AppError::new(ErrorCode::DebugBadPing, "not a ping").with_source(e))?;
+        // Observable from outside (tests wait for it before killing a worker mid-handler).
+        tracing::info!(message_id = %message.id, sleep_ms = ping.sleep_ms, "ping handler started");
         if ping.sleep_ms > 0 {
             tokio::time::sleep(Duration::from_millis(ping.sleep_ms.min(60_000))).await;
         }

@@ -21,6 +21,7 @@ pub struct TestDatabase {
     url: String,
     dir: TempDir,
     postgres: Option<PostgresGuard>,
+    _running: RunningTest,
 }
 
 struct PostgresGuard {
@@ -32,6 +33,7 @@ impl TestDatabase {
     /// A new, empty database on the configured backend.
     pub async fn fresh() -> Self {
         announce_backends();
+        let running = RunningTest::enter();
         let dir = tempfile::tempdir().expect("temporary directory");
         match postgres_admin_url() {
             Some(admin_url) => {
@@ -50,6 +52,7 @@ impl TestDatabase {
                     url,
                     dir,
                     postgres: Some(PostgresGuard { admin_url, name }),
+                    _running: running,
                 }
             }
             None => {
@@ -58,6 +61,7 @@ impl TestDatabase {
                     url,
                     dir,
                     postgres: None,
+                    _running: running,
                 }
             }
         }
@@ -252,4 +256,69 @@ mod tests {
             "postgres://h:5432/x"
         );
     }
+}
+
+/// The tests of this process that hold a [`TestDatabase`], by name (libtest names each test's
+/// thread after the test).
+fn running_tests() -> &'static std::sync::Mutex<std::collections::BTreeMap<u64, String>> {
+    static RUNNING: std::sync::OnceLock<std::sync::Mutex<std::collections::BTreeMap<u64, String>>> =
+        std::sync::OnceLock::new();
+    RUNNING.get_or_init(Default::default)
+}
+
+/// Marks a test as running while it holds its database; the watchdog names it on timeout.
+struct RunningTest(u64);
+
+impl RunningTest {
+    fn enter() -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        start_watchdog();
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = std::thread::current()
+            .name()
+            .unwrap_or("<unnamed test>")
+            .to_owned();
+        if let Ok(mut running) = running_tests().lock() {
+            running.insert(id, name);
+        }
+        Self(id)
+    }
+}
+
+impl Drop for RunningTest {
+    fn drop(&mut self) {
+        if let Ok(mut running) = running_tests().lock() {
+            running.remove(&self.0);
+        }
+    }
+}
+
+/// With `DEPOT_TEST_TIMEOUT_SECS` set (CI sets it), a test binary still running after that many
+/// seconds prints the tests that have not finished and exits non-zero: a hung test fails the run
+/// with its name instead of running into CI's overall limit.
+fn start_watchdog() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let Some(limit) = std::env::var("DEPOT_TEST_TIMEOUT_SECS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|n| *n > 0)
+        else {
+            return;
+        };
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(limit));
+            let binary = std::env::args().next().unwrap_or_default();
+            let names: Vec<String> = running_tests()
+                .lock()
+                .map(|r| r.values().cloned().collect())
+                .unwrap_or_default();
+            let _ = writeln!(
+                std::io::stderr(),
+                "TIMEOUT: test binary {binary} still running after {limit}s \
+                 (DEPOT_TEST_TIMEOUT_SECS); unfinished: {names:?}"
+            );
+            std::process::exit(124);
+        });
+    });
 }

@@ -40,8 +40,23 @@ async fn a_worker_killed_mid_handler_loses_nothing_and_duplicates_nothing() {
     let body: serde_json::Value = response.json().await.unwrap();
     let id: Uuid = body["message_id"].as_str().unwrap().parse().unwrap();
 
-    // Let the relay publish it and the consumer start its 4 s handler, then kill -9.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Wait until the consumer has started its 4 s handler (its log says so), then kill -9.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    loop {
+        seen.extend(first.json_logs());
+        if seen
+            .iter()
+            .any(|l| l["message"] == "ping handler started" && l["message_id"] == id.to_string())
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the handler never started: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     first.child.kill().unwrap();
     first.child.wait().unwrap();
 

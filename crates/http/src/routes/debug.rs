@@ -40,6 +40,8 @@ struct SleepQuery {
 
 async fn sleep(Query(q): Query<SleepQuery>) -> Json<serde_json::Value> {
     let ms = q.ms.min(60_000);
+    // Observable from outside: tests wait for it to know the request is in flight.
+    tracing::info!(ms, "debug sleep started");
     tokio::time::sleep(Duration::from_millis(ms)).await;
     Json(serde_json::json!({ "slept_ms": ms }))
 }
