@@ -237,27 +237,6 @@ pub fn announce_backends() {
     });
 }
 
-#[cfg(test)]
-mod tests {
-    use super::database_url_with_name;
-
-    #[test]
-    fn swaps_the_database_name() {
-        assert_eq!(
-            database_url_with_name("postgres://postgres@127.0.0.1:5432/postgres", "x"),
-            "postgres://postgres@127.0.0.1:5432/x"
-        );
-        assert_eq!(
-            database_url_with_name("postgres://u:p@h/db?sslmode=disable", "x"),
-            "postgres://u:p@h/x?sslmode=disable"
-        );
-        assert_eq!(
-            database_url_with_name("postgres://h:5432", "x"),
-            "postgres://h:5432/x"
-        );
-    }
-}
-
 /// The tests of this process that hold a [`TestDatabase`], by name (libtest names each test's
 /// thread after the test).
 fn running_tests() -> &'static std::sync::Mutex<std::collections::BTreeMap<u64, String>> {
@@ -321,4 +300,25 @@ fn start_watchdog() {
             std::process::exit(124);
         });
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::database_url_with_name;
+
+    #[test]
+    fn swaps_the_database_name() {
+        assert_eq!(
+            database_url_with_name("postgres://postgres@127.0.0.1:5432/postgres", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            database_url_with_name("postgres://u:p@h/db?sslmode=disable", "x"),
+            "postgres://u:p@h/x?sslmode=disable"
+        );
+        assert_eq!(
+            database_url_with_name("postgres://h:5432", "x"),
+            "postgres://h:5432/x"
+        );
+    }
 }
