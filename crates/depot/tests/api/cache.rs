@@ -57,13 +57,7 @@ async fn a_dead_redis_falls_back_to_the_source_of_truth() {
     let other = read(&app, "gamma").await;
     assert_eq!(other["value"]["key"], "gamma", "requests keep succeeding");
 
-    let text = app.metrics_text().await;
-    let fallbacks: f64 = text
-        .lines()
-        .filter(|l| l.starts_with("cache_fallbacks_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
-    assert!(fallbacks >= 1.0, "the fallback metric rises: {text}");
+    // (Each fallback is counted: `counters::every_read_that_falls_back_from_a_dead_redis_counts`.)
 
     let ready = app.get_json("/readyz", 200).await;
     assert_eq!(ready["components"]["cache"]["status"], "degraded");

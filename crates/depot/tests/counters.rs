@@ -1,0 +1,151 @@
+//! Prometheus counters, asserted as exact deltas. The recorder is process-wide, so these
+//! scenarios live in a test binary of their own and run one at a time (a lock): whatever a
+//! counter moved by between `before` and `after`, the scenario moved it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[allow(dead_code)]
+#[path = "api/helpers.rs"]
+mod helpers;
+
+use depot_app::config::ServiceUrl;
+use serde_json::json;
+use tokio::sync::Mutex;
+
+use helpers::{Http, PASSWORD, TestApp, spawn_app_with};
+
+/// One scenario at a time in this process.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+/// The value of the sample `name{labels}` (0 when absent).
+async fn sample(app: &TestApp, series: &str) -> f64 {
+    let text = app.metrics_text().await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The sum of every series starting with `prefix` (all label values).
+async fn sum_of(app: &TestApp, prefix: &str) -> f64 {
+    app.metrics_text()
+        .await
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_lockout_counts_once() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let app = spawn_app_with(|s| {
+        s.login_lockout_threshold = 3;
+        s.login_lockout_base_secs = 60;
+    })
+    .await;
+    app.create_user("ann@example.com", &[]).await;
+    let series = "auth_logins_total{result=\"lockout\"}";
+    let failures = "auth_logins_total{result=\"failure\"}";
+    let (before, failed_before) = (sample(&app, series).await, sample(&app, failures).await);
+    for _ in 0..3 {
+        app.try_login("ann@example.com", "wrong password here")
+            .await;
+    }
+    assert_eq!(
+        sample(&app, series).await - before,
+        1.0,
+        "the third failure locks"
+    );
+    assert_eq!(sample(&app, failures).await - failed_before, 2.0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn each_csrf_refusal_counts_under_its_reason() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let origin = "https://app.example.com";
+    let app = spawn_app_with(|s| s.cors_origins = vec![origin.into()]).await;
+    app.create_user("ann@example.com", &[]).await;
+    let login = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("origin", origin)
+        .json(&json!({ "email": "ann@example.com", "password": PASSWORD, "use_cookie": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let refresh = login
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("__Host-depot_refresh="))
+        .and_then(|v| v.split(';').next())
+        .unwrap()
+        .to_owned();
+    let missing = "csrf_failures_total{reason=\"csrf.token_missing\"}";
+    let before = sample(&app, missing).await;
+    for _ in 0..2 {
+        let refused = app
+            .client
+            .post(app.url("/api/v1/auth/refresh"))
+            .header("cookie", format!("__Host-depot_refresh={refresh}"))
+            .header("origin", origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 403);
+    }
+    assert_eq!(sample(&app, missing).await - before, 2.0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn every_read_that_falls_back_from_a_dead_redis_counts() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let app = spawn_app_with(|s| s.redis_url = Some(ServiceUrl::new("redis://127.0.0.1:1"))).await;
+    let before = sum_of(&app, "cache_fallbacks_total{").await;
+    for key in ["beta", "gamma"] {
+        let read = app
+            .get_json(&format!("/api/v1/_debug/cached/{key}"), 200)
+            .await;
+        assert_eq!(read["value"]["key"], key, "requests keep succeeding");
+    }
+    let after = sum_of(&app, "cache_fallbacks_total{").await;
+    assert!(
+        after - before >= 2.0,
+        "each read fell back: {before} -> {after}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn in_sync_grants_are_checked_locally() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    if depot_testkit::redis_or_skip("counters::in_sync_grants_are_checked_locally").is_none() {
+        return;
+    }
+    let app = helpers::spawn_app().await;
+    let ann = app.sign_in_with("ann@example.com", &["users.read"]).await;
+    helpers::wait_in_sync(&[&app.context]).await;
+    let local = "cache_fresh_reads_total{source=\"local\"}";
+    let redis = "cache_fresh_reads_total{source=\"redis\"}";
+    let me = || app.call("GET", "/api/v1/users/me", Some(&ann.access_token), None);
+    assert_eq!(me().await.status(), 200);
+    let (local_before, redis_before) = (sample(&app, local).await, sample(&app, redis).await);
+    for _ in 0..3 {
+        assert_eq!(me().await.status(), 200);
+    }
+    assert!(
+        sample(&app, local).await - local_before >= 3.0,
+        "answered from local state"
+    );
+    assert_eq!(
+        sample(&app, redis).await - redis_before,
+        0.0,
+        "no Redis read per request"
+    );
+    app.stop().await;
+}
