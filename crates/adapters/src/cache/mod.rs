@@ -10,7 +10,9 @@
 //! - Keys are versioned per namespace (`<ns>:v<n>:<ns>:<key>`): [`Cache::invalidate_namespace`]
 //!   bumps the version (shared through Redis), which retires every key of the namespace at
 //!   once; [`Cache::invalidate`] deletes one key. With Redis, L1 entries live at most
-//!   `l1_max_ttl` (1 s by default), which bounds how stale another instance can be.
+//!   `l1_max_ttl` (1 s by default), which bounds how stale another instance can be; values
+//!   that must be fresh ([`Cache::get_or_load_fresh`]) are bounded so even without Redis, so a
+//!   change by another process on the same database (the CLI) takes effect within it.
 
 mod redis_layer;
 mod sync;
@@ -405,7 +407,10 @@ impl Cache {
         let bytes: Arc<[u8]> = serde_json::to_vec(&value)
             .map_err(AppError::internal)?
             .into();
-        self.fill_l1(&full, bytes, ttl).await;
+        // Bounded by `l1_max_ttl` even without Redis: another process on the same database
+        // (the CLI signing a user out, a separate worker) is seen within that bound.
+        self.fill_l1(&full, bytes, ttl.min(self.options.l1_max_ttl))
+            .await;
         Ok((value, flags))
     }
 

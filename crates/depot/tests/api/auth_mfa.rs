@@ -5,17 +5,17 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Http, PASSWORD, TestApp, assert_envelope, spawn_app};
 
-fn step_now() -> u64 {
+pub(crate) fn step_now() -> u64 {
     u64::try_from(chrono::Utc::now().timestamp()).unwrap() / totp::STEP_SECS
 }
 
-fn code(secret: &str, step: u64) -> String {
+pub(crate) fn code(secret: &str, step: u64) -> String {
     totp::code_at_step(&totp::decode_base32(secret).unwrap(), step)
 }
 
 /// Enrols `token`'s user; returns the secret and the recovery codes. Confirms with the code of
 /// the previous step so the current one is still unused afterwards.
-async fn enrol(app: &TestApp, token: &str) -> (String, Vec<String>) {
+pub(crate) async fn enrol(app: &TestApp, token: &str) -> (String, Vec<String>) {
     let enrolment: Value = app
         .call("POST", "/api/v1/auth/mfa/totp/enroll", Some(token), None)
         .await

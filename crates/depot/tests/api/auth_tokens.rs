@@ -122,15 +122,30 @@ async fn a_retired_key_verifies_until_it_is_removed() {
     assert_eq!(me_status(&app, &sign(&claims(&s), OLD, "k1")).await, 200);
     // The old secret under the new kid is a forgery.
     assert_eq!(me_status(&app, &sign(&claims(&s), OLD, "k2")).await, 401);
-    app.stop().await;
 
-    let app = spawn_app().await;
-    let s = app.sign_in("ann@example.com", &["viewer"]).await;
+    // The same deployment restarted with k1 removed: the same user's token signed with the
+    // retired key is refused, while the current key still works.
+    let restarted = app
+        .spawn_peer_with(|settings| settings.jwt_previous_keys.clear())
+        .await;
+    let retired = sign(&claims(&s), OLD, "k1");
     assert_eq!(
-        me_status(&app, &sign(&claims(&s), OLD, "k1")).await,
+        restarted
+            .call("GET", "/api/v1/users/me", Some(&retired), None)
+            .await
+            .status(),
         401,
         "removed key"
     );
+    assert_eq!(
+        restarted
+            .call("GET", "/api/v1/users/me", Some(&s.access_token), None)
+            .await
+            .status(),
+        200,
+        "the current key is unaffected"
+    );
+    restarted.stop().await;
     app.stop().await;
 }
 
@@ -267,11 +282,40 @@ async fn with_redis_down_a_denied_token_is_still_refused() {
     .await;
     let s = app.sign_in("ann@example.com", &["viewer"]).await;
     assert_eq!(me_status(&app, &s.access_token).await, 200);
-    let out = app
-        .call("POST", "/api/v1/auth/logout", Some(&s.access_token), None)
-        .await;
-    assert_eq!(out.status(), 204);
+    // A second access token of the same session, which stays live throughout.
+    let refreshed = app
+        .post_json(
+            "/api/v1/auth/refresh",
+            &json!({ "refresh_token": s.refresh_token }),
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let sibling = refreshed["access_token"].as_str().unwrap();
+    // Deny only the first token, in the database (as another instance would): no cache can
+    // say so, Redis is down, the session is live — only the denylist can refuse it.
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(s.access_token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let tx = app.store.begin().await.unwrap();
+    depot_store::repo::sessions::deny_access_token(
+        &*tx,
+        claims["jti"].as_str().unwrap(),
+        chrono::Utc::now() + chrono::Duration::minutes(15),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
     assert_eq!(me_status(&app, &s.access_token).await, 401, "fail closed");
+    assert_eq!(
+        me_status(&app, sibling).await,
+        200,
+        "the session itself is live"
+    );
     app.stop().await;
 }
 

@@ -290,7 +290,14 @@ impl TestApp {
 
     /// Starts a second instance of this application (same database, Redis and namespace).
     pub async fn spawn_peer(&self) -> Peer {
-        let settings = self.context.settings().clone();
+        self.spawn_peer_with(|_| {}).await
+    }
+
+    /// A second instance over the same database, with `customize` applied to this one's
+    /// settings (a restart with a changed configuration).
+    pub async fn spawn_peer_with(&self, customize: impl FnOnce(&mut Settings)) -> Peer {
+        let mut settings = self.context.settings().clone();
+        customize(&mut settings);
         let app = Application::start(settings, Role::Api)
             .await
             .expect("peer starts");

@@ -265,7 +265,23 @@ async fn cli_bootstraps_the_first_admin_who_must_enrol_mfa() {
         .to_owned();
     assert!(password.chars().count() >= 12);
     let response = app.try_login("root@example.com", &password).await;
-    assert_envelope(response, 403, "forbidden", "auth.mfa_enrolment_required").await;
+    let refused = assert_envelope(response, 403, "forbidden", "auth.mfa_enrolment_required").await;
+
+    // Root enrols and signs in with a recovery code: an enrolled account with a live session.
+    let enrolment = refused["details"]["enrolment_token"].as_str().unwrap();
+    let (_, recovery) = crate::auth_mfa::enrol(&app, enrolment).await;
+    let challenge = app.login("root@example.com", &password).await;
+    let signed: Value = app
+        .post_json(
+            "/api/v1/auth/mfa/verify",
+            &json!({ "challenge_token": challenge["challenge_token"], "recovery_code": recovery[0] }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let root_token = signed["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(me(&app, &root_token).await, 200);
 
     let weak = run(
         dir.path(),
@@ -282,17 +298,59 @@ async fn cli_bootstraps_the_first_admin_who_must_enrol_mfa() {
     );
     assert!(!weak.status.success(), "empty stdin password refused");
 
+    // Lock root with wrong passwords; `admin unlock` clears the lock and the count.
+    let root = |app: &TestApp| {
+        let store = app.store.clone();
+        async move {
+            let found = depot_store::repo::users::by_email(store.reader(), "root@example.com")
+                .await
+                .unwrap()
+                .unwrap();
+            depot_store::repo::users::get(store.reader(), found.id)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    for _ in 0..20 {
+        if root(&app).await.locked_until.is_some() {
+            break;
+        }
+        app.try_login("root@example.com", "definitely not the password")
+            .await;
+    }
+    assert!(root(&app).await.locked_until.is_some(), "root is locked");
     let unlock = run(
         dir.path(),
         &env,
         &["admin", "unlock", "--email", "root@example.com"],
     );
     assert!(unlock.status.success(), "{}", text(&unlock.stderr));
+    let unlocked = root(&app).await;
+    assert_eq!((unlocked.locked_until, unlocked.failed_logins), (None, 0));
+    let challenge = app.login("root@example.com", &password).await;
+    assert_eq!(
+        challenge["mfa_required"], true,
+        "unlocked: the password step works again"
+    );
+
+    // `admin reset-mfa` turns MFA off and ends every session of the user.
+    assert!(root(&app).await.mfa_enabled);
     let reset = run(
         dir.path(),
         &env,
         &["admin", "reset-mfa", "--email", "root@example.com"],
     );
     assert!(reset.status.success(), "{}", text(&reset.stderr));
+    assert!(!root(&app).await.mfa_enabled);
+    // The CLI is another process: without Redis the server learns of it when its cached
+    // grant expires (at most a second), with Redis through the sync channel.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while me(&app, &root_token).await != 401 {
+        assert!(std::time::Instant::now() < deadline, "sessions end");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let again = app.try_login("root@example.com", &password).await;
+    assert_envelope(again, 403, "forbidden", "auth.mfa_enrolment_required").await;
     app.stop().await;
 }
