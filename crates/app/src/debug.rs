@@ -44,7 +44,11 @@ pub struct DebugService {
     writer: Writer,
     cache: Arc<Cache>,
     loads: Arc<AtomicU64>,
+    attempts: Attempts,
 }
+
+/// How many times the `debug` consumer of this process ran its handler, per message.
+type Attempts = Arc<Mutex<HashMap<Uuid, u32>>>;
 
 /// A value served through the cache, with how many times its loader ran in this process.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -59,12 +63,25 @@ impl DebugService {
             writer,
             cache,
             loads: Arc::new(AtomicU64::new(0)),
+            attempts: Attempts::default(),
         }
     }
 
     /// Registers the `debug` consumer.
     pub fn register(&self, background: &mut Background) {
-        background.consumer(Arc::new(DebugHandler::new(self.writer.clock().clone())));
+        background.consumer(Arc::new(DebugHandler::new(
+            self.writer.clock().clone(),
+            self.attempts.clone(),
+        )));
+    }
+
+    /// How many times this process's `debug` consumer ran its handler for `message` (whatever
+    /// the broker: tests assert retries on RabbitMQ as on the database queue).
+    pub fn attempts(&self, message: Uuid) -> u32 {
+        self.attempts
+            .lock()
+            .map(|a| a.get(&message).copied().unwrap_or(0))
+            .unwrap_or(0)
     }
 
     /// Reads `key` through the cache; the loader (standing in for the database) counts its runs.
@@ -108,14 +125,16 @@ impl DebugService {
 pub struct DebugHandler {
     clock: Arc<dyn Clock>,
     failures: Mutex<HashMap<Uuid, u32>>,
+    attempts: Attempts,
     policy: ConsumerPolicy,
 }
 
 impl DebugHandler {
-    pub fn new(clock: Arc<dyn Clock>) -> Self {
+    pub fn new(clock: Arc<dyn Clock>, attempts: Attempts) -> Self {
         Self {
             clock,
             failures: Mutex::new(HashMap::new()),
+            attempts,
             policy: ConsumerPolicy {
                 concurrency: 4,
                 max_attempts: 3,
@@ -143,6 +162,9 @@ impl Handler for DebugHandler {
     async fn handle(&self, tx: &DatabaseTransaction, message: &Message) -> AppResult<()> {
         let ping: Ping = serde_json::from_value(message.payload.clone())
             .map_err(|e| AppError::new(ErrorCode::DebugBadPing, "not a ping").with_source(e))?;
+        if let Ok(mut attempts) = self.attempts.lock() {
+            *attempts.entry(message.id).or_insert(0) += 1;
+        }
         // Observable from outside (tests wait for it before killing a worker mid-handler).
         tracing::info!(message_id = %message.id, sleep_ms = ping.sleep_ms, "ping handler started");
         if ping.sleep_ms > 0 {

@@ -149,3 +149,21 @@ async fn in_sync_grants_are_checked_locally() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_unknown_account_costs_one_password_verification_like_a_known_one() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let app = helpers::spawn_app().await;
+    app.create_user("ann@example.com", &[]).await;
+    let series = "auth_password_verifications_total";
+    for (email, password) in [
+        ("nobody@example.com", "whatever whatever"),
+        ("ann@example.com", "wrong password here"),
+        ("ann@example.com", PASSWORD),
+    ] {
+        let before = sample(&app, series).await;
+        app.try_login(email, password).await;
+        assert_eq!(sample(&app, series).await - before, 1.0, "{email}");
+    }
+    app.stop().await;
+}

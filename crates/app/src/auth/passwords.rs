@@ -50,6 +50,8 @@ pub async fn verify(password: String, stored: Option<String>) -> AppResult<bool>
         let ok = Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
             .is_ok();
+        // Counted after the work, so the count proves a hash ran (for a real account or not).
+        metrics::counter!("auth_password_verifications_total").increment(1);
         ok && real
     })
     .await

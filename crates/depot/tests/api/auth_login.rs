@@ -1,6 +1,6 @@
 //! Sign-in: passwords, the generic failure, lockout and rate limits.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -109,26 +109,20 @@ async fn unknown_email_and_wrong_password_look_the_same() {
     let attempt = |email: &'static str, password: &'static str| {
         let app = &app;
         async move {
-            let started = Instant::now();
             let response = app.try_login(email, password).await;
             let status = response.status().as_u16();
             let mut body: Value = response.json().await.unwrap();
             body["request_id"] = Value::Null;
-            (status, body, started.elapsed())
+            (status, body)
         }
     };
-    let (s1, b1, _) = attempt("nobody@example.com", "whatever whatever").await;
-    let (s2, b2, _) = attempt("ann@example.com", "wrong password here").await;
+    let (s1, b1) = attempt("nobody@example.com", "whatever whatever").await;
+    let (s2, b2) = attempt("ann@example.com", "wrong password here").await;
     assert_eq!((s1, &b1), (s2, &b2));
     assert_eq!(s1, 401);
     assert_eq!(b1["code"], "auth.invalid_credentials");
-    // Both paths pay for one argon2 verification (timing is asserted in the benchmark, not
-    // here; this only guards against the unknown-user path skipping the hash entirely).
-    let (_, _, unknown) = attempt("nobody2@example.com", "whatever whatever").await;
-    assert!(
-        unknown >= Duration::from_millis(5),
-        "unknown user took {unknown:?}"
-    );
+    // That both paths run one argon2 verification is counted in
+    // `counters::an_unknown_account_costs_one_password_verification_like_a_known_one`.
     app.stop().await;
 }
 

@@ -169,6 +169,8 @@ async fn an_event_flows_from_the_outbox_to_its_consumer_once() {
         .await
         .unwrap();
     assert_eq!(processed, 1);
+    let debug = app.context.debug().expect("debug routes are on in tests");
+    assert_eq!(debug.attempts(id), 1, "handled on the first attempt");
     if app.context.broker().kind() == "database" {
         let job = succeeded_job(&app, id).await;
         assert_eq!((job.status.as_str(), job.attempts), ("succeeded", 1));
@@ -187,6 +189,9 @@ async fn a_handler_that_fails_twice_is_retried_and_takes_effect_once() {
         "ping handled after retries",
     )
     .await;
+    // Three runs of the handler on either broker (RabbitMQ redelivers through its retry queue).
+    let debug = app.context.debug().expect("debug routes are on in tests");
+    assert_eq!(debug.attempts(id), 3, "two failures, then success");
     if app.context.broker().kind() == "database" {
         let job = succeeded_job(&app, id).await;
         assert_eq!((job.status.as_str(), job.attempts), ("succeeded", 3));
@@ -213,6 +218,11 @@ async fn a_poison_message_is_dead_lettered_with_its_reason_and_can_be_replayed()
         .find(|d| d.message.as_ref().is_some_and(|m| m.id == id))
         .unwrap();
     assert_eq!(letter.attempts, 3);
+    assert_eq!(
+        app.context.debug().expect("debug routes").attempts(id),
+        3,
+        "the handler ran three times before the message was parked"
+    );
     assert!(
         letter
             .reason
@@ -269,7 +279,10 @@ async fn purge_removes_dead_letters() {
 #[tokio::test]
 async fn a_redelivered_message_takes_effect_once() {
     let app = spawn_app_with(|s| s.debug_routes = true).await;
-    let handler = Arc::new(DebugHandler::new(app.context.clock().clone()));
+    let handler = Arc::new(DebugHandler::new(
+        app.context.clock().clone(),
+        Default::default(),
+    ));
     let delivery = HandlerDelivery::new(handler, app.store.clone(), app.context.clock().clone());
     let message = debug_ping(serde_json::json!({ "sleep_ms": 200 }));
     // Two concurrent deliveries of the same message (a redelivery racing the original).
