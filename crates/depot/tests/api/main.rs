@@ -17,6 +17,7 @@ mod errors;
 mod hardening;
 mod helpers;
 mod idempotency;
+mod limits;
 mod mail;
 mod messaging;
 mod metrics;

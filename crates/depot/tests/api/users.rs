@@ -162,7 +162,12 @@ async fn changing_the_password_needs_the_current_one_and_signs_out_other_session
 }
 
 /// The reset token from the newest `.eml` file addressed to `to`.
-async fn emailed_token(app: &TestApp, to: &str) -> String {
+pub(crate) async fn emailed_token(app: &TestApp, to: &str) -> String {
+    emailed_token_other_than(app, to, "").await
+}
+
+/// The reset token of an email to `to` that is not `seen` (a newer link).
+pub(crate) async fn emailed_token_other_than(app: &TestApp, to: &str, seen: &str) -> String {
     let dir = app.context.settings().data_dir.join("mail");
     for _ in 0..100 {
         if let Ok(entries) = std::fs::read_dir(&dir) {
@@ -176,16 +181,19 @@ async fn emailed_token(app: &TestApp, to: &str) -> String {
                     && let Some(at) = unfolded.find("reset-password?token=")
                 {
                     let rest = &unfolded[at + "reset-password?token=".len()..];
-                    return rest
+                    let token: String = rest
                         .chars()
                         .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
                         .collect();
+                    if token != seen {
+                        return token;
+                    }
                 }
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("no reset email for {to} in {}", dir.display());
+    panic!("no new reset email for {to} in {}", dir.display());
 }
 
 #[tokio::test]
