@@ -79,6 +79,34 @@ fn prod_rejects_a_short_jwt_secret_and_placeholders() {
 }
 
 #[test]
+fn prod_rejects_a_placeholder_app_secret() {
+    let placeholder = load(&prod_toml(
+        LOCAL_DB,
+        STRONG,
+        "please-change-me-app-secret-before-going-live",
+    ));
+    assert_eq!(problem_keys(&placeholder), vec!["app_secret"]);
+    let message = validation_message(&placeholder);
+    assert!(message.contains("placeholder"), "{message}");
+}
+
+#[test]
+fn prod_refuses_the_sslcommerz_sandbox() {
+    let payments = "payments_enabled = true\nsslcommerz_store_id = \"depot\"\n\
+                    sslcommerz_store_password = \"store-password-0123\"";
+    let sandbox = load(&format!(
+        "{}\n{payments}\nsslcommerz_sandbox = true",
+        prod_toml(LOCAL_DB, STRONG, STRONG2)
+    ));
+    assert_eq!(problem_keys(&sandbox), vec!["sslcommerz_sandbox"]);
+    let live = load(&format!(
+        "{}\n{payments}\nsslcommerz_sandbox = false",
+        prod_toml(LOCAL_DB, STRONG, STRONG2)
+    ));
+    assert_eq!(problem_keys(&live), Vec::<&str>::new());
+}
+
+#[test]
 fn prod_with_everything_strong_is_valid() {
     let s = load(&prod_toml("postgres://depot:pw@db/depot", STRONG, STRONG2));
     assert_eq!(problem_keys(&s), Vec::<&str>::new());

@@ -2,7 +2,7 @@
 
 use depot_app::config::ServiceUrl;
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{Http, TestApp, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn healthz_answers_with_security_headers_and_a_request_id() {
@@ -26,6 +26,46 @@ async fn healthz_answers_with_security_headers_and_a_request_id() {
     );
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["status"], "ok");
+    app.stop().await;
+}
+
+/// The headers every response carries, asserted on API routes: a signed-in read, a write, an
+/// error and a 404 (not only on `/healthz`).
+#[tokio::test]
+async fn api_routes_carry_the_security_headers_on_success_and_error() {
+    let app = spawn_app().await;
+    let s = app.sign_in("ann@example.com", &[]).await;
+    let token = Some(s.access_token.as_str());
+    let cases = [
+        ("GET", "/api/v1/users/me", None, 200),
+        (
+            "PATCH",
+            "/api/v1/users/me",
+            Some(serde_json::json!({ "display_name": "Ann" })),
+            200,
+        ),
+        ("GET", "/api/v1/users", None, 403),
+        ("GET", "/api/v1/nothing-here", None, 404),
+    ];
+    for (method, path, body, status) in cases {
+        let response = app.call(method, path, token, body.as_ref()).await;
+        assert_eq!(response.status(), status, "{method} {path}");
+        let headers = response.headers();
+        for (name, value) in [
+            ("x-content-type-options", "nosniff"),
+            ("x-frame-options", "DENY"),
+            ("content-security-policy", "frame-ancestors 'none'"),
+            ("referrer-policy", "no-referrer"),
+            ("cache-control", "no-store"),
+        ] {
+            assert_eq!(
+                headers.get(name).and_then(|v| v.to_str().ok()),
+                Some(value),
+                "{name} on {method} {path}"
+            );
+        }
+        assert!(headers.contains_key("x-request-id"), "{method} {path}");
+    }
     app.stop().await;
 }
 
