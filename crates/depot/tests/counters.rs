@@ -167,3 +167,61 @@ async fn an_unknown_account_costs_one_password_verification_like_a_known_one() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn two_relays_publish_each_event_once() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let app = helpers::spawn_app().await;
+    let second = app.spawn_instance(depot::Role::All, |_| {}).await;
+    let published = "outbox_published_total{type=\"debug.ping\"}";
+    let before = sample(&app, published).await;
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        // Alternate the instance that records the event; both relays run.
+        let response = if i % 2 == 0 {
+            app.call("POST", "/api/v1/_debug/pings", None, Some(&json!({})))
+                .await
+        } else {
+            second
+                .call("POST", "/api/v1/_debug/pings", None, Some(&json!({})))
+                .await
+        };
+        assert_eq!(response.status(), 202);
+        let body: serde_json::Value = response.json().await.unwrap();
+        ids.push(
+            body["message_id"]
+                .as_str()
+                .unwrap()
+                .parse::<uuid::Uuid>()
+                .unwrap(),
+        );
+    }
+    use depot_store::entity::outbox;
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let pending = outbox::Entity::find()
+            .filter(outbox::Column::Id.is_in(ids.clone()))
+            .filter(outbox::Column::Status.ne("published"))
+            .count(app.store.reader())
+            .await
+            .unwrap();
+        if pending == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{pending} still unpublished"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Give a duplicate every chance to show up, then count.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        sample(&app, published).await - before,
+        40.0,
+        "every event published exactly once by the two relays together"
+    );
+    second.stop().await;
+    app.stop().await;
+}

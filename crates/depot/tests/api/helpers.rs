@@ -296,9 +296,15 @@ impl TestApp {
     /// A second instance over the same database, with `customize` applied to this one's
     /// settings (a restart with a changed configuration).
     pub async fn spawn_peer_with(&self, customize: impl FnOnce(&mut Settings)) -> Peer {
+        self.spawn_instance(Role::Api, customize).await
+    }
+
+    /// Another instance over the same database in `role` (`Role::All` runs a relay and
+    /// consumers of its own), with `customize` applied to this one's settings.
+    pub async fn spawn_instance(&self, role: Role, customize: impl FnOnce(&mut Settings)) -> Peer {
         let mut settings = self.context.settings().clone();
         customize(&mut settings);
-        let app = Application::start(settings, Role::Api)
+        let app = Application::start(settings, role)
             .await
             .expect("peer starts");
         let addr = app.api_addr().expect("api listener");

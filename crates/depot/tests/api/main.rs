@@ -9,6 +9,7 @@ mod auth_csrf;
 mod auth_login;
 mod auth_mfa;
 mod auth_tokens;
+mod broker_outage;
 mod cache;
 mod cli;
 mod connections;

@@ -32,7 +32,7 @@ where
     panic!("timed out waiting for: {what}");
 }
 
-async fn ping(app: &TestApp, body: serde_json::Value) -> Uuid {
+pub(crate) async fn ping(app: &TestApp, body: serde_json::Value) -> Uuid {
     let response = app.post_json("/api/v1/_debug/pings", &body).await;
     assert_eq!(response.status(), 202);
     let body: serde_json::Value = response.json().await.unwrap();
@@ -358,5 +358,85 @@ async fn an_event_no_queue_takes_is_set_aside_not_marked_published() {
     let row = emit_and_await_set_aside(&app, orphan).await;
     assert!(row.last_error.unwrap().contains("unroutable"));
     assert!(row.published_at.is_none());
+    app.stop().await;
+}
+
+/// The environment for `depot` commands against `app`'s database and broker, configured like
+/// the server (its consumers, hence its queues, include the debug one).
+fn cli_env(app: &TestApp) -> Vec<(&'static str, String)> {
+    let settings = app.context.settings();
+    let mut env = vec![
+        ("DEPOT_DEBUG_ROUTES", "true".to_owned()),
+        ("DATABASE_URL", settings.database_url()),
+        ("DEPOT_NAMESPACE", settings.namespace.clone()),
+        (
+            "DEPOT_JWT_SECRET",
+            "cli-jwt-secret-0123456789-abcdefghijklmnop".to_owned(),
+        ),
+        (
+            "DEPOT_APP_SECRET",
+            "cli-app-secret-9876543210-zyxwvutsrqponmlk".to_owned(),
+        ),
+    ];
+    if let Some(amqp) = &settings.amqp_url {
+        env.push(("AMQP_URL", amqp.expose().to_owned()));
+    }
+    env
+}
+
+#[tokio::test]
+async fn the_cli_lists_replays_and_purges_dead_letters() {
+    let app = spawn_app().await;
+    let broker = app.context.broker().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let env = cli_env(&app);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let cli = |args: &[&str]| crate::process::run(dir.path(), &env, args);
+
+    // Two messages parked: one that will succeed on replay, one that never will.
+    let recoverable = ping(&app, serde_json::json!({ "fail_times": 5 })).await;
+    let hopeless = ping(&app, serde_json::json!({ "poison": true })).await;
+    await_dead_lettered(&*broker, recoverable, "recoverable parked").await;
+    await_dead_lettered(&*broker, hopeless, "hopeless parked").await;
+
+    let listed = cli(&["admin", "dead-letters", "list", "--queue", "debug"]);
+    let out = crate::process::text(&listed.stdout);
+    assert!(
+        listed.status.success(),
+        "{out}{}",
+        crate::process::text(&listed.stderr)
+    );
+    assert!(out.starts_with("2 dead letters"), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.contains(&format!("message={recoverable}")))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.contains("attempts=3") && line.contains("debug.flaky"),
+        "{line}"
+    );
+    let letter = line.split_whitespace().next().unwrap().to_owned();
+
+    let refused = cli(&["admin", "dead-letters", "replay"]);
+    assert!(
+        !refused.status.success(),
+        "replay needs --id, --queue or --all"
+    );
+
+    let replayed = cli(&["admin", "dead-letters", "replay", "--id", &letter]);
+    assert_eq!(crate::process::text(&replayed.stdout).trim(), "replayed 1");
+    await_handled_once(
+        &app,
+        recoverable,
+        Duration::from_secs(30),
+        "replayed and handled",
+    )
+    .await;
+
+    let purged = cli(&["admin", "dead-letters", "purge", "--all"]);
+    assert_eq!(crate::process::text(&purged.stdout).trim(), "purged 1");
+    let listed = cli(&["admin", "dead-letters", "list"]);
+    assert!(crate::process::text(&listed.stdout).starts_with("0 dead letters"));
+    assert_eq!(handled_count(&app.store, hopeless).await, 0);
     app.stop().await;
 }
