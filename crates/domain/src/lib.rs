@@ -15,6 +15,7 @@ pub mod id;
 pub mod message;
 pub mod pagination;
 pub mod state;
+pub mod stock;
 pub mod validation;
 
 pub use actor::Actor;
