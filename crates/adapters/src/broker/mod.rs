@@ -136,6 +136,12 @@ pub trait Broker: Send + Sync + 'static {
 
     /// Deletes parked messages; returns how many.
     async fn purge(&self, which: &DeadLetterSelector) -> Result<u64, BrokerError>;
+
+    /// Deletes every queue this broker declared, with its messages: for throwaway topologies
+    /// (tests), never called by a deployment. Call it after the consumers have stopped.
+    async fn remove_topology(&self) -> Result<(), BrokerError> {
+        Ok(())
+    }
 }
 
 /// Jitter in [0, 1) for retry delays.

@@ -20,7 +20,7 @@ use lapin::Confirmation;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions,
     BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions, QueuePurgeOptions,
+    QueueDeclareOptions, QueueDeleteOptions, QueuePurgeOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
@@ -500,6 +500,37 @@ impl super::Broker for RabbitMq {
             return Ok(n);
         }
         self.settle_parked(which, false).await
+    }
+
+    async fn remove_topology(&self) -> Result<(), BrokerError> {
+        // A bare channel: `connect` would declare the queues again.
+        let connect = Connection::connect(&self.url, ConnectionProperties::default());
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+            .await
+            .map_err(|_| BrokerError("connecting to RabbitMQ timed out".into()))?
+            .map_err(|e| err("connecting to RabbitMQ", e.kind_text()))?;
+        let channel = conn
+            .create_channel()
+            .await
+            .map_err(|e| err("opening a channel", e))?;
+        for spec in self.queues() {
+            let queue = self.physical(&spec.name);
+            let mut names = vec![parking(&queue)];
+            names.extend(
+                RETRY_TIERS
+                    .iter()
+                    .map(|(tier, _)| format!("{queue}.retry.{tier}")),
+            );
+            names.push(queue);
+            for name in names {
+                channel
+                    .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
+                    .await
+                    .map_err(|e| err("deleting a queue", e))?;
+            }
+        }
+        let _ = conn.close(200, "topology removed".into()).await;
+        Ok(())
     }
 }
 

@@ -216,6 +216,7 @@ impl MfaService {
         device: Device,
         client: &ClientInfo,
     ) -> AppResult<IssuedTokens> {
+        device.validate()?;
         self.limiter
             .check(Action::MfaVerify, Subject::Ip, client.ip_key())
             .await?;

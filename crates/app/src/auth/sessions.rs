@@ -32,6 +32,25 @@ pub struct Device {
     pub device_name: Option<String>,
 }
 
+/// Longest device id or name, in characters.
+pub const DEVICE_FIELD_MAX: usize = 200;
+
+impl Device {
+    /// Each field, when given, is one line of at most [`DEVICE_FIELD_MAX`] characters.
+    pub fn validate(&self) -> AppResult<()> {
+        let mut v = depot_domain::Validator::new();
+        for (field, value) in [
+            ("device_id", &self.device_id),
+            ("device_name", &self.device_name),
+        ] {
+            if let Some(value) = value {
+                v.line(field, value, 0, DEVICE_FIELD_MAX);
+            }
+        }
+        v.finish()
+    }
+}
+
 /// A fresh pair of tokens for one session.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IssuedTokens {
@@ -149,6 +168,7 @@ impl SessionService {
         device: Device,
         client: &ClientInfo,
     ) -> AppResult<LoginOutcome> {
+        device.validate()?;
         let email = normalize_email(email);
         self.limiter
             .check_ip_and_account(Action::Login, client.ip_key(), &email)

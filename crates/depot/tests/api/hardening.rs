@@ -215,6 +215,17 @@ async fn a_nul_byte_anywhere_is_a_422_naming_the_field() {
             "{method} {path}: {status} {body}"
         );
     }
+    // Device fields are single lines of at most 200 characters (refused, not truncated).
+    for device_name in ["x".repeat(201), "two\nlines".to_owned()] {
+        let response = app
+            .post_json(
+                "/api/v1/auth/login",
+                &json!({ "email": "root@example.com", "password": crate::helpers::PASSWORD, "device_name": device_name }),
+            )
+            .await;
+        let body = assert_envelope(response, 422, "validation", "validation.failed").await;
+        assert_eq!(body["details"]["fields"][0]["field"], "device_name");
+    }
     // A role description within its limit may span lines.
     let response = app
         .call(

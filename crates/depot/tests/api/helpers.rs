@@ -162,6 +162,9 @@ impl TestApp {
     pub async fn stop(self) {
         self.shutdown.shutdown();
         self.task.await.expect("app task").expect("clean shutdown");
+        // The test's RabbitMQ queues go with it, so runs do not pile up hundreds of them (a
+        // test that made the broker unreachable leaves them to the run's virtual host).
+        let _ = self.context.broker().remove_topology().await;
     }
 }
 
