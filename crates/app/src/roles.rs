@@ -189,6 +189,10 @@ impl RoleService {
             .cloned()
             .collect();
         grants::ensure_actor_holds(&uow, &touched).await?;
+        grants::ensure_actor_outranks_holders(&uow, id).await?;
+        if patch.mfa_required == Some(false) && current.role.mfa_required {
+            grants::ensure_actor_is_administrator(&uow).await?;
+        }
         let before = view(current.clone());
         let mut role = current.role;
         if let Some(name) = patch.name
@@ -248,6 +252,7 @@ impl RoleService {
         grants::lock(&uow).await?;
         let role = roles::get(uow.tx(), id).await?.ok_or_else(not_found)?;
         grants::ensure_actor_holds(&uow, &role.permissions).await?;
+        grants::ensure_actor_outranks_holders(&uow, id).await?;
         if role.role.built_in {
             return Err(AppError::new(
                 ErrorCode::RolesBuiltIn,

@@ -402,17 +402,15 @@ impl UserService {
         let mut uow = self.writer.begin(actor, client).await?;
         grants::lock(&uow).await?;
         let now = uow.now();
-        let mut user = users::get(uow.tx(), id).await?.ok_or_else(user_not_found)?;
+        let user = users::get(uow.tx(), id).await?.ok_or_else(user_not_found)?;
         grants::ensure_actor_outranks(&uow, id).await?;
-        let before = user.status.clone();
+        let before = user.status;
         if before == status.as_str() {
             // Nothing changes, so nothing is written or audited.
             return load_in(uow.tx(), id).await;
         }
         let admins = grants::administrators(&uow).await?;
-        user.status = status.as_str().into();
-        user.updated_at = now;
-        users::save(uow.tx(), user).await?;
+        users::set_status(uow.tx(), id, status.as_str(), now).await?;
         if !enabled {
             grants::ensure_an_administrator_remains(&uow, admins).await?;
             revoke_everything(uow.tx(), id, "user_disabled", now).await?;
@@ -437,6 +435,7 @@ impl UserService {
     pub async fn unlock(&self, actor: Actor, id: Uuid, client: &ClientInfo) -> AppResult<UserView> {
         let uow = self.writer.begin(actor, client).await?;
         let user = users::get(uow.tx(), id).await?.ok_or_else(user_not_found)?;
+        grants::ensure_actor_outranks(&uow, id).await?;
         if user.failed_logins == 0 && user.locked_until.is_none() {
             // Not locked and nothing counted: nothing to write or audit.
             return load_in(uow.tx(), id).await;

@@ -9,6 +9,16 @@ pub struct Validator {
     errors: Vec<FieldError>,
 }
 
+/// Characters that break a line or disguise text without being control characters: line and
+/// paragraph separators, zero-width characters and bidirectional overrides/isolates.
+pub fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2028}' | '\u{2029}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+            | '\u{2066}'..='\u{2069}' | '\u{FEFF}'
+    )
+}
+
 impl Validator {
     pub fn new() -> Self {
         Self::default()
@@ -26,11 +36,14 @@ impl Validator {
     /// or other control characters (the HTTP edge already refuses NUL and most controls).
     pub fn line(&mut self, field: &str, value: &str, min: usize, max: usize) -> &mut Self {
         let n = value.trim().chars().count();
-        if value.chars().any(char::is_control) {
+        if value
+            .chars()
+            .any(|c| c.is_control() || is_invisible_format(c))
+        {
             self.errors.push(FieldError::new(
                 field,
                 "control_character",
-                "must be a single line without control characters",
+                "must be a single line without control or invisible formatting characters",
             ));
         } else if !(min..=max).contains(&n) {
             self.errors.push(FieldError::new(
@@ -94,6 +107,16 @@ mod tests {
         assert_eq!(codes("sixsix"), vec!["length"]);
         assert_eq!(codes("a\nb"), vec!["control_character"]);
         assert_eq!(codes("a\tb"), vec!["control_character"]);
+        assert_eq!(
+            codes("a\u{2028}b"),
+            vec!["control_character"],
+            "line separator"
+        );
+        assert_eq!(
+            codes("\u{202E}gnp.exe"),
+            vec!["control_character"],
+            "bidi override"
+        );
     }
 
     #[test]

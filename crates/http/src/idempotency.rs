@@ -283,6 +283,8 @@ fn document(operation: &mut Operation) {
         .schema_type(Type::String)
         .min_length(Some(1))
         .max_length(Some(MAX_KEY_LEN))
+        // Printable ASCII; no space at either end (HTTP trims header values).
+        .pattern(Some(r"^[\x21-\x7E]([\x20-\x7E]*[\x21-\x7E])?$"))
         .build();
     operation.parameters.get_or_insert_with(Vec::new).push(
         ParameterBuilder::new()

@@ -21,7 +21,17 @@ fn is_refused(c: char) -> bool {
     (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{feff}'
 }
 
+/// At most this many field errors are reported for one request (the rest are not looked for).
+const MAX_ERRORS: usize = 20;
+/// Field names in errors are cut to this many characters.
+const MAX_FIELD_CHARS: usize = 200;
+
 fn check_str(field: &str, s: &str, max: usize, errors: &mut Vec<FieldError>) {
+    if errors.len() >= MAX_ERRORS {
+        return;
+    }
+    let field: String = field.chars().take(MAX_FIELD_CHARS).collect();
+    let field = field.as_str();
     if s.chars().any(is_refused) {
         errors.push(FieldError::new(
             field,
@@ -149,6 +159,13 @@ mod tests {
             vec![("description".to_owned(), "too_long".to_owned())]
         );
         assert!(check_json(&json!({ "d": "x".repeat(MAX_STRING_CHARS) })).is_ok());
+    }
+
+    #[test]
+    fn a_flood_of_bad_strings_reports_a_bounded_list() {
+        let many: Vec<&str> = vec!["\u{1}"; 10_000];
+        let fields = fields(check_json(&json!({ "a": many })).err());
+        assert_eq!(fields.len(), MAX_ERRORS);
     }
 
     #[test]

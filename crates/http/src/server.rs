@@ -83,6 +83,22 @@ fn publish_open(delta: isize) {
     metrics::gauge!("depot_http_open_connections").set(now as f64);
 }
 
+/// One open connection in the gauge, for as long as its task lives (also when aborted).
+struct OpenConnection;
+
+impl OpenConnection {
+    fn count() -> Self {
+        publish_open(1);
+        Self
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        publish_open(-1);
+    }
+}
+
 /// Serves until `stop` is cancelled, then stops accepting, closes idle connections and waits
 /// for in-flight requests. The caller bounds that wait with its shutdown deadline (aborting
 /// this future aborts the connections it still has).
@@ -129,7 +145,10 @@ pub async fn serve(
                 // Out of file descriptors or similar: free some and wait, never spin.
                 tracing::warn!(error = %err, "accepting a connection failed; shedding idle ones");
                 shed.send_replace(());
-                tokio::time::sleep(backoff).await;
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = tokio::time::sleep(backoff) => {}
+                }
                 backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
                 continue;
             }
@@ -141,10 +160,9 @@ pub async fn serve(
             shed: shed.subscribe(),
         };
         connections.spawn(async move {
-            publish_open(1);
+            let _open = OpenConnection::count();
+            let _permit = permit;
             connection.run(stream, remote).await;
-            publish_open(-1);
-            drop(permit);
         });
     }
     drop(listener);
@@ -185,9 +203,15 @@ impl Connection {
                 let guard = InFlight::enter(&in_flight);
                 request.extensions_mut().insert(ConnectInfo(remote));
                 async move {
-                    let response = router.oneshot(request.map(axum::body::Body::new)).await;
-                    drop(guard);
-                    response.map_err(|never: Infallible| match never {})
+                    let response = router
+                        .oneshot(request.map(axum::body::Body::new))
+                        .await
+                        .map_err(|never: Infallible| match never {})?;
+                    // Counted until hyper has written (or dropped) the whole body.
+                    Ok::<_, Infallible>(response.map(|body| Counted {
+                        body,
+                        _guard: guard,
+                    }))
                 }
             })
         };
@@ -231,7 +255,34 @@ impl Connection {
     }
 }
 
-/// Counts a request from the moment hyper hands it over until its response is ready.
+/// A response body that keeps its request counted as in flight until the last frame is
+/// written, so a closing connection never cuts a response short.
+struct Counted {
+    body: axum::body::Body,
+    _guard: InFlight,
+}
+
+impl http_body::Body for Counted {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Counts a request from the moment hyper hands it over until its response is written.
 struct InFlight(Arc<AtomicUsize>);
 
 impl InFlight {

@@ -50,6 +50,22 @@ pub(crate) async fn ensure_actor_outranks(uow: &UnitOfWork, user: Uuid) -> AppRe
     ensure_actor_holds(uow, &theirs).await
 }
 
+/// `auth.permission_not_held` unless the actor outranks every other holder of `role`: editing or
+/// deleting a role changes (and may sign out) everyone who holds it.
+pub(crate) async fn ensure_actor_outranks_holders(uow: &UnitOfWork, role: Uuid) -> AppResult<()> {
+    for holder in roles::holders(uow.tx(), role).await? {
+        ensure_actor_outranks(uow, holder).await?;
+    }
+    Ok(())
+}
+
+/// `auth.permission_not_held` unless the actor is an administrator (lowering a role's MFA
+/// requirement weakens every holder's sign-in, the actor's own included).
+pub(crate) async fn ensure_actor_is_administrator(uow: &UnitOfWork) -> AppResult<()> {
+    let codes: BTreeSet<String> = ADMINISTRATION.iter().map(|p| p.code().to_owned()).collect();
+    ensure_actor_holds(uow, &codes).await
+}
+
 /// How many active administrators there are now; pass it to
 /// [`ensure_an_administrator_remains`] after the change.
 pub(crate) async fn administrators(uow: &UnitOfWork) -> AppResult<usize> {

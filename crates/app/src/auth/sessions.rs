@@ -199,6 +199,8 @@ impl SessionService {
         if user.status != UserStatus::Active.as_str() || locked {
             let reason = if locked { "locked" } else { "disabled" };
             let uow = self.writer.begin(Actor::User(user.id), client).await?;
+            // The same database work as the other failures (see the unknown-account path).
+            users::record_failed_login(uow.tx(), Uuid::nil(), uow.now()).await?;
             uow.audit(
                 AuditEntry::new("login.refused")
                     .target("user", user.id)
@@ -541,6 +543,8 @@ impl SessionService {
             .ok_or_else(not_found)?;
         principal.check_owner(session.user_id, Permission::SessionsManageAll, not_found())?;
         let mut uow = self.writer.begin(principal.actor(), client).await?;
+        // Another user's session: only if the caller holds everything its owner holds.
+        super::grants::ensure_actor_outranks(&uow, session.user_id).await?;
         repo::revoke(uow.tx(), id, "revoked", uow.now()).await?;
         uow.audit(
             AuditEntry::new("session.revoked")

@@ -87,6 +87,7 @@ async fn a_user_manager_cannot_grant_themselves_or_others_more_than_they_hold() 
             format!("/api/v1/users/{admin}/sessions/revoke"),
             json!({}),
         ),
+        ("POST", format!("/api/v1/users/{admin}/unlock"), json!({})),
     ] {
         let (status, body) = call(&app, method, &path, token, body).await;
         assert_eq!(status, 403, "{method} {path}: {body}");

@@ -56,10 +56,16 @@ pub struct LoginBody {
     #[schema(format = Password, max_length = 1024)]
     password: String,
     /// A stable id of the device, shown in the session list.
-    #[schema(max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F\uFEFF]*$")]
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F\u200B-\u200F\u2028\u2029\u202A-\u202E\u2066-\u2069\uFEFF]*$"
+    )]
     device_id: Option<String>,
     /// A human name of the device ("Ann's laptop").
-    #[schema(max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F\uFEFF]*$")]
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F\u200B-\u200F\u2028\u2029\u202A-\u202E\u2066-\u2069\uFEFF]*$"
+    )]
     device_name: Option<String>,
     /// Browser clients: put the refresh token in an HttpOnly cookie instead of the body.
     #[serde(default)]
@@ -155,9 +161,15 @@ pub struct MfaVerifyBody {
     code: Option<String>,
     /// …or one of the recovery codes.
     recovery_code: Option<String>,
-    #[schema(max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F\uFEFF]*$")]
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F\u200B-\u200F\u2028\u2029\u202A-\u202E\u2066-\u2069\uFEFF]*$"
+    )]
     device_id: Option<String>,
-    #[schema(max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F\uFEFF]*$")]
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F\u200B-\u200F\u2028\u2029\u202A-\u202E\u2066-\u2069\uFEFF]*$"
+    )]
     device_name: Option<String>,
     #[serde(default)]
     use_cookie: bool,

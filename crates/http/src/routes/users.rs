@@ -71,7 +71,7 @@ pub struct CreateUserBody {
     #[schema(
         min_length = 1,
         max_length = 200,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F\uFEFF]*[^\s\x00-\x1F\x7F-\x9F\uFEFF][^\x00-\x1F\x7F-\x9F\uFEFF]*$"
+        pattern = r"^[^\x00-\x1F\x7F-\x9F\u200B-\u200F\u2028\u2029\u202A-\u202E\u2066-\u2069\uFEFF]*[^\s\x00-\x1F\x7F-\x9F\u200B-\u200F\u2028\u2029\u202A-\u202E\u2066-\u2069\uFEFF][^\x00-\x1F\x7F-\x9F\u200B-\u200F\u2028\u2029\u202A-\u202E\u2066-\u2069\uFEFF]*$"
     )]
     display_name: String,
     /// E.164, e.g. `+8801712345678`.
@@ -132,7 +132,7 @@ pub struct UpdateUserBody {
     #[schema(
         min_length = 1,
         max_length = 200,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F\uFEFF]*[^\s\x00-\x1F\x7F-\x9F\uFEFF][^\x00-\x1F\x7F-\x9F\uFEFF]*$"
+        pattern = r"^[^\x00-\x1F\x7F-\x9F\u200B-\u200F\u2028\u2029\u202A-\u202E\u2066-\u2069\uFEFF]*[^\s\x00-\x1F\x7F-\x9F\u200B-\u200F\u2028\u2029\u202A-\u202E\u2066-\u2069\uFEFF][^\x00-\x1F\x7F-\x9F\u200B-\u200F\u2028\u2029\u202A-\u202E\u2066-\u2069\uFEFF]*$"
     )]
     display_name: Option<String>,
     /// `null` clears it.
@@ -254,7 +254,7 @@ pub struct UpdateMeBody {
     #[schema(
         min_length = 1,
         max_length = 200,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F\uFEFF]*[^\s\x00-\x1F\x7F-\x9F\uFEFF][^\x00-\x1F\x7F-\x9F\uFEFF]*$"
+        pattern = r"^[^\x00-\x1F\x7F-\x9F\u200B-\u200F\u2028\u2029\u202A-\u202E\u2066-\u2069\uFEFF]*[^\s\x00-\x1F\x7F-\x9F\u200B-\u200F\u2028\u2029\u202A-\u202E\u2066-\u2069\uFEFF][^\x00-\x1F\x7F-\x9F\u200B-\u200F\u2028\u2029\u202A-\u202E\u2066-\u2069\uFEFF]*$"
     )]
     display_name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]

@@ -100,6 +100,24 @@ pub async fn record_failed_login(
     Ok(get(conn, id).await?.map_or(0, |u| u.failed_logins))
 }
 
+/// Sets the account status alone (no read-modify-write of the whole row, so a concurrent sign-in
+/// or password change is never overwritten).
+pub async fn set_status(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+    status: &str,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    Entity::update_many()
+        .col_expr(Column::Status, Expr::value(status))
+        .col_expr(Column::UpdatedAt, Expr::value(now))
+        .filter(Column::Id.eq(id))
+        .exec(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
 pub async fn set_lock(
     conn: &impl ConnectionTrait,
     id: Uuid,
