@@ -1,6 +1,7 @@
 //! Stock rules, pure: exact quantities in a product's unit, depletion policies and the planner
 //! that decides which batches an issue takes from.
 
+pub mod gs1;
 pub mod plan;
 pub mod quantity;
 
