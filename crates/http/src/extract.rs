@@ -32,30 +32,35 @@ where
             Ok(axum::Json(value)) => value,
             Err(rejection) => return Err(ApiError(json_rejection(&rejection))),
         };
-        if !value.is_object() {
-            return Err(ApiError(AppError::new(
-                ErrorCode::RequestInvalidBody,
-                "the request body must be a JSON object",
-            )));
-        }
-        input::check_json(&value)?;
-        serde_path_to_error::deserialize(value)
-            .map(Self)
-            .map_err(|err| {
-                // Name the field: `lines[0].quantity: invalid type: string "many", expected …`.
-                let reason = match err.path().to_string().as_str() {
-                    "." => err.inner().to_string(),
-                    path => format!("{path}: {}", err.inner()),
-                };
-                ApiError(
-                    AppError::new(
-                        ErrorCode::RequestInvalidBody,
-                        "the request body does not match the expected shape",
-                    )
-                    .with_details(serde_json::json!({ "reason": reason })),
-                )
-            })
+        checked(value).map(Self)
     }
+}
+
+/// A parsed JSON body made into `T`: it must be an object, pass [`input::check_json`], and fit
+/// `T` (the error names the field). The one path every JSON body takes, also for routes that
+/// read an optional body themselves.
+pub fn checked<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError(AppError::new(
+            ErrorCode::RequestInvalidBody,
+            "the request body must be a JSON object",
+        )));
+    }
+    input::check_json(&value)?;
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        // Name the field: `lines[0].quantity: invalid type: string "many", expected …`.
+        let reason = match err.path().to_string().as_str() {
+            "." => err.inner().to_string(),
+            path => format!("{path}: {}", err.inner()),
+        };
+        ApiError(
+            AppError::new(
+                ErrorCode::RequestInvalidBody,
+                "the request body does not match the expected shape",
+            )
+            .with_details(serde_json::json!({ "reason": reason })),
+        )
+    })
 }
 
 /// `Query<T>` whose parameters are checked first ([`input::check_query`]: control characters,

@@ -151,6 +151,13 @@ async fn a_nul_byte_anywhere_is_a_422_naming_the_field() {
         ),
         (
             "POST",
+            "/api/v1/auth/refresh".into(),
+            Some(json!({ "refresh_token": "a\u{0}b" })),
+            None,
+            "refresh_token",
+        ),
+        (
+            "POST",
             "/api/v1/auth/password/forgot".into(),
             Some(json!({ "email": "a\u{0}@x.io" })),
             None,
