@@ -276,6 +276,9 @@ impl MfaService {
                 code,
                 u64::try_from(now.timestamp()).unwrap_or(0),
             ) else {
+                // The same conditional UPDATE a right code runs (matching no row), so a wrong
+                // code and a replayed one take the same database work.
+                users::claim_totp_step(uow.tx(), Uuid::nil(), 0).await?;
                 return Ok(Err(Refusal::InvalidCode));
             };
             if users::claim_totp_step(uow.tx(), user.id, i64::try_from(step).unwrap_or(i64::MAX))
