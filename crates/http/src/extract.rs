@@ -28,8 +28,8 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
-            Ok(axum::Json(value)) => value,
+        let value = match axum::Json::<input::UniqueKeys>::from_request(req, state).await {
+            Ok(axum::Json(input::UniqueKeys(value))) => value,
             Err(rejection) => return Err(ApiError(json_rejection(&rejection))),
         };
         checked(value).map(Self)

@@ -86,6 +86,80 @@ fn field_name(path: &str) -> &str {
     if path.is_empty() { "body" } else { path }
 }
 
+/// A JSON value parsed with duplicate object keys refused (`{"roles":["admin"],"roles":[]}`
+/// means two different things to two parsers; we take neither).
+pub struct UniqueKeys(pub Value);
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_any(UniqueKeysVisitor)
+            .map(UniqueKeys)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(UniqueKeys(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let UniqueKeys(value) = map.next_value()?;
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!("duplicate field `{key}`")));
+            }
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
+}
+
 /// Checks every query parameter (name and value) of a query string.
 pub fn check_query(query: &str) -> Result<(), AppError> {
     let mut errors = Vec::new();
@@ -166,6 +240,17 @@ mod tests {
         let many: Vec<&str> = vec!["\u{1}"; 10_000];
         let fields = fields(check_json(&json!({ "a": many })).err());
         assert_eq!(fields.len(), MAX_ERRORS);
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth() {
+        let parse = |text: &str| serde_json::from_str::<UniqueKeys>(text).map(|u| u.0);
+        assert!(parse(r#"{"roles":["admin"],"roles":[]}"#).is_err());
+        assert!(parse(r#"{"a":[{"b":1,"b":2}]}"#).is_err());
+        assert_eq!(
+            parse(r#"{"a":[{"b":1},{"b":2}],"n":-1.5,"t":true,"z":null}"#).ok(),
+            Some(json!({"a":[{"b":1},{"b":2}],"n":-1.5,"t":true,"z":null}))
+        );
     }
 
     #[test]

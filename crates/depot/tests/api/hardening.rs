@@ -529,3 +529,39 @@ async fn calls_that_change_nothing_write_no_audit_row() {
     assert_eq!(audited("user.enabled").await, 1);
     app.stop().await;
 }
+
+/// A body that says two things (`{"roles":["admin"],"roles":[]}`) means different things to
+/// different parsers: refused, not resolved to the last value.
+#[tokio::test]
+async fn duplicate_keys_in_a_body_are_refused() {
+    let app = spawn_app().await;
+    for (path, body) in [
+        (
+            "/api/v1/auth/login",
+            r#"{"email":"a@example.com","email":"b@example.com","password":"whatever it is"}"#,
+        ),
+        (
+            "/api/v1/auth/refresh",
+            r#"{"refresh_token":"one","refresh_token":"two"}"#,
+        ),
+    ] {
+        let response = app
+            .client
+            .post(app.url(path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let envelope: Value = response.json().await.unwrap();
+        assert!(
+            (status == 422 || status == 400)
+                && envelope["details"]["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("duplicate field")),
+            "{path}: {status} {envelope}"
+        );
+    }
+    app.stop().await;
+}

@@ -265,15 +265,17 @@ async fn refresh(
     let body: RefreshBody = if body.iter().all(u8::is_ascii_whitespace) {
         RefreshBody::default()
     } else {
-        let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-            ApiError(
-                AppError::new(
-                    ErrorCode::RequestMalformedJson,
-                    "the request body is not valid JSON",
+        let value = serde_json::from_slice::<crate::input::UniqueKeys>(&body)
+            .map(|unique| unique.0)
+            .map_err(|e| {
+                ApiError(
+                    AppError::new(
+                        ErrorCode::RequestMalformedJson,
+                        "the request body is not valid JSON",
+                    )
+                    .with_details(serde_json::json!({ "reason": e.to_string() })),
                 )
-                .with_details(serde_json::json!({ "reason": e.to_string() })),
-            )
-        })?;
+            })?;
         crate::extract::checked(value)?
     };
     let (token, proof, use_cookie) = match (body.refresh_token, cookie_auth.refresh_token) {
