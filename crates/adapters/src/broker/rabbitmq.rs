@@ -61,6 +61,11 @@ fn string(value: impl Into<String>) -> AMQPValue {
     AMQPValue::LongString(LongString::from(value.into()))
 }
 
+/// The delay queue of `queue` for one retry tier (expires back into `queue`).
+fn retry_queue(queue: &str, tier: &str) -> String {
+    format!("{queue}.retry.{tier}")
+}
+
 fn parking(queue: &str) -> String {
     format!("{queue}.parking")
 }
@@ -88,7 +93,8 @@ impl RabbitMq {
         format!("{}.{queue}", self.prefix)
     }
 
-    async fn connect(&self) -> Result<(Connection, Channel), BrokerError> {
+    /// A connection and a channel, nothing declared.
+    async fn open(&self) -> Result<(Connection, Channel), BrokerError> {
         let connect = Connection::connect(&self.url, ConnectionProperties::default());
         let conn = tokio::time::timeout(CONNECT_TIMEOUT, connect)
             .await
@@ -98,6 +104,12 @@ impl RabbitMq {
             .create_channel()
             .await
             .map_err(|e| err("opening a channel", e))?;
+        Ok((conn, channel))
+    }
+
+    /// A connection with publisher confirms on and the whole topology declared.
+    async fn connect(&self) -> Result<(Connection, Channel), BrokerError> {
+        let (conn, channel) = self.open().await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await
@@ -210,7 +222,7 @@ async fn declare_queue(
         );
         channel
             .queue_declare(
-                format!("{}.retry.{tier}", queue.name).as_str().into(),
+                retry_queue(&queue.name, tier).as_str().into(),
                 durable,
                 args,
             )
@@ -503,23 +515,15 @@ impl super::Broker for RabbitMq {
     }
 
     async fn remove_topology(&self) -> Result<(), BrokerError> {
-        // A bare channel: `connect` would declare the queues again.
-        let connect = Connection::connect(&self.url, ConnectionProperties::default());
-        let conn = tokio::time::timeout(CONNECT_TIMEOUT, connect)
-            .await
-            .map_err(|_| BrokerError("connecting to RabbitMQ timed out".into()))?
-            .map_err(|e| err("connecting to RabbitMQ", e.kind_text()))?;
-        let channel = conn
-            .create_channel()
-            .await
-            .map_err(|e| err("opening a channel", e))?;
+        // Not `connect`: it would declare the queues again.
+        let (conn, channel) = self.open().await?;
         for spec in self.queues() {
             let queue = self.physical(&spec.name);
             let mut names = vec![parking(&queue)];
             names.extend(
                 RETRY_TIERS
                     .iter()
-                    .map(|(tier, _)| format!("{queue}.retry.{tier}")),
+                    .map(|(tier, _)| retry_queue(&queue, tier)),
             );
             names.push(queue);
             for name in names {
@@ -651,7 +655,7 @@ async fn handle_delivery(
             match outcome {
                 Disposition::Ack => None,
                 Disposition::Retry { after, error } => Some((
-                    format!("{}.retry.{}", queue.name, retry_tier(after)),
+                    retry_queue(&queue.name, retry_tier(after)),
                     properties(&message, attempt + 1, Some(&error)),
                 )),
                 Disposition::DeadLetter { error } => Some((
