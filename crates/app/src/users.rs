@@ -202,10 +202,9 @@ impl UserService {
         let invite = hash.is_none();
         let uow = self.writer.begin(actor, client).await?;
         grants::lock(&uow).await?;
-        let role_list: Vec<Uuid> = role_ids.iter().copied().collect();
         grants::ensure_actor_holds(
             &uow,
-            &roles::permissions_of_roles(uow.tx(), &role_list).await?,
+            &roles::permissions_of_roles(uow.tx(), &role_ids).await?,
         )
         .await?;
         let now = uow.now();
@@ -350,8 +349,7 @@ impl UserService {
                 .collect();
             if current != role_ids {
                 let held_before = roles::permissions_of_user(uow.tx(), id).await?;
-                let role_list: Vec<Uuid> = role_ids.iter().copied().collect();
-                let held_after = roles::permissions_of_roles(uow.tx(), &role_list).await?;
+                let held_after = roles::permissions_of_roles(uow.tx(), &role_ids).await?;
                 // Checked before writing: afterwards the actor may be the one who gained.
                 grants::ensure_actor_holds(&uow, &changed(&held_before, &held_after)).await?;
                 let admins = grants::administrators(&uow).await?;

@@ -30,21 +30,18 @@ fn check_str(field: &str, s: &str, max: usize, errors: &mut Vec<FieldError>) {
     if errors.len() >= MAX_ERRORS {
         return;
     }
-    let field: String = field.chars().take(MAX_FIELD_CHARS).collect();
-    let field = field.as_str();
-    if s.chars().any(is_refused) {
-        errors.push(FieldError::new(
-            field,
+    let problem = if s.chars().any(is_refused) {
+        (
             "control_character",
-            "must not contain NUL or other control characters",
-        ));
+            "must not contain NUL or other control characters".to_owned(),
+        )
     } else if s.chars().nth(max).is_some() {
-        errors.push(FieldError::new(
-            field,
-            "too_long",
-            format!("must be at most {max} characters"),
-        ));
-    }
+        ("too_long", format!("must be at most {max} characters"))
+    } else {
+        return;
+    };
+    let field: String = field.chars().take(MAX_FIELD_CHARS).collect();
+    errors.push(FieldError::new(field, problem.0, problem.1));
 }
 
 /// Checks every string (and object key) in a JSON body; fields are named by their path

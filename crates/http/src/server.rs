@@ -71,32 +71,27 @@ impl Default for ConnectionLimits {
 /// Open connections over every listener of the process (the gauge's value).
 static OPEN: AtomicUsize = AtomicUsize::new(0);
 
-fn publish_open(delta: isize) {
-    let now = if delta >= 0 {
-        OPEN.fetch_add(delta.unsigned_abs(), Ordering::Relaxed) + delta.unsigned_abs()
-    } else {
-        OPEN.fetch_sub(delta.unsigned_abs(), Ordering::Relaxed) - delta.unsigned_abs()
-    };
-    // Set, not incremented: exact even when the recorder was installed after the first
-    // connections were counted.
-    #[allow(clippy::cast_precision_loss)]
-    metrics::gauge!("depot_http_open_connections").set(now as f64);
-}
-
-/// One open connection in the gauge, for as long as its task lives (also when aborted).
+/// One open connection in the gauge, for as long as its task lives (also when aborted). The
+/// gauge is set, not incremented: exact even when the recorder was installed after the first
+/// connections were counted.
 struct OpenConnection;
 
 impl OpenConnection {
     fn count() -> Self {
-        publish_open(1);
+        publish(OPEN.fetch_add(1, Ordering::Relaxed) + 1);
         Self
     }
 }
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        publish_open(-1);
+        publish(OPEN.fetch_sub(1, Ordering::Relaxed) - 1);
     }
+}
+
+fn publish(open: usize) {
+    #[allow(clippy::cast_precision_loss)]
+    metrics::gauge!("depot_http_open_connections").set(open as f64);
 }
 
 /// Serves until `stop` is cancelled, then stops accepting, closes idle connections and waits

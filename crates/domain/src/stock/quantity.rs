@@ -105,15 +105,11 @@ impl Quantity {
                 allowed: unit.decimals(),
             });
         }
-        if whole.trim_start_matches('0').len() > 13 {
-            return Err(QuantityError::OutOfRange);
-        }
         let whole: i64 = whole.parse().map_err(|_| QuantityError::OutOfRange)?;
-        let mut thousandths: i64 = 0;
-        for (i, c) in significant.chars().enumerate() {
-            let digit = i64::from(c.to_digit(10).unwrap_or(0));
-            thousandths += digit * 10_i64.pow(2 - u32::try_from(i).unwrap_or(2));
-        }
+        // At most three significant decimals remain: pad them to thousandths.
+        let thousandths: i64 = format!("{significant:0<3}")
+            .parse()
+            .map_err(|_| QuantityError::NotANumber)?;
         let magnitude = whole
             .checked_mul(SCALE)
             .and_then(|w| w.checked_add(thousandths))

@@ -303,9 +303,10 @@ pub async fn active_holders_of_all(
 /// Every permission carried by any of the roles.
 pub async fn permissions_of_roles(
     conn: &impl ConnectionTrait,
-    role_ids: &[Uuid],
+    role_ids: &BTreeSet<Uuid>,
 ) -> AppResult<BTreeSet<String>> {
-    Ok(permissions_of(conn, role_ids)
+    let ids: Vec<Uuid> = role_ids.iter().copied().collect();
+    Ok(permissions_of(conn, &ids)
         .await?
         .into_values()
         .flatten()
