@@ -91,137 +91,114 @@ impl Modify for ErrorCatalogue {
     }
 }
 
-/// Finishes the generated document: shared error responses and the edge's string rules.
+/// Finishes the generated document in one pass over its JSON: the shared error responses
+/// ([`document_shared_errors`]) and the edge's string rules ([`constrain_request_strings`]).
+/// (JSON, because utoipa does not expose an operation's security requirements.)
 pub fn complete(doc: &mut utoipa::openapi::OpenApi) {
-    document_shared_errors(doc);
-    constrain_request_strings(doc);
+    let Ok(mut json) = serde_json::to_value(&*doc) else {
+        return;
+    };
+    document_shared_errors(&mut json);
+    constrain_request_strings(&mut json);
+    if let Ok(completed) = serde_json::from_value(json) {
+        *doc = completed;
+    }
 }
 
-/// The error responses every operation can give besides its own, described once in
-/// `components.responses` and referenced from each operation that can give them:
+/// The error responses every operation can give besides its own: (status, component name,
+/// description).
+const SHARED_ERRORS: [(&str, &str, &str); 8] = [
+    (
+        "400",
+        "BadRequest",
+        "The request is malformed: JSON syntax, query string, path id, cursor.",
+    ),
+    (
+        "401",
+        "Unauthorized",
+        "Authentication is missing, invalid or expired.",
+    ),
+    (
+        "403",
+        "Forbidden",
+        "Signed in, but not allowed (a missing permission, a CSRF failure).",
+    ),
+    (
+        "408",
+        "RequestTimeout",
+        "The request took longer than the request timeout and was cancelled.",
+    ),
+    ("413", "PayloadTooLarge", "The body is over the body limit."),
+    (
+        "415",
+        "UnsupportedMediaType",
+        "The body is not `application/json`.",
+    ),
+    (
+        "422",
+        "Unprocessable",
+        "A field is invalid: `details.fields` names each one and why.",
+    ),
+    (
+        "503",
+        "Unavailable",
+        "A dependency (database, cache, broker) is unavailable; retry later.",
+    ),
+];
+
+/// Describes [`SHARED_ERRORS`] once in `components.responses` and references them from each
+/// operation that can give them:
 /// - every operation: 400 (malformed query or path id), 408 (request timeout), 422 (a string
 ///   with control characters or over-long, a field failing validation), 503 (database or other
 ///   dependency unavailable);
 /// - operations that take a JSON body: 413 (over the body limit), 415 (not JSON);
 /// - operations behind `bearer`: 401 (missing, invalid or expired token); 403 when they name
-///   a permission (`auth.forbidden`) or change state for a cookie session (CSRF);
+///   a permission (`auth.forbidden`) or change state for a cookie session (CSRF).
 ///
-/// (`Idempotency-Key` answers are documented with the header, by `crate::idempotency`.)
-///
-/// An operation's own declaration of a status wins (its description is more specific).
-pub fn document_shared_errors(doc: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::{RefOr, ResponseBuilder, content::ContentBuilder};
-
-    const SHARED: [(&str, &str, &str); 10] = [
-        (
-            "400",
-            "BadRequest",
-            "The request is malformed: JSON syntax, query string, path id, cursor.",
-        ),
-        (
-            "401",
-            "Unauthorized",
-            "Authentication is missing, invalid or expired.",
-        ),
-        (
-            "403",
-            "Forbidden",
-            "Signed in, but not allowed (a missing permission, a CSRF failure).",
-        ),
-        (
-            "408",
-            "RequestTimeout",
-            "The request took longer than the request timeout and was cancelled.",
-        ),
-        (
-            "409",
-            "Conflict",
-            "The request conflicts with the current state.",
-        ),
-        ("413", "PayloadTooLarge", "The body is over the body limit."),
-        (
-            "415",
-            "UnsupportedMediaType",
-            "The body is not `application/json`.",
-        ),
-        (
-            "422",
-            "Unprocessable",
-            "A field is invalid: `details.fields` names each one and why.",
-        ),
-        (
-            "429",
-            "TooManyRequests",
-            "Rate limited; `Retry-After` says when to try again.",
-        ),
-        (
-            "503",
-            "Unavailable",
-            "A dependency (database, cache, broker) is unavailable; retry later.",
-        ),
-    ];
-    let components = doc.components.get_or_insert_with(Default::default);
-    for (_, name, description) in SHARED {
-        let content = ContentBuilder::new()
-            .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
-                "ErrorBody",
-            ))))
-            .build();
-        components.responses.insert(
-            name.to_owned(),
-            RefOr::T(
-                ResponseBuilder::new()
-                    .description(description)
-                    .content("application/json", content)
-                    .build(),
-            ),
-        );
+/// (`Idempotency-Key` answers are documented with the header, by `crate::idempotency`.) An
+/// operation's own declaration of a status wins (its description is more specific).
+fn document_shared_errors(json: &mut serde_json::Value) {
+    for (_, name, description) in SHARED_ERRORS {
+        json["components"]["responses"][name] = serde_json::json!({
+            "description": description,
+            "content": { "application/json": {
+                "schema": { "$ref": "#/components/schemas/ErrorBody" }
+            } },
+        });
     }
-    let shared = |status: &str| {
-        SHARED
-            .iter()
-            .find(|(s, _, _)| *s == status)
-            .map(|(_, name, _)| {
-                RefOr::Ref(utoipa::openapi::Ref::new(format!(
-                    "#/components/responses/{name}"
-                )))
-            })
-    };
-    for item in doc.paths.paths.values_mut() {
-        for operation in [
-            item.get.as_mut(),
-            item.put.as_mut(),
-            item.post.as_mut(),
-            item.delete.as_mut(),
-            item.patch.as_mut(),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let mut statuses = vec!["400", "408", "422", "503"];
-            if operation.request_body.is_some() {
-                statuses.extend(["413", "415"]);
-            }
-            let bearer: Vec<&utoipa::openapi::security::SecurityRequirement> =
-                operation.security.iter().flatten().collect();
-            let secured = !bearer.is_empty()
-                && serde_json::to_value(&bearer)
-                    .ok()
-                    .is_some_and(|v| v.to_string().contains("\"bearer\""));
-            if secured {
-                statuses.extend(["401", "403"]);
-            }
-            for status in statuses {
-                if let Some(response) = shared(status) {
-                    operation
-                        .responses
-                        .responses
-                        .entry(status.to_owned())
-                        .or_insert(response);
-                }
+    for operation in operations(json) {
+        let mut statuses = vec!["400", "408", "422", "503"];
+        if operation.get("requestBody").is_some() {
+            statuses.extend(["413", "415"]);
+        }
+        let secured = operation["security"]
+            .as_array()
+            .is_some_and(|requirements| requirements.iter().any(|r| r.get("bearer").is_some()));
+        if secured {
+            statuses.extend(["401", "403"]);
+        }
+        let Some(responses) = operation["responses"].as_object_mut() else {
+            continue;
+        };
+        for (status, name, _) in SHARED_ERRORS {
+            if statuses.contains(&status) {
+                responses.entry(status).or_insert_with(
+                    || serde_json::json!({ "$ref": format!("#/components/responses/{name}") }),
+                );
             }
         }
     }
+}
+
+/// Every operation object of the document.
+fn operations(json: &mut serde_json::Value) -> impl Iterator<Item = &mut serde_json::Value> {
+    json["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(serde_json::Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter(|operation| operation.get("responses").is_some())
 }
 
 /// Strings in requests that the HTTP edge accepts (`crate::input`): no C0/C1 controls but
@@ -233,29 +210,18 @@ pub const REQUEST_TEXT_PATTERN: &str = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F\
 /// [`REQUEST_TEXT_PATTERN`], and a `maxLength` when it has none. The document then states what
 /// the server enforces, so a client (or schemathesis) generating "valid" data produces data the
 /// server accepts.
-pub fn constrain_request_strings(doc: &mut utoipa::openapi::OpenApi) {
-    let Ok(mut json) = serde_json::to_value(&*doc) else {
-        return;
-    };
+fn constrain_request_strings(json: &mut serde_json::Value) {
     let mut bodies = std::collections::BTreeSet::new();
-    if let Some(paths) = json["paths"].as_object_mut() {
-        for item in paths.values_mut() {
-            let Some(item) = item.as_object_mut() else {
-                continue;
-            };
-            for operation in item.values_mut() {
-                if let Some(reference) =
-                    operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
-                        .as_str()
-                {
-                    bodies.insert(reference.rsplit('/').next().unwrap_or_default().to_owned());
-                }
-                if let Some(parameters) = operation["parameters"].as_array_mut() {
-                    for parameter in parameters {
-                        if parameter["in"] == "query" {
-                            constrain(&mut parameter["schema"], crate::input::MAX_QUERY_CHARS);
-                        }
-                    }
+    for operation in operations(json) {
+        if let Some(reference) =
+            operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].as_str()
+        {
+            bodies.insert(reference.rsplit('/').next().unwrap_or_default().to_owned());
+        }
+        if let Some(parameters) = operation["parameters"].as_array_mut() {
+            for parameter in parameters {
+                if parameter["in"] == "query" {
+                    constrain(&mut parameter["schema"], crate::input::MAX_QUERY_CHARS);
                 }
             }
         }
@@ -270,9 +236,6 @@ pub fn constrain_request_strings(doc: &mut utoipa::openapi::OpenApi) {
                 }
             }
         }
-    }
-    if let Ok(constrained) = serde_json::from_value(json) {
-        *doc = constrained;
     }
 }
 
