@@ -168,6 +168,49 @@ error_codes! {
     /// The admin role always holds every permission.
     RolesAdminIsComplete = ("roles.admin_is_complete", Conflict),
 
+    // Catalog and stock
+    /// No such category.
+    CategoriesNotFound = ("categories.not_found", NotFound),
+    /// A category with this name exists (compared case-insensitively).
+    CategoriesNameTaken = ("categories.name_taken", Conflict),
+    /// The category still has products; move them first.
+    CategoriesInUse = ("categories.in_use", Conflict),
+    /// No such product.
+    ProductsNotFound = ("products.not_found", NotFound),
+    /// Another product has this SKU (compared case-insensitively).
+    ProductsSkuTaken = ("products.sku_taken", Conflict),
+    /// Another product has this barcode.
+    ProductsBarcodeTaken = ("products.barcode_taken", Conflict),
+    /// The product is archived: it takes no new stock.
+    ProductsArchived = ("products.archived", Conflict),
+    /// The product has stock history: its unit cannot change and it cannot be deleted (archive it).
+    ProductsInUse = ("products.in_use", Conflict),
+    /// No such location.
+    LocationsNotFound = ("locations.not_found", NotFound),
+    /// Another location has this code (compared case-insensitively).
+    LocationsCodeTaken = ("locations.code_taken", Conflict),
+    /// The location is inactive: it takes no new stock.
+    LocationsInactive = ("locations.inactive", Conflict),
+    /// The location has stock history: it cannot be deleted (deactivate it).
+    LocationsInUse = ("locations.in_use", Conflict),
+    /// Not enough eligible stock: `details.available` says how much there is (and
+    /// `details.line` which line of a transfer fell short).
+    StockInsufficient = ("stock.insufficient", Conflict),
+    /// No such batch (or not where the request says).
+    StockBatchNotFound = ("stock.batch_not_found", NotFound),
+    /// No such transfer.
+    TransfersNotFound = ("transfers.not_found", NotFound),
+    /// No such cycle count.
+    CountsNotFound = ("counts.not_found", NotFound),
+    /// No such alert.
+    AlertsNotFound = ("alerts.not_found", NotFound),
+    /// The alert is already resolved.
+    AlertsResolved = ("alerts.resolved", Conflict),
+    /// No product has this barcode, and it is no GS1 element string naming one.
+    BarcodesNotFound = ("barcodes.not_found", NotFound),
+    /// The code looks like a GS1 element string but is not a valid one.
+    BarcodesInvalid = ("barcodes.invalid", Validation),
+
     // Database
     /// A record with the same key already exists.
     DbUniqueViolation = ("db.unique_violation", Conflict),

@@ -211,6 +211,23 @@ impl Db {
         self.writer.begin().await.map(Tx).map_err(db_error)
     }
 
+    /// Opens a read-only transaction that sees one consistent state of the whole database
+    /// (repeatable read on PostgreSQL; a WAL read snapshot on SQLite), for checks that read
+    /// several tables and must not see a change half-way. Dropping it ends it.
+    pub async fn snapshot(&self) -> AppResult<DatabaseTransaction> {
+        match self.backend {
+            Backend::Postgres => self
+                .reader
+                .begin_with_config(
+                    Some(sea_orm::IsolationLevel::RepeatableRead),
+                    Some(sea_orm::AccessMode::ReadOnly),
+                )
+                .await
+                .map_err(db_error),
+            Backend::Sqlite => self.reader.begin().await.map_err(db_error),
+        }
+    }
+
     /// Checks that the database answers a trivial query within `timeout`.
     pub async fn ping(&self, timeout: Duration) -> AppResult<()> {
         let probe = async {

@@ -1,13 +1,18 @@
 //! SeaORM entities, one module per table.
 
+pub mod alert;
 pub mod audit_log;
+pub mod batch;
+pub mod category;
 pub mod idempotency_key;
 pub mod job;
 pub mod lease;
+pub mod location;
 pub mod outbound_email;
 pub mod outbox;
 pub mod password_reset;
 pub mod processed_message;
+pub mod product;
 pub mod recovery_code;
 pub mod refresh_token;
 pub mod revoked_token;
@@ -15,5 +20,11 @@ pub mod role;
 pub mod role_permission;
 pub mod scheduled_job;
 pub mod session;
+pub mod stock_count;
+pub mod stock_count_line;
+pub mod stock_level;
+pub mod stock_movement;
+pub mod transfer;
+pub mod transfer_line;
 pub mod user;
 pub mod user_role;

@@ -2,8 +2,10 @@
 //! the database job queue.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::DbBackend;
 
+use super::parts::{
+    drop_append_only, make_append_only, one_of, text, text_null, ts, ts_null, uuid_pk as id,
+};
 use super::{IDEMPOTENCY_STATUSES, JOB_STATUSES, OUTBOX_STATUSES};
 
 #[derive(DeriveMigrationName)]
@@ -75,39 +77,8 @@ enum Jobs {
     UpdatedAt,
 }
 
-fn id(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col).uuid().not_null().primary_key().take()
-}
-
-fn ts(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col)
-        .timestamp_with_time_zone()
-        .not_null()
-        .take()
-}
-
-fn ts_null(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col).timestamp_with_time_zone().null().take()
-}
-
-fn text(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col).text().not_null().take()
-}
-
-fn text_null(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col).text().null().take()
-}
-
 fn json_null(col: impl IntoIden) -> ColumnDef {
     ColumnDef::new(col).json_binary().null().take()
-}
-
-fn status(col: impl IntoIden + Clone + 'static, allowed: &[&'static str]) -> ColumnDef {
-    ColumnDef::new(col.clone())
-        .text()
-        .not_null()
-        .check(Expr::col(col).is_in(allowed.iter().copied()))
-        .take()
 }
 
 fn index(name: &str, table: impl IntoIden, cols: &[&'static str]) -> IndexCreateStatement {
@@ -159,7 +130,7 @@ impl MigrationTrait for Migration {
                     .col(text(IdempotencyKeys::Scope))
                     .col(text(IdempotencyKeys::Key))
                     .col(text(IdempotencyKeys::RequestFingerprint))
-                    .col(status(IdempotencyKeys::Status, IDEMPOTENCY_STATUSES))
+                    .col(one_of(IdempotencyKeys::Status, IDEMPOTENCY_STATUSES, false))
                     .col(
                         ColumnDef::new(IdempotencyKeys::ResponseStatus)
                             .integer()
@@ -197,7 +168,7 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(Outbox::Payload).json_binary().not_null())
                     .col(text_null(Outbox::CorrelationId))
                     .col(ts(Outbox::OccurredAt))
-                    .col(status(Outbox::Status, OUTBOX_STATUSES))
+                    .col(one_of(Outbox::Status, OUTBOX_STATUSES, false))
                     .col(
                         ColumnDef::new(Outbox::Attempts)
                             .integer()
@@ -228,7 +199,7 @@ impl MigrationTrait for Migration {
                     .col(text(Jobs::Queue))
                     .col(text(Jobs::Kind))
                     .col(ColumnDef::new(Jobs::Payload).json_binary().not_null())
-                    .col(status(Jobs::Status, JOB_STATUSES))
+                    .col(one_of(Jobs::Status, JOB_STATUSES, false))
                     .col(
                         ColumnDef::new(Jobs::Attempts)
                             .integer()
@@ -280,51 +251,4 @@ impl MigrationTrait for Migration {
         }
         Ok(())
     }
-}
-
-/// Makes a table append-only in the database itself: UPDATE and DELETE raise an error.
-async fn make_append_only(manager: &SchemaManager<'_>, table: &str) -> Result<(), DbErr> {
-    let db = manager.get_connection();
-    match manager.get_database_backend() {
-        DbBackend::Postgres => {
-            db.execute_unprepared(&format!(
-                "CREATE FUNCTION {table}_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ \
-                 BEGIN RAISE EXCEPTION '{table} is append-only'; END $$;\n\
-                 CREATE TRIGGER {table}_no_update BEFORE UPDATE OR DELETE ON {table} \
-                 FOR EACH ROW EXECUTE FUNCTION {table}_append_only();"
-            ))
-            .await?;
-        }
-        _ => {
-            for op in ["UPDATE", "DELETE"] {
-                let lower = op.to_lowercase();
-                db.execute_unprepared(&format!(
-                    "CREATE TRIGGER {table}_no_{lower} BEFORE {op} ON {table} \
-                     BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END;"
-                ))
-                .await?;
-            }
-        }
-    }
-    Ok(())
-}
-
-async fn drop_append_only(manager: &SchemaManager<'_>, table: &str) -> Result<(), DbErr> {
-    let db = manager.get_connection();
-    match manager.get_database_backend() {
-        DbBackend::Postgres => {
-            db.execute_unprepared(&format!(
-                "DROP TRIGGER IF EXISTS {table}_no_update ON {table};\n\
-                 DROP FUNCTION IF EXISTS {table}_append_only();"
-            ))
-            .await?;
-        }
-        _ => {
-            for op in ["update", "delete"] {
-                db.execute_unprepared(&format!("DROP TRIGGER IF EXISTS {table}_no_{op};"))
-                    .await?;
-            }
-        }
-    }
-    Ok(())
 }

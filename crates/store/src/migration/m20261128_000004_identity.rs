@@ -3,6 +3,7 @@
 
 use sea_orm_migration::prelude::*;
 
+use super::parts::{flag, index, references, text, text_null, ts, ts_null, uuid, uuid_pk};
 use super::{REFRESH_TOKEN_STATUSES, USER_STATUSES};
 
 #[derive(DeriveMigrationName)]
@@ -108,62 +109,6 @@ enum RecoveryCodes {
     UserId,
     CodeHash,
     UsedAt,
-}
-
-fn uuid_pk(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col).uuid().not_null().primary_key().take()
-}
-
-fn uuid(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col).uuid().not_null().take()
-}
-
-fn text(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col).text().not_null().take()
-}
-
-fn text_null(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col).text().null().take()
-}
-
-fn ts(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col)
-        .timestamp_with_time_zone()
-        .not_null()
-        .take()
-}
-
-fn ts_null(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col).timestamp_with_time_zone().null().take()
-}
-
-fn flag(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col)
-        .boolean()
-        .not_null()
-        .default(false)
-        .take()
-}
-
-fn references(
-    name: &str,
-    from: (impl IntoIden, impl IntoIden),
-    to: (impl IntoIden, impl IntoIden),
-) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .name(name)
-        .from(from.0, from.1)
-        .to(to.0, to.1)
-        .on_delete(ForeignKeyAction::Cascade)
-        .take()
-}
-
-fn index(name: &str, table: impl IntoIden, cols: &[impl IntoIden + Copy]) -> IndexCreateStatement {
-    let mut index = Index::create().name(name).table(table).take();
-    for col in cols {
-        index.col(*col);
-    }
-    index
 }
 
 #[async_trait::async_trait]

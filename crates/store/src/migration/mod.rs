@@ -10,6 +10,8 @@ mod m20261128_000002_messaging;
 mod m20261128_000003_outbound_email;
 mod m20261128_000004_identity;
 mod m20261129_000005_audit_actor_name;
+mod m20261129_000006_stock;
+mod parts;
 
 pub struct Migrator;
 
@@ -22,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000003_outbound_email::Migration),
             Box::new(m20261128_000004_identity::Migration),
             Box::new(m20261129_000005_audit_actor_name::Migration),
+            Box::new(m20261129_000006_stock::Migration),
         ]
     }
 }
@@ -44,3 +47,22 @@ pub const EMAIL_STATUSES: &[&str] = EmailStatus::VALUES;
 pub const USER_STATUSES: &[&str] = UserStatus::VALUES;
 /// Values allowed in `refresh_tokens.status`.
 pub const REFRESH_TOKEN_STATUSES: &[&str] = RefreshTokenStatus::VALUES;
+
+use depot_domain::stock::{
+    AlertKind, AlertStatus, BatchStatus, DepletionPolicy, MovementKind, ProductStatus, Unit,
+};
+
+/// Values allowed in `products.unit`.
+pub const UNITS: &[&str] = Unit::VALUES;
+/// Values allowed in `products.status`.
+pub const PRODUCT_STATUSES: &[&str] = ProductStatus::VALUES;
+/// Values allowed in `products.depletion_policy` and `categories.depletion_policy`.
+pub const DEPLETION_POLICIES: &[&str] = DepletionPolicy::VALUES;
+/// Values allowed in `batches.status`.
+pub const BATCH_STATUSES: &[&str] = BatchStatus::VALUES;
+/// Values allowed in `stock_movements.kind`.
+pub const MOVEMENT_KINDS: &[&str] = MovementKind::VALUES;
+/// Values allowed in `alerts.kind`.
+pub const ALERT_KINDS: &[&str] = AlertKind::VALUES;
+/// Values allowed in `alerts.status`.
+pub const ALERT_STATUSES: &[&str] = AlertStatus::VALUES;

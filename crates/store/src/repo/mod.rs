@@ -1,21 +1,31 @@
 //! Repositories: one module per aggregate. Functions take any connection (`&DatabaseTransaction`
 //! inside a unit of work, or the reader) and return application errors.
 
+pub mod alerts;
 pub mod audit;
+pub mod categories;
+pub mod counts;
 pub mod credentials;
 pub mod emails;
 pub mod idempotency;
 pub mod jobs;
+pub mod locations;
 pub mod outbox;
 pub mod processed;
+pub mod products;
 pub mod roles;
 pub mod schedule;
 pub mod sessions;
+pub mod stock;
+pub mod transfers;
 pub mod users;
 
 use depot_domain::AppResult;
 use sea_orm::sea_query::{IntoCondition, IntoIden, OnConflict};
-use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveModelBehavior, ActiveModelTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
+    QueryFilter,
+};
 
 use crate::error::db_error;
 
@@ -86,4 +96,57 @@ pub(crate) async fn delete_where<E: EntityTrait>(
         .await
         .map_err(db_error)?
         .rows_affected)
+}
+
+/// Inserts a whole row; returns it as stored.
+pub(crate) async fn insert_model<A>(
+    conn: &impl ConnectionTrait,
+    row: <A::Entity as EntityTrait>::Model,
+) -> AppResult<<A::Entity as EntityTrait>::Model>
+where
+    A: ActiveModelTrait + ActiveModelBehavior + Send,
+    <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
+{
+    row.into_active_model()
+        .reset_all()
+        .insert(conn)
+        .await
+        .map_err(db_error)
+}
+
+/// Writes every column of an existing row (found by its primary key); returns it as stored.
+pub(crate) async fn save_model<A>(
+    conn: &impl ConnectionTrait,
+    row: <A::Entity as EntityTrait>::Model,
+) -> AppResult<<A::Entity as EntityTrait>::Model>
+where
+    A: ActiveModelTrait + ActiveModelBehavior + Send,
+    <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
+{
+    row.into_active_model()
+        .reset_all()
+        .update(conn)
+        .await
+        .map_err(db_error)
+}
+
+/// Pairs each head row with its lines (already in line order), keeping the heads' order.
+pub(crate) fn attach<H, L>(
+    heads: Vec<H>,
+    lines: Vec<L>,
+    head_id: impl Fn(&H) -> uuid::Uuid,
+    parent: impl Fn(&L) -> uuid::Uuid,
+) -> Vec<(H, Vec<L>)> {
+    let mut by_parent: std::collections::HashMap<uuid::Uuid, Vec<L>> =
+        std::collections::HashMap::new();
+    for line in lines {
+        by_parent.entry(parent(&line)).or_default().push(line);
+    }
+    heads
+        .into_iter()
+        .map(|head| {
+            let mine = by_parent.remove(&head_id(&head)).unwrap_or_default();
+            (head, mine)
+        })
+        .collect()
 }

@@ -1,0 +1,125 @@
+//! Alerts: at most one unresolved per (kind, subject) — a partial unique index.
+
+use chrono::{DateTime, Utc};
+use depot_domain::AppResult;
+use depot_domain::pagination::{Page, PageRequest};
+use depot_domain::stock::{AlertFilter, AlertKind, AlertStatus};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, Value};
+use uuid::Uuid;
+
+use super::{insert_model, save_model};
+use crate::entity::alert::{ActiveModel, Column, Entity, Model};
+use crate::error::{Constraint, db_error};
+use crate::keyset::{Direction, page_after};
+
+/// One unresolved alert per (kind, subject).
+pub const OPEN_UNIQUE: Constraint = Constraint {
+    name: "alerts_open_key",
+    table: "alerts",
+    columns: &["kind", "subject"],
+};
+
+fn unresolved() -> sea_orm::sea_query::SimpleExpr {
+    Column::Status.ne(AlertStatus::Resolved.as_str())
+}
+
+pub async fn insert(conn: &impl ConnectionTrait, row: Model) -> AppResult<Model> {
+    insert_model::<ActiveModel>(conn, row).await
+}
+
+pub async fn save(conn: &impl ConnectionTrait, row: Model) -> AppResult<Model> {
+    save_model::<ActiveModel>(conn, row).await
+}
+
+pub async fn get(conn: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<Model>> {
+    Entity::find_by_id(id).one(conn).await.map_err(db_error)
+}
+
+/// The unresolved alert of (kind, subject), if any.
+pub async fn unresolved_of(
+    conn: &impl ConnectionTrait,
+    kind: AlertKind,
+    subject: &str,
+) -> AppResult<Option<Model>> {
+    Entity::find()
+        .filter(Column::Kind.eq(kind.as_str()))
+        .filter(Column::Subject.eq(subject))
+        .filter(unresolved())
+        .one(conn)
+        .await
+        .map_err(db_error)
+}
+
+/// Counts one more occurrence of an unresolved alert.
+pub async fn retrigger(conn: &impl ConnectionTrait, id: Uuid, now: DateTime<Utc>) -> AppResult<()> {
+    Entity::update_many()
+        .col_expr(Column::Occurrences, Expr::col(Column::Occurrences).add(1))
+        .col_expr(Column::LastSeenAt, Expr::value(now))
+        .filter(Column::Id.eq(id))
+        .exec(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// Every alert (any status) about these batches, of these kinds.
+pub async fn of_batches(
+    conn: &impl ConnectionTrait,
+    kinds: &[AlertKind],
+    batches: &[Uuid],
+) -> AppResult<Vec<Model>> {
+    Entity::find()
+        .filter(Column::Kind.is_in(kinds.iter().map(|k| k.as_str())))
+        .filter(Column::BatchId.is_in(batches.iter().copied()))
+        .all(conn)
+        .await
+        .map_err(db_error)
+}
+
+/// The unresolved alerts about one batch.
+pub async fn unresolved_of_batch(
+    conn: &impl ConnectionTrait,
+    batch: Uuid,
+) -> AppResult<Vec<Model>> {
+    Entity::find()
+        .filter(Column::BatchId.eq(batch))
+        .filter(unresolved())
+        .all(conn)
+        .await
+        .map_err(db_error)
+}
+
+/// Alerts, newest first.
+pub async fn list(
+    conn: &impl ConnectionTrait,
+    filter: AlertFilter,
+    page: &PageRequest,
+) -> AppResult<Page<Model>> {
+    let cursor: Option<(DateTime<Utc>, Uuid)> = page.decode_cursor()?;
+    let mut condition = Condition::all();
+    if let Some(kind) = filter.kind {
+        condition = condition.add(Column::Kind.eq(kind.as_str()));
+    }
+    if let Some(status) = filter.status {
+        condition = condition.add(Column::Status.eq(status.as_str()));
+    }
+    if let Some(product) = filter.product_id {
+        condition = condition.add(Column::ProductId.eq(product));
+    }
+    if let Some(location) = filter.location_id {
+        condition = condition.add(Column::LocationId.eq(location));
+    }
+    let rows = page_after(
+        Entity::find().filter(condition),
+        Column::RaisedAt,
+        Column::Id,
+        Direction::Desc,
+        cursor.map(|(at, id)| (Value::from(at), Value::from(id))),
+        page.limit,
+    )
+    .all(conn)
+    .await
+    .map_err(db_error)?;
+    Page::from_overfetch(rows, page, |a| (a.raised_at, a.id))
+}

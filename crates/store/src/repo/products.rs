@@ -1,0 +1,83 @@
+//! Products of the catalogue.
+
+use depot_domain::AppResult;
+use depot_domain::pagination::{Page, PageRequest};
+use depot_domain::stock::ProductFilter;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Value};
+use uuid::Uuid;
+
+use super::{delete_where, insert_model, save_model};
+use crate::entity::product::{ActiveModel, Column, Entity, Model};
+use crate::error::{Constraint, db_error};
+use crate::keyset::{Direction, page_after};
+use crate::search::containing;
+
+/// SKUs are unique, compared case-insensitively.
+pub const SKU_UNIQUE: Constraint = Constraint {
+    name: "products_sku_key_key",
+    table: "products",
+    columns: &["sku_key"],
+};
+
+/// A barcode names one product.
+pub const BARCODE_UNIQUE: Constraint = Constraint {
+    name: "products_barcode_key",
+    table: "products",
+    columns: &["barcode"],
+};
+
+pub async fn insert(conn: &impl ConnectionTrait, row: Model) -> AppResult<Model> {
+    insert_model::<ActiveModel>(conn, row).await
+}
+
+pub async fn save(conn: &impl ConnectionTrait, row: Model) -> AppResult<Model> {
+    save_model::<ActiveModel>(conn, row).await
+}
+
+pub async fn get(conn: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<Model>> {
+    Entity::find_by_id(id).one(conn).await.map_err(db_error)
+}
+
+pub async fn delete(conn: &impl ConnectionTrait, id: Uuid) -> AppResult<u64> {
+    delete_where::<Entity>(conn, Column::Id.eq(id)).await
+}
+
+/// The product whose barcode is one of `codes` (the first found).
+pub async fn by_barcode(conn: &impl ConnectionTrait, codes: &[String]) -> AppResult<Option<Model>> {
+    Entity::find()
+        .filter(Column::Barcode.is_in(codes.iter().cloned()))
+        .one(conn)
+        .await
+        .map_err(db_error)
+}
+
+/// Products by SKU (case-insensitively), then id.
+pub async fn list(
+    conn: &impl ConnectionTrait,
+    filter: &ProductFilter,
+    page: &PageRequest,
+) -> AppResult<Page<Model>> {
+    let cursor: Option<(String, Uuid)> = page.decode_cursor()?;
+    let mut select = Entity::find();
+    if let Some(status) = filter.status {
+        select = select.filter(Column::Status.eq(status.as_str()));
+    }
+    if let Some(category) = filter.category_id {
+        select = select.filter(Column::CategoryId.eq(category));
+    }
+    if let Some(search) = &filter.search {
+        select = select.filter(Column::Search.like(containing(&search.to_lowercase())));
+    }
+    let rows = page_after(
+        select,
+        Column::SkuKey,
+        Column::Id,
+        Direction::Asc,
+        cursor.map(|(key, id)| (Value::from(key), Value::from(id))),
+        page.limit,
+    )
+    .all(conn)
+    .await
+    .map_err(db_error)?;
+    Page::from_overfetch(rows, page, |p: &Model| (p.sku_key.clone(), p.id))
+}
