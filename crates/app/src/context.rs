@@ -22,6 +22,7 @@ use crate::auth::mfa::MfaService;
 use crate::auth::password::PasswordService;
 use crate::auth::sessions::SessionService;
 use crate::background::Background;
+use crate::catalog::CatalogService;
 use crate::config::Settings;
 use crate::debug::DebugService;
 use crate::health::HealthService;
@@ -32,6 +33,8 @@ use crate::mail::MailService;
 use crate::messaging::{Handler, HandlerDelivery, Relay, Scheduler, queue_spec};
 use crate::roles::RoleService;
 use crate::schema::SchemaService;
+use crate::stock::StockService;
+use crate::stock::alerts::AlertService;
 use crate::uow::{RelayWaker, Writer};
 use crate::users::UserService;
 
@@ -78,6 +81,9 @@ struct Inner {
     users: UserService,
     roles: RoleService,
     audit: AuditService,
+    catalog: CatalogService,
+    stock: StockService,
+    alerts: AlertService,
     idempotency: IdempotencyService,
     debug: Option<DebugService>,
     cursor_key: CursorKey,
@@ -104,12 +110,20 @@ impl AppContext {
         let idempotency = IdempotencyService::new(db.clone(), clock.clone(), &settings);
         let schema = SchemaService::new(writer.clone());
         let housekeeping = HousekeepingService::new(writer.clone());
+        let catalog = CatalogService::new(writer.clone());
+        let stock = StockService::new(
+            writer.clone(),
+            settings.stock_depletion_policy,
+            settings.stock_expiry_warning_days,
+        );
+        let alerts = AlertService::new(writer.clone(), settings.stock_expiry_warning_days);
         let debug = settings
             .debug_routes
             .then(|| DebugService::new(writer.clone(), cache.clone()));
 
         let mut background = Background::default();
         housekeeping.register(&mut background);
+        alerts.register(&mut background);
         if let Some(debug) = &debug {
             debug.register(&mut background);
         }
@@ -166,6 +180,9 @@ impl AppContext {
                 users,
                 roles,
                 audit,
+                catalog,
+                stock,
+                alerts,
                 idempotency,
                 debug,
                 cursor_key,
@@ -243,6 +260,18 @@ impl AppContext {
 
     pub fn users(&self) -> &UserService {
         &self.inner.users
+    }
+
+    pub fn catalog(&self) -> &CatalogService {
+        &self.inner.catalog
+    }
+
+    pub fn stock(&self) -> &StockService {
+        &self.inner.stock
+    }
+
+    pub fn alerts(&self) -> &AlertService {
+        &self.inner.alerts
     }
 
     pub fn roles(&self) -> &RoleService {

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod auth;
 pub mod background;
+pub mod catalog;
 pub mod client;
 pub mod config;
 pub mod context;
@@ -19,6 +20,7 @@ pub mod mail;
 pub mod messaging;
 pub mod roles;
 pub mod schema;
+pub mod stock;
 pub mod uow;
 pub mod users;
 

@@ -45,7 +45,10 @@ fn api() -> OpenApiRouter<AppContext> {
                 .merge(routes::auth::router())
                 .merge(routes::users::router())
                 .merge(routes::roles::router())
-                .merge(routes::audit::router()),
+                .merge(routes::audit::router())
+                .merge(routes::catalog::router())
+                .merge(routes::stock::router())
+                .merge(routes::alerts::router()),
         )
 }
 

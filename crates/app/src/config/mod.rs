@@ -22,6 +22,7 @@ use figment::Figment;
 use figment::providers::{Format, Toml};
 
 use self::env::EnvProvider;
+use depot_domain::stock::DepletionPolicy;
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub use secret::{Secret, ServiceUrl};
@@ -174,6 +175,11 @@ pub struct Settings {
     /// How long a database-queue claim lasts before a crashed worker's job is retried.
     pub queue_visibility_timeout_secs: u64,
 
+    /// Which batches an issue takes first when neither the product nor its category says.
+    pub stock_depletion_policy: DepletionPolicy,
+    /// A batch expiring within this many days raises an `expiring` alert.
+    pub stock_expiry_warning_days: u32,
+
     /// Mounts `/api/v1/_debug/*` (sleep, error, panic) for tests. Refused in prod.
     pub debug_routes: bool,
 }
@@ -239,6 +245,8 @@ impl Default for Settings {
             consumer_concurrency: BTreeMap::new(),
             job_schedules: BTreeMap::new(),
             queue_visibility_timeout_secs: 30,
+            stock_depletion_policy: DepletionPolicy::Fefo,
+            stock_expiry_warning_days: 30,
             debug_routes: false,
         }
     }

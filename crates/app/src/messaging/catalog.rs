@@ -7,12 +7,62 @@ use std::sync::OnceLock;
 use depot_domain::message::Message;
 
 /// (type, version, payload schema, a payload that must validate).
-pub const EVENTS: &[(&str, i32, &str, &str)] = &[(
-    "debug.ping",
-    1,
-    include_str!("../../../../docs/events/debug.ping.v1.schema.json"),
-    r#"{"sleep_ms": 10, "fail_times": 1, "poison": false}"#,
-)];
+pub const EVENTS: &[(&str, i32, &str, &str)] = &[
+    (
+        "debug.ping",
+        1,
+        include_str!("../../../../docs/events/debug.ping.v1.schema.json"),
+        r#"{"sleep_ms": 10, "fail_times": 1, "poison": false}"#,
+    ),
+    (
+        "stock.changed",
+        1,
+        include_str!("../../../../docs/events/stock.changed.v1.schema.json"),
+        r#"{"product_id": "0192f3a0-0000-7000-8000-000000000001",
+            "location_id": "0192f3a0-0000-7000-8000-000000000002",
+            "on_hand": 12.5, "reserved": 0, "available": 12.5, "change": -1.25,
+            "kinds": ["adjustment"], "reference_type": null, "reference_id": null}"#,
+    ),
+    (
+        "alert.raised",
+        1,
+        include_str!("../../../../docs/events/alert.raised.v1.schema.json"),
+        r#"{"alert_id": "0192f3a0-0000-7000-8000-000000000003", "kind": "low_stock",
+            "product_id": "0192f3a0-0000-7000-8000-000000000001",
+            "location_id": "0192f3a0-0000-7000-8000-000000000002", "batch_id": null,
+            "status": "open", "raised_at": "2026-11-29T10:00:00Z", "resolved_at": null,
+            "resolved_by": null, "resolved_automatically": false}"#,
+    ),
+    (
+        "alert.resolved",
+        1,
+        include_str!("../../../../docs/events/alert.resolved.v1.schema.json"),
+        r#"{"alert_id": "0192f3a0-0000-7000-8000-000000000003", "kind": "expiring",
+            "product_id": "0192f3a0-0000-7000-8000-000000000001",
+            "location_id": "0192f3a0-0000-7000-8000-000000000002",
+            "batch_id": "0192f3a0-0000-7000-8000-000000000004", "status": "resolved",
+            "raised_at": "2026-11-29T10:00:00Z", "resolved_at": "2026-11-29T11:00:00Z",
+            "resolved_by": null, "resolved_automatically": true}"#,
+    ),
+    (
+        "transfer.completed",
+        1,
+        include_str!("../../../../docs/events/transfer.completed.v1.schema.json"),
+        r#"{"transfer_id": "0192f3a0-0000-7000-8000-000000000005",
+            "from_location_id": "0192f3a0-0000-7000-8000-000000000002",
+            "to_location_id": "0192f3a0-0000-7000-8000-000000000006",
+            "lines": [{"product_id": "0192f3a0-0000-7000-8000-000000000001", "quantity": 3}]}"#,
+    ),
+    (
+        "count.posted",
+        1,
+        include_str!("../../../../docs/events/count.posted.v1.schema.json"),
+        r#"{"count_id": "0192f3a0-0000-7000-8000-000000000007",
+            "location_id": "0192f3a0-0000-7000-8000-000000000002",
+            "lines": [{"batch_id": "0192f3a0-0000-7000-8000-000000000004",
+                       "product_id": "0192f3a0-0000-7000-8000-000000000001", "difference": -2}]}"#,
+    ),
+];
 
 /// The envelope every message must match.
 pub const ENVELOPE: &str = include_str!("../../../../docs/events/envelope.schema.json");

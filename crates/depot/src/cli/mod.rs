@@ -7,6 +7,7 @@ mod dead_letters;
 mod migrate;
 mod openapi;
 mod serve;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +54,8 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Recompute every stock batch and level from the ledger; non-zero exit on any mismatch.
+    Verify,
     /// Administrative tasks.
     Admin {
         #[command(subcommand)]
@@ -138,6 +141,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Worker => serve::run(settings, Role::Worker).await,
             Command::Migrate { action } => migrate::run(&settings, action).await,
             Command::Admin { action } => admin::run(settings, action).await,
+            Command::Verify => verify::run(&settings).await,
             Command::Config { .. } | Command::Openapi => Ok(()),
         }
     });

@@ -8,7 +8,7 @@ use depot_app::users::{NewUser, UserFilter, UserPatch, UserView};
 use depot_domain::auth::perm;
 use depot_domain::pagination::Page;
 use depot_domain::state::UserStatus;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::auth::{Authenticated, Authorized, Client};
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiJson, ApiQuery, PageOf, Pagination, PaginationQuery};
+use crate::extract::{ApiJson, ApiQuery, PageOf, Pagination, PaginationQuery, nullable};
 
 pub fn router() -> OpenApiRouter<AppContext> {
     OpenApiRouter::new()
@@ -29,13 +29,6 @@ pub fn router() -> OpenApiRouter<AppContext> {
         .routes(routes!(enable_user))
         .routes(routes!(unlock_user))
         .routes(routes!(revoke_user_sessions))
-}
-
-/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

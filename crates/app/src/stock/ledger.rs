@@ -1,0 +1,535 @@
+//! The stock engine of one unit of work: it locks the levels a change touches (in one fixed
+//! order, so concurrent changes never deadlock), takes from batches by plan or by name, puts
+//! stock into batches, and at the end writes the levels, one movement per batch touched, the
+//! alerts the change caused and a `stock.changed` event per level — all in the caller's
+//! transaction.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use depot_domain::stock::{
+    BatchStatus, BatchStock, DepletionPolicy, MovementKind, ProductStatus, Quantity, Unit,
+    plan_issue,
+};
+use depot_domain::{AppError, AppResult, ErrorCode, FieldError};
+use depot_store::ConnectionTrait;
+use depot_store::entity::{batch, product, stock_level, stock_movement};
+use depot_store::repo::{categories, locations, products, stock};
+use uuid::Uuid;
+
+use super::alerts;
+use super::events;
+use crate::catalog::{location_not_found, product_not_found, unit_of};
+use crate::uow::UnitOfWork;
+
+/// What the engine needs to know of a product.
+#[derive(Debug, Clone)]
+pub(crate) struct StockProduct {
+    pub id: Uuid,
+    pub unit: Unit,
+    pub tracks_expiry: bool,
+    pub archived: bool,
+    pub policy: DepletionPolicy,
+    pub reorder_point: Option<Quantity>,
+}
+
+/// Loads a product with the depletion policy in force for it.
+pub(crate) async fn stock_product(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+    default_policy: DepletionPolicy,
+) -> AppResult<Option<StockProduct>> {
+    let Some(p) = products::get(conn, id).await? else {
+        return Ok(None);
+    };
+    let category_policy = match p.category_id {
+        Some(c) => categories::get(conn, c)
+            .await?
+            .and_then(|c| c.depletion_policy)
+            .and_then(|s| DepletionPolicy::parse(&s)),
+        None => None,
+    };
+    Ok(Some(from_row(&p, category_policy, default_policy)))
+}
+
+fn from_row(
+    p: &product::Model,
+    category_policy: Option<DepletionPolicy>,
+    default_policy: DepletionPolicy,
+) -> StockProduct {
+    StockProduct {
+        id: p.id,
+        unit: unit_of(p),
+        tracks_expiry: p.tracks_expiry,
+        archived: p.status == ProductStatus::Archived.as_str(),
+        policy: DepletionPolicy::resolve(
+            p.depletion_policy
+                .as_deref()
+                .and_then(DepletionPolicy::parse),
+            category_policy,
+            default_policy,
+        ),
+        reorder_point: p.reorder_point.map(Quantity::from_thousandths),
+    }
+}
+
+/// A product named in a request body, or a 404 naming `field`.
+pub(crate) async fn product_field(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+    field: &str,
+    default_policy: DepletionPolicy,
+) -> AppResult<StockProduct> {
+    stock_product(conn, id, default_policy)
+        .await?
+        .ok_or_else(|| product_not_found().with_details(serde_json::json!({ "field": field })))
+}
+
+/// A location named in a request body (whether it is active), or a 404 naming `field`.
+pub(crate) async fn location_field(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+    field: &str,
+) -> AppResult<bool> {
+    locations::get(conn, id)
+        .await?
+        .map(|l| l.active)
+        .ok_or_else(|| location_not_found().with_details(serde_json::json!({ "field": field })))
+}
+
+/// Why and on whose behalf stock moves: copied onto every movement of the unit.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Cause {
+    pub reason: Option<String>,
+    pub note: Option<String>,
+    pub reference: Option<(&'static str, Uuid)>,
+}
+
+/// Where received stock comes from: its lot, expiry, cost and receipt time.
+#[derive(Debug, Clone)]
+pub(crate) struct Origin {
+    pub lot: Option<String>,
+    pub expiry: Option<NaiveDate>,
+    pub unit_cost: Option<i64>,
+    pub currency: Option<String>,
+    pub received_at: DateTime<Utc>,
+}
+
+impl Origin {
+    fn of(b: &batch::Model) -> Self {
+        Self {
+            lot: b.lot.clone(),
+            expiry: b.expiry,
+            unit_cost: b.unit_cost,
+            currency: b.currency.clone(),
+            received_at: b.received_at,
+        }
+    }
+}
+
+/// One batch's part of a change, as taken.
+#[derive(Debug, Clone)]
+pub(crate) struct Taken {
+    pub origin: Origin,
+    pub quantity: Quantity,
+}
+
+struct Level {
+    before: stock_level::Model,
+    now: stock_level::Model,
+    reorder_point: Option<Quantity>,
+    change: i64,
+}
+
+/// The working set of one unit of work's stock changes.
+pub(crate) struct Ledger {
+    kind_cause: Cause,
+    levels: BTreeMap<(Uuid, Uuid), Level>,
+    batches: HashMap<(Uuid, Uuid), Vec<batch::Model>>,
+    movements: Vec<stock_movement::Model>,
+    /// Batches that reached zero in this unit (their alerts resolve).
+    closed: BTreeSet<Uuid>,
+    /// Batches that received stock in this unit (their expiry may raise an alert).
+    received: BTreeSet<Uuid>,
+}
+
+impl Ledger {
+    pub fn new(cause: Cause) -> Self {
+        Self {
+            kind_cause: cause,
+            levels: BTreeMap::new(),
+            batches: HashMap::new(),
+            movements: Vec::new(),
+            closed: BTreeSet::new(),
+            received: BTreeSet::new(),
+        }
+    }
+
+    /// Locks the levels of these (product, location) pairs, creating missing ones, in one
+    /// global order (product, then location), so two units never wait on each other in a circle.
+    pub async fn lock(
+        &mut self,
+        uow: &UnitOfWork,
+        pairs: impl IntoIterator<Item = (&StockProduct, Uuid)>,
+    ) -> AppResult<()> {
+        let wanted: BTreeMap<(Uuid, Uuid), Option<Quantity>> = pairs
+            .into_iter()
+            .map(|(p, l)| ((p.id, l), p.reorder_point))
+            .collect();
+        for ((product, location), reorder_point) in wanted {
+            if self.levels.contains_key(&(product, location)) {
+                continue;
+            }
+            let level = match stock::lock_level(uow.tx(), product, location).await? {
+                Some(level) => level,
+                None => {
+                    stock::ensure_level(uow.tx(), product, location, uow.now()).await?;
+                    stock::lock_level(uow.tx(), product, location)
+                        .await?
+                        .ok_or_else(|| AppError::internal("level row vanished"))?
+                }
+            };
+            self.levels.insert(
+                (product, location),
+                Level {
+                    before: level.clone(),
+                    now: level,
+                    reorder_point,
+                    change: 0,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn level(&mut self, product: Uuid, location: Uuid) -> AppResult<&mut Level> {
+        self.levels
+            .get_mut(&(product, location))
+            .ok_or_else(|| AppError::internal("stock changed without its level locked"))
+    }
+
+    async fn batches_of(
+        &mut self,
+        uow: &UnitOfWork,
+        product: Uuid,
+        location: Uuid,
+    ) -> AppResult<&mut Vec<batch::Model>> {
+        if !self.batches.contains_key(&(product, location)) {
+            let rows = stock::open_batches(uow.tx(), product, location).await?;
+            self.batches.insert((product, location), rows);
+        }
+        Ok(self.batches.entry((product, location)).or_default())
+    }
+
+    /// Available (on hand − reserved) at a locked level.
+    pub fn available(&self, product: Uuid, location: Uuid) -> Quantity {
+        self.levels
+            .get(&(product, location))
+            .map_or(Quantity::ZERO, |l| {
+                Quantity::from_thousandths(l.now.on_hand - l.now.reserved)
+            })
+    }
+
+    /// Takes `wanted` of `product` at `location` by its depletion policy (only from batches
+    /// `eligible` admits; expired ones only when `allow_expired`). Never below what is
+    /// available; on a shortfall nothing is taken and the error says how much there is.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn issue(
+        &mut self,
+        uow: &UnitOfWork,
+        kind: MovementKind,
+        product: &StockProduct,
+        location: Uuid,
+        wanted: Quantity,
+        allow_expired: bool,
+        eligible: impl Fn(&batch::Model) -> bool,
+    ) -> AppResult<Result<Vec<Taken>, Quantity>> {
+        let available = self.available(product.id, location);
+        let today = uow.now().date_naive();
+        let batches = self.batches_of(uow, product.id, location).await?;
+        let stock: Vec<BatchStock> = batches
+            .iter()
+            .filter(|b| eligible(b))
+            .map(|b| BatchStock {
+                id: b.id,
+                expiry: b.expiry,
+                received_at: b.received_at,
+                quantity: Quantity::from_thousandths(b.quantity),
+            })
+            .collect();
+        let plan = match plan_issue(&stock, wanted, product.policy, today, allow_expired) {
+            Ok(plan) if wanted <= available => plan,
+            Ok(_) => return Ok(Err(available)),
+            Err(short) => return Ok(Err(short.available.min(available))),
+        };
+        let mut taken = Vec::with_capacity(plan.len());
+        for take in plan {
+            taken.push(
+                self.take_from(uow, kind, product.id, location, take.batch, take.quantity)
+                    .await?,
+            );
+        }
+        Ok(Ok(taken))
+    }
+
+    /// Takes `quantity` from one named batch (checked by the caller to hold enough).
+    pub async fn take_from(
+        &mut self,
+        uow: &UnitOfWork,
+        kind: MovementKind,
+        product: Uuid,
+        location: Uuid,
+        batch_id: Uuid,
+        quantity: Quantity,
+    ) -> AppResult<Taken> {
+        let now = uow.now();
+        let batches = self.batches_of(uow, product, location).await?;
+        let b = batches
+            .iter_mut()
+            .find(|b| b.id == batch_id)
+            .ok_or_else(|| AppError::internal("planned batch is not open here"))?;
+        b.quantity -= quantity.thousandths();
+        b.updated_at = now;
+        if b.quantity == 0 {
+            b.status = BatchStatus::Closed.as_str().to_owned();
+            b.closed_at = Some(now);
+        }
+        let saved = stock::save_batch(uow.tx(), b.clone()).await?;
+        let origin = Origin::of(&saved);
+        if saved.quantity == 0 {
+            // A closed batch is no longer open stock: nothing may plan on or top it up.
+            batches.retain(|b| b.id != saved.id);
+            self.closed.insert(saved.id);
+        }
+        self.record(uow, kind, &saved, -quantity.thousandths())?;
+        Ok(Taken { origin, quantity })
+    }
+
+    /// Sets a batch (open or closed, at a locked level) to `counted`; returns what it held.
+    pub async fn set_counted(
+        &mut self,
+        uow: &UnitOfWork,
+        mut b: batch::Model,
+        counted: Quantity,
+    ) -> AppResult<i64> {
+        let now = uow.now();
+        let expected = b.quantity;
+        let difference = counted.thousandths() - expected;
+        if difference == 0 {
+            return Ok(expected);
+        }
+        b.quantity = counted.thousandths();
+        b.updated_at = now;
+        if b.quantity == 0 {
+            b.status = BatchStatus::Closed.as_str().to_owned();
+            b.closed_at = Some(now);
+            self.closed.insert(b.id);
+        } else {
+            b.status = BatchStatus::Open.as_str().to_owned();
+            b.closed_at = None;
+            self.received.insert(b.id);
+        }
+        let saved = stock::save_batch(uow.tx(), b).await?;
+        // Keep the cache of open batches (if loaded) in step.
+        if let Some(cached) = self.batches.get_mut(&(saved.product_id, saved.location_id)) {
+            cached.retain(|c| c.id != saved.id);
+            if saved.quantity > 0 {
+                cached.push(saved.clone());
+            }
+        }
+        self.record(uow, MovementKind::Count, &saved, difference)?;
+        Ok(expected)
+    }
+
+    /// Puts `quantity` of `product` into `location`: tops up the open batch with the same lot
+    /// and expiry (averaging the unit cost), else opens a batch.
+    pub async fn receive(
+        &mut self,
+        uow: &UnitOfWork,
+        kind: MovementKind,
+        product: Uuid,
+        location: Uuid,
+        quantity: Quantity,
+        origin: Origin,
+    ) -> AppResult<batch::Model> {
+        let now = uow.now();
+        let batches = self.batches_of(uow, product, location).await?;
+        let existing = batches
+            .iter_mut()
+            .filter(|b| b.lot == origin.lot && b.expiry == origin.expiry)
+            .min_by_key(|b| b.id);
+        let saved = match existing {
+            Some(b) => {
+                let (cost, currency) = blend_cost(b, quantity, &origin)?;
+                b.unit_cost = cost;
+                b.currency = currency;
+                b.quantity += quantity.thousandths();
+                b.updated_at = now;
+                stock::save_batch(uow.tx(), b.clone()).await?
+            }
+            None => {
+                let row = stock::insert_batch(
+                    uow.tx(),
+                    batch::Model {
+                        id: depot_domain::id::new_id(),
+                        product_id: product,
+                        location_id: location,
+                        lot: origin.lot,
+                        expiry: origin.expiry,
+                        received_at: origin.received_at,
+                        unit_cost: origin.unit_cost,
+                        currency: origin.currency,
+                        quantity: quantity.thousandths(),
+                        status: BatchStatus::Open.as_str().to_owned(),
+                        created_at: now,
+                        updated_at: now,
+                        closed_at: None,
+                    },
+                )
+                .await?;
+                batches.push(row.clone());
+                row
+            }
+        };
+        self.received.insert(saved.id);
+        self.record(uow, kind, &saved, quantity.thousandths())?;
+        Ok(saved)
+    }
+
+    fn record(
+        &mut self,
+        uow: &UnitOfWork,
+        kind: MovementKind,
+        b: &batch::Model,
+        signed: i64,
+    ) -> AppResult<()> {
+        let level = self.level(b.product_id, b.location_id)?;
+        level.now.on_hand += signed;
+        level.change += signed;
+        let actor = uow.actor();
+        let cause = &self.kind_cause;
+        self.movements.push(stock_movement::Model {
+            id: depot_domain::id::new_id(),
+            product_id: b.product_id,
+            location_id: b.location_id,
+            batch_id: b.id,
+            kind: kind.as_str().to_owned(),
+            quantity: signed,
+            balance_after: b.quantity,
+            reason: cause.reason.clone(),
+            note: cause.note.clone(),
+            actor_id: actor.user_id(),
+            actor_name: actor.system_name().map(str::to_owned),
+            reference_type: cause.reference.map(|(t, _)| t.to_owned()),
+            reference_id: cause.reference.map(|(_, id)| id),
+            request_id: uow.client().request_id.clone(),
+            created_at: uow.now(),
+        });
+        Ok(())
+    }
+
+    /// Writes the levels and the ledger, evaluates alerts and emits the events. Returns the
+    /// movements written and the levels as they now are.
+    pub async fn finish(
+        self,
+        uow: &mut UnitOfWork,
+        expiry_warning_days: u32,
+    ) -> AppResult<(Vec<stock_movement::Model>, Vec<stock_level::Model>)> {
+        let now = uow.now();
+        let mut levels = Vec::with_capacity(self.levels.len());
+        let mut changes = Vec::new();
+        for level in self.levels.into_values() {
+            if level.now.on_hand < 0 || level.now.reserved > level.now.on_hand {
+                return Err(AppError::internal(
+                    "a level would go below what it must hold",
+                ));
+            }
+            if level.change != 0 {
+                let mut row = level.now.clone();
+                row.updated_at = now;
+                stock::set_level(uow.tx(), &row).await?;
+                changes.push(alerts::LevelChange {
+                    product: row.product_id,
+                    location: row.location_id,
+                    before: Quantity::from_thousandths(level.before.on_hand),
+                    after: Quantity::from_thousandths(row.on_hand),
+                    reorder_point: level.reorder_point,
+                });
+                levels.push((row, level.change));
+            } else {
+                levels.push((level.now, 0));
+            }
+        }
+        stock::ledger::append(uow.tx(), self.movements.clone()).await?;
+        let mut raised = alerts::on_levels(uow, &changes).await?;
+        raised.extend(
+            alerts::on_batches(uow, &self.closed, &self.received, expiry_warning_days).await?,
+        );
+        let reference = self.kind_cause.reference;
+        for (level, change) in &levels {
+            if *change != 0 {
+                let kinds: BTreeSet<&str> = self
+                    .movements
+                    .iter()
+                    .filter(|m| {
+                        m.product_id == level.product_id && m.location_id == level.location_id
+                    })
+                    .map(|m| m.kind.as_str())
+                    .collect();
+                uow.emit(&events::stock_changed(
+                    level, *change, &kinds, reference, now,
+                ))
+                .await?;
+            }
+        }
+        for message in raised {
+            uow.emit(&message).await?;
+        }
+        Ok((self.movements, levels.into_iter().map(|(l, _)| l).collect()))
+    }
+}
+
+/// The unit cost of a batch topped up with `quantity` from `origin`: the quantity-weighted
+/// average (rounded half up) when both have a cost in the same currency.
+fn blend_cost(
+    b: &batch::Model,
+    quantity: Quantity,
+    origin: &Origin,
+) -> AppResult<(Option<i64>, Option<String>)> {
+    match (b.unit_cost, origin.unit_cost) {
+        (_, None) => Ok((b.unit_cost, b.currency.clone())),
+        (None, Some(_)) => Ok((origin.unit_cost, origin.currency.clone())),
+        (Some(old), Some(new)) => {
+            if b.currency != origin.currency {
+                return Err(AppError::validation(vec![FieldError::new(
+                    "currency",
+                    "currency.mismatch",
+                    format!(
+                        "differs from the batch's currency {}",
+                        b.currency.as_deref().unwrap_or("")
+                    ),
+                )]));
+            }
+            let (old_q, new_q) = (i128::from(b.quantity), i128::from(quantity.thousandths()));
+            let total = old_q + new_q;
+            if total == 0 {
+                return Ok((Some(new), origin.currency.clone()));
+            }
+            let weighted = i128::from(old) * old_q + i128::from(new) * new_q;
+            let average = (weighted * 2 + total) / (total * 2);
+            Ok((
+                Some(i64::try_from(average).unwrap_or(i64::MAX)),
+                origin.currency.clone(),
+            ))
+        }
+    }
+}
+
+/// 409 `stock.insufficient` with how much is available (and extra details).
+pub(crate) fn insufficient(available: Quantity, extra: serde_json::Value) -> AppError {
+    let mut details = serde_json::json!({ "available": available.to_json() });
+    if let (Some(d), serde_json::Value::Object(more)) = (details.as_object_mut(), extra) {
+        d.extend(more);
+    }
+    AppError::new(ErrorCode::StockInsufficient, "not enough stock").with_details(details)
+}
