@@ -21,7 +21,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use depot_adapters::broker::jitter;
 use depot_domain::message::Message;
 use depot_domain::{Actor, AppResult, Clock};
@@ -66,13 +66,14 @@ impl Writer {
     }
 
     /// Begins a unit of work done by `actor` on behalf of `client`. Its time is taken now from
-    /// the injected clock.
+    /// the injected clock, in whole microseconds: what the databases store, so what a unit
+    /// answers equals what a later read returns.
     pub async fn begin(&self, actor: Actor, client: &ClientInfo) -> AppResult<UnitOfWork> {
         Ok(UnitOfWork {
             tx: self.db.begin().await?,
             actor,
             client: client.clone(),
-            now: self.clock.now(),
+            now: self.clock.now().trunc_subsecs(6),
             relay: self.relay.clone(),
             emitted: false,
             after_commit: Vec::new(),

@@ -27,7 +27,7 @@ fn help_lists_every_command() {
     assert_eq!(
         listed,
         [
-            "serve", "api", "worker", "migrate", "config", "openapi", "admin", "help"
+            "serve", "api", "worker", "migrate", "config", "openapi", "verify", "admin", "help"
         ],
         "{help}"
     );

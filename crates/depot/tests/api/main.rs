@@ -26,4 +26,5 @@ mod ops;
 mod process;
 mod rbac;
 mod shutdown;
+mod stock;
 mod users;
