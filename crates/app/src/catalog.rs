@@ -877,15 +877,13 @@ fn validate_location(
     }
 }
 
-/// A category a product is put into must exist.
+/// A category a product is put into must exist (404 naming the field).
 async fn ensure_category(conn: &impl ConnectionTrait, id: Option<Uuid>) -> AppResult<()> {
     let Some(id) = id else { return Ok(()) };
     if categories::get(conn, id).await?.is_none() {
-        return Err(AppError::validation(vec![FieldError::new(
-            "category_id",
-            "not_found",
-            "no such category",
-        )]));
+        return Err(
+            category_not_found().with_details(serde_json::json!({ "field": "category_id" }))
+        );
     }
     Ok(())
 }

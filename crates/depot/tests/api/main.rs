@@ -5,12 +5,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod access;
+mod alerts;
 mod auth_csrf;
 mod auth_login;
 mod auth_mfa;
 mod auth_tokens;
 mod broker_outage;
 mod cache;
+mod catalog;
 mod cli;
 mod connections;
 mod crash;

@@ -119,6 +119,11 @@ fn raw(scan: &str) -> Result<Vec<(&'static str, String)>, Gs1Error> {
             rest = stripped;
         }
     }
+    // Unmarked (no symbology identifier, no FNC1) and no longer than a GTIN-14: a plain
+    // EAN-8/UPC-A/EAN-13/ITF-14 barcode, however its digits start.
+    if rest.len() == scan.len() && !scan.contains(GS) && scan.len() <= 14 && digits(scan) {
+        return Err(Gs1Error::NotGs1);
+    }
     rest = rest.trim_start_matches(GS);
     // A plain EAN/UPC or anything that does not start with a known AI is not an element string.
     if AIS.iter().all(|(ai, _)| !rest.starts_with(ai)) {
@@ -315,5 +320,22 @@ mod tests {
         assert_eq!(date("240229", today()), ymd(2024, 2, 29));
         assert_eq!(date("250200", today()), ymd(2025, 2, 28));
         assert_eq!(date("241300", today()), None);
+    }
+
+    #[test]
+    fn plain_retail_barcodes_are_not_element_strings_whatever_their_first_digits() {
+        for plain in [
+            "0000000000000",
+            "4006381333931",
+            "10012345",
+            "012345678905",
+            "00012345678905",
+        ] {
+            assert_eq!(parse(plain, today()), Err(Gs1Error::NotGs1), "{plain}");
+        }
+        assert!(
+            parse("0105901234123457", today()).is_ok(),
+            "unmarked but longer: GS1"
+        );
     }
 }
