@@ -214,11 +214,13 @@ impl Ledger {
         product: Uuid,
         location: Uuid,
     ) -> AppResult<&mut Vec<batch::Model>> {
-        if !self.batches.contains_key(&(product, location)) {
-            let rows = stock::open_batches(uow.tx(), product, location).await?;
-            self.batches.insert((product, location), rows);
+        match self.batches.entry((product, location)) {
+            std::collections::hash_map::Entry::Occupied(cached) => Ok(cached.into_mut()),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let rows = stock::open_batches(uow.tx(), product, location).await?;
+                Ok(slot.insert(rows))
+            }
         }
-        Ok(self.batches.entry((product, location)).or_default())
     }
 
     /// Available (on hand − reserved) at a locked level.

@@ -356,10 +356,12 @@ impl StockService {
         let mut v = Validator::new();
         for (i, line) in input.lines.iter().enumerate() {
             let field = line_field(i, "product_id");
-            if !products.contains_key(&line.product_id) {
-                let p =
-                    product_field(uow.tx(), line.product_id, &field, self.default_policy).await?;
-                products.insert(line.product_id, p);
+            if let std::collections::btree_map::Entry::Vacant(slot) =
+                products.entry(line.product_id)
+            {
+                slot.insert(
+                    product_field(uow.tx(), line.product_id, &field, self.default_policy).await?,
+                );
             }
             let product = &products[&line.product_id];
             let quantity = quantity_field(
@@ -407,7 +409,7 @@ impl StockService {
                         .filter(|b| b.product_id == product.id && b.location_id == from)
                         .ok_or_else(|| {
                             AppError::validation(vec![FieldError::new(
-                                &line_field(i, "batch_id"),
+                                line_field(i, "batch_id"),
                                 "not_found",
                                 "no such batch of this product at from_location_id",
                             )])
@@ -537,16 +539,18 @@ impl StockService {
                 .filter(|b| b.location_id == location)
             else {
                 v.push(FieldError::new(
-                    &line_field(i, "batch_id"),
+                    line_field(i, "batch_id"),
                     "not_found",
                     "no such batch at this location",
                 ));
                 continue;
             };
-            if !products.contains_key(&batch.product_id) {
-                let p =
-                    product_field(uow.tx(), batch.product_id, "lines", self.default_policy).await?;
-                products.insert(batch.product_id, p);
+            if let std::collections::btree_map::Entry::Vacant(slot) =
+                products.entry(batch.product_id)
+            {
+                slot.insert(
+                    product_field(uow.tx(), batch.product_id, "lines", self.default_policy).await?,
+                );
             }
             let unit = products[&batch.product_id].unit;
             let field = line_field(i, "counted");
