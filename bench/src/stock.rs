@@ -1,0 +1,350 @@
+//! FEFO stock removals over HTTP against the database's own ceiling for the same work.
+//!
+//! Boots the real application (API and workers, release build) on a fresh database, creates a
+//! location and 1,000 products with three batches each, signs a stock clerk in, and then has
+//! `CLIENTS` keep-alive clients POST `/api/v1/stock/adjustments` (remove 1, FEFO) for
+//! `SECONDS`:
+//!
+//! - (a) each request on a random one of the 1,000 products,
+//! - (b) every request on one product.
+//!
+//! After each load it reports the outbox backlog (every removal emits `stock.changed`) and how
+//! long the relay takes to drain it, runs the ledger check (`depot verify`'s), and at the end
+//! runs `../shared/bench/sql-limit` for the same backend and prints each API figure as a ratio
+//! of that ceiling, plus the process's peak RSS (server and client share the process).
+//!
+//! Database: a fresh SQLite file, or PostgreSQL when `DEPOT_TEST_DATABASE_URL` is set; RabbitMQ
+//! as the broker when `AMQP_URL` is set.
+//!
+//!     cargo run --release -p depot-bench --bin stock -- [SECONDS] [CLIENTS]
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark program: fail loudly
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use depot::{Application, Role};
+use depot_app::ClientInfo;
+use depot_app::catalog::{NewLocation, NewProduct};
+use depot_app::config::{Secret, ServiceUrl, Settings};
+use depot_app::stock::Adjustment;
+use depot_app::users::NewUser;
+use depot_domain::Actor;
+use depot_domain::stock::{AdjustmentReason, ProductStatus, Unit};
+use depot_testkit::TestDatabase;
+use sea_orm::{ConnectionTrait, Statement};
+use uuid::Uuid;
+
+const PASSWORD: &str = "a long and unguessable passphrase 42";
+const SETUP: Actor = Actor::System("bench");
+const PRODUCTS: usize = 1_000;
+
+#[derive(Default)]
+struct Counts {
+    ok: AtomicU64,
+    insufficient: AtomicU64,
+    other: AtomicU64,
+}
+
+/// `clients` loops removing one unit of a product `pick` chooses, for `seconds`; returns req/s.
+async fn load(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    location: Uuid,
+    products: &[Uuid],
+    clients: usize,
+    seconds: u64,
+    hot: bool,
+) -> (f64, Arc<Counts>) {
+    let counts = Arc::new(Counts::default());
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let tasks = (0..clients).map(|c| {
+        let counts = counts.clone();
+        let client = client.clone();
+        let (url, token) = (url.to_owned(), token.to_owned());
+        let products = products.to_vec();
+        tokio::spawn(async move {
+            let mut n = c * 7919;
+            while Instant::now() < until {
+                n = n
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407)
+                    % (1 << 31);
+                let product = if hot {
+                    products[0]
+                } else {
+                    products[n % products.len()]
+                };
+                let response = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&serde_json::json!({
+                        "product_id": product, "location_id": location,
+                        "quantity": -1, "reason": "damaged",
+                    }))
+                    .send()
+                    .await
+                    .expect("request");
+                let status = response.status().as_u16();
+                let body: serde_json::Value = response.json().await.unwrap_or_default();
+                match status {
+                    201 => counts.ok.fetch_add(1, Ordering::Relaxed),
+                    409 if body["code"] == "stock.insufficient" => {
+                        counts.insufficient.fetch_add(1, Ordering::Relaxed)
+                    }
+                    _ => {
+                        eprintln!("unexpected {status}: {body}");
+                        counts.other.fetch_add(1, Ordering::Relaxed)
+                    }
+                };
+            }
+        })
+    });
+    futures::future::join_all(tasks).await;
+    let done = counts.ok.load(Ordering::Relaxed) + counts.insufficient.load(Ordering::Relaxed);
+    (done as f64 / started.elapsed().as_secs_f64(), counts)
+}
+
+async fn pending_outbox(db: &depot_store::Db) -> i64 {
+    let row = db
+        .reader()
+        .query_one_raw(Statement::from_string(
+            db.reader().get_database_backend(),
+            "SELECT COUNT(*) AS n FROM outbox WHERE status = 'pending'",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get::<i64>("", "n").unwrap()
+}
+
+/// The backlog when the load stopped, and how long the relay took to publish it.
+async fn drain(db: &depot_store::Db) -> (i64, Duration) {
+    let backlog = pending_outbox(db).await;
+    let started = Instant::now();
+    while pending_outbox(db).await > 0 && started.elapsed() < Duration::from_secs(120) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (backlog, started.elapsed())
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Runs `sql-limit` for `backend`; returns (distinct-products, one-hot-product) tx/s.
+fn sql_limit(backend: &str, clients: usize, seconds: u64) -> Option<(f64, f64)> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/bench/sql-limit");
+    let mut command = std::process::Command::new(script);
+    command.arg(backend);
+    if backend == "postgres" {
+        command.arg(clients.to_string());
+    }
+    command.arg(seconds.to_string());
+    let out = command.output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    print!("{text}");
+    let figure = |label: &str| {
+        text.lines()
+            .find(|l| l.contains(label))
+            .and_then(|l| l.split(": ").nth(1))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    Some((figure("distinct-products")?, figure("one-hot-product")?))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let seconds: u64 = std::env::args().nth(1).map_or(Ok(15), |a| a.parse())?;
+    let clients: usize = std::env::args().nth(2).map_or(Ok(32), |a| a.parse())?;
+    let db = TestDatabase::fresh().await;
+    let amqp = std::env::var("AMQP_URL").ok().filter(|u| !u.is_empty());
+    let settings = Settings {
+        data_dir: db.dir().join("data"),
+        database_url: Some(ServiceUrl::new(db.url())),
+        http_addr: "127.0.0.1:0".parse()?,
+        metrics_addr: None,
+        log_filter: "warn".into(),
+        jwt_secret: Some(Secret::new("bench-jwt-secret-0123456789-abcdefghijklmn")),
+        app_secret: Some(Secret::new("bench-app-secret-9876543210-zyxwvutsrqponm")),
+        amqp_url: amqp.clone().map(ServiceUrl::new),
+        namespace: format!("depot-bench-{}", Uuid::now_v7().simple()),
+        database_max_connections: 40,
+        http_max_connections: 1024,
+        ..Settings::default()
+    };
+    let app = Application::start(settings, Role::All).await?;
+    let addr = app.api_addr().expect("api listener");
+    let ctx = app.context().clone();
+    let shutdown = app.shutdown_handle();
+    let server = tokio::spawn(app.run_until_stopped());
+    let store = depot_store::Db::connect_lazy(&depot_store::DbOptions::new(db.url()))?;
+    let local = ClientInfo::default();
+    let fail = |e: depot_domain::AppError| anyhow::anyhow!("{e:?}");
+
+    let location = ctx
+        .catalog()
+        .create_location(
+            SETUP,
+            NewLocation {
+                code: "WH1".into(),
+                name: "Main".into(),
+                address: None,
+                active: true,
+            },
+            &local,
+        )
+        .await
+        .map_err(fail)?
+        .id;
+    let mut products = Vec::with_capacity(PRODUCTS);
+    for n in 0..PRODUCTS {
+        let product = ctx
+            .catalog()
+            .create_product(
+                SETUP,
+                NewProduct {
+                    sku: format!("SKU-{n:05}"),
+                    name: format!("Product {n}"),
+                    unit: Unit::Pieces,
+                    category_id: None,
+                    barcode: None,
+                    reorder_point: None,
+                    reorder_quantity: None,
+                    tracks_expiry: true,
+                    depletion_policy: None,
+                    status: ProductStatus::Active,
+                },
+                &local,
+            )
+            .await
+            .map_err(fail)?
+            .id;
+        for (lot, days) in [("A", 30), ("B", 60), ("C", 90)] {
+            ctx.stock()
+                .adjust(
+                    SETUP,
+                    Adjustment {
+                        product_id: product,
+                        location_id: location,
+                        quantity: 1_000_000.into(),
+                        reason: AdjustmentReason::Initial,
+                        lot: Some(lot.into()),
+                        expiry: Some(chrono::Utc::now().date_naive() + chrono::Days::new(days)),
+                        unit_cost: None,
+                        currency: None,
+                        note: None,
+                        allow_expired: false,
+                    },
+                    &local,
+                )
+                .await
+                .map_err(fail)?;
+        }
+        products.push(product);
+    }
+    let role = ctx
+        .roles()
+        .create(
+            SETUP,
+            "stock-bench".into(),
+            String::new(),
+            vec!["stock.adjust".into(), "stock.read".into()],
+            false,
+            &local,
+        )
+        .await
+        .map_err(fail)?;
+    ctx.users()
+        .create(
+            SETUP,
+            NewUser {
+                email: "clerk@example.com".into(),
+                display_name: "Clerk".into(),
+                phone: None,
+                password: Some(PASSWORD.into()),
+                roles: vec![role.name],
+            },
+            &local,
+        )
+        .await
+        .map_err(fail)?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()?;
+    let login: serde_json::Value = client
+        .post(format!("http://{addr}/api/v1/auth/login"))
+        .json(&serde_json::json!({ "email": "clerk@example.com", "password": PASSWORD }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = login["access_token"].as_str().expect("token").to_owned();
+    let url = format!("http://{addr}/api/v1/stock/adjustments");
+    let (_, settled) = drain(&store).await;
+    println!(
+        "database={} broker={} clients={clients} seconds={seconds} products={PRODUCTS} (setup events drained in {:.1} s)",
+        db.backend(),
+        if amqp.is_some() {
+            "rabbitmq"
+        } else {
+            "database"
+        },
+        settled.as_secs_f64()
+    );
+
+    let mut figures = Vec::new();
+    for (label, hot) in [
+        ("(a) across 1,000 products", false),
+        ("(b) one hot product", true),
+    ] {
+        let (rate, counts) = load(
+            &client, &url, &token, location, &products, clients, seconds, hot,
+        )
+        .await;
+        let (backlog, drained) = drain(&store).await;
+        let report = ctx.stock().verify().await.map_err(fail)?;
+        println!(
+            "{label:<28} {rate:>7.0} removals/s   ok {} insufficient {} other errors {}   outbox backlog {backlog} drained in {:.2} s   verify: {} mismatches",
+            counts.ok.load(Ordering::Relaxed),
+            counts.insufficient.load(Ordering::Relaxed),
+            counts.other.load(Ordering::Relaxed),
+            drained.as_secs_f64(),
+            report.mismatches.len(),
+        );
+        figures.push(rate);
+    }
+    println!(
+        "peak RSS of the process (server and clients): {:.0} MiB",
+        peak_rss_mib()
+    );
+    shutdown.shutdown();
+    let _ = server.await;
+
+    let backend = if db.backend() == "postgres" {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    match sql_limit(backend, clients, seconds) {
+        Some((distinct, hot)) => {
+            println!(
+                "ratio to the database's ceiling: (a) {:.2}   (b) {:.2}",
+                figures[0] / distinct,
+                figures[1] / hot
+            );
+        }
+        None => println!("sql-limit did not run (needs pgbench / python3); no ratio"),
+    }
+    Ok(())
+}
