@@ -47,25 +47,32 @@ struct Counts {
     other: AtomicU64,
 }
 
-/// `clients` loops removing one unit of a product `pick` chooses, for `seconds`; returns req/s.
+/// Where the load goes: the adjustments URL, the clerk's token, the stock.
+struct Target {
+    url: String,
+    token: String,
+    location: Uuid,
+    products: Vec<Uuid>,
+}
+
+/// `clients` loops removing one unit (of the first product when `hot`, else of a random one),
+/// for `seconds`; returns completed requests per second.
 async fn load(
     client: &reqwest::Client,
-    url: &str,
-    token: &str,
-    location: Uuid,
-    products: &[Uuid],
+    target: &Target,
     clients: usize,
     seconds: u64,
     hot: bool,
 ) -> (f64, Arc<Counts>) {
+    let location = target.location;
     let counts = Arc::new(Counts::default());
     let until = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let tasks = (0..clients).map(|c| {
         let counts = counts.clone();
         let client = client.clone();
-        let (url, token) = (url.to_owned(), token.to_owned());
-        let products = products.to_vec();
+        let (url, token) = (target.url.clone(), target.token.clone());
+        let products = target.products.clone();
         tokio::spawn(async move {
             let mut n = c * 7919;
             while Instant::now() < until {
@@ -290,7 +297,12 @@ async fn main() -> anyhow::Result<()> {
         .json()
         .await?;
     let token = login["access_token"].as_str().expect("token").to_owned();
-    let url = format!("http://{addr}/api/v1/stock/adjustments");
+    let target = Target {
+        url: format!("http://{addr}/api/v1/stock/adjustments"),
+        token,
+        location,
+        products,
+    };
     let (_, settled) = drain(&store).await;
     println!(
         "database={} broker={} clients={clients} seconds={seconds} products={PRODUCTS} (setup events drained in {:.1} s)",
