@@ -320,10 +320,7 @@ async fn main() -> anyhow::Result<()> {
         ("(a) across 1,000 products", false),
         ("(b) one hot product", true),
     ] {
-        let (rate, counts) = load(
-            &client, &url, &token, location, &products, clients, seconds, hot,
-        )
-        .await;
+        let (rate, counts) = load(&client, &target, clients, seconds, hot).await;
         let (backlog, drained) = drain(&store).await;
         let report = ctx.stock().verify().await.map_err(fail)?;
         println!(
