@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use depot_domain::message::Message;
-use depot_domain::stock::Quantity;
+use depot_domain::stock::{Quantity, ReferenceType};
 use depot_store::entity::{alert, stock_level};
 use serde_json::json;
 use uuid::Uuid;
@@ -19,7 +19,7 @@ pub(crate) fn stock_changed(
     level: &stock_level::Model,
     change: i64,
     kinds: &BTreeSet<&str>,
-    reference: Option<(&'static str, Uuid)>,
+    reference: Option<(ReferenceType, Uuid)>,
     at: DateTime<Utc>,
 ) -> Message {
     Message::new(
@@ -158,7 +158,13 @@ mod tests {
         alert.resolved_at = Some(now);
         alert.resolved_by = Some(depot_domain::id::new_id());
         for message in [
-            stock_changed(&level, -1_250, &kinds, Some(("transfer", batch)), now),
+            stock_changed(
+                &level,
+                -1_250,
+                &kinds,
+                Some((ReferenceType::Transfer, batch)),
+                now,
+            ),
             stock_changed(&level, 3_000, &kinds, None, now),
             raised,
             alert_resolved(&alert, now),

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use depot_domain::stock::{
-    BatchStatus, BatchStock, DepletionPolicy, MovementKind, ProductStatus, Quantity, Unit,
-    plan_issue,
+    BatchStatus, BatchStock, DepletionPolicy, MovementKind, ProductStatus, Quantity, ReferenceType,
+    Unit, plan_issue,
 };
 use depot_domain::{AppError, AppResult, ErrorCode, FieldError};
 use depot_store::ConnectionTrait;
@@ -102,7 +102,7 @@ pub(crate) async fn location_field(
 pub(crate) struct Cause {
     pub reason: Option<String>,
     pub note: Option<String>,
-    pub reference: Option<(&'static str, Uuid)>,
+    pub reference: Option<(ReferenceType, Uuid)>,
 }
 
 /// Where received stock comes from: its lot, expiry, cost and receipt time.
@@ -422,7 +422,7 @@ impl Ledger {
             note: cause.note.clone(),
             actor_id: actor.user_id(),
             actor_name: actor.system_name().map(str::to_owned),
-            reference_type: cause.reference.map(|(t, _)| t.to_owned()),
+            reference_type: cause.reference.map(|(t, _)| t.as_str().to_owned()),
             reference_id: cause.reference.map(|(_, id)| id),
             request_id: uow.client().request_id.clone(),
             created_at: uow.now(),

@@ -18,7 +18,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use depot_domain::pagination::{Page, PageRequest};
 use depot_domain::stock::{
     AdjustmentReason, BatchFilter, DepletionPolicy, LevelFilter, MovementFilter, MovementKind,
-    Quantity,
+    Quantity, ReferenceType,
 };
 use depot_domain::{Actor, AppError, AppResult, ErrorCode, FieldError, Validator};
 use depot_store::entity::{stock_count, stock_count_line, transfer, transfer_line};
@@ -388,7 +388,7 @@ impl StockService {
         let mut ledger = Ledger::new(Cause {
             reason: None,
             note: input.note.clone(),
-            reference: Some(("transfer", id)),
+            reference: Some((ReferenceType::Transfer, id)),
         });
         ledger
             .lock(&uow, products.values().flat_map(|p| [(p, from), (p, to)]))
@@ -569,7 +569,7 @@ impl StockService {
         let mut ledger = Ledger::new(Cause {
             reason: None,
             note: input.note.clone(),
-            reference: Some(("count", id)),
+            reference: Some((ReferenceType::Count, id)),
         });
         ledger
             .lock(&uow, products.values().map(|p| (p, location)))
@@ -677,7 +677,8 @@ impl StockService {
         let found = transfers::get(self.reader(), id)
             .await?
             .ok_or_else(|| AppError::new(ErrorCode::TransfersNotFound, "no such transfer"))?;
-        let movements = stock::ledger::of_reference(self.reader(), "transfer", id).await?;
+        let movements =
+            stock::ledger::of_reference(self.reader(), ReferenceType::Transfer, id).await?;
         Ok(views::transfer(found, movements))
     }
 
@@ -691,7 +692,8 @@ impl StockService {
         let found = counts::get(self.reader(), id)
             .await?
             .ok_or_else(|| AppError::new(ErrorCode::CountsNotFound, "no such count"))?;
-        let movements = stock::ledger::of_reference(self.reader(), "count", id).await?;
+        let movements =
+            stock::ledger::of_reference(self.reader(), ReferenceType::Count, id).await?;
         Ok(views::count(found, movements))
     }
 

@@ -2,7 +2,7 @@
 //! at most three decimals), money integer minor units with its currency.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use depot_domain::stock::{BatchStatus, MovementKind, Quantity};
+use depot_domain::stock::{BatchStatus, MovementKind, Quantity, ReferenceType};
 use depot_store::entity::{batch, stock_count_line, stock_level, stock_movement};
 use depot_store::repo::counts::CountWithLines;
 use depot_store::repo::transfers::TransferWithLines;
@@ -96,7 +96,7 @@ pub struct MovementView {
     pub actor_id: Option<Uuid>,
     /// The system actor (a job, the CLI) when no user acted.
     pub actor_name: Option<String>,
-    pub reference_type: Option<String>,
+    pub reference_type: Option<ReferenceType>,
     pub reference_id: Option<Uuid>,
     pub request_id: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -115,7 +115,7 @@ pub(crate) fn movement(m: stock_movement::Model) -> MovementView {
         note: m.note,
         actor_id: m.actor_id,
         actor_name: m.actor_name,
-        reference_type: m.reference_type,
+        reference_type: m.reference_type.as_deref().and_then(ReferenceType::parse),
         reference_id: m.reference_id,
         request_id: m.request_id,
         created_at: m.created_at,

@@ -38,6 +38,16 @@ crate::string_enum! {
 }
 
 crate::string_enum! {
+    /// The document a movement belongs to (`stock_movements.reference_type`).
+    pub enum ReferenceType {
+        Transfer = "transfer",
+        Count = "count",
+        PurchaseOrder = "purchase_order",
+        SalesOrder = "sales_order",
+    }
+}
+
+crate::string_enum! {
     /// Why stock was adjusted by hand; `other` needs a note.
     pub enum AdjustmentReason {
         Initial = "initial",
@@ -86,7 +96,7 @@ pub struct MovementFilter {
     pub location_id: Option<Uuid>,
     pub batch_id: Option<Uuid>,
     pub kind: Option<MovementKind>,
-    pub reference_type: Option<String>,
+    pub reference_type: Option<ReferenceType>,
     pub reference_id: Option<Uuid>,
     /// From this instant, inclusive.
     pub from: Option<DateTime<Utc>>,

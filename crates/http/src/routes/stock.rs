@@ -13,7 +13,7 @@ use depot_app::stock::{
 use depot_domain::auth::perm;
 use depot_domain::pagination::Page;
 use depot_domain::stock::{
-    AdjustmentReason, BatchFilter, LevelFilter, MovementFilter, MovementKind,
+    AdjustmentReason, BatchFilter, LevelFilter, MovementFilter, MovementKind, ReferenceType,
 };
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -104,9 +104,7 @@ pub struct MovementsQuery {
     location_id: Option<Uuid>,
     batch_id: Option<Uuid>,
     kind: Option<MovementKind>,
-    /// `transfer`, `count`, or another document type.
-    #[param(pattern = r"^[a-z_]{1,32}$")]
-    reference_type: Option<String>,
+    reference_type: Option<ReferenceType>,
     reference_id: Option<Uuid>,
     /// From this instant (inclusive).
     from: Option<DateTime<Utc>>,

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use depot_domain::AppResult;
 use depot_domain::pagination::{Page, PageRequest};
-use depot_domain::stock::{LevelFilter, MovementFilter};
+use depot_domain::stock::{LevelFilter, MovementFilter, ReferenceType};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -48,7 +48,7 @@ pub async fn list(
     if let Some(kind) = filter.kind {
         select = select.filter(Column::Kind.eq(kind.as_str()));
     }
-    if let Some(reference_type) = &filter.reference_type {
+    if let Some(reference_type) = filter.reference_type {
         select = select.filter(Column::ReferenceType.eq(reference_type.as_str()));
     }
     if let Some(reference) = filter.reference_id {
@@ -77,12 +77,12 @@ pub async fn list(
 /// The movements a transfer, count or other document caused, in the order written.
 pub async fn of_reference(
     conn: &impl ConnectionTrait,
-    reference_type: &str,
+    reference_type: ReferenceType,
     reference_id: Uuid,
 ) -> AppResult<Vec<Model>> {
     Entity::find()
         .filter(Column::ReferenceId.eq(reference_id))
-        .filter(Column::ReferenceType.eq(reference_type))
+        .filter(Column::ReferenceType.eq(reference_type.as_str()))
         .order_by_asc(Column::Id)
         .all(conn)
         .await
