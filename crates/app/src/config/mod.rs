@@ -649,6 +649,12 @@ impl Settings {
                 problem(key, "must be greater than 0".into());
             }
         }
+        if self.stock_expiry_warning_days > 3_650 {
+            problem(
+                "stock_expiry_warning_days",
+                "must be at most 3650 (ten years)".into(),
+            );
+        }
         if self.refresh_idle_ttl_secs > self.refresh_absolute_ttl_secs {
             problem(
                 "refresh_idle_ttl_secs",

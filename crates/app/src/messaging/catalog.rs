@@ -64,6 +64,22 @@ pub const EVENTS: &[(&str, i32, &str, &str)] = &[
     ),
 ];
 
+/// Event types published for whoever listens: with no queue bound (no consumer in this
+/// deployment) they are published to no one, not set aside. Every other type is meant for a
+/// consumer, and an event of it that no queue takes is a fault the relay sets aside.
+pub const BROADCAST: &[&str] = &[
+    "stock.changed",
+    "alert.raised",
+    "alert.resolved",
+    "transfer.completed",
+    "count.posted",
+];
+
+/// Whether an event of this type may go out with nobody listening (see [`BROADCAST`]).
+pub fn may_go_unheard(event_type: &str) -> bool {
+    BROADCAST.contains(&event_type)
+}
+
 /// The envelope every message must match.
 pub const ENVELOPE: &str = include_str!("../../../../docs/events/envelope.schema.json");
 

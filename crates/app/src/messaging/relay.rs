@@ -38,7 +38,7 @@ impl Relay {
             writer,
             broker,
             owner,
-            batch: 100,
+            batch: 500,
             lease_ttl: Duration::from_secs(15),
         }
     }
@@ -86,6 +86,15 @@ impl Relay {
             match outcome {
                 Ok(()) => {
                     metrics::counter!("outbox_published_total", "type" => message.event_type.clone()).increment(1);
+                    published.push(message.id);
+                }
+                Err(err)
+                    if err.is_unroutable()
+                        && super::catalog::may_go_unheard(&message.event_type) =>
+                {
+                    // A broadcast nobody listens to in this deployment: done.
+                    metrics::counter!("outbox_unheard_total", "type" => message.event_type.clone())
+                        .increment(1);
                     published.push(message.id);
                 }
                 Err(err) if err.is_unroutable() => {

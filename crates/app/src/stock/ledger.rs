@@ -42,7 +42,8 @@ pub(crate) async fn stock_product(
     let Some(p) = products::get(conn, id).await? else {
         return Ok(None);
     };
-    let category_policy = match p.category_id {
+    // The category's policy matters only when the product has none of its own.
+    let category_policy = match p.category_id.filter(|_| p.depletion_policy.is_none()) {
         Some(c) => categories::get(conn, c)
             .await?
             .and_then(|c| c.depletion_policy)
@@ -200,6 +201,29 @@ impl Ledger {
             );
         }
         Ok(())
+    }
+
+    /// Locks the level of (product, location) if it exists; returns whether it does (without
+    /// one there is no stock to take, and the location may not even exist).
+    pub async fn lock_existing(
+        &mut self,
+        uow: &UnitOfWork,
+        product: &StockProduct,
+        location: Uuid,
+    ) -> AppResult<bool> {
+        let Some(level) = stock::lock_level(uow.tx(), product.id, location).await? else {
+            return Ok(false);
+        };
+        self.levels.insert(
+            (product.id, location),
+            Level {
+                before: level.clone(),
+                now: level,
+                reorder_point: product.reorder_point,
+                change: 0,
+            },
+        );
+        Ok(true)
     }
 
     fn level(&mut self, product: Uuid, location: Uuid) -> AppResult<&mut Level> {

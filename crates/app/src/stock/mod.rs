@@ -239,7 +239,6 @@ impl StockService {
             self.default_policy,
         )
         .await?;
-        let active = location_field(uow.tx(), input.location_id, "location_id").await?;
         let mut v = Validator::new();
         let quantity = quantity_field(&mut v, "quantity", &input.quantity, product.unit);
         if let Some(q) = quantity {
@@ -266,9 +265,10 @@ impl StockService {
             note: input.note.clone(),
             reference: None,
         });
-        ledger.lock(&uow, [(&product, input.location_id)]).await?;
         if quantity.is_positive() {
+            let active = location_field(uow.tx(), input.location_id, "location_id").await?;
             refuse_new_stock(product.archived, active)?;
+            ledger.lock(&uow, [(&product, input.location_id)]).await?;
             ledger
                 .receive(
                     &uow,
@@ -286,6 +286,15 @@ impl StockService {
                 )
                 .await?;
         } else {
+            // A removal needs stock, hence a level row (whose location exists); only without
+            // one does it look the location up, to tell "no such location" from "none here".
+            if !ledger
+                .lock_existing(&uow, &product, input.location_id)
+                .await?
+            {
+                location_field(uow.tx(), input.location_id, "location_id").await?;
+                return Err(insufficient(Quantity::ZERO, serde_json::json!({})));
+            }
             let (lot, expiry) = (input.lot.as_deref(), input.expiry);
             ledger
                 .issue(

@@ -440,3 +440,35 @@ async fn the_cli_lists_replays_and_purges_dead_letters() {
     assert_eq!(handled_count(&app.store, hopeless).await, 0);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_broadcast_event_nobody_listens_to_is_published_not_set_aside() {
+    // Nothing consumes `stock.changed` yet: it goes out to whoever listens, here no one.
+    let app = spawn_app().await;
+    let message = Message::new(
+        "stock.changed",
+        ("product", Uuid::now_v7()),
+        serde_json::json!({
+            "product_id": Uuid::now_v7(), "location_id": Uuid::now_v7(),
+            "on_hand": 1, "reserved": 0, "available": 1, "change": 1,
+            "kinds": ["adjustment"], "reference_type": null, "reference_id": null,
+        }),
+        Utc::now(),
+    );
+    let id = message.id;
+    let tx = app.store.begin().await.unwrap();
+    depot_store::repo::outbox::append(&*tx, &message)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let db = app.store.clone();
+    eventually(Duration::from_secs(10), "broadcast published", || async {
+        outbox::Entity::find_by_id(id)
+            .one(db.reader())
+            .await
+            .unwrap()
+            .is_some_and(|r| r.status == "published" && r.last_error.is_none())
+    })
+    .await;
+    app.stop().await;
+}

@@ -383,6 +383,15 @@ async fn removals_never_go_below_zero_and_skip_expired_batches_unless_allowed() 
         .collect();
     assert_eq!(statuses, ["closed", "open"], "expiry order: OLD then NEW");
 
+    // Nothing ever stocked here: a shortfall of everything; no such place: 404.
+    let empty = desk.location("EMPTY").await;
+    assert_short(desk.adjust(eggs, empty, json!(-1), json!({ "reason": "lost" })).await, 0.0);
+    let (status, body) = desk
+        .adjust(eggs, Uuid::now_v7(), json!(-1), json!({ "reason": "lost" }))
+        .await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("locations.not_found")));
+    assert_eq!(body["details"]["field"], "location_id");
+
     // `other` needs a note.
     let (status, body) = desk
         .adjust(eggs, here, json!(-1), json!({ "reason": "other" }))
@@ -924,5 +933,102 @@ async fn depot_verify_exits_non_zero_when_a_batch_is_altered_behind_its_back() {
         out.contains("on hand 7.25 but its batches sum to 8.25"),
         "{out}"
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn every_stock_and_catalogue_write_names_the_field_it_refuses() {
+    let app = spawn_app().await;
+    let desk = Desk::open(&app).await;
+    let (here, there) = (desk.location("WH1").await, desk.location("WH2").await);
+    let product = desk.product("P-1", "pcs", json!({})).await;
+    let (_, category) = desk
+        .post("/api/v1/categories", json!({ "name": "C" }))
+        .await;
+    let category = id(&category);
+    let cases: Vec<(&str, String, Value, &str)> = vec![
+        (
+            "POST",
+            "/api/v1/categories".into(),
+            json!({ "name": "" }),
+            "name",
+        ),
+        (
+            "PATCH",
+            format!("/api/v1/categories/{category}"),
+            json!({ "depletion_policy": "newest" }),
+            "depletion_policy",
+        ),
+        (
+            "POST",
+            "/api/v1/products".into(),
+            json!({ "sku": "X", "name": "x" }),
+            "unit",
+        ),
+        (
+            "PATCH",
+            format!("/api/v1/products/{product}"),
+            json!({ "reorder_point": 0.5 }),
+            "reorder_point",
+        ),
+        (
+            "POST",
+            "/api/v1/locations".into(),
+            json!({ "code": "A B", "name": "x" }),
+            "code",
+        ),
+        (
+            "PATCH",
+            format!("/api/v1/locations/{here}"),
+            json!({ "active": "yes" }),
+            "active",
+        ),
+        (
+            "POST",
+            "/api/v1/stock/adjustments".into(),
+            json!({ "product_id": product, "location_id": here, "quantity": 1, "reason": "gift" }),
+            "reason",
+        ),
+        (
+            "POST",
+            "/api/v1/stock/adjustments".into(),
+            json!({ "product_id": product, "location_id": here, "quantity": 1, "reason": "found", "currency": "usd", "unit_cost": 5 }),
+            "currency",
+        ),
+        (
+            "POST",
+            "/api/v1/stock/transfers".into(),
+            json!({ "from_location_id": here, "to_location_id": Uuid::now_v7(), "lines": [] }),
+            "lines",
+        ),
+        (
+            "POST",
+            "/api/v1/stock/transfers".into(),
+            json!({ "from_location_id": here, "to_location_id": there, "lines": [{ "product_id": product, "quantity": -1 }] }),
+            "lines[0].quantity",
+        ),
+        (
+            "POST",
+            "/api/v1/stock/counts".into(),
+            json!({ "location_id": here, "lines": [{ "batch_id": "nope", "counted": 1 }] }),
+            "lines[0].batch_id",
+        ),
+    ];
+    for (method, path, body, field) in cases {
+        let (status, answer) = desk.send(method, &path, Some(&body)).await;
+        assert_eq!(status, 422, "{method} {path} {body}: {answer}");
+        assert_eq!(answer["code"], "validation.failed", "{answer}");
+        let named: Vec<&str> = answer["details"]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["field"].as_str().unwrap())
+            .collect();
+        assert!(
+            named.contains(&field),
+            "{method} {path}: {field} not in {named:?}"
+        );
+    }
+    assert_verified(&app).await;
     app.stop().await;
 }
