@@ -169,11 +169,199 @@ fn sql_limit(backend: &str, clients: usize, seconds: u64) -> Option<(f64, f64)> 
     Some((figure("distinct-products")?, figure("one-hot-product")?))
 }
 
+/// What the scale phases need of the running application.
+struct Rig<'a> {
+    ctx: &'a depot_app::AppContext,
+    store: &'a depot_store::Db,
+    client: &'a reqwest::Client,
+    token: &'a str,
+    addr: std::net::SocketAddr,
+    location: Uuid,
+}
+
+async fn sql(store: &depot_store::Db, text: &str) {
+    store
+        .reader()
+        .execute_unprepared(text)
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {text}"));
+}
+
+/// Loads products `from..to` with `per` open batches each (expiries spread over two years),
+/// their receipt movements and levels, straight into PostgreSQL (setup, not the work measured).
+async fn bulk_load(store: &depot_store::Db, location: Uuid, from: usize, to: usize, per: usize) {
+    let range = format!("p.sku_key >= 'sku-{from:06}' AND p.sku_key < 'sku-{to:06}'");
+    sql(store, &format!(
+        "INSERT INTO products (id, sku, sku_key, name, unit, tracks_expiry, status, search, created_at, updated_at) \
+         SELECT gen_random_uuid(), 'SKU-' || lpad(n::text, 6, '0'), 'sku-' || lpad(n::text, 6, '0'), \
+                'Product ' || n || ' ' || md5(n::text), 'pcs', true, 'active', \
+                lower('SKU-' || lpad(n::text, 6, '0') || E'\\n' || 'Product ' || n || ' ' || md5(n::text) || E'\\n'), now(), now() \
+         FROM generate_series({from}, {to} - 1) n")).await;
+    sql(store, &format!(
+        "INSERT INTO batches (id, product_id, location_id, lot, expiry, received_at, quantity, status, created_at, updated_at) \
+         SELECT gen_random_uuid(), p.id, '{location}'::uuid, 'L' || b, \
+                current_date + ((hashtext(p.id::text || b::text) & 1048575) % 720), now() - b * interval '1 day', \
+                1000000, 'open', now(), now() \
+         FROM products p, generate_series(1, {per}) b WHERE {range}")).await;
+    sql(store, &format!(
+        "INSERT INTO stock_movements (id, product_id, location_id, batch_id, kind, quantity, balance_after, reason, actor_name, created_at) \
+         SELECT gen_random_uuid(), b.product_id, b.location_id, b.id, 'adjustment', b.quantity, b.quantity, 'initial', 'bench', now() \
+         FROM batches b JOIN products p ON p.id = b.product_id WHERE {range}")).await;
+    sql(
+        store,
+        &format!(
+            "INSERT INTO stock_levels (product_id, location_id, on_hand, reserved, updated_at) \
+         SELECT b.product_id, b.location_id, SUM(b.quantity), 0, now() \
+         FROM batches b JOIN products p ON p.id = b.product_id WHERE {range} GROUP BY 1, 2"
+        ),
+    )
+    .await;
+    sql(store, "ANALYZE").await;
+}
+
+async fn product_ids(store: &depot_store::Db) -> Vec<Uuid> {
+    store
+        .reader()
+        .query_all_raw(Statement::from_string(
+            store.reader().get_database_backend(),
+            "SELECT id FROM products ORDER BY sku_key",
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get::<Uuid>("", "id").unwrap())
+        .collect()
+}
+
+/// `n` GETs built by `path(i)` with `concurrency` in flight; returns (p50, p99) in ms.
+async fn reads(
+    rig: &Rig<'_>,
+    n: usize,
+    concurrency: usize,
+    path: impl Fn(usize) -> String,
+) -> (f64, f64) {
+    use futures::StreamExt;
+    let mut latencies: Vec<Duration> = futures::stream::iter(0..n)
+        .map(|i| {
+            let url = format!("http://{}{}", rig.addr, path(i));
+            async move {
+                let t = Instant::now();
+                let response = rig
+                    .client
+                    .get(&url)
+                    .bearer_auth(rig.token)
+                    .send()
+                    .await
+                    .expect("request");
+                assert_eq!(response.status(), 200, "{url}");
+                response.bytes().await.expect("body");
+                t.elapsed()
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    latencies.sort();
+    let at =
+        |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e3;
+    (at(0.5), at(0.99))
+}
+
+/// Removal throughput at 10,000 and at 1,000,000 batches, and read latency at 1,000,000
+/// batches / 100,000 products (PostgreSQL).
+async fn scale(rig: &Rig<'_>, clients: usize, seconds: u64) -> anyhow::Result<()> {
+    let t = Instant::now();
+    bulk_load(rig.store, rig.location, 0, 1_000, 10).await;
+    println!(
+        "loaded 1,000 products / 10,000 batches in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let target = |products: Vec<Uuid>| Target {
+        url: format!("http://{}/api/v1/stock/adjustments", rig.addr),
+        token: rig.token.to_owned(),
+        location: rig.location,
+        products,
+    };
+    let small = target(product_ids(rig.store).await);
+    let (rate_small, counts) = load(rig.client, &small, clients, seconds, false).await;
+    println!(
+        "removals at 10,000 batches:     {rate_small:>7.0} /s (other errors {})",
+        counts.other.load(Ordering::Relaxed)
+    );
+    let t = Instant::now();
+    bulk_load(rig.store, rig.location, 1_000, 100_000, 10).await;
+    println!(
+        "loaded 100,000 products / 1,000,000 batches in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let large = target(product_ids(rig.store).await);
+    let (rate_large, counts) = load(rig.client, &large, clients, seconds, false).await;
+    println!(
+        "removals at 1,000,000 batches:  {rate_large:>7.0} /s (other errors {})   ratio {:.2}",
+        counts.other.load(Ordering::Relaxed),
+        rate_large / rate_small
+    );
+    let soon = (chrono::Utc::now().date_naive() + chrono::Days::new(30)).to_string();
+    let ids = &large.products;
+    for (label, (p50, p99)) in [
+        (
+            "GET /stock/batches?expiring_before",
+            reads(rig, 4_000, 16, |_| {
+                format!("/api/v1/stock/batches?expiring_before={soon}")
+            })
+            .await,
+        ),
+        (
+            "GET /products?q=<5 digits>",
+            reads(rig, 4_000, 16, |i| {
+                format!("/api/v1/products?q={:05}", (i * 7_919) % 100_000)
+            })
+            .await,
+        ),
+        (
+            "GET /stock/levels?product_id=",
+            reads(rig, 4_000, 16, |i| {
+                format!(
+                    "/api/v1/stock/levels?product_id={}",
+                    ids[(i * 7_919) % ids.len()]
+                )
+            })
+            .await,
+        ),
+    ] {
+        println!("{label:<36} p50 {p50:>6.2} ms   p99 {p99:>6.2} ms   (16 clients)");
+    }
+    let t = Instant::now();
+    let report = rig
+        .ctx
+        .stock()
+        .verify()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    println!(
+        "verify over {} batches / {} movements: {} mismatches in {:.1} s",
+        report.batches,
+        report.movements,
+        report.mismatches.len(),
+        t.elapsed().as_secs_f64()
+    );
+    println!(
+        "peak RSS of the process (server and clients): {:.0} MiB",
+        peak_rss_mib()
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let seconds: u64 = std::env::args().nth(1).map_or(Ok(15), |a| a.parse())?;
-    let clients: usize = std::env::args().nth(2).map_or(Ok(32), |a| a.parse())?;
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let scale_mode = args.first().is_some_and(|a| a == "scale");
+    if scale_mode {
+        args.remove(0);
+    }
+    let seconds: u64 = args.first().map_or(Ok(15), |a| a.parse())?;
+    let clients: usize = args.get(1).map_or(Ok(32), |a| a.parse())?;
     let db = TestDatabase::fresh().await;
     let amqp = std::env::var("AMQP_URL").ok().filter(|u| !u.is_empty());
     let settings = Settings {
@@ -214,6 +402,61 @@ async fn main() -> anyhow::Result<()> {
         .await
         .map_err(fail)?
         .id;
+    let role = ctx
+        .roles()
+        .create(
+            SETUP,
+            "stock-bench".into(),
+            String::new(),
+            vec![
+                "stock.adjust".into(),
+                "stock.read".into(),
+                "products.read".into(),
+            ],
+            false,
+            &local,
+        )
+        .await
+        .map_err(fail)?;
+    ctx.users()
+        .create(
+            SETUP,
+            NewUser {
+                email: "clerk@example.com".into(),
+                display_name: "Clerk".into(),
+                phone: None,
+                password: Some(PASSWORD.into()),
+                roles: vec![role.name],
+            },
+            &local,
+        )
+        .await
+        .map_err(fail)?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()?;
+    let login: serde_json::Value = client
+        .post(format!("http://{addr}/api/v1/auth/login"))
+        .json(&serde_json::json!({ "email": "clerk@example.com", "password": PASSWORD }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = login["access_token"].as_str().expect("token").to_owned();
+    if scale_mode {
+        let rig = Rig {
+            ctx: &ctx,
+            store: &store,
+            client: &client,
+            token: &token,
+            addr,
+            location,
+        };
+        scale(&rig, clients, seconds).await?;
+        shutdown.shutdown();
+        let _ = server.await;
+        return Ok(());
+    }
     let mut products = Vec::with_capacity(PRODUCTS);
     for n in 0..PRODUCTS {
         let product = ctx
@@ -260,43 +503,6 @@ async fn main() -> anyhow::Result<()> {
         }
         products.push(product);
     }
-    let role = ctx
-        .roles()
-        .create(
-            SETUP,
-            "stock-bench".into(),
-            String::new(),
-            vec!["stock.adjust".into(), "stock.read".into()],
-            false,
-            &local,
-        )
-        .await
-        .map_err(fail)?;
-    ctx.users()
-        .create(
-            SETUP,
-            NewUser {
-                email: "clerk@example.com".into(),
-                display_name: "Clerk".into(),
-                phone: None,
-                password: Some(PASSWORD.into()),
-                roles: vec![role.name],
-            },
-            &local,
-        )
-        .await
-        .map_err(fail)?;
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(clients)
-        .build()?;
-    let login: serde_json::Value = client
-        .post(format!("http://{addr}/api/v1/auth/login"))
-        .json(&serde_json::json!({ "email": "clerk@example.com", "password": PASSWORD }))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let token = login["access_token"].as_str().expect("token").to_owned();
     let target = Target {
         url: format!("http://{addr}/api/v1/stock/adjustments"),
         token,
