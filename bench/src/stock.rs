@@ -294,10 +294,16 @@ async fn scale(rig: &Rig<'_>, clients: usize, seconds: u64) -> anyhow::Result<()
         "loaded 100,000 products / 1,000,000 batches in {:.1} s",
         t.elapsed().as_secs_f64()
     );
+    let (rate_same, counts) = load(rig.client, &small, clients, seconds, false).await;
+    println!(
+        "removals at 1,000,000 batches, the same 1,000 products: {rate_same:>7.0} /s (other errors {})   ratio {:.2}",
+        counts.other.load(Ordering::Relaxed),
+        rate_same / rate_small
+    );
     let large = target(product_ids(rig.store).await);
     let (rate_large, counts) = load(rig.client, &large, clients, seconds, false).await;
     println!(
-        "removals at 1,000,000 batches:  {rate_large:>7.0} /s (other errors {})   ratio {:.2}",
+        "removals at 1,000,000 batches, any of 100,000 products: {rate_large:>7.0} /s (other errors {})   ratio {:.2}",
         counts.other.load(Ordering::Relaxed),
         rate_large / rate_small
     );

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::audit::AuditEntry;
 use crate::client::ClientInfo;
-use crate::uow::Writer;
+use crate::uow::{UnitOfWork, Writer};
 
 /// Longest product or location name.
 pub const NAME_MAX: usize = 200;
@@ -219,6 +219,23 @@ fn code_taken() -> AppError {
     .with_details(serde_json::json!({ "field": "code" }))
 }
 
+/// Records a catalogue change in the audit log (before → after, `Null` for none) and commits.
+async fn audited(
+    uow: UnitOfWork,
+    action: &'static str,
+    (kind, id): (&'static str, Uuid),
+    before: serde_json::Value,
+    after: serde_json::Value,
+) -> AppResult<()> {
+    uow.audit(
+        AuditEntry::new(action)
+            .target(kind, id)
+            .change(before, after),
+    )
+    .await?;
+    uow.commit().await
+}
+
 pub(crate) fn product_not_found() -> AppError {
     AppError::new(ErrorCode::ProductsNotFound, "no such product")
 }
@@ -345,13 +362,14 @@ impl CatalogService {
         .await
         .map_err(on_constraint(&categories::NAME_UNIQUE, category_name_taken))?;
         let shown = category_view(row);
-        uow.audit(
-            AuditEntry::new("category.created")
-                .target("category", shown.id)
-                .change(serde_json::Value::Null, audit_json(&shown)),
+        audited(
+            uow,
+            "category.created",
+            ("category", shown.id),
+            serde_json::Value::Null,
+            audit_json(&shown),
         )
         .await?;
-        uow.commit().await?;
         Ok(shown)
     }
 
@@ -385,13 +403,14 @@ impl CatalogService {
                 .await
                 .map_err(on_constraint(&categories::NAME_UNIQUE, category_name_taken))?,
         );
-        uow.audit(
-            AuditEntry::new("category.updated")
-                .target("category", id)
-                .change(audit_json(&before), audit_json(&shown)),
+        audited(
+            uow,
+            "category.updated",
+            ("category", id),
+            audit_json(&before),
+            audit_json(&shown),
         )
         .await?;
-        uow.commit().await?;
         Ok(shown)
     }
 
@@ -413,13 +432,14 @@ impl CatalogService {
             ));
         }
         categories::delete(uow.tx(), id).await?;
-        uow.audit(
-            AuditEntry::new("category.deleted")
-                .target("category", id)
-                .change(audit_json(&category_view(row)), serde_json::Value::Null),
+        audited(
+            uow,
+            "category.deleted",
+            ("category", id),
+            audit_json(&category_view(row)),
+            serde_json::Value::Null,
         )
-        .await?;
-        uow.commit().await
+        .await
     }
 
     // --- products ---
@@ -429,7 +449,12 @@ impl CatalogService {
         filter: &ProductFilter,
         page: &PageRequest,
     ) -> AppResult<Page<ProductView>> {
-        let page = products::list(self.reader(), filter, page).await?;
+        let page = if filter.search.is_some() {
+            let reader = self.writer.db().custom_plan_reader().await?;
+            products::list(&reader, filter, page).await?
+        } else {
+            products::list(self.reader(), filter, page).await?
+        };
         Ok(map_page(page, product_view))
     }
 
@@ -447,21 +472,12 @@ impl CatalogService {
         client: &ClientInfo,
     ) -> AppResult<ProductView> {
         let mut v = Validator::new();
-        v.check(
-            sku_ok(&new.sku),
-            "sku",
-            "product.invalid_sku",
-            "must be 1–64 characters of letters, digits, '.', '_', '-' or '/', starting with a letter or digit",
+        validate_product(
+            &mut v,
+            Some(&new.sku),
+            Some(&new.name),
+            new.barcode.as_deref(),
         );
-        v.line("name", &new.name, 1, NAME_MAX);
-        if let Some(barcode) = &new.barcode {
-            v.check(
-                barcode_ok(barcode),
-                "barcode",
-                "product.invalid_barcode",
-                "must be 1–64 printable ASCII characters without spaces",
-            );
-        }
         let reorder_point = threshold(
             &mut v,
             "reorder_point",
@@ -500,13 +516,14 @@ impl CatalogService {
                 .map_err(on_constraint(&products::SKU_UNIQUE, sku_taken))
                 .map_err(on_constraint(&products::BARCODE_UNIQUE, barcode_taken))?,
         );
-        uow.audit(
-            AuditEntry::new("product.created")
-                .target("product", shown.id)
-                .change(serde_json::Value::Null, audit_json(&shown)),
+        audited(
+            uow,
+            "product.created",
+            ("product", shown.id),
+            serde_json::Value::Null,
+            audit_json(&shown),
         )
         .await?;
-        uow.commit().await?;
         Ok(shown)
     }
 
@@ -524,25 +541,12 @@ impl CatalogService {
         let before = product_view(row.clone());
         let unit = patch.unit.unwrap_or_else(|| unit_of(&row));
         let mut v = Validator::new();
-        if let Some(sku) = &patch.sku {
-            v.check(
-                sku_ok(sku),
-                "sku",
-                "product.invalid_sku",
-                "must be 1–64 characters of letters, digits, '.', '_', '-' or '/', starting with a letter or digit",
-            );
-        }
-        if let Some(name) = &patch.name {
-            v.line("name", name, 1, NAME_MAX);
-        }
-        if let Some(Some(barcode)) = &patch.barcode {
-            v.check(
-                barcode_ok(barcode),
-                "barcode",
-                "product.invalid_barcode",
-                "must be 1–64 printable ASCII characters without spaces",
-            );
-        }
+        validate_product(
+            &mut v,
+            patch.sku.as_deref(),
+            patch.name.as_deref(),
+            patch.barcode.as_ref().and_then(Option::as_deref),
+        );
         let reorder_point = patch
             .reorder_point
             .as_ref()
@@ -622,13 +626,14 @@ impl CatalogService {
                 .map_err(on_constraint(&products::SKU_UNIQUE, sku_taken))
                 .map_err(on_constraint(&products::BARCODE_UNIQUE, barcode_taken))?,
         );
-        uow.audit(
-            AuditEntry::new("product.updated")
-                .target("product", id)
-                .change(audit_json(&before), audit_json(&shown)),
+        audited(
+            uow,
+            "product.updated",
+            ("product", id),
+            audit_json(&before),
+            audit_json(&shown),
         )
         .await?;
-        uow.commit().await?;
         Ok(shown)
     }
 
@@ -650,13 +655,14 @@ impl CatalogService {
             ));
         }
         products::delete(uow.tx(), id).await?;
-        uow.audit(
-            AuditEntry::new("product.deleted")
-                .target("product", id)
-                .change(audit_json(&product_view(row)), serde_json::Value::Null),
+        audited(
+            uow,
+            "product.deleted",
+            ("product", id),
+            audit_json(&product_view(row)),
+            serde_json::Value::Null,
         )
-        .await?;
-        uow.commit().await
+        .await
     }
 
     // --- locations ---
@@ -707,13 +713,14 @@ impl CatalogService {
                 .await
                 .map_err(on_constraint(&locations::CODE_UNIQUE, code_taken))?,
         );
-        uow.audit(
-            AuditEntry::new("location.created")
-                .target("location", shown.id)
-                .change(serde_json::Value::Null, audit_json(&shown)),
+        audited(
+            uow,
+            "location.created",
+            ("location", shown.id),
+            serde_json::Value::Null,
+            audit_json(&shown),
         )
         .await?;
-        uow.commit().await?;
         Ok(shown)
     }
 
@@ -756,13 +763,14 @@ impl CatalogService {
                 .await
                 .map_err(on_constraint(&locations::CODE_UNIQUE, code_taken))?,
         );
-        uow.audit(
-            AuditEntry::new("location.updated")
-                .target("location", id)
-                .change(audit_json(&before), audit_json(&shown)),
+        audited(
+            uow,
+            "location.updated",
+            ("location", id),
+            audit_json(&before),
+            audit_json(&shown),
         )
         .await?;
-        uow.commit().await?;
         Ok(shown)
     }
 
@@ -784,13 +792,14 @@ impl CatalogService {
             ));
         }
         locations::delete(uow.tx(), id).await?;
-        uow.audit(
-            AuditEntry::new("location.deleted")
-                .target("location", id)
-                .change(audit_json(&location_view(row)), serde_json::Value::Null),
+        audited(
+            uow,
+            "location.deleted",
+            ("location", id),
+            audit_json(&location_view(row)),
+            serde_json::Value::Null,
         )
-        .await?;
-        uow.commit().await
+        .await
     }
 
     // --- barcodes ---
@@ -852,6 +861,33 @@ impl CatalogService {
             expiry: item.expiry,
             serial: item.serial,
         })
+    }
+}
+
+fn validate_product(
+    v: &mut Validator,
+    sku: Option<&str>,
+    name: Option<&str>,
+    barcode: Option<&str>,
+) {
+    if let Some(sku) = sku {
+        v.check(
+            sku_ok(sku),
+            "sku",
+            "product.invalid_sku",
+            "must be 1–64 characters of letters, digits, '.', '_', '-' or '/', starting with a letter or digit",
+        );
+    }
+    if let Some(name) = name {
+        v.line("name", name, 1, NAME_MAX);
+    }
+    if let Some(barcode) = barcode {
+        v.check(
+            barcode_ok(barcode),
+            "barcode",
+            "product.invalid_barcode",
+            "must be 1–64 printable ASCII characters without spaces",
+        );
     }
 }
 

@@ -228,6 +228,21 @@ impl Db {
         }
     }
 
+    /// A read transaction whose queries PostgreSQL plans for their actual values every time
+    /// (`plan_cache_mode = force_custom_plan`, this transaction only). For queries whose best
+    /// plan depends on a value, such as a text search ordered by a key: the generic plan of a
+    /// prepared statement cannot tell a rare term (use the trigram index) from a common one
+    /// (walk the sort index), and on a rare term walks all of it. On SQLite a plain read.
+    pub async fn custom_plan_reader(&self) -> AppResult<DatabaseTransaction> {
+        let tx = self.reader.begin().await.map_err(db_error)?;
+        if self.backend == Backend::Postgres {
+            tx.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
+                .await
+                .map_err(db_error)?;
+        }
+        Ok(tx)
+    }
+
     /// Checks that the database answers a trivial query within `timeout`.
     pub async fn ping(&self, timeout: Duration) -> AppResult<()> {
         let probe = async {
