@@ -38,22 +38,23 @@ async fn dev_mail_lands_as_a_readable_eml_file() {
     let app = spawn_app().await;
     let id = request(&app, "ops@example.com").await;
     let dir = app.context.settings().data_dir.join("mail");
+    // The mailer writes a temporary file and renames it: wait for the finished one.
+    let finished = |dir: &std::path::Path| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("eml"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
     eventually(Duration::from_secs(10), ".eml written", || {
         let dir = dir.clone();
-        async move {
-            std::fs::read_dir(&dir)
-                .map(|d| d.count() == 1)
-                .unwrap_or(false)
-        }
+        async move { finished(&dir).len() == 1 }
     })
     .await;
-    let file = std::fs::read_dir(&dir)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    assert_eq!(file.extension().and_then(|e| e.to_str()), Some("eml"));
+    let file = finished(&dir).remove(0);
     let text = std::fs::read_to_string(file).unwrap();
     assert!(
         text.contains("To: ops@example.com") && text.contains("Subject: Stock alert"),
