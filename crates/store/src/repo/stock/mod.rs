@@ -51,6 +51,10 @@ pub async fn ensure_level(
 
 /// The level row of (product, location), locked until the transaction ends (`FOR UPDATE` on
 /// PostgreSQL; SQLite's single writer holds everything already).
+///
+/// Its batches must be read by a *later* statement: joined into this one, PostgreSQL would
+/// recheck only the locked level row after waiting for the lock (read committed) and return the
+/// batches as they were before the previous holder's commit.
 pub async fn lock_level(
     conn: &impl ConnectionTrait,
     product: Uuid,
