@@ -21,6 +21,10 @@ pub use periodic::{PeriodicJob, run_periodic};
 
 /// How often the relay looks for new outbox events when idle.
 const RELAY_IDLE_POLL: Duration = Duration::from_millis(100);
+/// After a pass that emptied the backlog, how long the relay lets new events gather before the
+/// next pass (wake-ups are ignored meanwhile): under load, one pass per batch of events instead
+/// of one per commit.
+const RELAY_LINGER: Duration = Duration::from_millis(20);
 /// How often the email sender looks for due messages when idle.
 const MAIL_IDLE_POLL: Duration = Duration::from_millis(250);
 
@@ -97,7 +101,15 @@ async fn relay_loop(ctx: AppContext, stop: CancellationToken) {
             }
             Ok(pass) if pass.published > 0 => {
                 failures = 0;
-                Duration::ZERO
+                if pass.published >= ctx.relay().batch_size() {
+                    Duration::ZERO
+                } else {
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        () = tokio::time::sleep(RELAY_LINGER) => {}
+                    }
+                    continue;
+                }
             }
             Ok(pass) if pass.not_leader => Duration::from_secs(1),
             Ok(_) => {

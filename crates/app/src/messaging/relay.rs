@@ -1,8 +1,10 @@
 //! The outbox relay: publishes pending events in order and marks each published only after the
 //! broker confirmed it. One relay is active at a time (a lease), so order per aggregate holds.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
 
 use depot_adapters::broker::Broker;
 use depot_domain::AppResult;
@@ -20,7 +22,15 @@ pub struct Relay {
     owner: String,
     batch: u64,
     lease_ttl: Duration,
+    /// Until when this instance holds the lease, as last recorded; renewed once half of it has
+    /// passed, not on every pass.
+    lease_until: Arc<Mutex<Option<DateTime<Utc>>>>,
+    /// When the backlog gauges were last refreshed (at most once a second under load).
+    gauges_at: Arc<Mutex<Option<Instant>>>,
 }
+
+/// How often, at most, a busy relay counts the backlog for the gauges.
+const GAUGE_EVERY: Duration = Duration::from_secs(1);
 
 /// What one relay pass did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -40,17 +50,14 @@ impl Relay {
             owner,
             batch: 500,
             lease_ttl: Duration::from_secs(15),
+            lease_until: Arc::default(),
+            gauges_at: Arc::default(),
         }
     }
 
     /// Publishes up to one batch of pending events, oldest first.
     pub async fn pass(&self) -> AppResult<RelayPass> {
-        let now = self.writer.now();
-        let until = now + chrono::Duration::from_std(self.lease_ttl).unwrap_or_default();
-        let tx = self.writer.db().begin().await?;
-        let leader = schedule::acquire_lease(&*tx, LEASE, &self.owner, now, until).await?;
-        tx.commit().await?;
-        if !leader {
+        if !self.lead().await? {
             return Ok(RelayPass {
                 not_leader: true,
                 ..RelayPass::default()
@@ -127,10 +134,20 @@ impl Relay {
             outbox::record_failure(&*tx, *id, reason).await?;
         }
         tx.commit().await?;
-        // An idle pass (nothing was pending) needs no backlog query: it is empty.
+        // An idle pass (nothing was pending) needs no backlog query: it is empty. A busy relay
+        // counts the backlog at most once a second.
+        let due = {
+            let mut last = self.gauges_at.lock().unwrap_or_else(|e| e.into_inner());
+            let due = last.is_none_or(|at| at.elapsed() >= GAUGE_EVERY);
+            if due && rows_seen > 0 {
+                *last = Some(Instant::now());
+            }
+            due
+        };
         if rows_seen == 0 {
             metrics::gauge!("outbox_pending").set(0.0);
             metrics::gauge!("outbox_relay_lag_seconds").set(0.0);
+        } else if !due {
         } else if let Ok((count, oldest)) = outbox::backlog(self.writer.db().reader()).await {
             metrics::gauge!("outbox_pending").set(count as f64);
             let lag = oldest.map_or(0.0, |t| {
@@ -141,8 +158,35 @@ impl Relay {
         Ok(pass)
     }
 
+    /// Whether this instance leads: from its record while more than half of its lease is left,
+    /// else by acquiring (or renewing) the lease in the database.
+    async fn lead(&self) -> AppResult<bool> {
+        let now = self.writer.now();
+        let ttl = chrono::Duration::from_std(self.lease_ttl).unwrap_or_default();
+        let held = self
+            .lease_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|until| until - now > ttl / 2);
+        if held {
+            return Ok(true);
+        }
+        let until = now + ttl;
+        let tx = self.writer.db().begin().await?;
+        let leader = schedule::acquire_lease(&*tx, LEASE, &self.owner, now, until).await?;
+        tx.commit().await?;
+        *self.lease_until.lock().unwrap_or_else(|e| e.into_inner()) = leader.then_some(until);
+        Ok(leader)
+    }
+
+    /// The most events one pass publishes.
+    pub fn batch_size(&self) -> usize {
+        usize::try_from(self.batch).unwrap_or(usize::MAX)
+    }
+
     /// Gives up the lease (on shutdown), so another instance takes over at once.
     pub async fn resign(&self) -> AppResult<()> {
+        *self.lease_until.lock().unwrap_or_else(|e| e.into_inner()) = None;
         let tx = self.writer.db().begin().await?;
         schedule::release_lease(&*tx, LEASE, &self.owner).await?;
         tx.commit().await
