@@ -128,6 +128,24 @@ impl Origin {
     }
 }
 
+/// Which batches an issue may take from.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Eligible<'a> {
+    /// Expired batches too (otherwise the planner skips them).
+    pub allow_expired: bool,
+    /// Only batches of this lot, when given.
+    pub lot: Option<&'a str>,
+    /// Only batches of this expiry, when given.
+    pub expiry: Option<NaiveDate>,
+}
+
+impl Eligible<'_> {
+    fn admits(&self, b: &batch::Model) -> bool {
+        self.lot.is_none_or(|l| b.lot.as_deref() == Some(l))
+            && self.expiry.is_none_or(|e| b.expiry == Some(e))
+    }
+}
+
 /// One batch's part of a change, as taken.
 #[derive(Debug, Clone)]
 pub(crate) struct Taken {
@@ -256,10 +274,9 @@ impl Ledger {
             })
     }
 
-    /// Takes `wanted` of `product` at `location` by its depletion policy (only from batches
-    /// `eligible` admits; expired ones only when `allow_expired`). Never below what is
-    /// available; on a shortfall nothing is taken and the error says how much there is.
-    #[allow(clippy::too_many_arguments)]
+    /// Takes `wanted` of `product` at `location` by its depletion policy, from the batches
+    /// `eligible` admits. Never below what is available; on a shortfall nothing is taken and
+    /// the error says how much there is.
     pub async fn issue(
         &mut self,
         uow: &UnitOfWork,
@@ -267,15 +284,14 @@ impl Ledger {
         product: &StockProduct,
         location: Uuid,
         wanted: Quantity,
-        allow_expired: bool,
-        eligible: impl Fn(&batch::Model) -> bool,
+        eligible: &Eligible<'_>,
     ) -> AppResult<Result<Vec<Taken>, Quantity>> {
         let available = self.available(product.id, location);
         let today = uow.now().date_naive();
         let batches = self.batches_of(uow, product.id, location).await?;
         let stock: Vec<BatchStock> = batches
             .iter()
-            .filter(|b| eligible(b))
+            .filter(|b| eligible.admits(b))
             .map(|b| BatchStock {
                 id: b.id,
                 expiry: b.expiry,
@@ -283,7 +299,13 @@ impl Ledger {
                 quantity: Quantity::from_thousandths(b.quantity),
             })
             .collect();
-        let plan = match plan_issue(&stock, wanted, product.policy, today, allow_expired) {
+        let plan = match plan_issue(
+            &stock,
+            wanted,
+            product.policy,
+            today,
+            eligible.allow_expired,
+        ) {
             Ok(plan) if wanted <= available => plan,
             Ok(_) => return Ok(Err(available)),
             Err(short) => return Ok(Err(short.available.min(available))),

@@ -27,7 +27,7 @@ use depot_store::repo::{counts, stock, transfers};
 use serde::Serialize;
 use uuid::Uuid;
 
-use self::ledger::{Cause, Ledger, Origin, insufficient, location_field, product_field};
+use self::ledger::{Cause, Eligible, Ledger, Origin, insufficient, location_field, product_field};
 pub use self::views::{
     AdjustmentView, BatchView, CountLineView, CountView, LevelView, MovementView, TransferLineView,
     TransferView,
@@ -295,7 +295,11 @@ impl StockService {
                 location_field(uow.tx(), input.location_id, "location_id").await?;
                 return Err(insufficient(Quantity::ZERO, serde_json::json!({})));
             }
-            let (lot, expiry) = (input.lot.as_deref(), input.expiry);
+            let eligible = Eligible {
+                allow_expired: input.allow_expired,
+                lot: input.lot.as_deref(),
+                expiry: input.expiry,
+            };
             ledger
                 .issue(
                     &uow,
@@ -303,11 +307,7 @@ impl StockService {
                     &product,
                     input.location_id,
                     quantity.abs(),
-                    input.allow_expired,
-                    |b| {
-                        lot.is_none_or(|l| b.lot.as_deref() == Some(l))
-                            && expiry.is_none_or(|e| b.expiry == Some(e))
-                    },
+                    &eligible,
                 )
                 .await?
                 .map_err(|available| insufficient(available, serde_json::json!({})))?;
@@ -448,8 +448,7 @@ impl StockService {
                         product,
                         from,
                         quantity,
-                        false,
-                        |_| true,
+                        &Eligible::default(),
                     )
                     .await?
                     .map_err(short)?,

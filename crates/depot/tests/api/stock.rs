@@ -675,6 +675,27 @@ async fn a_cycle_count_posts_its_differences_as_count_movements() {
         .await;
     assert_eq!(detail["movements"], count["movements"]);
 
+    // A removal may name its lot: only that lot's batch gives, and only what it holds.
+    let body = desk
+        .add(
+            soap,
+            here,
+            json!(-2),
+            json!({ "reason": "damaged", "lot": "B" }),
+        )
+        .await;
+    assert_eq!(batch_of(&body), b);
+    assert_short(
+        desk.adjust(
+            soap,
+            here,
+            json!(-3),
+            json!({ "reason": "damaged", "lot": "B" }),
+        )
+        .await,
+        2.0,
+    );
+
     for (lines, field) in [
         (
             json!([{ "batch_id": elsewhere, "counted": 1 }]),
