@@ -832,15 +832,10 @@ impl CatalogService {
             Ok(item) => item,
             Err(Gs1Error::NotGs1) => return Err(not_found()),
             Err(e) => {
-                let reason = match e {
-                    Gs1Error::UnknownAi(ai) => format!("unknown application identifier {ai}"),
-                    Gs1Error::BadValue { ai } => format!("the value of AI {ai} is not valid"),
-                    Gs1Error::NotGs1 => "not a GS1 element string".to_owned(),
-                };
                 return Err(AppError::validation(vec![FieldError::new(
                     "code",
                     ErrorCode::BarcodesInvalid.as_str(),
-                    reason,
+                    e.to_string(),
                 )]));
             }
         };

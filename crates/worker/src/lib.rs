@@ -94,40 +94,37 @@ impl Workers {
 async fn relay_loop(ctx: AppContext, stop: CancellationToken) {
     let mut failures: u32 = 0;
     while !stop.is_cancelled() {
-        let pause = match ctx.relay().pass().await {
+        // How long to wait, and whether a commit that emitted may cut the wait short.
+        let (pause, wakeable) = match ctx.relay().pass().await {
             Ok(pass) if pass.stalled => {
                 failures += 1;
-                backoff(failures)
+                (backoff(failures), false)
             }
+            Ok(pass) if pass.published >= ctx.relay().batch_size() => {
+                failures = 0;
+                (Duration::ZERO, false)
+            }
+            // The backlog is empty: let new events gather for one batch.
             Ok(pass) if pass.published > 0 => {
                 failures = 0;
-                if pass.published >= ctx.relay().batch_size() {
-                    Duration::ZERO
-                } else {
-                    tokio::select! {
-                        () = stop.cancelled() => break,
-                        () = tokio::time::sleep(RELAY_LINGER) => {}
-                    }
-                    continue;
-                }
+                (RELAY_LINGER, false)
             }
-            Ok(pass) if pass.not_leader => Duration::from_secs(1),
+            Ok(pass) if pass.not_leader => (Duration::from_secs(1), failures == 0),
             Ok(_) => {
                 failures = 0;
-                RELAY_IDLE_POLL
+                (RELAY_IDLE_POLL, true)
             }
             Err(err) => {
                 failures += 1;
                 tracing::warn!(error = ?err, "outbox relay pass failed");
-                backoff(failures)
+                (backoff(failures), false)
             }
         };
         if pause > Duration::ZERO {
-            // A unit of work that emitted an event wakes the relay early.
             tokio::select! {
                 () = stop.cancelled() => break,
                 () = tokio::time::sleep(pause) => {}
-                () = ctx.relay_waker().woken(), if failures == 0 => {}
+                () = ctx.relay_waker().woken(), if wakeable => {}
             }
         }
     }

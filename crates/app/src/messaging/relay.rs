@@ -136,19 +136,12 @@ impl Relay {
         tx.commit().await?;
         // An idle pass (nothing was pending) needs no backlog query: it is empty. A busy relay
         // counts the backlog at most once a second.
-        let due = {
-            let mut last = self.gauges_at.lock().unwrap_or_else(|e| e.into_inner());
-            let due = last.is_none_or(|at| at.elapsed() >= GAUGE_EVERY);
-            if due && rows_seen > 0 {
-                *last = Some(Instant::now());
-            }
-            due
-        };
         if rows_seen == 0 {
             metrics::gauge!("outbox_pending").set(0.0);
             metrics::gauge!("outbox_relay_lag_seconds").set(0.0);
-        } else if !due {
-        } else if let Ok((count, oldest)) = outbox::backlog(self.writer.db().reader()).await {
+        } else if self.gauges_due()
+            && let Ok((count, oldest)) = outbox::backlog(self.writer.db().reader()).await
+        {
             metrics::gauge!("outbox_pending").set(count as f64);
             let lag = oldest.map_or(0.0, |t| {
                 (self.writer.now() - t).num_milliseconds().max(0) as f64 / 1000.0
@@ -156,6 +149,16 @@ impl Relay {
             metrics::gauge!("outbox_relay_lag_seconds").set(lag);
         }
         Ok(pass)
+    }
+
+    /// Whether the backlog gauges are due for a refresh (then they count as refreshed).
+    fn gauges_due(&self) -> bool {
+        let mut last = self.gauges_at.lock().unwrap_or_else(|e| e.into_inner());
+        let due = last.is_none_or(|at| at.elapsed() >= GAUGE_EVERY);
+        if due {
+            *last = Some(Instant::now());
+        }
+        due
     }
 
     /// Whether this instance leads: from its record while more than half of its lease is left,

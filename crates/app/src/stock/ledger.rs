@@ -208,17 +208,21 @@ impl Ledger {
                         .ok_or_else(|| AppError::internal("level row vanished"))?
                 }
             };
-            self.levels.insert(
-                (product, location),
-                Level {
-                    before: level.clone(),
-                    now: level,
-                    reorder_point,
-                    change: 0,
-                },
-            );
+            self.hold(level, reorder_point);
         }
         Ok(())
+    }
+
+    /// Keeps a level this unit has locked, as it was before any change.
+    fn hold(&mut self, level: stock_level::Model, reorder_point: Option<Quantity>) {
+        let key = (level.product_id, level.location_id);
+        let level = Level {
+            before: level.clone(),
+            now: level,
+            reorder_point,
+            change: 0,
+        };
+        self.levels.insert(key, level);
     }
 
     /// Locks the level of (product, location) if it exists; returns whether it does (without
@@ -232,15 +236,7 @@ impl Ledger {
         let Some(level) = stock::lock_level(uow.tx(), product.id, location).await? else {
             return Ok(false);
         };
-        self.levels.insert(
-            (product.id, location),
-            Level {
-                before: level.clone(),
-                now: level,
-                reorder_point: product.reorder_point,
-                change: 0,
-            },
-        );
+        self.hold(level, product.reorder_point);
         Ok(true)
     }
 

@@ -582,11 +582,17 @@ impl StockService {
         ledger
             .lock(&uow, products.values().map(|p| (p, location)))
             .await?;
+        // Re-read under the level locks, in one query: the batches may have changed since the
+        // check above.
+        let mut current: BTreeMap<Uuid, _> = stock::batches_by_ids(uow.tx(), &ids)
+            .await?
+            .into_iter()
+            .map(|b| (b.id, b))
+            .collect();
         let mut rows = Vec::with_capacity(lines.len());
         for (i, (batch_id, product_id, counted)) in lines.into_iter().enumerate() {
-            // Re-read under the level lock: the batch may have changed since the check.
-            let batch = stock::get_batch(uow.tx(), batch_id)
-                .await?
+            let batch = current
+                .remove(&batch_id)
                 .ok_or_else(|| AppError::internal("counted batch vanished"))?;
             let expected = ledger.set_counted(&uow, batch, counted).await?;
             if ledger.available(product_id, location).is_negative() {

@@ -56,6 +56,11 @@ fn debug_ping(payload: serde_json::Value) -> Message {
 /// Emits `message` straight into the outbox and waits until the relay sets it aside as
 /// `failed`; returns the outbox row.
 async fn emit_and_await_set_aside(app: &TestApp, message: Message) -> outbox::Model {
+    emit_and_await(app, message, "failed").await
+}
+
+/// Appends `message` to the outbox and waits until the relay gave it `status`.
+async fn emit_and_await(app: &TestApp, message: Message, status: &str) -> outbox::Model {
     let id = message.id;
     let tx = app.store.begin().await.unwrap();
     depot_store::repo::outbox::append(&*tx, &message)
@@ -69,8 +74,8 @@ async fn emit_and_await_set_aside(app: &TestApp, message: Message) -> outbox::Mo
             .await
             .unwrap()
     };
-    eventually(Duration::from_secs(10), "event set aside", || async {
-        find().await.is_some_and(|r| r.status == "failed")
+    eventually(Duration::from_secs(10), status, || async {
+        find().await.is_some_and(|r| r.status == status)
     })
     .await;
     find().await.unwrap()
@@ -455,20 +460,8 @@ async fn a_broadcast_event_nobody_listens_to_is_published_not_set_aside() {
         }),
         Utc::now(),
     );
-    let id = message.id;
-    let tx = app.store.begin().await.unwrap();
-    depot_store::repo::outbox::append(&*tx, &message)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    let db = app.store.clone();
-    eventually(Duration::from_secs(10), "broadcast published", || async {
-        outbox::Entity::find_by_id(id)
-            .one(db.reader())
-            .await
-            .unwrap()
-            .is_some_and(|r| r.status == "published" && r.last_error.is_none())
-    })
-    .await;
+    let row = emit_and_await(&app, message, "published").await;
+    assert!(row.last_error.is_none());
+    assert!(row.published_at.is_some());
     app.stop().await;
 }

@@ -33,6 +33,16 @@ pub enum Gs1Error {
     BadValue { ai: &'static str },
 }
 
+impl std::fmt::Display for Gs1Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotGs1 => f.write_str("not a GS1 element string"),
+            Self::UnknownAi(ai) => write!(f, "unknown application identifier {ai}"),
+            Self::BadValue { ai } => write!(f, "the value of AI {ai} is not valid"),
+        }
+    }
+}
+
 /// Application identifiers: code, fixed value length (or the maximum of a variable one).
 const AIS: &[(&str, Length)] = &[
     ("00", Length::Fixed(18)),

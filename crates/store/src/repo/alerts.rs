@@ -10,15 +10,8 @@ use uuid::Uuid;
 
 use super::{insert_model, save_model};
 use crate::entity::alert::{ActiveModel, Column, Entity, Model};
-use crate::error::{Constraint, db_error};
+use crate::error::db_error;
 use crate::keyset::{Direction, page_after};
-
-/// One unresolved alert per (kind, subject).
-pub const OPEN_UNIQUE: Constraint = Constraint {
-    name: "alerts_open_key",
-    table: "alerts",
-    columns: &["kind", "subject"],
-};
 
 fn unresolved() -> sea_orm::sea_query::SimpleExpr {
     Column::Status.ne(AlertStatus::Resolved.as_str())

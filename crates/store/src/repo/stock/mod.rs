@@ -99,33 +99,6 @@ pub async fn open_batches(
         .map_err(db_error)
 }
 
-/// The open batch of (product, location) with this lot and expiry, if any (the oldest).
-pub async fn open_batch_like(
-    conn: &impl ConnectionTrait,
-    product: Uuid,
-    location: Uuid,
-    lot: Option<&str>,
-    expiry: Option<NaiveDate>,
-) -> AppResult<Option<batch::Model>> {
-    let mut select = batch::Entity::find()
-        .filter(batch::Column::ProductId.eq(product))
-        .filter(batch::Column::LocationId.eq(location))
-        .filter(batch::Column::Status.eq(BatchStatus::Open.as_str()));
-    select = match lot {
-        Some(lot) => select.filter(batch::Column::Lot.eq(lot)),
-        None => select.filter(batch::Column::Lot.is_null()),
-    };
-    select = match expiry {
-        Some(expiry) => select.filter(batch::Column::Expiry.eq(expiry)),
-        None => select.filter(batch::Column::Expiry.is_null()),
-    };
-    select
-        .order_by_asc(batch::Column::Id)
-        .one(conn)
-        .await
-        .map_err(db_error)
-}
-
 pub async fn get_batch(conn: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<batch::Model>> {
     batch::Entity::find_by_id(id)
         .one(conn)
