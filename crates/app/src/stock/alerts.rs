@@ -11,7 +11,7 @@ use depot_domain::pagination::{Page, PageRequest};
 use depot_domain::stock::alert::{
     LEVEL_KINDS, Transition, batch_condition, expiring_horizon, level_holds, subject, transition,
 };
-use depot_domain::stock::{AlertFilter, AlertKind, AlertStatus, Quantity};
+use depot_domain::stock::{AlertFilter, AlertKind, AlertStatus, BatchStatus, Quantity};
 use depot_domain::{Actor, AppError, AppResult, ErrorCode};
 use depot_store::entity::{alert, batch};
 use depot_store::repo::{alerts, stock};
@@ -93,28 +93,32 @@ async fn raise(
         alerts::retrigger(uow.tx(), open.id, uow.now()).await?;
         return Ok(None);
     }
-    let row = alerts::insert(
-        uow.tx(),
-        alert::Model {
-            id: depot_domain::id::new_id(),
-            kind: kind.as_str().to_owned(),
-            product_id: product,
-            location_id: location,
-            batch_id: batch,
-            subject: key,
-            status: AlertStatus::Open.as_str().to_owned(),
-            raised_at: uow.now(),
-            last_seen_at: uow.now(),
-            occurrences: 1,
-            acknowledged_at: None,
-            acknowledged_by: None,
-            resolved_at: None,
-            resolved_by: None,
-            resolved_automatically: false,
-        },
-    )
-    .await?;
-    Ok(Some(events::alert_raised(&row)))
+    let row = alert::Model {
+        id: depot_domain::id::new_id(),
+        kind: kind.as_str().to_owned(),
+        product_id: product,
+        location_id: location,
+        batch_id: batch,
+        subject: key,
+        status: AlertStatus::Open.as_str().to_owned(),
+        raised_at: uow.now(),
+        last_seen_at: uow.now(),
+        occurrences: 1,
+        acknowledged_at: None,
+        acknowledged_by: None,
+        resolved_at: None,
+        resolved_by: None,
+        resolved_automatically: false,
+    };
+    // A concurrent raiser (the scan, another instance) may have opened it meanwhile: then
+    // this is one more occurrence of that one.
+    if alerts::insert_unless_open(uow.tx(), row.clone()).await? {
+        return Ok(Some(events::alert_raised(&row)));
+    }
+    if let Some(open) = alerts::unresolved_of(uow.tx(), kind, &row.subject).await? {
+        alerts::retrigger(uow.tx(), open.id, uow.now()).await?;
+    }
+    Ok(None)
 }
 
 /// Resolves an alert by itself (its condition cleared).
@@ -176,14 +180,49 @@ pub(crate) async fn on_batches(
     if received.is_empty() {
         return Ok(out);
     }
+    let batches = stock::batches_by_ids(uow.tx(), &received).await?;
+    out.extend(on_expiry(uow, &batches, warning_days).await?.0);
+    Ok(out)
+}
+
+/// The expiry rule for batches with stock, in the unit of work that changed them or in the
+/// scan: raise `expiring` or `expired` unless an alert of that kind is unresolved or was
+/// resolved by hand (re-trigger only the unresolved one), and resolve `expiring` once
+/// `expired` holds. Returns the events and how many alerts were opened.
+async fn on_expiry(
+    uow: &UnitOfWork,
+    batches: &[batch::Model],
+    warning_days: u32,
+) -> AppResult<(Vec<Message>, u64)> {
     let today = uow.now().date_naive();
-    for b in stock::batches_by_ids(uow.tx(), &received).await? {
+    let ids: Vec<Uuid> = batches.iter().map(|b| b.id).collect();
+    let known =
+        alerts::of_batches(uow.tx(), &[AlertKind::Expiring, AlertKind::Expired], &ids).await?;
+    let mut messages = Vec::new();
+    let mut raised = 0;
+    for b in batches {
         let quantity = Quantity::from_thousandths(b.quantity);
-        if let Some(kind) = batch_condition(b.expiry, quantity, today, warning_days) {
-            out.extend(raise(uow, kind, b.product_id, b.location_id, Some(b.id)).await?);
+        let Some(kind) = batch_condition(b.expiry, quantity, today, warning_days) else {
+            continue;
+        };
+        let mut seen = false;
+        for a in known.iter().filter(|a| a.batch_id == Some(b.id)) {
+            let unresolved = a.status != AlertStatus::Resolved.as_str();
+            if a.kind == kind.as_str() && (unresolved || !a.resolved_automatically) {
+                seen = true;
+            }
+            if kind == AlertKind::Expired && a.kind == AlertKind::Expiring.as_str() && unresolved {
+                messages.push(clear(uow, a.clone()).await?);
+            }
+        }
+        if !seen
+            && let Some(message) = raise(uow, kind, b.product_id, b.location_id, Some(b.id)).await?
+        {
+            messages.push(message);
+            raised += 1;
         }
     }
-    Ok(out)
+    Ok((messages, raised))
 }
 
 #[derive(Clone)]
@@ -233,7 +272,9 @@ impl AlertService {
         client: &ClientInfo,
     ) -> AppResult<AlertView> {
         let uow = self.writer.begin(actor, client).await?;
-        let mut row = alerts::get(uow.tx(), id).await?.ok_or_else(not_found)?;
+        let mut row = alerts::get_locked(uow.tx(), id)
+            .await?
+            .ok_or_else(not_found)?;
         match AlertStatus::parse(&row.status) {
             Some(AlertStatus::Resolved) => return Err(resolved()),
             Some(AlertStatus::Acknowledged) => {
@@ -260,7 +301,9 @@ impl AlertService {
         client: &ClientInfo,
     ) -> AppResult<AlertView> {
         let mut uow = self.writer.begin(actor, client).await?;
-        let mut row = alerts::get(uow.tx(), id).await?.ok_or_else(not_found)?;
+        let mut row = alerts::get_locked(uow.tx(), id)
+            .await?
+            .ok_or_else(not_found)?;
         if row.status == AlertStatus::Resolved.as_str() {
             return Err(resolved());
         }
@@ -301,39 +344,14 @@ impl AlertService {
             .writer
             .begin(Actor::System("stock_expiry_scan"), &ClientInfo::local())
             .await?;
-        let today = uow.now().date_naive();
+        // As they are now, locked: a change may have emptied one since the chunk was read.
         let ids: Vec<Uuid> = chunk.iter().map(|b| b.id).collect();
-        let known =
-            alerts::of_batches(uow.tx(), &[AlertKind::Expiring, AlertKind::Expired], &ids).await?;
-        let mut messages = Vec::new();
-        let mut raised = 0;
-        for b in chunk {
-            let quantity = Quantity::from_thousandths(b.quantity);
-            let Some(kind) = batch_condition(b.expiry, quantity, today, self.warning_days) else {
-                continue;
-            };
-            let mine = known.iter().filter(|a| a.batch_id == Some(b.id));
-            let mut seen = false;
-            for a in mine {
-                let unresolved = a.status != AlertStatus::Resolved.as_str();
-                if a.kind == kind.as_str() && (unresolved || !a.resolved_automatically) {
-                    seen = true;
-                }
-                if kind == AlertKind::Expired
-                    && a.kind == AlertKind::Expiring.as_str()
-                    && unresolved
-                {
-                    messages.push(clear(&uow, a.clone()).await?);
-                }
-            }
-            if !seen
-                && let Some(message) =
-                    raise(&uow, kind, b.product_id, b.location_id, Some(b.id)).await?
-            {
-                messages.push(message);
-                raised += 1;
-            }
-        }
+        let current: Vec<batch::Model> = stock::lock_batches(uow.tx(), &ids)
+            .await?
+            .into_iter()
+            .filter(|b| b.status == BatchStatus::Open.as_str() && b.quantity > 0)
+            .collect();
+        let (messages, raised) = on_expiry(&uow, &current, self.warning_days).await?;
         for message in &messages {
             uow.emit(message).await?;
         }

@@ -371,7 +371,9 @@ impl Ledger {
         } else {
             b.status = BatchStatus::Open.as_str().to_owned();
             b.closed_at = None;
-            self.received.insert(b.id);
+            if difference > 0 {
+                self.received.insert(b.id);
+            }
         }
         let saved = stock::save_batch(uow.tx(), b).await?;
         // Keep the cache of open batches (if loaded) in step.

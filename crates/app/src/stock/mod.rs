@@ -595,12 +595,6 @@ impl StockService {
                 .remove(&batch_id)
                 .ok_or_else(|| AppError::internal("counted batch vanished"))?;
             let expected = ledger.set_counted(&uow, batch, counted).await?;
-            if ledger.available(product_id, location).is_negative() {
-                return Err(insufficient(
-                    Quantity::ZERO,
-                    serde_json::json!({ "line": i, "reason": "the count leaves less than is reserved" }),
-                ));
-            }
             rows.push(stock_count_line::Model {
                 id: depot_domain::id::new_id(),
                 count_id: id,
@@ -611,6 +605,18 @@ impl StockService {
                 counted: counted.thousandths(),
                 difference: counted.thousandths() - expected,
             });
+        }
+        // Judged on the whole count: a later line may restore what an earlier one took.
+        for product in products.keys() {
+            if ledger.available(*product, location).is_negative() {
+                return Err(insufficient(
+                    Quantity::ZERO,
+                    serde_json::json!({
+                        "product_id": product,
+                        "reason": "the count leaves less than is reserved",
+                    }),
+                ));
+            }
         }
         let actor = uow.actor();
         let head = stock_count::Model {

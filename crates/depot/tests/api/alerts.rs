@@ -180,3 +180,52 @@ impl Today for ManualClock {
         depot_domain::Clock::now(self).date_naive()
     }
 }
+
+#[tokio::test]
+async fn an_expiry_alert_resolved_by_hand_stays_resolved_when_its_batch_is_counted_or_topped_up() {
+    let app = spawn_app().await;
+    let desk = Desk::open(&app).await;
+    let here = desk.location("WH1").await;
+    let cream = desk
+        .product("CREAM", "pcs", json!({ "tracks_expiry": true }))
+        .await;
+    let soon = (Utc::now() + Duration::days(3)).date_naive().to_string();
+    let body = desk
+        .add(
+            cream,
+            here,
+            json!(10),
+            json!({ "lot": "C1", "expiry": soon }),
+        )
+        .await;
+    let batch = body["movements"][0]["batch_id"].clone();
+    let open = alerts(&desk, "kind=expiring&status=open").await;
+    assert_eq!(open.len(), 1, "the receipt raised it");
+    let id = open[0]["id"].as_str().unwrap().to_owned();
+    let (status, _) = desk
+        .post(&format!("/api/v1/alerts/{id}/resolve"), json!({}))
+        .await;
+    assert_eq!(status, 200);
+
+    let (status, count) = desk
+        .post(
+            "/api/v1/stock/counts",
+            json!({ "location_id": here, "lines": [{ "batch_id": batch, "counted": 7 }] }),
+        )
+        .await;
+    assert_eq!(status, 201, "{count}");
+    desk.add(
+        cream,
+        here,
+        json!(2),
+        json!({ "lot": "C1", "expiry": soon }),
+    )
+    .await;
+    assert!(
+        alerts(&desk, "kind=expiring&status=open").await.is_empty(),
+        "someone decided about this batch; neither a count nor a top-up reopens it"
+    );
+    assert_eq!(events(&app, "alert.raised").await, 1);
+    assert_verified(&app).await;
+    app.stop().await;
+}

@@ -4,21 +4,21 @@ use chrono::{DateTime, Utc};
 use depot_domain::AppResult;
 use depot_domain::pagination::{Page, PageRequest};
 use depot_domain::stock::{AlertFilter, AlertKind, AlertStatus};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, Value};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Value,
+};
 use uuid::Uuid;
 
-use super::{insert_model, save_model};
+use super::save_model;
 use crate::entity::alert::{ActiveModel, Column, Entity, Model};
 use crate::error::db_error;
 use crate::keyset::{Direction, page_after};
 
 fn unresolved() -> sea_orm::sea_query::SimpleExpr {
     Column::Status.ne(AlertStatus::Resolved.as_str())
-}
-
-pub async fn insert(conn: &impl ConnectionTrait, row: Model) -> AppResult<Model> {
-    insert_model::<ActiveModel>(conn, row).await
 }
 
 pub async fn save(conn: &impl ConnectionTrait, row: Model) -> AppResult<Model> {
@@ -29,7 +29,29 @@ pub async fn get(conn: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<Mode
     Entity::find_by_id(id).one(conn).await.map_err(db_error)
 }
 
-/// The unresolved alert of (kind, subject), if any.
+/// An alert, locked until the transaction ends: whoever changes its status reads it this way,
+/// so a person's acknowledgement and an automatic resolution never overwrite each other.
+pub async fn get_locked(conn: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<Model>> {
+    Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(conn)
+        .await
+        .map_err(db_error)
+}
+
+/// Inserts `row` unless an unresolved alert of its (kind, subject) exists (the partial unique
+/// index decides, so a concurrent raiser cannot make a duplicate or fail). Returns whether it
+/// was inserted.
+pub async fn insert_unless_open(conn: &impl ConnectionTrait, row: Model) -> AppResult<bool> {
+    let inserted = Entity::insert(ActiveModel::from(row))
+        .on_conflict(OnConflict::new().do_nothing().to_owned())
+        .exec_without_returning(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(inserted == 1)
+}
+
+/// The unresolved alert of (kind, subject), if any, locked.
 pub async fn unresolved_of(
     conn: &impl ConnectionTrait,
     kind: AlertKind,
@@ -39,6 +61,7 @@ pub async fn unresolved_of(
         .filter(Column::Kind.eq(kind.as_str()))
         .filter(Column::Subject.eq(subject))
         .filter(unresolved())
+        .lock_exclusive()
         .one(conn)
         .await
         .map_err(db_error)
@@ -56,7 +79,7 @@ pub async fn retrigger(conn: &impl ConnectionTrait, id: Uuid, now: DateTime<Utc>
     Ok(())
 }
 
-/// Every alert (any status) about these batches, of these kinds.
+/// Every alert (any status) about these batches, of these kinds, locked.
 pub async fn of_batches(
     conn: &impl ConnectionTrait,
     kinds: &[AlertKind],
@@ -65,12 +88,14 @@ pub async fn of_batches(
     Entity::find()
         .filter(Column::Kind.is_in(kinds.iter().map(|k| k.as_str())))
         .filter(Column::BatchId.is_in(batches.iter().copied()))
+        .order_by_asc(Column::Id)
+        .lock_exclusive()
         .all(conn)
         .await
         .map_err(db_error)
 }
 
-/// The unresolved alerts about one batch.
+/// The unresolved alerts about one batch, locked.
 pub async fn unresolved_of_batch(
     conn: &impl ConnectionTrait,
     batch: Uuid,
@@ -78,6 +103,7 @@ pub async fn unresolved_of_batch(
     Entity::find()
         .filter(Column::BatchId.eq(batch))
         .filter(unresolved())
+        .lock_exclusive()
         .all(conn)
         .await
         .map_err(db_error)

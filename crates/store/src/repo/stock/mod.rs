@@ -117,6 +117,20 @@ pub async fn batches_by_ids(
         .map_err(db_error)
 }
 
+/// These batches as they are now, locked until the transaction ends (in id order).
+pub async fn lock_batches(
+    conn: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> AppResult<Vec<batch::Model>> {
+    batch::Entity::find()
+        .filter(batch::Column::Id.is_in(ids.iter().copied()))
+        .order_by_asc(batch::Column::Id)
+        .lock_exclusive()
+        .all(conn)
+        .await
+        .map_err(db_error)
+}
+
 pub async fn insert_batch(
     conn: &impl ConnectionTrait,
     row: batch::Model,
