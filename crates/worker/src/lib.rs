@@ -100,12 +100,12 @@ async fn relay_loop(ctx: AppContext, stop: CancellationToken) {
                 failures += 1;
                 (backoff(failures), false)
             }
-            Ok(pass) if pass.published >= ctx.relay().batch_size() => {
+            Ok(pass) if pass.seen >= ctx.relay().batch_size() => {
                 failures = 0;
                 (Duration::ZERO, false)
             }
             // The backlog is empty: let new events gather for one batch.
-            Ok(pass) if pass.published > 0 => {
+            Ok(pass) if pass.seen > 0 => {
                 failures = 0;
                 (RELAY_LINGER, false)
             }

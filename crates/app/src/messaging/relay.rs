@@ -35,6 +35,8 @@ const GAUGE_EVERY: Duration = Duration::from_secs(1);
 /// What one relay pass did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RelayPass {
+    /// Events taken from the outbox (published, set aside or not confirmed).
+    pub seen: usize,
     pub published: usize,
     /// The broker refused or was unreachable; the rest of the batch waits for the next pass.
     pub stalled: bool,
@@ -122,18 +124,22 @@ impl Relay {
                 .get(outcomes.len())
                 .map(|m| (m.id, "the broker stopped confirming".to_owned()));
         }
+        pass.seen = rows_seen;
         pass.published = published.len();
         pass.stalled = failure.is_some();
-        let at = self.writer.now();
-        let tx = self.writer.db().begin().await?;
-        outbox::mark_published(&*tx, &published, at).await?;
-        for (id, reason) in &set_aside {
-            outbox::mark_failed(&*tx, *id, reason).await?;
+        // An idle pass has nothing to record: no transaction.
+        if rows_seen > 0 {
+            let at = self.writer.now();
+            let tx = self.writer.db().begin().await?;
+            outbox::mark_published(&*tx, &published, at).await?;
+            for (id, reason) in &set_aside {
+                outbox::mark_failed(&*tx, *id, reason).await?;
+            }
+            if let Some((id, reason)) = &failure {
+                outbox::record_failure(&*tx, *id, reason).await?;
+            }
+            tx.commit().await?;
         }
-        if let Some((id, reason)) = &failure {
-            outbox::record_failure(&*tx, *id, reason).await?;
-        }
-        tx.commit().await?;
         // An idle pass (nothing was pending) needs no backlog query: it is empty. A busy relay
         // counts the backlog at most once a second.
         if rows_seen == 0 {
