@@ -79,7 +79,8 @@ pub struct BarcodeView {
     pub serial: Option<String>,
 }
 
-fn policy(stored: Option<&str>) -> Option<DepletionPolicy> {
+/// A stored depletion policy (the `CHECK` admits only known ones).
+pub(crate) fn policy(stored: Option<&str>) -> Option<DepletionPolicy> {
     stored.and_then(DepletionPolicy::parse)
 }
 

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::alerts;
 use super::events;
-use crate::catalog::{location_not_found, product_not_found, unit_of};
+use crate::catalog::{location_not_found, policy, product_not_found, unit_of};
 use crate::uow::UnitOfWork;
 
 /// What the engine needs to know of a product.
@@ -46,8 +46,7 @@ pub(crate) async fn stock_product(
     let category_policy = match p.category_id.filter(|_| p.depletion_policy.is_none()) {
         Some(c) => categories::get(conn, c)
             .await?
-            .and_then(|c| c.depletion_policy)
-            .and_then(|s| DepletionPolicy::parse(&s)),
+            .and_then(|c| policy(c.depletion_policy.as_deref())),
         None => None,
     };
     Ok(Some(from_row(&p, category_policy, default_policy)))
@@ -64,9 +63,7 @@ fn from_row(
         tracks_expiry: p.tracks_expiry,
         archived: p.status == ProductStatus::Archived.as_str(),
         policy: DepletionPolicy::resolve(
-            p.depletion_policy
-                .as_deref()
-                .and_then(DepletionPolicy::parse),
+            policy(p.depletion_policy.as_deref()),
             category_policy,
             default_policy,
         ),

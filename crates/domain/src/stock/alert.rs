@@ -78,10 +78,7 @@ pub fn batch_condition(
     let expiry = expiry.filter(|_| quantity.is_positive())?;
     if expiry < today {
         Some(AlertKind::Expired)
-    } else if today
-        .checked_add_days(Days::new(u64::from(warning_days)))
-        .is_none_or(|horizon| expiry <= horizon)
-    {
+    } else if expiry <= expiring_horizon(today, warning_days) {
         Some(AlertKind::Expiring)
     } else {
         None
