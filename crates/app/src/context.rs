@@ -24,6 +24,7 @@ use crate::auth::sessions::SessionService;
 use crate::background::Background;
 use crate::catalog::CatalogService;
 use crate::config::Settings;
+use crate::crm::CustomerService;
 use crate::debug::DebugService;
 use crate::health::HealthService;
 use crate::housekeeping::HousekeepingService;
@@ -31,7 +32,9 @@ use crate::idempotency::IdempotencyService;
 use crate::lifecycle::Lifecycle;
 use crate::mail::MailService;
 use crate::messaging::{Handler, HandlerDelivery, Relay, Scheduler, queue_spec};
+use crate::purchasing::PurchasingService;
 use crate::roles::RoleService;
+use crate::sales::SalesService;
 use crate::schema::SchemaService;
 use crate::stock::StockService;
 use crate::stock::alerts::AlertService;
@@ -84,6 +87,9 @@ struct Inner {
     catalog: CatalogService,
     stock: StockService,
     alerts: AlertService,
+    purchasing: PurchasingService,
+    customers: CustomerService,
+    sales: SalesService,
     idempotency: IdempotencyService,
     debug: Option<DebugService>,
     cursor_key: CursorKey,
@@ -117,6 +123,20 @@ impl AppContext {
             settings.stock_expiry_warning_days,
         );
         let alerts = AlertService::new(writer.clone(), settings.stock_expiry_warning_days);
+        let purchasing = PurchasingService::new(
+            writer.clone(),
+            settings.stock_depletion_policy,
+            settings.stock_expiry_warning_days,
+            settings.purchase_over_receipt_tolerance_percent,
+        );
+        let customers = CustomerService::new(writer.clone());
+        let sales = SalesService::new(
+            writer.clone(),
+            settings.stock_depletion_policy,
+            settings.stock_expiry_warning_days,
+            (settings.sales_reservation_ttl_secs > 0)
+                .then(|| std::time::Duration::from_secs(settings.sales_reservation_ttl_secs)),
+        );
         let debug = settings
             .debug_routes
             .then(|| DebugService::new(writer.clone(), cache.clone()));
@@ -124,6 +144,7 @@ impl AppContext {
         let mut background = Background::default();
         housekeeping.register(&mut background);
         alerts.register(&mut background);
+        sales.register(&mut background);
         if let Some(debug) = &debug {
             debug.register(&mut background);
         }
@@ -183,6 +204,9 @@ impl AppContext {
                 catalog,
                 stock,
                 alerts,
+                purchasing,
+                customers,
+                sales,
                 idempotency,
                 debug,
                 cursor_key,
@@ -268,6 +292,18 @@ impl AppContext {
 
     pub fn stock(&self) -> &StockService {
         &self.inner.stock
+    }
+
+    pub fn purchasing(&self) -> &PurchasingService {
+        &self.inner.purchasing
+    }
+
+    pub fn customers(&self) -> &CustomerService {
+        &self.inner.customers
+    }
+
+    pub fn sales(&self) -> &SalesService {
+        &self.inner.sales
     }
 
     pub fn alerts(&self) -> &AlertService {

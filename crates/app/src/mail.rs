@@ -94,6 +94,11 @@ impl MailService {
                 to: row.to_address.clone(),
                 subject: row.subject.clone(),
                 text: row.body.clone(),
+                attachments: row
+                    .attachments
+                    .as_deref()
+                    .and_then(|json| serde_json::from_str(json).ok())
+                    .unwrap_or_default(),
             };
             let result = self.mailer.send(&email).await;
             let now = self.writer.now();

@@ -211,6 +211,48 @@ error_codes! {
     /// The code looks like a GS1 element string but is not a valid one.
     BarcodesInvalid = ("barcodes.invalid", Validation),
 
+    // Purchasing, sales and CRM
+    /// No such supplier.
+    SuppliersNotFound = ("suppliers.not_found", NotFound),
+    /// The supplier is inactive: no new purchase orders.
+    SuppliersInactive = ("suppliers.inactive", Conflict),
+    /// The supplier has purchase orders: it cannot be deleted (deactivate it).
+    SuppliersInUse = ("suppliers.in_use", Conflict),
+    /// No such purchase order.
+    PurchaseOrderNotFound = ("purchase_order.not_found", NotFound),
+    /// The purchase order is not in a state this action starts from: `details.state` says which
+    /// it is in.
+    PurchaseOrderInvalidState = ("purchase_order.invalid_state", Conflict),
+    /// The creator of a purchase order may not approve it.
+    PurchaseOrderSelfApproval = ("purchase_order.self_approval", Forbidden),
+    /// A receipt would take a line beyond what was ordered plus the tolerance:
+    /// `details.lines` says, per line, how much more may still be received.
+    PurchaseOrderOverReceipt = ("purchase_order.over_receipt", Validation),
+    /// The supplier has no email address to send the purchase order to.
+    PurchaseOrderNoSupplierEmail = ("purchase_order.supplier_email_missing", Conflict),
+    /// No such customer (or not one of yours).
+    CustomersNotFound = ("customers.not_found", NotFound),
+    /// The customer has sales orders: it cannot be deleted (make it inactive).
+    CustomersInUse = ("customers.in_use", Conflict),
+    /// No such contact of this customer.
+    ContactsNotFound = ("contacts.not_found", NotFound),
+    /// No such activity of this customer.
+    ActivitiesNotFound = ("activities.not_found", NotFound),
+    /// The new owner is not an active user who can hold customers (`customers.manage`).
+    CustomersInvalidOwner = ("customers.invalid_owner", Validation),
+    /// No such sales order.
+    SalesOrderNotFound = ("sales_order.not_found", NotFound),
+    /// The sales order is not in a state this action starts from: `details.state` says which
+    /// it is in.
+    SalesOrderInvalidState = ("sales_order.invalid_state", Conflict),
+    /// A return would take a line beyond what was fulfilled and not yet returned:
+    /// `details.lines` says how much may still be returned.
+    SalesOrderOverReturn = ("sales_order.over_return", Validation),
+    /// The order already has an active payment by this method.
+    PaymentsActiveExists = ("payments.active_exists", Conflict),
+    /// The payment is more than the order still owes (`details.balance_due`).
+    PaymentsExceedsBalance = ("payments.exceeds_balance", Validation),
+
     // Database
     /// A record with the same key already exists.
     DbUniqueViolation = ("db.unique_violation", Conflict),

@@ -16,6 +16,7 @@ pub mod message;
 pub mod pagination;
 pub mod state;
 pub mod stock;
+pub mod trade;
 pub mod validation;
 
 pub use actor::Actor;

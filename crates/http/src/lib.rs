@@ -48,7 +48,10 @@ fn api() -> OpenApiRouter<AppContext> {
                 .merge(routes::audit::router())
                 .merge(routes::catalog::router())
                 .merge(routes::stock::router())
-                .merge(routes::alerts::router()),
+                .merge(routes::alerts::router())
+                .merge(routes::purchasing::router())
+                .merge(routes::crm::router())
+                .merge(routes::sales::router()),
         )
 }
 

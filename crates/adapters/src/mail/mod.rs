@@ -6,16 +6,26 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lettre::message::{Mailbox, header::ContentType};
+use lettre::message::{Attachment as Part, Mailbox, MultiPart, SinglePart, header::ContentType};
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-/// One outgoing message (plain text).
+/// One outgoing message: plain text, with text attachments (a CSV, say) when any.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email {
     pub to: String,
     pub subject: String,
     pub text: String,
+    pub attachments: Vec<Attachment>,
+}
+
+/// A file attached to a message.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Attachment {
+    pub filename: String,
+    /// A MIME type such as `text/csv`.
+    pub content_type: String,
+    pub content: String,
 }
 
 /// Why a send failed; safe to store (no credentials).
@@ -59,13 +69,24 @@ fn build(from: &Mailbox, email: &Email) -> Result<Message, MailError> {
         .to
         .parse()
         .map_err(|e| permanent(format!("invalid recipient address: {e}")))?;
-    Message::builder()
+    let builder = Message::builder()
         .from(from.clone())
         .to(to)
-        .subject(email.subject.clone())
-        .header(ContentType::TEXT_PLAIN)
-        .body(email.text.clone())
-        .map_err(|e| permanent(format!("cannot build the message: {e}")))
+        .subject(email.subject.clone());
+    let built = if email.attachments.is_empty() {
+        builder
+            .header(ContentType::TEXT_PLAIN)
+            .body(email.text.clone())
+    } else {
+        let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(email.text.clone()));
+        for a in &email.attachments {
+            let kind = ContentType::parse(&a.content_type)
+                .map_err(|e| permanent(format!("invalid attachment type: {e}")))?;
+            parts = parts.singlepart(Part::new(a.filename.clone()).body(a.content.clone(), kind));
+        }
+        builder.multipart(parts)
+    };
+    built.map_err(|e| permanent(format!("cannot build the message: {e}")))
 }
 
 /// Writes each message as an RFC 5322 `.eml` file.
@@ -192,6 +213,7 @@ mod tests {
                 to: "ops@example.com".into(),
                 subject: "Low stock".into(),
                 text: "Widget is below its reorder point.".into(),
+                attachments: vec![],
             })
             .await
             .unwrap_or_else(|e| panic!("{e}"));
@@ -209,6 +231,32 @@ mod tests {
             "{text}"
         );
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn an_attachment_makes_a_multipart_message_carrying_the_file() {
+        let from: Mailbox = "depot@example.com"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let message = build(
+            &from,
+            &Email {
+                to: "supplier@example.com".into(),
+                subject: "PO".into(),
+                text: "Lines below.".into(),
+                attachments: vec![Attachment {
+                    filename: "po.csv".into(),
+                    content_type: "text/csv".into(),
+                    content: "sku,quantity\nW-1,100\n".into(),
+                }],
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let text = String::from_utf8_lossy(&message.formatted()).into_owned();
+        assert!(text.contains("multipart/mixed"), "{text}");
+        assert!(text.contains("filename=\"po.csv\""), "{text}");
+        assert!(text.contains("Content-Type: text/csv"), "{text}");
+        assert!(text.contains("W-1,100"), "{text}");
     }
 
     #[test]
@@ -234,6 +282,7 @@ mod tests {
                 to: "not an address".into(),
                 subject: "x".into(),
                 text: "y".into(),
+                attachments: vec![],
             })
             .await
             .err();

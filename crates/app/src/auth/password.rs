@@ -58,6 +58,7 @@ impl ResetLinks {
                  The link works once. If you did not ask for it, ignore this message."
             ),
             correlation_id: uow.client().request_id.clone(),
+            attachments: None,
         };
         credentials::insert_password_reset(
             uow.tx(),

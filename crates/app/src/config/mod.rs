@@ -180,6 +180,12 @@ pub struct Settings {
     /// A batch expiring within this many days raises an `expiring` alert.
     pub stock_expiry_warning_days: u32,
 
+    /// How far beyond the ordered quantity a purchase-order line may be received, in percent.
+    pub purchase_over_receipt_tolerance_percent: u32,
+    /// How long a confirmed (unpaid) sales order holds its stock before the reservation
+    /// expires and the order returns to draft; 0 = reservations never expire.
+    pub sales_reservation_ttl_secs: u64,
+
     /// Mounts `/api/v1/_debug/*` (sleep, error, panic) for tests. Refused in prod.
     pub debug_routes: bool,
 }
@@ -247,6 +253,8 @@ impl Default for Settings {
             queue_visibility_timeout_secs: 30,
             stock_depletion_policy: DepletionPolicy::Fefo,
             stock_expiry_warning_days: 30,
+            purchase_over_receipt_tolerance_percent: 0,
+            sales_reservation_ttl_secs: 0,
             debug_routes: false,
         }
     }
@@ -653,6 +661,18 @@ impl Settings {
             problem(
                 "stock_expiry_warning_days",
                 "must be at most 3650 (ten years)".into(),
+            );
+        }
+        if self.purchase_over_receipt_tolerance_percent > 100 {
+            problem(
+                "purchase_over_receipt_tolerance_percent",
+                "must be at most 100".into(),
+            );
+        }
+        if self.sales_reservation_ttl_secs > 365 * 86_400 {
+            problem(
+                "sales_reservation_ttl_secs",
+                "must be at most a year (31536000)".into(),
             );
         }
         if self.refresh_idle_ttl_secs > self.refresh_absolute_ttl_secs {

@@ -62,6 +62,42 @@ pub const EVENTS: &[(&str, i32, &str, &str)] = &[
             "lines": [{"batch_id": "0192f3a0-0000-7000-8000-000000000004",
                        "product_id": "0192f3a0-0000-7000-8000-000000000001", "difference": -2}]}"#,
     ),
+    (
+        "purchase_order.transitioned",
+        1,
+        include_str!("../../../../docs/events/purchase_order.transitioned.v1.schema.json"),
+        r#"{"purchase_order_id": "0192f3a0-0000-7000-8000-000000000008",
+            "supplier_id": "0192f3a0-0000-7000-8000-000000000009", "action": "receive",
+            "from": "sent", "to": "partially_received",
+            "actor_id": "0192f3a0-0000-7000-8000-00000000000a", "created_by": null,
+            "total": 125000, "currency": "BDT"}"#,
+    ),
+    (
+        "sales_order.transitioned",
+        1,
+        include_str!("../../../../docs/events/sales_order.transitioned.v1.schema.json"),
+        r#"{"sales_order_id": "0192f3a0-0000-7000-8000-00000000000b",
+            "customer_id": "0192f3a0-0000-7000-8000-00000000000c",
+            "owner_id": "0192f3a0-0000-7000-8000-00000000000a", "action": "confirm",
+            "from": "draft", "to": "confirmed", "actor_id": null,
+            "total": 5000, "amount_paid": 0, "currency": "BDT"}"#,
+    ),
+    (
+        "payment.transitioned",
+        1,
+        include_str!("../../../../docs/events/payment.transitioned.v1.schema.json"),
+        r#"{"payment_id": "0192f3a0-0000-7000-8000-00000000000d",
+            "sales_order_id": "0192f3a0-0000-7000-8000-00000000000b", "method": "cash",
+            "from": null, "to": "paid", "amount": 5000, "currency": "BDT"}"#,
+    ),
+    (
+        "customer.reassigned",
+        1,
+        include_str!("../../../../docs/events/customer.reassigned.v1.schema.json"),
+        r#"{"customer_id": "0192f3a0-0000-7000-8000-00000000000c",
+            "from_owner_id": "0192f3a0-0000-7000-8000-00000000000a",
+            "to_owner_id": "0192f3a0-0000-7000-8000-00000000000e", "activities_moved": 2}"#,
+    ),
 ];
 
 /// Event types published for whoever listens: with no queue bound (no consumer in this
@@ -73,6 +109,10 @@ pub const BROADCAST: &[&str] = &[
     "alert.resolved",
     "transfer.completed",
     "count.posted",
+    "purchase_order.transitioned",
+    "sales_order.transitioned",
+    "payment.transitioned",
+    "customer.reassigned",
 ];
 
 /// Whether an event of this type may go out with nobody listening (see [`BROADCAST`]).

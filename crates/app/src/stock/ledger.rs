@@ -285,12 +285,7 @@ impl Ledger {
         let stock: Vec<BatchStock> = batches
             .iter()
             .filter(|b| eligible.admits(b))
-            .map(|b| BatchStock {
-                id: b.id,
-                expiry: b.expiry,
-                received_at: b.received_at,
-                quantity: Quantity::from_thousandths(b.quantity),
-            })
+            .map(free_stock)
             .collect();
         let plan = match plan_issue(
             &stock,
@@ -423,6 +418,7 @@ impl Ledger {
                         unit_cost: origin.unit_cost,
                         currency: origin.currency,
                         quantity: quantity.thousandths(),
+                        reserved: 0,
                         status: BatchStatus::Open.as_str().to_owned(),
                         created_at: now,
                         updated_at: now,
@@ -434,6 +430,124 @@ impl Ledger {
                 row
             }
         };
+        self.received.insert(saved.id);
+        self.record(uow, kind, &saved, quantity.thousandths())?;
+        Ok(saved)
+    }
+
+    /// Holds `wanted` of `product` at `location` for an order, from the batches its depletion
+    /// policy takes first (never expired ones), without moving anything. Returns the batches
+    /// and how much of each, or on a shortfall (holding nothing) how much is available.
+    pub async fn reserve(
+        &mut self,
+        uow: &UnitOfWork,
+        product: &StockProduct,
+        location: Uuid,
+        wanted: Quantity,
+    ) -> AppResult<Result<Vec<(Uuid, Quantity)>, Quantity>> {
+        let available = self.available(product.id, location);
+        let today = uow.now().date_naive();
+        let batches = self.batches_of(uow, product.id, location).await?;
+        let stock: Vec<BatchStock> = batches.iter().map(free_stock).collect();
+        let plan = match plan_issue(&stock, wanted, product.policy, today, false) {
+            Ok(plan) if wanted <= available => plan,
+            Ok(_) => return Ok(Err(available)),
+            Err(short) => return Ok(Err(short.available.min(available))),
+        };
+        let mut held = Vec::with_capacity(plan.len());
+        for take in plan {
+            self.change_reserved(
+                uow,
+                product.id,
+                location,
+                take.batch,
+                take.quantity.thousandths(),
+            )
+            .await?;
+            held.push((take.batch, take.quantity));
+        }
+        Ok(Ok(held))
+    }
+
+    /// Lets go of `quantity` held from one batch (the level must be locked).
+    pub async fn release(
+        &mut self,
+        uow: &UnitOfWork,
+        product: Uuid,
+        location: Uuid,
+        batch_id: Uuid,
+        quantity: Quantity,
+    ) -> AppResult<()> {
+        self.change_reserved(uow, product, location, batch_id, -quantity.thousandths())
+            .await
+    }
+
+    async fn change_reserved(
+        &mut self,
+        uow: &UnitOfWork,
+        product: Uuid,
+        location: Uuid,
+        batch_id: Uuid,
+        by: i64,
+    ) -> AppResult<()> {
+        let now = uow.now();
+        let batches = self.batches_of(uow, product, location).await?;
+        let b = batches
+            .iter_mut()
+            .find(|b| b.id == batch_id)
+            .ok_or_else(|| AppError::internal("reserved batch is not open here"))?;
+        b.reserved += by;
+        if b.reserved < 0 || b.reserved > b.quantity {
+            return Err(AppError::internal(
+                "a batch would reserve what it does not hold",
+            ));
+        }
+        b.updated_at = now;
+        let saved = stock::save_batch(uow.tx(), b.clone()).await?;
+        *b = saved;
+        self.level(product, location)?.now.reserved += by;
+        Ok(())
+    }
+
+    /// Issues what an order held from one batch: releases the hold and takes the stock out.
+    pub async fn take_reserved(
+        &mut self,
+        uow: &UnitOfWork,
+        kind: MovementKind,
+        product: Uuid,
+        location: Uuid,
+        batch_id: Uuid,
+        quantity: Quantity,
+    ) -> AppResult<Taken> {
+        self.release(uow, product, location, batch_id, quantity)
+            .await?;
+        self.take_from(uow, kind, product, location, batch_id, quantity)
+            .await
+    }
+
+    /// Puts `quantity` back into the batch it once came from (reopening it if it had closed),
+    /// at a locked level.
+    pub async fn put_back(
+        &mut self,
+        uow: &UnitOfWork,
+        kind: MovementKind,
+        batch_id: Uuid,
+        quantity: Quantity,
+    ) -> AppResult<batch::Model> {
+        let now = uow.now();
+        let mut b = stock::get_batch(uow.tx(), batch_id)
+            .await?
+            .ok_or_else(|| AppError::internal("returned batch vanished"))?;
+        b.quantity += quantity.thousandths();
+        b.status = BatchStatus::Open.as_str().to_owned();
+        b.closed_at = None;
+        b.updated_at = now;
+        let saved = stock::save_batch(uow.tx(), b).await?;
+        if let Some(cached) = self.batches.get_mut(&(saved.product_id, saved.location_id)) {
+            cached.retain(|c| c.id != saved.id);
+            cached.push(saved.clone());
+        }
+        self.closed.remove(&saved.id);
         self.received.insert(saved.id);
         self.record(uow, kind, &saved, quantity.thousandths())?;
         Ok(saved)
@@ -481,13 +595,19 @@ impl Ledger {
         let now = uow.now();
         let mut levels = Vec::with_capacity(self.levels.len());
         let mut changes = Vec::new();
+        let reserved_changed: BTreeSet<(Uuid, Uuid)> = self
+            .levels
+            .iter()
+            .filter(|(_, l)| l.now.reserved != l.before.reserved)
+            .map(|(key, _)| *key)
+            .collect();
         for level in self.levels.into_values() {
             if level.now.on_hand < 0 || level.now.reserved > level.now.on_hand {
                 return Err(AppError::internal(
                     "a level would go below what it must hold",
                 ));
             }
-            if level.change != 0 {
+            if level.change != 0 || level.now.reserved != level.before.reserved {
                 let mut row = level.now.clone();
                 row.updated_at = now;
                 stock::set_level(uow.tx(), &row).await?;
@@ -510,7 +630,7 @@ impl Ledger {
         );
         let reference = self.kind_cause.reference;
         for (level, change) in &levels {
-            if *change != 0 {
+            if *change != 0 || reserved_changed.contains(&(level.product_id, level.location_id)) {
                 let kinds: BTreeSet<&str> = self
                     .movements
                     .iter()
@@ -529,6 +649,16 @@ impl Ledger {
             uow.emit(&message).await?;
         }
         Ok((self.movements, levels.into_iter().map(|(l, _)| l).collect()))
+    }
+}
+
+/// A batch as the planner sees it: what is not held for orders.
+fn free_stock(b: &batch::Model) -> BatchStock {
+    BatchStock {
+        id: b.id,
+        expiry: b.expiry,
+        received_at: b.received_at,
+        quantity: Quantity::from_thousandths(b.quantity - b.reserved),
     }
 }
 

@@ -9,8 +9,8 @@
 
 pub mod alerts;
 mod events;
-mod ledger;
-mod views;
+pub(crate) mod ledger;
+pub(crate) mod views;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -137,6 +137,27 @@ fn describe(d: &Drift) -> String {
             status,
             quantity,
         } => format!("batch {batch}: {status} with quantity {}", q(*quantity)),
+        Drift::BatchReserved {
+            batch,
+            quantity,
+            reserved,
+            reservations,
+        } => format!(
+            "batch {batch}: {} reserved of {} but its active reservations hold {}",
+            q(*reserved),
+            q(*quantity),
+            q(*reservations)
+        ),
+        Drift::LevelReserved {
+            product,
+            location,
+            recorded,
+            batches,
+        } => format!(
+            "level {product} @ {location}: {} reserved but its batches reserve {}",
+            q(*recorded),
+            q(*batches)
+        ),
     }
 }
 
@@ -423,7 +444,7 @@ impl StockService {
                                 "no such batch of this product at from_location_id",
                             )])
                         })?;
-                    let held = Quantity::from_thousandths(batch.quantity);
+                    let held = Quantity::from_thousandths(batch.quantity - batch.reserved);
                     let available = held.min(ledger.available(product.id, from));
                     if quantity > available {
                         return Err(short(available));
@@ -594,6 +615,17 @@ impl StockService {
             let batch = current
                 .remove(&batch_id)
                 .ok_or_else(|| AppError::internal("counted batch vanished"))?;
+            if counted.thousandths() < batch.reserved {
+                return Err(insufficient(
+                    Quantity::from_thousandths(batch.quantity - batch.reserved),
+                    serde_json::json!({
+                        "line": i,
+                        "batch_id": batch_id,
+                        "reserved": Quantity::from_thousandths(batch.reserved).to_json(),
+                        "reason": "the count leaves the batch with less than orders reserve from it",
+                    }),
+                ));
+            }
             let expected = ledger.set_counted(&uow, batch, counted).await?;
             rows.push(stock_count_line::Model {
                 id: depot_domain::id::new_id(),
@@ -743,7 +775,7 @@ fn inactive() -> AppError {
 }
 
 /// New stock may come in only for an active product at an active location.
-fn refuse_new_stock(archived: bool, location_active: bool) -> AppResult<()> {
+pub(crate) fn refuse_new_stock(archived: bool, location_active: bool) -> AppResult<()> {
     if archived {
         return Err(AppError::new(
             ErrorCode::ProductsArchived,

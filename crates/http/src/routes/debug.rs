@@ -167,6 +167,7 @@ fn new_email(body: EmailRequest, correlation_id: String) -> depot_app::mail::New
         subject: body.subject,
         body: body.text,
         correlation_id: Some(correlation_id),
+        attachments: None,
     }
 }
 

@@ -15,6 +15,8 @@ pub struct Model {
     pub unit_cost: Option<i64>,
     pub currency: Option<String>,
     pub quantity: i64,
+    /// How much of `quantity` is held for sales orders.
+    pub reserved: i64,
     pub status: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

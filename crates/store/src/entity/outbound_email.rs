@@ -17,6 +17,8 @@ pub struct Model {
     pub next_attempt_at: DateTimeUtc,
     pub locked_until: Option<DateTimeUtc>,
     pub correlation_id: Option<String>,
+    /// JSON array of `{filename, content_type, content}` (text attachments), if any.
+    pub attachments: Option<String>,
     pub created_at: DateTimeUtc,
     pub sent_at: Option<DateTimeUtc>,
 }

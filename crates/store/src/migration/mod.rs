@@ -11,6 +11,7 @@ mod m20261128_000003_outbound_email;
 mod m20261128_000004_identity;
 mod m20261129_000005_audit_actor_name;
 mod m20261129_000006_stock;
+mod m20261130_000007_trade;
 mod parts;
 
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000004_identity::Migration),
             Box::new(m20261129_000005_audit_actor_name::Migration),
             Box::new(m20261129_000006_stock::Migration),
+            Box::new(m20261130_000007_trade::Migration),
         ]
     }
 }
@@ -66,3 +68,32 @@ pub const MOVEMENT_KINDS: &[&str] = MovementKind::VALUES;
 pub const ALERT_KINDS: &[&str] = AlertKind::VALUES;
 /// Values allowed in `alerts.status`.
 pub const ALERT_STATUSES: &[&str] = AlertStatus::VALUES;
+
+use depot_domain::trade::{
+    ActivityKind, CustomerStatus, PaymentMethod, PaymentState, PoState, SoState,
+    sales::ReservationStatus,
+};
+
+/// Values allowed in `purchase_orders.state`.
+pub const PO_STATES: &[&str] = PoState::VALUES;
+/// Values allowed in `sales_orders.state`.
+pub const SO_STATES: &[&str] = SoState::VALUES;
+/// Values allowed in `customers.status`.
+pub const CUSTOMER_STATUSES: &[&str] = CustomerStatus::VALUES;
+/// Values allowed in `activities.kind`.
+pub const ACTIVITY_KINDS: &[&str] = ActivityKind::VALUES;
+/// Values allowed in `payments.method`.
+pub const PAYMENT_METHODS: &[&str] = PaymentMethod::VALUES;
+/// Values allowed in `payments.state`.
+pub const PAYMENT_STATES: &[&str] = PaymentState::VALUES;
+/// Values allowed in `reservations.status`.
+pub const RESERVATION_STATUSES: &[&str] = ReservationStatus::VALUES;
+
+/// The active payment states as an SQL list (`'initiated', …`) for the partial unique index.
+pub fn active_payment_states() -> String {
+    PaymentState::ACTIVE
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

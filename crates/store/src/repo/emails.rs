@@ -23,6 +23,8 @@ pub struct NewEmail {
     pub subject: String,
     pub body: String,
     pub correlation_id: Option<String>,
+    /// Text attachments as a JSON array of `{filename, content_type, content}`.
+    pub attachments: Option<String>,
 }
 
 pub async fn enqueue(
@@ -44,6 +46,7 @@ pub async fn enqueue(
         next_attempt_at: Set(now),
         locked_until: Set(None),
         correlation_id: Set(email.correlation_id),
+        attachments: Set(email.attachments),
         created_at: Set(now),
         sent_at: Set(None),
     })

@@ -42,6 +42,15 @@ pub async fn delete(conn: &impl ConnectionTrait, id: Uuid) -> AppResult<u64> {
     delete_where::<Entity>(conn, Column::Id.eq(id)).await
 }
 
+/// The products with these ids (in no particular order).
+pub async fn by_ids(conn: &impl ConnectionTrait, ids: &[Uuid]) -> AppResult<Vec<Model>> {
+    Entity::find()
+        .filter(Column::Id.is_in(ids.iter().copied()))
+        .all(conn)
+        .await
+        .map_err(db_error)
+}
+
 /// The product whose barcode is one of `codes` (the first found).
 pub async fn by_barcode(conn: &impl ConnectionTrait, codes: &[String]) -> AppResult<Option<Model>> {
     Entity::find()

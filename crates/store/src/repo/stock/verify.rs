@@ -1,6 +1,8 @@
 //! The ledger invariant, checked by recomputing: every batch equals the sum of its movements,
 //! every level equals the sum of its batches, nothing is negative, nothing reserved exceeds
-//! what is on hand, and a batch is closed exactly when it is empty.
+//! what is on hand, and a batch is closed exactly when it is empty. Reservations: each batch
+//! reserves exactly what its active reservations hold (never more than it has), and each level
+//! reserves exactly what its batches do.
 
 use depot_domain::AppResult;
 use sea_orm::{ConnectionTrait, Statement};
@@ -32,6 +34,21 @@ pub enum Drift {
         location: Uuid,
         on_hand: i64,
         reserved: i64,
+    },
+    /// A batch's reserved quantity is not what its active reservations hold, or exceeds what
+    /// it has.
+    BatchReserved {
+        batch: Uuid,
+        quantity: i64,
+        reserved: i64,
+        reservations: i64,
+    },
+    /// A level's reserved quantity is not the sum of its batches' reservations.
+    LevelReserved {
+        product: Uuid,
+        location: Uuid,
+        recorded: i64,
+        batches: i64,
     },
     /// A batch's status disagrees with its quantity (closed with stock, open when empty).
     Status {
@@ -143,6 +160,40 @@ pub async fn check(conn: &impl ConnectionTrait) -> AppResult<Findings> {
             batch: r.try_get("", "id").map_err(db_error)?,
             status: r.try_get("", "status").map_err(db_error)?,
             quantity: r.try_get("", "quantity").map_err(db_error)?,
+        });
+    }
+    for r in rows(
+        conn,
+        "SELECT b.id, b.quantity, b.reserved, COALESCE(r.total, 0) AS held FROM batches b \
+         LEFT JOIN (SELECT batch_id, CAST(SUM(quantity) AS BIGINT) AS total FROM reservations \
+                    WHERE status = 'active' GROUP BY batch_id) r ON r.batch_id = b.id \
+         WHERE b.reserved <> COALESCE(r.total, 0) OR b.reserved > b.quantity",
+    )
+    .await?
+    {
+        drifts.push(Drift::BatchReserved {
+            batch: r.try_get("", "id").map_err(db_error)?,
+            quantity: r.try_get("", "quantity").map_err(db_error)?,
+            reserved: r.try_get("", "reserved").map_err(db_error)?,
+            reservations: r.try_get("", "held").map_err(db_error)?,
+        });
+    }
+    for r in rows(
+        conn,
+        "SELECT l.product_id, l.location_id, l.reserved AS recorded, \
+                COALESCE(b.total, 0) AS total FROM stock_levels l \
+         LEFT JOIN (SELECT product_id, location_id, CAST(SUM(reserved) AS BIGINT) AS total \
+                    FROM batches GROUP BY product_id, location_id) b \
+           ON b.product_id = l.product_id AND b.location_id = l.location_id \
+         WHERE l.reserved <> COALESCE(b.total, 0)",
+    )
+    .await?
+    {
+        drifts.push(Drift::LevelReserved {
+            product: r.try_get("", "product_id").map_err(db_error)?,
+            location: r.try_get("", "location_id").map_err(db_error)?,
+            recorded: r.try_get("", "recorded").map_err(db_error)?,
+            batches: r.try_get("", "total").map_err(db_error)?,
         });
     }
     Ok(findings)

@@ -1,0 +1,59 @@
+//! The events of the sales capability (schemas in `docs/events`):
+//! `sales_order.transitioned` and `payment.transitioned`.
+
+use chrono::{DateTime, Utc};
+use depot_domain::message::Message;
+use depot_domain::trade::{PaymentState, SoAction, SoState};
+use depot_store::entity::{payment, sales_order};
+use serde_json::json;
+use uuid::Uuid;
+
+/// A sales order moved (a partial return or payment may leave it where it was).
+pub(crate) fn order_transitioned(
+    order: &sales_order::Model,
+    action: SoAction,
+    from: SoState,
+    to: SoState,
+    actor: Option<Uuid>,
+    at: DateTime<Utc>,
+) -> Message {
+    Message::new(
+        "sales_order.transitioned",
+        ("sales_order", order.id),
+        json!({
+            "sales_order_id": order.id,
+            "customer_id": order.customer_id,
+            "owner_id": order.owner_id,
+            "action": action,
+            "from": from,
+            "to": to,
+            "actor_id": actor,
+            "total": order.total,
+            "amount_paid": order.amount_paid,
+            "currency": order.currency,
+        }),
+        at,
+    )
+}
+
+/// A payment came into being or changed state (`from` is null for a new one).
+pub(crate) fn payment_transitioned(
+    p: &payment::Model,
+    from: Option<PaymentState>,
+    at: DateTime<Utc>,
+) -> Message {
+    Message::new(
+        "payment.transitioned",
+        ("sales_order", p.sales_order_id),
+        json!({
+            "payment_id": p.id,
+            "sales_order_id": p.sales_order_id,
+            "method": p.method,
+            "from": from,
+            "to": p.state,
+            "amount": p.amount,
+            "currency": p.currency,
+        }),
+        at,
+    )
+}

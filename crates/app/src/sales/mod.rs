@@ -1,0 +1,1029 @@
+//! Sales: orders for customers, confirmed by reserving stock, paid (manual payments here; the
+//! gateway arrives with the payments capability), fulfilled by issuing exactly the reserved
+//! batches, cancelled (releasing them) and returned (into the batch the goods came from).
+//!
+//! Every transition is one unit of work that locks the order's head row, checks the state it
+//! starts from (`sales_order.invalid_state` naming the current one otherwise), and then the
+//! stock levels it touches in the engine's global order, so concurrent confirmations of one
+//! product queue on its level row: none oversells, none deadlocks. Each writes an audit row
+//! and a `sales_order.transitioned` event.
+
+mod events;
+mod views;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use depot_domain::pagination::{Page, PageRequest};
+use depot_domain::stock::{DepletionPolicy, MovementKind, Quantity, ReferenceType};
+use depot_domain::trade::sales::ReservationStatus;
+use depot_domain::trade::{
+    PaymentMethod, PaymentState, SalesOrderFilter, SoAction, SoState, order_total,
+};
+use depot_domain::{Actor, AppError, AppResult, ErrorCode, FieldError, Validator};
+use depot_store::entity::{
+    customer, payment, reservation, sales_order, sales_order_line, sales_return, sales_return_line,
+};
+use depot_store::on_constraint;
+use depot_store::repo::sales_orders;
+use uuid::Uuid;
+
+pub use self::views::{
+    PaymentView, ReservationView, ReturnLineView, ReturnView, SalesOrderLineView, SalesOrderView,
+};
+use crate::audit::AuditEntry;
+use crate::auth::principal::Principal;
+use crate::background::Background;
+use crate::catalog::{map_page, quantity_field};
+use crate::client::ClientInfo;
+use crate::crm::CustomerService;
+use crate::purchasing::validate_currency;
+use crate::stock::ledger::{
+    Cause, Ledger, StockProduct, insufficient, location_field, product_field,
+};
+use crate::stock::{MAX_LINES, NOTE_MAX, views as stock_views};
+use crate::uow::{UnitOfWork, Writer, retry_transient};
+
+/// Longest payment reference and return reason.
+pub const REFERENCE_MAX: usize = 200;
+pub const REASON_MAX: usize = 500;
+/// How often the reservation expiry runs by default.
+const EXPIRY_SWEEP: &str = "every 1m";
+/// Orders one sweep releases at most.
+const EXPIRY_BATCH: u64 = 200;
+
+#[derive(Debug, Clone)]
+pub struct SalesLine {
+    pub product_id: Uuid,
+    pub quantity: serde_json::Number,
+    /// Minor units of the order's currency per unit.
+    pub unit_price: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSalesOrder {
+    pub customer_id: Uuid,
+    pub location_id: Uuid,
+    pub currency: String,
+    pub notes: Option<String>,
+    pub lines: Vec<SalesLine>,
+}
+
+/// Changes to a draft order; `lines` replaces every line.
+#[derive(Debug, Clone, Default)]
+pub struct SalesOrderPatch {
+    pub customer_id: Option<Uuid>,
+    pub location_id: Option<Uuid>,
+    pub currency: Option<String>,
+    pub notes: Option<Option<String>>,
+    pub lines: Option<Vec<SalesLine>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewPayment {
+    pub method: PaymentMethod,
+    /// Minor units of the order's currency.
+    pub amount: i64,
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReturnLine {
+    pub line_id: Uuid,
+    pub quantity: serde_json::Number,
+    /// Back into the batch it came from; otherwise written off (nothing re-enters stock).
+    pub restock: bool,
+    pub reason: String,
+}
+
+fn order_not_found() -> AppError {
+    AppError::new(ErrorCode::SalesOrderNotFound, "no such sales order")
+}
+
+fn invalid_state(state: SoState, action: SoAction) -> AppError {
+    AppError::new(
+        ErrorCode::SalesOrderInvalidState,
+        format!("a sales order in state {state} cannot {action}"),
+    )
+    .with_details(serde_json::json!({ "state": state, "action": action }))
+}
+
+fn state_of(head: &sales_order::Model) -> SoState {
+    SoState::parse(&head.state).unwrap_or(SoState::Draft)
+}
+
+fn audit_action(action: SoAction) -> &'static str {
+    match action {
+        SoAction::Confirm => "sales_order.confirmed",
+        SoAction::Pay => "sales_order.payment_recorded",
+        SoAction::Fulfil => "sales_order.fulfilled",
+        SoAction::Return => "sales_order.returned",
+        SoAction::Cancel => "sales_order.cancelled",
+        SoAction::Expire => "sales_order.reservation_expired",
+    }
+}
+
+fn line_field(i: usize, field: &str) -> String {
+    format!("lines[{i}].{field}")
+}
+
+fn q(thousandths: i64) -> serde_json::Value {
+    Quantity::from_thousandths(thousandths).to_json()
+}
+
+type Order = (sales_order::Model, Vec<sales_order_line::Model>);
+
+#[derive(Clone)]
+pub struct SalesService {
+    writer: Writer,
+    default_policy: DepletionPolicy,
+    warning_days: u32,
+    reservation_ttl: Option<Duration>,
+}
+
+impl SalesService {
+    pub fn new(
+        writer: Writer,
+        default_policy: DepletionPolicy,
+        warning_days: u32,
+        reservation_ttl: Option<Duration>,
+    ) -> Self {
+        Self {
+            writer,
+            default_policy,
+            warning_days,
+            reservation_ttl,
+        }
+    }
+
+    /// Registers the sweep that releases lapsed reservations.
+    pub fn register(&self, background: &mut Background) {
+        let this = self.clone();
+        background.periodic("sales_reservation_expiry", EXPIRY_SWEEP, move || {
+            let this = this.clone();
+            async move { this.expire_reservations().await }
+        });
+    }
+
+    fn reader(&self) -> &depot_store::DatabaseConnection {
+        self.writer.db().reader()
+    }
+
+    // --- reads ---
+
+    pub async fn list(
+        &self,
+        filter: &SalesOrderFilter,
+        page: &PageRequest,
+    ) -> AppResult<Page<SalesOrderView>> {
+        let page = sales_orders::list(self.reader(), filter, page).await?;
+        Ok(map_page(page, views::order))
+    }
+
+    pub async fn get(&self, id: Uuid) -> AppResult<SalesOrderView> {
+        let order = sales_orders::get(self.reader(), id)
+            .await?
+            .ok_or_else(order_not_found)?;
+        self.shown(self.reader(), order).await
+    }
+
+    /// The order with every reservation it made.
+    async fn shown(
+        &self,
+        conn: &impl depot_store::ConnectionTrait,
+        order: Order,
+    ) -> AppResult<SalesOrderView> {
+        let id = order.0.id;
+        let mut rows = Vec::new();
+        for status in ReservationStatus::ALL {
+            rows.extend(sales_orders::reservations_of(conn, id, *status).await?);
+        }
+        rows.sort_by_key(|r| r.seq);
+        let mut shown = views::order(order);
+        shown.reservations = Some(rows.into_iter().map(views::reservation).collect());
+        Ok(shown)
+    }
+
+    pub async fn payments(&self, id: Uuid) -> AppResult<Vec<PaymentView>> {
+        if sales_orders::get(self.reader(), id).await?.is_none() {
+            return Err(order_not_found());
+        }
+        Ok(sales_orders::payments_of(self.reader(), id)
+            .await?
+            .into_iter()
+            .map(views::payment)
+            .collect())
+    }
+
+    pub async fn returns(&self, id: Uuid) -> AppResult<Vec<ReturnView>> {
+        if sales_orders::get(self.reader(), id).await?.is_none() {
+            return Err(order_not_found());
+        }
+        Ok(sales_orders::returns_of(self.reader(), id)
+            .await?
+            .into_iter()
+            .map(views::sales_return)
+            .collect())
+    }
+
+    // --- drafting ---
+
+    pub async fn create(
+        &self,
+        principal: &Principal,
+        new: NewSalesOrder,
+        client: &ClientInfo,
+    ) -> AppResult<SalesOrderView> {
+        let mut v = Validator::new();
+        validate_currency(&mut v, "currency", &new.currency);
+        if let Some(notes) = &new.notes {
+            v.text("notes", notes, NOTE_MAX);
+        }
+        v.finish()?;
+        let uow = self.writer.begin(principal.actor(), client).await?;
+        let customer = visible_customer(&uow, principal, new.customer_id).await?;
+        location_field(uow.tx(), new.location_id, "location_id").await?;
+        let id = depot_domain::id::new_id();
+        let lines = self.order_lines(&uow, id, &new.lines).await?;
+        let head = sales_order::Model {
+            id,
+            customer_id: customer.id,
+            location_id: new.location_id,
+            owner_id: customer.owner_id,
+            currency: new.currency,
+            state: SoState::Draft.as_str().to_owned(),
+            notes: new.notes,
+            total: total_of(&lines)?,
+            amount_paid: 0,
+            reserved_until: None,
+            created_by: principal.actor().user_id(),
+            confirmed_at: None,
+            paid_at: None,
+            fulfilled_at: None,
+            cancelled_at: None,
+            created_at: uow.now(),
+            updated_at: uow.now(),
+        };
+        sales_orders::insert(uow.tx(), head.clone(), lines.clone()).await?;
+        let shown = views::order((head, lines));
+        uow.audit(
+            AuditEntry::new("sales_order.created")
+                .target("sales_order", id)
+                .change(serde_json::Value::Null, audit_json(&shown)),
+        )
+        .await?;
+        uow.commit().await?;
+        Ok(shown)
+    }
+
+    /// Edits a draft order (its head and, when given, all its lines).
+    pub async fn update(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        patch: SalesOrderPatch,
+        client: &ClientInfo,
+    ) -> AppResult<SalesOrderView> {
+        let mut v = Validator::new();
+        if let Some(currency) = &patch.currency {
+            validate_currency(&mut v, "currency", currency);
+        }
+        if let Some(Some(notes)) = &patch.notes {
+            v.text("notes", notes, NOTE_MAX);
+        }
+        v.finish()?;
+        let uow = self.writer.begin(principal.actor(), client).await?;
+        let (mut head, mut lines) = sales_orders::lock(uow.tx(), id)
+            .await?
+            .ok_or_else(order_not_found)?;
+        let state = state_of(&head);
+        if !state.editable() {
+            return Err(AppError::new(
+                ErrorCode::SalesOrderInvalidState,
+                format!("a sales order in state {state} cannot be edited"),
+            )
+            .with_details(serde_json::json!({ "state": state })));
+        }
+        let before = views::order((head.clone(), lines.clone()));
+        if let Some(customer) = patch.customer_id {
+            let customer = visible_customer(&uow, principal, customer).await?;
+            head.customer_id = customer.id;
+            head.owner_id = customer.owner_id;
+        }
+        if let Some(location) = patch.location_id {
+            location_field(uow.tx(), location, "location_id").await?;
+            head.location_id = location;
+        }
+        if let Some(currency) = patch.currency {
+            head.currency = currency;
+        }
+        if let Some(notes) = patch.notes {
+            head.notes = notes;
+        }
+        if let Some(new_lines) = &patch.lines {
+            lines = self.order_lines(&uow, id, new_lines).await?;
+            sales_orders::replace_lines(uow.tx(), id, lines.clone()).await?;
+            head.total = total_of(&lines)?;
+        }
+        head.updated_at = uow.now();
+        let head = sales_orders::save(uow.tx(), head).await?;
+        let shown = views::order((head, lines));
+        uow.audit(
+            AuditEntry::new("sales_order.updated")
+                .target("sales_order", id)
+                .change(audit_json(&before), audit_json(&shown)),
+        )
+        .await?;
+        uow.commit().await?;
+        Ok(shown)
+    }
+
+    async fn order_lines(
+        &self,
+        uow: &UnitOfWork,
+        order: Uuid,
+        input: &[SalesLine],
+    ) -> AppResult<Vec<sales_order_line::Model>> {
+        let mut v = Validator::new();
+        v.check(
+            (1..=MAX_LINES).contains(&input.len()),
+            "lines",
+            "count",
+            "must have 1 to 500 lines",
+        );
+        v.finish()?;
+        let mut v = Validator::new();
+        let mut units = HashMap::new();
+        let mut lines = Vec::with_capacity(input.len());
+        for (i, line) in input.iter().enumerate() {
+            if !units.contains_key(&line.product_id) {
+                let product = product_field(
+                    uow.tx(),
+                    line.product_id,
+                    &line_field(i, "product_id"),
+                    self.default_policy,
+                )
+                .await?;
+                units.insert(line.product_id, product.unit);
+            }
+            let field = line_field(i, "quantity");
+            let quantity = quantity_field(&mut v, &field, &line.quantity, units[&line.product_id]);
+            if let Some(q) = quantity {
+                v.check(
+                    q.is_positive(),
+                    &field,
+                    "not_positive",
+                    "must be greater than 0",
+                );
+            }
+            v.check(
+                line.unit_price >= 0,
+                &line_field(i, "unit_price"),
+                "negative",
+                "must not be negative",
+            );
+            lines.push(sales_order_line::Model {
+                id: depot_domain::id::new_id(),
+                sales_order_id: order,
+                line_no: i32::try_from(i).unwrap_or(i32::MAX),
+                product_id: line.product_id,
+                quantity: quantity.map_or(0, Quantity::thousandths),
+                unit_price: line.unit_price,
+                fulfilled: 0,
+                returned: 0,
+            });
+        }
+        v.finish()?;
+        Ok(lines)
+    }
+
+    // --- transitions ---
+
+    async fn begin_transition(
+        &self,
+        uow: &UnitOfWork,
+        id: Uuid,
+        action: SoAction,
+    ) -> AppResult<(Order, SoState)> {
+        let order = sales_orders::lock(uow.tx(), id)
+            .await?
+            .ok_or_else(order_not_found)?;
+        let state = state_of(&order.0);
+        if !state.allows(action) {
+            return Err(invalid_state(state, action));
+        }
+        Ok((order, state))
+    }
+
+    /// Saves the head in its new state, audits and emits the transition, and commits.
+    async fn finish_transition(
+        &self,
+        mut uow: UnitOfWork,
+        (mut head, lines): Order,
+        action: SoAction,
+        from: SoState,
+        to: SoState,
+    ) -> AppResult<SalesOrderView> {
+        let now = uow.now();
+        head.state = to.as_str().to_owned();
+        head.updated_at = now;
+        let head = sales_orders::save(uow.tx(), head).await?;
+        let actor = uow.actor().user_id();
+        uow.emit(&events::order_transitioned(
+            &head, action, from, to, actor, now,
+        ))
+        .await?;
+        uow.audit(
+            AuditEntry::new(audit_action(action))
+                .target("sales_order", head.id)
+                .change(
+                    serde_json::json!({ "state": from }),
+                    serde_json::json!({ "state": to }),
+                ),
+        )
+        .await?;
+        let shown = self.shown(uow.tx(), (head, lines)).await?;
+        uow.commit().await?;
+        Ok(shown)
+    }
+
+    /// The engine's view of the products on the order's lines.
+    async fn products(
+        &self,
+        uow: &UnitOfWork,
+        lines: &[sales_order_line::Model],
+    ) -> AppResult<BTreeMap<Uuid, StockProduct>> {
+        let mut products = BTreeMap::new();
+        for line in lines {
+            if !products.contains_key(&line.product_id) {
+                let product =
+                    product_field(uow.tx(), line.product_id, "lines", self.default_policy).await?;
+                products.insert(line.product_id, product);
+            }
+        }
+        Ok(products)
+    }
+
+    /// Reserves every line by its product's depletion policy, all or nothing: on a shortfall
+    /// `stock.insufficient` lists every line with what is available for it.
+    pub async fn confirm(
+        &self,
+        actor: Actor,
+        id: Uuid,
+        client: &ClientInfo,
+    ) -> AppResult<SalesOrderView> {
+        retry_transient(|| self.confirm_once(actor, id, client)).await
+    }
+
+    async fn confirm_once(
+        &self,
+        actor: Actor,
+        id: Uuid,
+        client: &ClientInfo,
+    ) -> AppResult<SalesOrderView> {
+        let mut uow = self.writer.begin(actor, client).await?;
+        let ((mut head, lines), from) = self.begin_transition(&uow, id, SoAction::Confirm).await?;
+        let location = head.location_id;
+        let products = self.products(&uow, &lines).await?;
+        let mut ledger = Ledger::new(Cause {
+            reason: None,
+            note: None,
+            reference: Some((ReferenceType::SalesOrder, id)),
+        });
+        ledger
+            .lock(&uow, products.values().map(|p| (p, location)))
+            .await?;
+        let now = uow.now();
+        let mut rows = Vec::new();
+        let mut report = Vec::with_capacity(lines.len());
+        let mut short = false;
+        for (i, line) in lines.iter().enumerate() {
+            let product = &products[&line.product_id];
+            let wanted = Quantity::from_thousandths(line.quantity);
+            let available = ledger.available(product.id, location);
+            match ledger.reserve(&uow, product, location, wanted).await? {
+                Ok(held) => {
+                    for (batch, quantity) in held {
+                        rows.push(reservation::Model {
+                            id: depot_domain::id::new_id(),
+                            sales_order_id: id,
+                            line_id: line.id,
+                            seq: i32::try_from(rows.len()).unwrap_or(i32::MAX),
+                            product_id: product.id,
+                            location_id: location,
+                            batch_id: batch,
+                            quantity: quantity.thousandths(),
+                            returned: 0,
+                            status: ReservationStatus::Active.as_str().to_owned(),
+                            created_at: now,
+                            updated_at: now,
+                        });
+                    }
+                }
+                Err(eligible) => {
+                    short = true;
+                    report.push((i, line, eligible.min(available)));
+                    continue;
+                }
+            }
+            report.push((i, line, available));
+        }
+        if short {
+            let first = report
+                .iter()
+                .find(|(_, l, a)| a.thousandths() < l.quantity)
+                .map_or(Quantity::ZERO, |(_, _, a)| *a);
+            return Err(insufficient(
+                first,
+                serde_json::json!({
+                    "lines": report.iter().map(|(i, l, a)| serde_json::json!({
+                        "line": i,
+                        "line_id": l.id,
+                        "product_id": l.product_id,
+                        "requested": q(l.quantity),
+                        "available": a.to_json(),
+                    })).collect::<Vec<_>>(),
+                }),
+            ));
+        }
+        sales_orders::insert_reservations(uow.tx(), rows).await?;
+        ledger.finish(&mut uow, self.warning_days).await?;
+        head.confirmed_at = Some(now);
+        head.reserved_until = self
+            .reservation_ttl
+            .and_then(|ttl| chrono::Duration::from_std(ttl).ok())
+            .map(|ttl| now + ttl);
+        self.finish_transition(
+            uow,
+            (head, lines),
+            SoAction::Confirm,
+            from,
+            SoState::Confirmed,
+        )
+        .await
+    }
+
+    /// Records a manual payment; the order becomes `paid` once its total is covered.
+    pub async fn record_payment(
+        &self,
+        actor: Actor,
+        id: Uuid,
+        input: NewPayment,
+        client: &ClientInfo,
+    ) -> AppResult<PaymentView> {
+        let mut v = Validator::new();
+        v.check(
+            input.method.is_manual(),
+            "method",
+            "not_manual",
+            "must be cash, bank_transfer or card_terminal (gateway payments start at /payments)",
+        );
+        v.check(
+            input.amount > 0,
+            "amount",
+            "not_positive",
+            "must be greater than 0",
+        );
+        if let Some(reference) = &input.reference {
+            v.line("reference", reference, 1, REFERENCE_MAX);
+        }
+        v.finish()?;
+        retry_transient(|| self.record_payment_once(actor, id, &input, client)).await
+    }
+
+    async fn record_payment_once(
+        &self,
+        actor: Actor,
+        id: Uuid,
+        input: &NewPayment,
+        client: &ClientInfo,
+    ) -> AppResult<PaymentView> {
+        let mut uow = self.writer.begin(actor, client).await?;
+        let ((mut head, lines), from) = self.begin_transition(&uow, id, SoAction::Pay).await?;
+        let due = head.total - head.amount_paid;
+        if input.amount > due {
+            return Err(AppError::new(
+                ErrorCode::PaymentsExceedsBalance,
+                "the payment is more than the order still owes",
+            )
+            .with_details(serde_json::json!({ "balance_due": due, "field": "amount" })));
+        }
+        let now = uow.now();
+        let row = payment::Model {
+            id: depot_domain::id::new_id(),
+            sales_order_id: id,
+            method: input.method.as_str().to_owned(),
+            state: PaymentState::Paid.as_str().to_owned(),
+            amount: input.amount,
+            currency: head.currency.clone(),
+            reference: input.reference.clone(),
+            tran_id: None,
+            actor_id: actor.user_id(),
+            actor_name: actor.system_name().map(str::to_owned),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        sales_orders::insert_payment(uow.tx(), row.clone())
+            .await
+            .map_err(on_constraint(&sales_orders::ACTIVE_PAYMENT_UNIQUE, || {
+                AppError::new(
+                    ErrorCode::PaymentsActiveExists,
+                    "the order already has an active payment by this method",
+                )
+                .with_details(serde_json::json!({ "field": "method" }))
+            }))?;
+        uow.emit(&events::payment_transitioned(&row, None, now))
+            .await?;
+        uow.audit(
+            AuditEntry::new("payment.recorded")
+                .target("sales_order", id)
+                .details(serde_json::json!({
+                    "payment_id": row.id,
+                    "method": row.method,
+                    "amount": row.amount,
+                    "currency": row.currency,
+                })),
+        )
+        .await?;
+        head.amount_paid += input.amount;
+        let covered = head.amount_paid >= head.total;
+        let to = if covered && from == SoState::Confirmed {
+            head.paid_at = Some(now);
+            // A paid order keeps its stock until it is fulfilled or cancelled.
+            head.reserved_until = None;
+            SoState::Paid
+        } else {
+            if covered {
+                head.paid_at = Some(now);
+            }
+            from
+        };
+        self.finish_transition(uow, (head, lines), SoAction::Pay, from, to)
+            .await?;
+        Ok(views::payment(row))
+    }
+
+    /// Issues exactly the reserved batches as `sale` movements and clears the reservations.
+    pub async fn fulfil(
+        &self,
+        actor: Actor,
+        id: Uuid,
+        client: &ClientInfo,
+    ) -> AppResult<SalesOrderView> {
+        retry_transient(|| self.fulfil_once(actor, id, client)).await
+    }
+
+    async fn fulfil_once(
+        &self,
+        actor: Actor,
+        id: Uuid,
+        client: &ClientInfo,
+    ) -> AppResult<SalesOrderView> {
+        let mut uow = self.writer.begin(actor, client).await?;
+        let ((mut head, mut lines), from) =
+            self.begin_transition(&uow, id, SoAction::Fulfil).await?;
+        let location = head.location_id;
+        let products = self.products(&uow, &lines).await?;
+        let mut ledger = Ledger::new(Cause {
+            reason: None,
+            note: None,
+            reference: Some((ReferenceType::SalesOrder, id)),
+        });
+        ledger
+            .lock(&uow, products.values().map(|p| (p, location)))
+            .await?;
+        let now = uow.now();
+        let held = sales_orders::reservations_of(uow.tx(), id, ReservationStatus::Active).await?;
+        let mut issued: HashMap<Uuid, i64> = HashMap::new();
+        for mut r in held {
+            ledger
+                .take_reserved(
+                    &uow,
+                    MovementKind::Sale,
+                    r.product_id,
+                    r.location_id,
+                    r.batch_id,
+                    Quantity::from_thousandths(r.quantity),
+                )
+                .await?;
+            *issued.entry(r.line_id).or_default() += r.quantity;
+            r.status = ReservationStatus::Fulfilled.as_str().to_owned();
+            r.updated_at = now;
+            sales_orders::save_reservation(uow.tx(), r).await?;
+        }
+        for line in &mut lines {
+            line.fulfilled += issued.get(&line.id).copied().unwrap_or_default();
+            if line.fulfilled != line.quantity {
+                return Err(AppError::internal(
+                    "a fulfilled line differs from its reservations",
+                ));
+            }
+            *line = sales_orders::save_line(uow.tx(), line.clone()).await?;
+        }
+        let (movements, _) = ledger.finish(&mut uow, self.warning_days).await?;
+        head.fulfilled_at = Some(now);
+        head.reserved_until = None;
+        let mut shown = self
+            .finish_transition(
+                uow,
+                (head, lines),
+                SoAction::Fulfil,
+                from,
+                SoState::Fulfilled,
+            )
+            .await?;
+        shown.movements = movements.into_iter().map(stock_views::movement).collect();
+        Ok(shown)
+    }
+
+    /// Cancels a draft, confirmed or paid order, releasing what it reserved.
+    pub async fn cancel(
+        &self,
+        actor: Actor,
+        id: Uuid,
+        client: &ClientInfo,
+    ) -> AppResult<SalesOrderView> {
+        retry_transient(|| self.release_once(actor, id, SoAction::Cancel, client)).await
+    }
+
+    /// Releases the reservations of `id` and moves it on: `cancel` → cancelled, `expire` →
+    /// back to draft (only while its reservations have lapsed).
+    async fn release_once(
+        &self,
+        actor: Actor,
+        id: Uuid,
+        action: SoAction,
+        client: &ClientInfo,
+    ) -> AppResult<SalesOrderView> {
+        let mut uow = self.writer.begin(actor, client).await?;
+        let ((mut head, lines), from) = self.begin_transition(&uow, id, action).await?;
+        let now = uow.now();
+        if action == SoAction::Expire && head.reserved_until.is_none_or(|until| until > now) {
+            return Err(invalid_state(from, action));
+        }
+        if from.reserves() {
+            let location = head.location_id;
+            let products = self.products(&uow, &lines).await?;
+            let mut ledger = Ledger::new(Cause {
+                reason: None,
+                note: None,
+                reference: Some((ReferenceType::SalesOrder, id)),
+            });
+            ledger
+                .lock(&uow, products.values().map(|p| (p, location)))
+                .await?;
+            let held =
+                sales_orders::reservations_of(uow.tx(), id, ReservationStatus::Active).await?;
+            for mut r in held {
+                ledger
+                    .release(
+                        &uow,
+                        r.product_id,
+                        r.location_id,
+                        r.batch_id,
+                        Quantity::from_thousandths(r.quantity),
+                    )
+                    .await?;
+                r.status = ReservationStatus::Released.as_str().to_owned();
+                r.updated_at = now;
+                sales_orders::save_reservation(uow.tx(), r).await?;
+            }
+            ledger.finish(&mut uow, self.warning_days).await?;
+        }
+        head.reserved_until = None;
+        let to = match action {
+            SoAction::Expire => {
+                head.confirmed_at = None;
+                SoState::Draft
+            }
+            _ => {
+                head.cancelled_at = Some(now);
+                SoState::Cancelled
+            }
+        };
+        self.finish_transition(uow, (head, lines), action, from, to)
+            .await
+    }
+
+    /// Releases the reservations of confirmed, unpaid orders whose time ran out (the orders
+    /// go back to draft). Returns how many.
+    pub async fn expire_reservations(&self) -> AppResult<u64> {
+        let due =
+            sales_orders::reservations_expired(self.reader(), self.writer.now(), EXPIRY_BATCH)
+                .await?;
+        let client = ClientInfo::default();
+        let mut released = 0;
+        for id in due {
+            let actor = Actor::System("sales_reservation_expiry");
+            match retry_transient(|| self.release_once(actor, id, SoAction::Expire, &client)).await
+            {
+                Ok(_) => released += 1,
+                // Paid, cancelled or extended meanwhile: nothing to do.
+                Err(e) if e.error_code() == ErrorCode::SalesOrderInvalidState => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(released)
+    }
+
+    /// Takes goods back: each line into the batches it was issued from (latest first), or
+    /// written off; never more than was fulfilled and not yet returned.
+    pub async fn return_goods(
+        &self,
+        actor: Actor,
+        id: Uuid,
+        input: Vec<ReturnLine>,
+        client: &ClientInfo,
+    ) -> AppResult<SalesOrderView> {
+        let mut v = Validator::new();
+        v.check(
+            (1..=MAX_LINES).contains(&input.len()),
+            "lines",
+            "count",
+            "must have 1 to 500 lines",
+        );
+        for (i, line) in input.iter().enumerate() {
+            v.line(&line_field(i, "reason"), &line.reason, 1, REASON_MAX);
+        }
+        v.finish()?;
+        retry_transient(|| self.return_once(actor, id, &input, client)).await
+    }
+
+    async fn return_once(
+        &self,
+        actor: Actor,
+        id: Uuid,
+        input: &[ReturnLine],
+        client: &ClientInfo,
+    ) -> AppResult<SalesOrderView> {
+        let mut uow = self.writer.begin(actor, client).await?;
+        let ((head, mut lines), from) = self.begin_transition(&uow, id, SoAction::Return).await?;
+        let products = self.products(&uow, &lines).await?;
+        let mut v = Validator::new();
+        let mut parts = Vec::with_capacity(input.len());
+        let mut asked: BTreeMap<Uuid, i64> = BTreeMap::new();
+        for (i, line) in input.iter().enumerate() {
+            let Some(order_line) = lines.iter().find(|l| l.id == line.line_id) else {
+                v.push(FieldError::new(
+                    line_field(i, "line_id"),
+                    "not_found",
+                    "is not a line of this sales order",
+                ));
+                continue;
+            };
+            let unit = products[&order_line.product_id].unit;
+            let field = line_field(i, "quantity");
+            let Some(quantity) = quantity_field(&mut v, &field, &line.quantity, unit) else {
+                continue;
+            };
+            v.check(
+                quantity.is_positive(),
+                &field,
+                "not_positive",
+                "must be greater than 0",
+            );
+            *asked.entry(order_line.id).or_default() += quantity.thousandths();
+            parts.push((i, order_line.id, order_line.product_id, quantity, line));
+        }
+        v.finish()?;
+        let over: Vec<_> = lines
+            .iter()
+            .filter_map(|l| {
+                let more = *asked.get(&l.id)?;
+                (l.returned + more > l.fulfilled).then(|| {
+                    serde_json::json!({
+                        "line_id": l.id,
+                        "fulfilled": q(l.fulfilled),
+                        "returned": q(l.returned),
+                        "returnable": q(l.fulfilled - l.returned),
+                        "requested": q(more),
+                    })
+                })
+            })
+            .collect();
+        if !over.is_empty() {
+            return Err(AppError::new(
+                ErrorCode::SalesOrderOverReturn,
+                "the return exceeds what was fulfilled and not yet returned",
+            )
+            .with_details(serde_json::json!({ "lines": over })));
+        }
+        let location = head.location_id;
+        let mut ledger = Ledger::new(Cause {
+            reason: None,
+            note: None,
+            reference: Some((ReferenceType::SalesOrder, id)),
+        });
+        ledger
+            .lock(&uow, products.values().map(|p| (p, location)))
+            .await?;
+        let mut issued =
+            sales_orders::reservations_of(uow.tx(), id, ReservationStatus::Fulfilled).await?;
+        // Latest issued first: goods come back into the batch they most recently left.
+        issued.sort_by_key(|r| std::cmp::Reverse(r.seq));
+        let now = uow.now();
+        let return_id = depot_domain::id::new_id();
+        let mut rows = Vec::with_capacity(parts.len());
+        for (i, line_id, product_id, quantity, line) in parts {
+            let mut left = quantity.thousandths();
+            for r in issued.iter_mut().filter(|r| r.line_id == line_id) {
+                if left == 0 {
+                    break;
+                }
+                let take = left.min(r.quantity - r.returned);
+                if take == 0 {
+                    continue;
+                }
+                if line.restock {
+                    ledger
+                        .put_back(
+                            &uow,
+                            MovementKind::Return,
+                            r.batch_id,
+                            Quantity::from_thousandths(take),
+                        )
+                        .await?;
+                }
+                r.returned += take;
+                r.updated_at = now;
+                *r = sales_orders::save_reservation(uow.tx(), r.clone()).await?;
+                left -= take;
+            }
+            if left != 0 {
+                return Err(AppError::internal("a return outgrew what its line issued"));
+            }
+            rows.push(sales_return_line::Model {
+                id: depot_domain::id::new_id(),
+                return_id,
+                line_no: i32::try_from(i).unwrap_or(i32::MAX),
+                sales_order_line_id: line_id,
+                product_id,
+                quantity: quantity.thousandths(),
+                restock: line.restock,
+                reason: line.reason.clone(),
+            });
+        }
+        for line in &mut lines {
+            if let Some(more) = asked.get(&line.id) {
+                line.returned += more;
+                *line = sales_orders::save_line(uow.tx(), line.clone()).await?;
+            }
+        }
+        let actor_now = uow.actor();
+        sales_orders::insert_return(
+            uow.tx(),
+            sales_return::Model {
+                id: return_id,
+                sales_order_id: id,
+                actor_id: actor_now.user_id(),
+                actor_name: actor_now.system_name().map(str::to_owned),
+                created_at: now,
+            },
+            rows,
+        )
+        .await?;
+        let (movements, _) = ledger.finish(&mut uow, self.warning_days).await?;
+        let everything_back = lines.iter().all(|l| l.returned == l.quantity);
+        let to = if everything_back {
+            SoState::Returned
+        } else {
+            from
+        };
+        let mut shown = self
+            .finish_transition(uow, (head, lines), SoAction::Return, from, to)
+            .await?;
+        shown.movements = movements.into_iter().map(stock_views::movement).collect();
+        Ok(shown)
+    }
+}
+
+/// The customer, if the caller may see it (else `customers.not_found` naming the field).
+async fn visible_customer(
+    uow: &UnitOfWork,
+    principal: &Principal,
+    id: Uuid,
+) -> AppResult<customer::Model> {
+    CustomerService::visible(uow.tx(), principal, id)
+        .await
+        .map_err(|e| e.with_details(serde_json::json!({ "field": "customer_id" })))
+}
+
+fn total_of(lines: &[sales_order_line::Model]) -> AppResult<i64> {
+    order_total(
+        lines
+            .iter()
+            .map(|l| (Quantity::from_thousandths(l.quantity), l.unit_price)),
+    )
+    .ok_or_else(|| {
+        AppError::validation(vec![FieldError::new(
+            "lines",
+            "total.out_of_range",
+            "the order's total is too large",
+        )])
+    })
+}
+
+fn audit_json(view: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(view).unwrap_or(serde_json::Value::Null)
+}

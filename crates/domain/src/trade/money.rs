@@ -1,0 +1,72 @@
+//! Money: integer minor units with an ISO 4217 currency, never floats. A line's total is its
+//! quantity (thousandths of the unit) times the unit price, rounded half up to a minor unit.
+
+use crate::stock::Quantity;
+
+/// Whether `code` has the shape of an ISO 4217 code: three upper-case letters (`BDT`, `USD`).
+pub fn is_currency(code: &str) -> bool {
+    code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase())
+}
+
+/// `quantity × unit_price` in minor units, rounded half up; `None` when it does not fit.
+pub fn line_total(quantity: Quantity, unit_price: i64) -> Option<i64> {
+    let exact = i128::from(quantity.thousandths()).checked_mul(i128::from(unit_price))?;
+    let rounded = if exact >= 0 {
+        (exact + 500) / 1000
+    } else {
+        (exact - 500) / 1000
+    };
+    i64::try_from(rounded).ok()
+}
+
+/// The sum of the lines' totals; `None` when any line or the sum does not fit.
+pub fn order_total(lines: impl IntoIterator<Item = (Quantity, i64)>) -> Option<i64> {
+    lines.into_iter().try_fold(0i64, |sum, (quantity, price)| {
+        sum.checked_add(line_total(quantity, price)?)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn whole_quantities_multiply_exactly_and_fractions_round_half_up() {
+        assert_eq!(line_total(Quantity::units(3), 1_250), Some(3_750));
+        // 0.125 kg at 999 per kg = 124.875 → 125
+        assert_eq!(line_total(Quantity::from_thousandths(125), 999), Some(125));
+        // 0.5 × 1 = 0.5 → 1 (half up)
+        assert_eq!(line_total(Quantity::from_thousandths(500), 1), Some(1));
+        assert_eq!(line_total(Quantity::from_thousandths(499), 1), Some(0));
+        assert_eq!(line_total(Quantity::units(1), i64::MAX), Some(i64::MAX));
+        assert_eq!(line_total(Quantity::units(2), i64::MAX), None);
+    }
+
+    #[test]
+    fn an_order_total_that_overflows_is_refused() {
+        assert_eq!(
+            order_total([(Quantity::units(1), 5), (Quantity::units(2), 7)]),
+            Some(19)
+        );
+        assert_eq!(
+            order_total([(Quantity::units(1), i64::MAX), (Quantity::units(1), 1)]),
+            None
+        );
+    }
+
+    #[test]
+    fn currency_codes_are_three_upper_case_letters() {
+        assert!(is_currency("BDT"));
+        for bad in ["bdt", "BD", "BDTT", "B1T", ""] {
+            assert!(!is_currency(bad), "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn whole_units_total_is_the_plain_product(units in 0i64..1_000_000, price in 0i64..1_000_000_000) {
+            prop_assert_eq!(line_total(Quantity::units(units), price), Some(units * price));
+        }
+    }
+}
