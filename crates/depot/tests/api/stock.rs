@@ -126,7 +126,7 @@ pub(crate) async fn assert_verified(app: &TestApp) {
     assert!(report.mismatches.is_empty(), "{:?}", report.mismatches);
 }
 
-fn day(days: i64) -> String {
+pub(crate) fn day(days: i64) -> String {
     (Utc::now() + Duration::days(days)).date_naive().to_string()
 }
 

@@ -509,11 +509,14 @@ async fn close(
 /// The receipts posted against an order, oldest first.
 #[utoipa::path(get, path = "/purchase-orders/{id}/receipts", tag = "purchasing", security(("bearer" = ["purchase_orders.read"])),
     params(("id" = Uuid, Path)),
-    responses((status = 200, body = Vec<ReceiptView>), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = PageOf<ReceiptView>), (status = 404, body = ErrorBody)))]
 async fn list_receipts(
     Authorized(..): Authorized<perm::PurchaseOrdersRead>,
     State(ctx): State<AppContext>,
     Path(id): Path<Uuid>,
-) -> ApiResult<Json<Vec<ReceiptView>>> {
-    Ok(Json(ctx.purchasing().receipts(id).await?))
+) -> ApiResult<Json<Page<ReceiptView>>> {
+    Ok(Json(Page {
+        data: ctx.purchasing().receipts(id).await?,
+        next_cursor: None,
+    }))
 }
