@@ -12,6 +12,7 @@ use chrono::NaiveDate;
 use depot_domain::auth::Permission;
 use depot_domain::pagination::{Page, PageRequest};
 use depot_domain::state::UserStatus;
+use depot_domain::trade::contact::validate_contact;
 use depot_domain::trade::{ActivityFilter, ActivityKind, CustomerFilter, CustomerStatus};
 use depot_domain::{AppError, AppResult, ErrorCode, Validator};
 use depot_store::entity::{activity, customer, customer_contact};
@@ -21,9 +22,8 @@ use uuid::Uuid;
 pub use self::views::{ActivityView, ContactView, CustomerView};
 use crate::audit::AuditEntry;
 use crate::auth::principal::Principal;
-use crate::catalog::{NAME_MAX, map_page};
+use crate::catalog::{ADDRESS_MAX, NAME_MAX, map_page};
 use crate::client::ClientInfo;
-use crate::purchasing::{ADDRESS_MAX, validate_contact};
 use crate::uow::{UnitOfWork, Writer};
 
 /// Most tags on one customer, and the longest tag.

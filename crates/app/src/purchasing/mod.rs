@@ -14,12 +14,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
 use depot_adapters::mail::Attachment;
-use depot_domain::auth::password::{validate_email, validate_phone};
 use depot_domain::pagination::{Page, PageRequest};
 use depot_domain::stock::{DepletionPolicy, MovementKind, Quantity, ReferenceType};
+use depot_domain::trade::contact::{validate_contact, validate_currency};
 use depot_domain::trade::{
-    PoAction, PoState, PurchaseOrderFilter, SupplierFilter, is_currency, order_total,
-    receipt_allowance,
+    PoAction, PoState, PurchaseOrderFilter, SupplierFilter, order_total, receipt_allowance,
 };
 use depot_domain::{Actor, AppError, AppResult, ErrorCode, FieldError, Validator};
 use depot_store::entity::{purchase_order, purchase_order_line, receipt, receipt_line, supplier};
@@ -30,15 +29,13 @@ pub use self::views::{
     PurchaseOrderLineView, PurchaseOrderView, ReceiptLineView, ReceiptView, SupplierView,
 };
 use crate::audit::AuditEntry;
-use crate::catalog::{NAME_MAX, map_page, quantity_field};
+use crate::catalog::{ADDRESS_MAX, NAME_MAX, map_page, quantity_field};
 use crate::client::ClientInfo;
 use crate::mail::NewEmail;
-use crate::stock::ledger::{Cause, Ledger, Origin, StockProduct, location_field, product_field};
+use crate::stock::ledger::{Cause, Ledger, Origin, location_field, products_named};
 use crate::stock::{LOT_MAX, MAX_LINES, NOTE_MAX, refuse_new_stock, views as stock_views};
 use crate::uow::{UnitOfWork, Writer, retry_transient};
 
-/// Longest address.
-pub const ADDRESS_MAX: usize = 1_000;
 /// Longest supplier lead time, in days.
 pub const LEAD_TIME_MAX: i32 = 3_650;
 
@@ -143,25 +140,6 @@ fn audit_action(to: PoState, action: PoAction) -> &'static str {
 
 fn line_field(i: usize, field: &str) -> String {
     format!("lines[{i}].{field}")
-}
-
-/// Checks a contact's optional email and phone.
-pub(crate) fn validate_contact(v: &mut Validator, email: Option<&str>, phone: Option<&str>) {
-    if let Some(error) = email.and_then(|e| validate_email("email", e)) {
-        v.push(error);
-    }
-    if let Some(error) = phone.and_then(|p| validate_phone("phone", p)) {
-        v.push(error);
-    }
-}
-
-pub(crate) fn validate_currency(v: &mut Validator, field: &str, currency: &str) {
-    v.check(
-        is_currency(currency),
-        field,
-        "invalid",
-        "must be an ISO 4217 code such as BDT",
-    );
 }
 
 fn search_text(name: &str, email: Option<&str>) -> String {
@@ -521,19 +499,15 @@ impl PurchasingService {
         );
         v.finish()?;
         let mut v = Validator::new();
+        let seen = products_named(
+            uow.tx(),
+            input.iter().map(|l| l.product_id).collect(),
+            |i| line_field(i, "product_id"),
+            self.default_policy,
+        )
+        .await?;
         let mut lines = Vec::with_capacity(input.len());
-        let mut seen: HashMap<Uuid, StockProduct> = HashMap::new();
         for (i, line) in input.iter().enumerate() {
-            if !seen.contains_key(&line.product_id) {
-                let product = product_field(
-                    uow.tx(),
-                    line.product_id,
-                    &line_field(i, "product_id"),
-                    self.default_policy,
-                )
-                .await?;
-                seen.insert(line.product_id, product);
-            }
             let product = &seen[&line.product_id];
             if product.archived {
                 return Err(AppError::new(
@@ -774,14 +748,13 @@ impl PurchasingService {
         let mut uow = self.writer.begin(actor, client).await?;
         let (head, mut lines, from) = self.begin_transition(&uow, id, PoAction::Receive).await?;
         let active = location_field(uow.tx(), input.location_id, "location_id").await?;
-        let mut products: BTreeMap<Uuid, StockProduct> = BTreeMap::new();
-        for line in &lines {
-            if !products.contains_key(&line.product_id) {
-                let product =
-                    product_field(uow.tx(), line.product_id, "lines", self.default_policy).await?;
-                products.insert(line.product_id, product);
-            }
-        }
+        let products = products_named(
+            uow.tx(),
+            lines.iter().map(|l| l.product_id).collect(),
+            |_| "lines".to_owned(),
+            self.default_policy,
+        )
+        .await?;
         // Check every line first: quantities, lot and expiry, then the tolerance per order line.
         let mut v = Validator::new();
         let mut parts = Vec::with_capacity(input.lines.len());

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use depot_domain::pagination::{Page, PageRequest};
 use depot_domain::stock::{DepletionPolicy, MovementKind, Quantity, ReferenceType};
+use depot_domain::trade::contact::validate_currency;
 use depot_domain::trade::sales::ReservationStatus;
 use depot_domain::trade::{
     PaymentMethod, PaymentState, SalesOrderFilter, SoAction, SoState, order_total,
@@ -37,9 +38,8 @@ use crate::background::Background;
 use crate::catalog::{map_page, quantity_field};
 use crate::client::ClientInfo;
 use crate::crm::CustomerService;
-use crate::purchasing::validate_currency;
 use crate::stock::ledger::{
-    Cause, Ledger, StockProduct, insufficient, location_field, product_field,
+    Cause, Ledger, StockProduct, insufficient, location_field, products_named,
 };
 use crate::stock::{MAX_LINES, NOTE_MAX, views as stock_views};
 use crate::uow::{UnitOfWork, Writer, retry_transient};
@@ -353,21 +353,18 @@ impl SalesService {
         );
         v.finish()?;
         let mut v = Validator::new();
-        let mut units = HashMap::new();
+        let products = products_named(
+            uow.tx(),
+            input.iter().map(|l| l.product_id).collect(),
+            |i| line_field(i, "product_id"),
+            self.default_policy,
+        )
+        .await?;
         let mut lines = Vec::with_capacity(input.len());
         for (i, line) in input.iter().enumerate() {
-            if !units.contains_key(&line.product_id) {
-                let product = product_field(
-                    uow.tx(),
-                    line.product_id,
-                    &line_field(i, "product_id"),
-                    self.default_policy,
-                )
-                .await?;
-                units.insert(line.product_id, product.unit);
-            }
             let field = line_field(i, "quantity");
-            let quantity = quantity_field(&mut v, &field, &line.quantity, units[&line.product_id]);
+            let unit = products[&line.product_id].unit;
+            let quantity = quantity_field(&mut v, &field, &line.quantity, unit);
             if let Some(q) = quantity {
                 v.check(
                     q.is_positive(),
@@ -453,15 +450,13 @@ impl SalesService {
         uow: &UnitOfWork,
         lines: &[sales_order_line::Model],
     ) -> AppResult<BTreeMap<Uuid, StockProduct>> {
-        let mut products = BTreeMap::new();
-        for line in lines {
-            if !products.contains_key(&line.product_id) {
-                let product =
-                    product_field(uow.tx(), line.product_id, "lines", self.default_policy).await?;
-                products.insert(line.product_id, product);
-            }
-        }
-        Ok(products)
+        products_named(
+            uow.tx(),
+            lines.iter().map(|l| l.product_id).collect(),
+            |_| "lines".to_owned(),
+            self.default_policy,
+        )
+        .await
     }
 
     /// Reserves every line by its product's depletion policy, all or nothing: on a shortfall

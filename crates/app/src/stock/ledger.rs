@@ -83,6 +83,23 @@ pub(crate) async fn product_field(
         .ok_or_else(|| product_not_found().with_details(serde_json::json!({ "field": field })))
 }
 
+/// The engine's view of every product `ids` names, each looked up once; a missing one is a
+/// 404 naming `field(i)` for the first position `i` that names it.
+pub(crate) async fn products_named(
+    conn: &impl ConnectionTrait,
+    ids: Vec<Uuid>,
+    field: fn(usize) -> String,
+    default_policy: DepletionPolicy,
+) -> AppResult<BTreeMap<Uuid, StockProduct>> {
+    let mut products = BTreeMap::new();
+    for (i, id) in ids.into_iter().enumerate() {
+        if let std::collections::btree_map::Entry::Vacant(slot) = products.entry(id) {
+            slot.insert(product_field(conn, id, &field(i), default_policy).await?);
+        }
+    }
+    Ok(products)
+}
+
 /// A location named in a request body (whether it is active), or a 404 naming `field`.
 pub(crate) async fn location_field(
     conn: &impl ConnectionTrait,

@@ -85,7 +85,10 @@ async fn a_sales_user_cannot_reach_another_users_customer_and_a_manager_can() {
     let order = json!({ "customer_id": shop, "location_id": here, "currency": "BDT",
                         "lines": [{ "product_id": tea, "quantity": 1, "unit_price": 100 }] });
     let (status, answer) = bob.post("/api/v1/sales-orders", order.clone()).await;
-    assert_eq!((status, answer["code"].clone()), (404, json!("customers.not_found")));
+    assert_eq!(
+        (status, answer["code"].clone()),
+        (404, json!("customers.not_found"))
+    );
     assert_eq!(alice.post("/api/v1/sales-orders", order).await.0, 201);
     // Nor hand a new customer to someone else.
     let (status, _) = bob
@@ -97,7 +100,13 @@ async fn a_sales_user_cannot_reach_another_users_customer_and_a_manager_can() {
     assert_eq!(status, 403);
 
     // The manager sees everyone's.
-    assert_eq!(boss.get("/api/v1/customers").await["data"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        boss.get("/api/v1/customers").await["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     assert_eq!(boss.get(&path).await["name"], "Corner Shop");
     let (status, _) = activity(&boss, shop, "Manager note", false).await;
     assert_eq!(status, 201);
@@ -121,9 +130,18 @@ async fn reassigning_moves_the_customer_and_its_open_activities_in_one_audited_s
     let (status, body) = boss
         .post(&reassign, json!({ "owner_id": viewer.user.user_id }))
         .await;
-    assert_eq!((status, body["code"].clone()), (422, json!("customers.invalid_owner")));
+    assert_eq!(
+        (status, body["code"].clone()),
+        (422, json!("customers.invalid_owner"))
+    );
     // A sales user may not reassign at all.
-    assert_eq!(alice.post(&reassign, json!({ "owner_id": bob.user.user_id })).await.0, 403);
+    assert_eq!(
+        alice
+            .post(&reassign, json!({ "owner_id": bob.user.user_id }))
+            .await
+            .0,
+        403
+    );
 
     let (status, moved) = boss
         .post(&reassign, json!({ "owner_id": bob.user.user_id }))
@@ -137,7 +155,12 @@ async fn reassigning_moves_the_customer_and_its_open_activities_in_one_audited_s
         .as_array()
         .unwrap()
         .iter()
-        .map(|a| (a["subject"].as_str().unwrap().to_owned(), a["owner_id"].clone()))
+        .map(|a| {
+            (
+                a["subject"].as_str().unwrap().to_owned(),
+                a["owner_id"].clone(),
+            )
+        })
         .collect();
     assert!(owners.contains(&(
         open["subject"].as_str().unwrap().to_owned(),
@@ -147,7 +170,9 @@ async fn reassigning_moves_the_customer_and_its_open_activities_in_one_audited_s
         owners.contains(&("First call".to_owned(), json!(alice.user.user_id))),
         "done activities keep their owner: {owners:?}"
     );
-    let (status, _) = alice.send("GET", &format!("/api/v1/customers/{shop}"), None).await;
+    let (status, _) = alice
+        .send("GET", &format!("/api/v1/customers/{shop}"), None)
+        .await;
     assert_eq!(status, 404, "alice no longer sees it");
 
     // Audited: who moved it from whom to whom, and no personal data anywhere in the log.
@@ -159,7 +184,10 @@ async fn reassigning_moves_the_customer_and_its_open_activities_in_one_audited_s
     assert_eq!(entry["details"]["activities_moved"], json!(1));
     let everything = boss.get("/api/v1/audit?limit=200").await.to_string();
     for secret in ["buyer@shop.example", "+8801811000000", "12 Lake Road"] {
-        assert!(!everything.contains(secret), "{secret} leaked into the audit log");
+        assert!(
+            !everything.contains(secret),
+            "{secret} leaked into the audit log"
+        );
     }
     app.stop().await;
 }
@@ -171,7 +199,10 @@ async fn contacts_and_activities_are_validated_and_listed() {
     let shop = customer(&alice, "Corner Shop").await;
     let contacts = format!("/api/v1/customers/{shop}/contacts");
     let (status, body) = alice
-        .post(&contacts, json!({ "name": "Rina", "email": "rina@", "phone": "12" }))
+        .post(
+            &contacts,
+            json!({ "name": "Rina", "email": "rina@", "phone": "12" }),
+        )
         .await;
     assert_eq!(status, 422, "{body}");
     let (status, rina) = alice

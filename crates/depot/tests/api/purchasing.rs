@@ -70,7 +70,10 @@ async fn sent_order(app: &TestApp, buyer: &Desk<'_>) -> (Uuid, Uuid, Uuid, Uuid)
     let here = desk.location("WH1").await;
     let vendor = supplier(buyer).await;
     let po = draft(buyer, vendor, milk, 100).await;
-    let (po_id, line) = (id(&po), po["lines"][0]["id"].as_str().unwrap().parse().unwrap());
+    let (po_id, line) = (
+        id(&po),
+        po["lines"][0]["id"].as_str().unwrap().parse().unwrap(),
+    );
     let approver = signed_in(app, "approver", APPROVER).await;
     assert_eq!(step(buyer, po_id, "submit").await.0, 200);
     assert_eq!(step(&approver, po_id, "approve").await.0, 200);
@@ -142,7 +145,10 @@ async fn a_purchase_order_runs_from_draft_to_closed_and_its_receipts_become_batc
             Some(&json!({ "notes": "late edit" })),
         )
         .await;
-    assert_eq!((status, body["details"]["state"].clone()), (409, json!("submitted")));
+    assert_eq!(
+        (status, body["details"]["state"].clone()),
+        (409, json!("submitted"))
+    );
 
     // Its creator may not approve it, even holding the permission.
     let (status, body) = step(&buyer, po_id, "approve").await;
@@ -224,7 +230,10 @@ async fn a_purchase_order_runs_from_draft_to_closed_and_its_receipts_become_batc
             .send()
             .await
             .unwrap();
-        answers.push((response.status().as_u16(), response.json::<Value>().await.unwrap()));
+        answers.push((
+            response.status().as_u16(),
+            response.json::<Value>().await.unwrap(),
+        ));
     }
     assert_eq!(answers[0], answers[1]);
     assert_eq!(answers[0].1["state"], "received");
@@ -269,7 +278,10 @@ async fn only_draft_submitted_and_approved_orders_can_be_cancelled() {
     let vendor = supplier(&buyer).await;
     let other = id(&draft(&buyer, vendor, nuts, 5).await);
     let (status, cancelled) = step(&buyer, other, "cancel").await;
-    assert_eq!((status, cancelled["state"].clone()), (200, json!("cancelled")));
+    assert_eq!(
+        (status, cancelled["state"].clone()),
+        (200, json!("cancelled"))
+    );
     assert_eq!(step(&buyer, other, "submit").await.0, 409);
     app.stop().await;
 }
@@ -289,7 +301,10 @@ async fn racing_approvals_and_receipts_of_one_order_let_exactly_one_through() {
 
     let first = signed_in(&app, "approver-a", APPROVER).await;
     let second = signed_in(&app, "approver-b", APPROVER).await;
-    let (a, b) = tokio::join!(step(&first, po_id, "approve"), step(&second, po_id, "approve"));
+    let (a, b) = tokio::join!(
+        step(&first, po_id, "approve"),
+        step(&second, po_id, "approve")
+    );
     let mut statuses = [a.0, b.0];
     statuses.sort_unstable();
     assert_eq!(statuses, [200, 409], "{a:?} {b:?}");
@@ -298,7 +313,8 @@ async fn racing_approvals_and_receipts_of_one_order_let_exactly_one_through() {
 
     assert_eq!(step(&buyer, po_id, "send").await.0, 200);
     let path = format!("/api/v1/purchase-orders/{po_id}/receive");
-    let body = |n: i64| json!({ "location_id": here, "lines": [{ "line_id": line, "quantity": n }] });
+    let body =
+        |n: i64| json!({ "location_id": here, "lines": [{ "line_id": line, "quantity": n }] });
     assert_eq!(buyer.post(&path, body(40)).await.0, 200);
     let (a, b) = tokio::join!(buyer.post(&path, body(60)), buyer.post(&path, body(60)));
     let mut outcomes = [a.0, b.0];
@@ -315,14 +331,22 @@ async fn racing_approvals_and_receipts_of_one_order_let_exactly_one_through() {
 
 #[tokio::test]
 async fn a_tolerance_admits_a_little_more_than_was_ordered() {
-    let app = crate::helpers::spawn_app_with(|s| s.purchase_over_receipt_tolerance_percent = 5).await;
+    let app =
+        crate::helpers::spawn_app_with(|s| s.purchase_over_receipt_tolerance_percent = 5).await;
     let buyer = signed_in(&app, "buyer", BUYER).await;
     let (po, line, _, here) = sent_order(&app, &buyer).await;
     let path = format!("/api/v1/purchase-orders/{po}/receive");
     let (status, body) = buyer.post(&path, receipt(here, line, 106, "L1")).await;
-    assert_eq!((status, body["details"]["lines"][0]["receivable"].clone()), (422, json!(105)));
+    assert_eq!(
+        (status, body["details"]["lines"][0]["receivable"].clone()),
+        (422, json!(105))
+    );
     let (status, body) = buyer.post(&path, receipt(here, line, 105, "L1")).await;
-    assert_eq!((status, body["state"].clone()), (200, json!("received")), "{body}");
+    assert_eq!(
+        (status, body["state"].clone()),
+        (200, json!("received")),
+        "{body}"
+    );
     assert_verified(&app).await;
     app.stop().await;
 }

@@ -99,7 +99,12 @@ async fn twenty_confirmations_for_ten_units_reserve_exactly_ten_by_fefo() {
     for (lot, expiry, n) in [("LATE", 20, 6), ("SOON", 10, 4)] {
         let added = shop
             .desk
-            .add(milk, shop.here, json!(n), json!({ "lot": lot, "expiry": day(expiry) }))
+            .add(
+                milk,
+                shop.here,
+                json!(n),
+                json!({ "lot": lot, "expiry": day(expiry) }),
+            )
             .await;
         lots.insert(added["movements"][0]["batch_id"].to_string(), lot);
     }
@@ -107,8 +112,7 @@ async fn twenty_confirmations_for_ten_units_reserve_exactly_ten_by_fefo() {
     for _ in 0..20 {
         orders.push(id(&shop.order(&[(milk, json!(1), 5_000)]).await));
     }
-    let answers =
-        futures::future::join_all(orders.iter().map(|o| shop.step(*o, "confirm"))).await;
+    let answers = futures::future::join_all(orders.iter().map(|o| shop.step(*o, "confirm"))).await;
     let confirmed: Vec<(Uuid, Value)> = orders
         .iter()
         .zip(&answers)
@@ -123,7 +127,11 @@ async fn twenty_confirmations_for_ten_units_reserve_exactly_ten_by_fefo() {
     }
     let level = shop.level(milk).await;
     assert_eq!(
-        (level["on_hand"].clone(), level["reserved"].clone(), level["available"].clone()),
+        (
+            level["on_hand"].clone(),
+            level["reserved"].clone(),
+            level["available"].clone()
+        ),
         (json!(10), json!(10), json!(0))
     );
     // FEFO: the four soonest-expiring units were held first, then six of the later lot.
@@ -141,7 +149,11 @@ async fn twenty_confirmations_for_ten_units_reserve_exactly_ten_by_fefo() {
         .find(|(_, b)| lots[&b["reservations"][0]["batch_id"].to_string()] == "LATE")
         .unwrap();
     let (status, body) = shop.step(*cancelled, "cancel").await;
-    assert_eq!((status, body["state"].clone()), (200, json!("cancelled")), "{body}");
+    assert_eq!(
+        (status, body["state"].clone()),
+        (200, json!("cancelled")),
+        "{body}"
+    );
     assert_eq!(body["reservations"][0]["status"], "released");
     assert_eq!(shop.level(milk).await["available"], json!(1));
 
@@ -152,7 +164,10 @@ async fn twenty_confirmations_for_ten_units_reserve_exactly_ten_by_fefo() {
         assert_eq!(done["state"], "fulfilled");
         assert_eq!(done["movements"][0]["kind"], "sale");
         assert_eq!(done["movements"][0]["quantity"], json!(-1));
-        assert_eq!(done["movements"][0]["batch_id"], body["reservations"][0]["batch_id"]);
+        assert_eq!(
+            done["movements"][0]["batch_id"],
+            body["reservations"][0]["batch_id"]
+        );
         assert_eq!(done["lines"][0]["fulfilled_quantity"], json!(1));
     }
     let level = shop.level(milk).await;
@@ -182,7 +197,11 @@ async fn a_confirmation_that_falls_short_on_any_line_reserves_nothing_and_says_w
     let order = shop
         .order(&[(tea, json!(3), 100), (rice, json!(2.75), 80_00)])
         .await;
-    assert_eq!(order["total"], json!(300 + 22_000), "3 × 100 + 2.75 × 8,000");
+    assert_eq!(
+        order["total"],
+        json!(300 + 22_000),
+        "3 × 100 + 2.75 × 8,000"
+    );
     let (status, body) = shop.step(id(&order), "confirm").await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["code"], "stock.insufficient");
@@ -191,7 +210,10 @@ async fn a_confirmation_that_falls_short_on_any_line_reserves_nothing_and_says_w
     assert_eq!(lines[1]["available"], json!(2.5));
     assert_eq!(lines[1]["requested"], json!(2.75));
     assert_eq!(shop.level(tea).await["reserved"], json!(0), "nothing held");
-    let again = shop.seller.get(&format!("/api/v1/sales-orders/{}", id(&order))).await;
+    let again = shop
+        .seller
+        .get(&format!("/api/v1/sales-orders/{}", id(&order)))
+        .await;
     assert_eq!(again["state"], "draft");
     assert_eq!(again["reservations"], json!([]));
 
@@ -201,10 +223,16 @@ async fn a_confirmation_that_falls_short_on_any_line_reserves_nothing_and_says_w
         .send(
             "PATCH",
             &format!("/api/v1/sales-orders/{}", id(&order)),
-            Some(&json!({ "lines": [{ "product_id": rice, "quantity": 2.5, "unit_price": 8_000 }] })),
+            Some(
+                &json!({ "lines": [{ "product_id": rice, "quantity": 2.5, "unit_price": 8_000 }] }),
+            ),
         )
         .await;
-    assert_eq!((status, edited["total"].clone()), (200, json!(20_000)), "{edited}");
+    assert_eq!(
+        (status, edited["total"].clone()),
+        (200, json!(20_000)),
+        "{edited}"
+    );
     assert_eq!(shop.step(id(&order), "confirm").await.0, 200);
     let (status, body) = shop
         .seller
@@ -214,9 +242,15 @@ async fn a_confirmation_that_falls_short_on_any_line_reserves_nothing_and_says_w
             Some(&json!({ "notes": "too late" })),
         )
         .await;
-    assert_eq!((status, body["details"]["state"].clone()), (409, json!("confirmed")));
+    assert_eq!(
+        (status, body["details"]["state"].clone()),
+        (409, json!("confirmed"))
+    );
     // Reserved stock is not there for anyone else: a removal may not take it.
-    let (status, body) = shop.desk.adjust(rice, shop.here, json!(-0.5), json!({})).await;
+    let (status, body) = shop
+        .desk
+        .adjust(rice, shop.here, json!(-0.5), json!({}))
+        .await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["details"]["available"], json!(0));
     assert_verified(&app).await;
@@ -238,27 +272,45 @@ async fn manual_payments_cover_the_total_once_per_method_then_the_order_is_paid(
         )
     };
     let (status, body) = pay("cash", 1_000).await;
-    assert_eq!((status, body["code"].clone()), (409, json!("sales_order.invalid_state")));
+    assert_eq!(
+        (status, body["code"].clone()),
+        (409, json!("sales_order.invalid_state"))
+    );
     assert_eq!(shop.step(order, "confirm").await.0, 200);
 
     let (status, cash) = pay("cash", 4_000).await;
     assert_eq!(status, 201, "{cash}");
-    assert_eq!((cash["state"].clone(), cash["currency"].clone()), (json!("paid"), json!("BDT")));
+    assert_eq!(
+        (cash["state"].clone(), cash["currency"].clone()),
+        (json!("paid"), json!("BDT"))
+    );
     let (status, body) = pay("cash", 1_000).await;
-    assert_eq!((status, body["code"].clone()), (409, json!("payments.active_exists")));
+    assert_eq!(
+        (status, body["code"].clone()),
+        (409, json!("payments.active_exists"))
+    );
     let (status, body) = pay("bank_transfer", 6_001).await;
-    assert_eq!((status, body["code"].clone()), (422, json!("payments.exceeds_balance")));
+    assert_eq!(
+        (status, body["code"].clone()),
+        (422, json!("payments.exceeds_balance"))
+    );
     assert_eq!(body["details"]["balance_due"], json!(6_000));
     let (status, body) = pay("sslcommerz", 6_000).await;
     assert_eq!(status, 422, "the gateway is not a manual method: {body}");
 
-    let midway = shop.seller.get(&format!("/api/v1/sales-orders/{order}")).await;
+    let midway = shop
+        .seller
+        .get(&format!("/api/v1/sales-orders/{order}"))
+        .await;
     assert_eq!(
         (midway["state"].clone(), midway["amount_paid"].clone()),
         (json!("confirmed"), json!(4_000))
     );
     assert_eq!(pay("card_terminal", 6_000).await.0, 201);
-    let paid = shop.seller.get(&format!("/api/v1/sales-orders/{order}")).await;
+    let paid = shop
+        .seller
+        .get(&format!("/api/v1/sales-orders/{order}"))
+        .await;
     assert_eq!(
         (paid["state"].clone(), paid["balance_due"].clone()),
         (json!("paid"), json!(0))
@@ -290,7 +342,10 @@ async fn returns_go_back_into_their_batch_never_beyond_what_was_fulfilled() {
                             "reason": "damaged in transit" }] })
     };
     let (status, body) = shop.seller.post(&path, back(1, true)).await;
-    assert_eq!((status, body["details"]["state"].clone()), (409, json!("draft")));
+    assert_eq!(
+        (status, body["details"]["state"].clone()),
+        (409, json!("draft"))
+    );
     assert_eq!(shop.step(order, "confirm").await.0, 200);
     assert_eq!(shop.step(order, "fulfil").await.0, 200);
     assert_eq!(shop.level(soap).await["on_hand"], json!(0));
@@ -304,14 +359,21 @@ async fn returns_go_back_into_their_batch_never_beyond_what_was_fulfilled() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["state"], "fulfilled", "only part came back");
     assert_eq!(body["movements"][0]["kind"], "return");
-    assert_eq!(body["movements"][0]["batch_id"], batch, "into the batch it left");
+    assert_eq!(
+        body["movements"][0]["batch_id"], batch,
+        "into the batch it left"
+    );
     assert_eq!(shop.level(soap).await["on_hand"], json!(2));
     let (status, body) = shop.seller.post(&path, back(2, false)).await;
     assert_eq!(status, 422, "only one is left to return: {body}");
     let (status, body) = shop.seller.post(&path, back(1, false)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["state"], "returned");
-    assert_eq!(shop.level(soap).await["on_hand"], json!(2), "a write-off adds nothing");
+    assert_eq!(
+        shop.level(soap).await["on_hand"],
+        json!(2),
+        "a write-off adds nothing"
+    );
     let returns = shop.seller.get(&path).await;
     let restocked: Vec<bool> = returns["data"]
         .as_array()
@@ -347,11 +409,17 @@ async fn a_lapsed_reservation_is_released_and_the_order_returns_to_draft() {
     assert_eq!(shop.level(tea).await["reserved"], json!(3));
     tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
     assert_eq!(app.run_job("sales_reservation_expiry").await, 1);
-    let lapsed = shop.seller.get(&format!("/api/v1/sales-orders/{lapsing}")).await;
+    let lapsed = shop
+        .seller
+        .get(&format!("/api/v1/sales-orders/{lapsing}"))
+        .await;
     assert_eq!(lapsed["state"], "draft");
     assert_eq!(lapsed["reservations"][0]["status"], "released");
     assert_eq!(shop.level(tea).await["reserved"], json!(1));
-    let still = shop.seller.get(&format!("/api/v1/sales-orders/{kept}")).await;
+    let still = shop
+        .seller
+        .get(&format!("/api/v1/sales-orders/{kept}"))
+        .await;
     assert_eq!(still["state"], "paid");
     assert_eq!(app.run_job("sales_reservation_expiry").await, 0);
     assert_verified(&app).await;

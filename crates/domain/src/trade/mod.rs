@@ -1,6 +1,7 @@
 //! Purchasing, sales and CRM rules, pure: the order state machines, money totals in integer
 //! minor units, the receiving tolerance and the list filters.
 
+pub mod contact;
 pub mod crm;
 pub mod money;
 pub mod purchasing;
