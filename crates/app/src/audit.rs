@@ -157,3 +157,8 @@ impl AuditService {
         })
     }
 }
+
+/// A view as the audit log keeps it (`before`/`after`).
+pub(crate) fn audit_json(view: &impl Serialize) -> Value {
+    serde_json::to_value(view).unwrap_or(Value::Null)
+}

@@ -16,9 +16,9 @@ use depot_store::repo::{categories, locations, products, stock};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::audit::AuditEntry;
+use crate::audit::audit_json;
 use crate::client::ClientInfo;
-use crate::uow::{UnitOfWork, Writer};
+use crate::uow::{Writer, audited};
 
 /// Longest product or location name.
 pub const NAME_MAX: usize = 200;
@@ -130,10 +130,6 @@ fn location_view(l: location::Model) -> LocationView {
     }
 }
 
-fn audit_json(view: &impl Serialize) -> serde_json::Value {
-    serde_json::to_value(view).unwrap_or(serde_json::Value::Null)
-}
-
 /// Reads a quantity of `unit` from a JSON number, or records why not under `field`.
 pub(crate) fn quantity_field(
     v: &mut Validator,
@@ -218,23 +214,6 @@ fn code_taken() -> AppError {
         "another location has this code",
     )
     .with_details(serde_json::json!({ "field": "code" }))
-}
-
-/// Records a catalogue change in the audit log (before → after, `Null` for none) and commits.
-async fn audited(
-    uow: UnitOfWork,
-    action: &'static str,
-    (kind, id): (&'static str, Uuid),
-    before: serde_json::Value,
-    after: serde_json::Value,
-) -> AppResult<()> {
-    uow.audit(
-        AuditEntry::new(action)
-            .target(kind, id)
-            .change(before, after),
-    )
-    .await?;
-    uow.commit().await
 }
 
 pub(crate) fn product_not_found() -> AppError {

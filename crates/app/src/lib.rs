@@ -19,6 +19,7 @@ pub mod idempotency;
 pub mod lifecycle;
 pub mod mail;
 pub mod messaging;
+pub mod orders;
 pub mod purchasing;
 pub mod roles;
 pub mod sales;

@@ -196,6 +196,24 @@ where
     }
 }
 
+/// Records a change of `(kind, id)` in the audit log (before → after, `Null` for none) and
+/// commits the unit of work: the last step of most changes.
+pub(crate) async fn audited(
+    uow: UnitOfWork,
+    action: &'static str,
+    (kind, id): (&'static str, uuid::Uuid),
+    before: serde_json::Value,
+    after: serde_json::Value,
+) -> AppResult<()> {
+    uow.audit(
+        crate::audit::AuditEntry::new(action)
+            .target(kind, id)
+            .change(before, after),
+    )
+    .await?;
+    uow.commit().await
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};

@@ -24,7 +24,7 @@ use crate::audit::AuditEntry;
 use crate::auth::principal::Principal;
 use crate::catalog::{ADDRESS_MAX, NAME_MAX, map_page};
 use crate::client::ClientInfo;
-use crate::uow::{UnitOfWork, Writer};
+use crate::uow::{UnitOfWork, Writer, audited};
 
 /// Most tags on one customer, and the longest tag.
 pub const TAGS_MAX: usize = 20;
@@ -141,23 +141,6 @@ fn search_text(c: &customer::Model) -> String {
         c.phone.as_deref().unwrap_or_default()
     )
     .to_lowercase()
-}
-
-/// Records a change in the audit log (personal data redacted) and commits.
-async fn audited(
-    uow: UnitOfWork,
-    action: &'static str,
-    (kind, id): (&'static str, Uuid),
-    before: serde_json::Value,
-    after: serde_json::Value,
-) -> AppResult<()> {
-    uow.audit(
-        AuditEntry::new(action)
-            .target(kind, id)
-            .change(before, after),
-    )
-    .await?;
-    uow.commit().await
 }
 
 #[derive(Clone)]

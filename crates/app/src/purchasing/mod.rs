@@ -18,7 +18,7 @@ use depot_domain::pagination::{Page, PageRequest};
 use depot_domain::stock::{DepletionPolicy, MovementKind, Quantity, ReferenceType};
 use depot_domain::trade::contact::{validate_contact, validate_currency};
 use depot_domain::trade::{
-    PoAction, PoState, PurchaseOrderFilter, SupplierFilter, order_total, receipt_allowance,
+    PoAction, PoState, PurchaseOrderFilter, SupplierFilter, receipt_allowance,
 };
 use depot_domain::{Actor, AppError, AppResult, ErrorCode, FieldError, Validator};
 use depot_store::entity::{purchase_order, purchase_order_line, receipt, receipt_line, supplier};
@@ -28,13 +28,15 @@ use uuid::Uuid;
 pub use self::views::{
     PurchaseOrderLineView, PurchaseOrderView, ReceiptLineView, ReceiptView, SupplierView,
 };
-use crate::audit::AuditEntry;
+use crate::audit::{AuditEntry, audit_json};
 use crate::catalog::{ADDRESS_MAX, NAME_MAX, map_page, quantity_field};
 use crate::client::ClientInfo;
 use crate::mail::NewEmail;
+pub use crate::orders::OrderLine;
+use crate::orders::{line_field, read_lines, total};
 use crate::stock::ledger::{Cause, Ledger, Origin, location_field, products_named};
 use crate::stock::{LOT_MAX, MAX_LINES, NOTE_MAX, refuse_new_stock, views as stock_views};
-use crate::uow::{UnitOfWork, Writer, retry_transient};
+use crate::uow::{UnitOfWork, Writer, audited, retry_transient};
 
 /// Longest supplier lead time, in days.
 pub const LEAD_TIME_MAX: i32 = 3_650;
@@ -60,15 +62,6 @@ pub struct SupplierPatch {
     pub currency: Option<String>,
     pub lead_time_days: Option<Option<i32>>,
     pub active: Option<bool>,
-}
-
-#[derive(Debug, Clone)]
-pub struct OrderLine {
-    pub product_id: Uuid,
-    /// In the product's unit.
-    pub quantity: serde_json::Number,
-    /// Minor units of the order's currency per unit.
-    pub unit_cost: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -138,33 +131,8 @@ fn audit_action(to: PoState, action: PoAction) -> &'static str {
     }
 }
 
-fn line_field(i: usize, field: &str) -> String {
-    format!("lines[{i}].{field}")
-}
-
 fn search_text(name: &str, email: Option<&str>) -> String {
     format!("{name}\n{}", email.unwrap_or_default()).to_lowercase()
-}
-
-fn audit_json(view: &impl serde::Serialize) -> serde_json::Value {
-    serde_json::to_value(view).unwrap_or(serde_json::Value::Null)
-}
-
-/// Records a change in the audit log and commits.
-async fn audited(
-    uow: UnitOfWork,
-    action: &'static str,
-    (kind, id): (&'static str, Uuid),
-    before: serde_json::Value,
-    after: serde_json::Value,
-) -> AppResult<()> {
-    uow.audit(
-        AuditEntry::new(action)
-            .target(kind, id)
-            .change(before, after),
-    )
-    .await?;
-    uow.commit().await
 }
 
 #[derive(Clone)]
@@ -490,60 +458,27 @@ impl PurchasingService {
         order: Uuid,
         input: &[OrderLine],
     ) -> AppResult<Vec<purchase_order_line::Model>> {
-        let mut v = Validator::new();
-        v.check(
-            (1..=MAX_LINES).contains(&input.len()),
-            "lines",
-            "count",
-            "must have 1 to 500 lines",
-        );
-        v.finish()?;
-        let mut v = Validator::new();
-        let seen = products_named(
-            uow.tx(),
-            input.iter().map(|l| l.product_id).collect(),
-            |i| line_field(i, "product_id"),
-            self.default_policy,
-        )
-        .await?;
-        let mut lines = Vec::with_capacity(input.len());
-        for (i, line) in input.iter().enumerate() {
-            let product = &seen[&line.product_id];
-            if product.archived {
+        let lines = read_lines(uow.tx(), input, "unit_cost", self.default_policy).await?;
+        let mut rows = Vec::with_capacity(lines.len());
+        for (i, line) in lines.into_iter().enumerate() {
+            if line.product.archived {
                 return Err(AppError::new(
                     ErrorCode::ProductsArchived,
                     "the product is archived: it takes no new stock",
                 )
                 .with_details(serde_json::json!({ "field": line_field(i, "product_id") })));
             }
-            let field = line_field(i, "quantity");
-            let quantity = quantity_field(&mut v, &field, &line.quantity, product.unit);
-            if let Some(q) = quantity {
-                v.check(
-                    q.is_positive(),
-                    &field,
-                    "not_positive",
-                    "must be greater than 0",
-                );
-            }
-            v.check(
-                line.unit_cost >= 0,
-                &line_field(i, "unit_cost"),
-                "negative",
-                "must not be negative",
-            );
-            lines.push(purchase_order_line::Model {
+            rows.push(purchase_order_line::Model {
                 id: depot_domain::id::new_id(),
                 purchase_order_id: order,
                 line_no: i32::try_from(i).unwrap_or(i32::MAX),
-                product_id: line.product_id,
-                quantity: quantity.map_or(0, Quantity::thousandths),
-                unit_cost: line.unit_cost,
+                product_id: line.product.id,
+                quantity: line.quantity.thousandths(),
+                unit_cost: line.price,
                 received: 0,
             });
         }
-        v.finish()?;
-        Ok(lines)
+        Ok(rows)
     }
 
     /// Locks the order and checks `action` may start from its state.
@@ -930,18 +865,7 @@ async fn active_supplier(uow: &UnitOfWork, id: Uuid) -> AppResult<supplier::Mode
 }
 
 fn total_of(lines: &[purchase_order_line::Model]) -> AppResult<i64> {
-    order_total(
-        lines
-            .iter()
-            .map(|l| (Quantity::from_thousandths(l.quantity), l.unit_cost)),
-    )
-    .ok_or_else(|| {
-        AppError::validation(vec![FieldError::new(
-            "lines",
-            "total.out_of_range",
-            "the order's total is too large",
-        )])
-    })
+    total(lines.iter().map(|l| (l.quantity, l.unit_cost)))
 }
 
 fn validate_supplier(

@@ -18,9 +18,7 @@ use depot_domain::pagination::{Page, PageRequest};
 use depot_domain::stock::{DepletionPolicy, MovementKind, Quantity, ReferenceType};
 use depot_domain::trade::contact::validate_currency;
 use depot_domain::trade::sales::ReservationStatus;
-use depot_domain::trade::{
-    PaymentMethod, PaymentState, SalesOrderFilter, SoAction, SoState, order_total,
-};
+use depot_domain::trade::{PaymentMethod, PaymentState, SalesOrderFilter, SoAction, SoState};
 use depot_domain::{Actor, AppError, AppResult, ErrorCode, FieldError, Validator};
 use depot_store::entity::{
     customer, payment, reservation, sales_order, sales_order_line, sales_return, sales_return_line,
@@ -32,12 +30,14 @@ use uuid::Uuid;
 pub use self::views::{
     PaymentView, ReservationView, ReturnLineView, ReturnView, SalesOrderLineView, SalesOrderView,
 };
-use crate::audit::AuditEntry;
+use crate::audit::{AuditEntry, audit_json};
 use crate::auth::principal::Principal;
 use crate::background::Background;
 use crate::catalog::{map_page, quantity_field};
 use crate::client::ClientInfo;
 use crate::crm::CustomerService;
+pub use crate::orders::OrderLine;
+use crate::orders::{line_field, read_lines, total};
 use crate::stock::ledger::{
     Cause, Ledger, StockProduct, insufficient, location_field, products_named,
 };
@@ -53,20 +53,12 @@ const EXPIRY_SWEEP: &str = "every 1m";
 const EXPIRY_BATCH: u64 = 200;
 
 #[derive(Debug, Clone)]
-pub struct SalesLine {
-    pub product_id: Uuid,
-    pub quantity: serde_json::Number,
-    /// Minor units of the order's currency per unit.
-    pub unit_price: i64,
-}
-
-#[derive(Debug, Clone)]
 pub struct NewSalesOrder {
     pub customer_id: Uuid,
     pub location_id: Uuid,
     pub currency: String,
     pub notes: Option<String>,
-    pub lines: Vec<SalesLine>,
+    pub lines: Vec<OrderLine>,
 }
 
 /// Changes to a draft order; `lines` replaces every line.
@@ -76,7 +68,7 @@ pub struct SalesOrderPatch {
     pub location_id: Option<Uuid>,
     pub currency: Option<String>,
     pub notes: Option<Option<String>>,
-    pub lines: Option<Vec<SalesLine>>,
+    pub lines: Option<Vec<OrderLine>>,
 }
 
 #[derive(Debug, Clone)]
@@ -121,10 +113,6 @@ fn audit_action(action: SoAction) -> &'static str {
         SoAction::Cancel => "sales_order.cancelled",
         SoAction::Expire => "sales_order.reservation_expired",
     }
-}
-
-fn line_field(i: usize, field: &str) -> String {
-    format!("lines[{i}].{field}")
 }
 
 fn q(thousandths: i64) -> serde_json::Value {
@@ -342,56 +330,23 @@ impl SalesService {
         &self,
         uow: &UnitOfWork,
         order: Uuid,
-        input: &[SalesLine],
+        input: &[OrderLine],
     ) -> AppResult<Vec<sales_order_line::Model>> {
-        let mut v = Validator::new();
-        v.check(
-            (1..=MAX_LINES).contains(&input.len()),
-            "lines",
-            "count",
-            "must have 1 to 500 lines",
-        );
-        v.finish()?;
-        let mut v = Validator::new();
-        let products = products_named(
-            uow.tx(),
-            input.iter().map(|l| l.product_id).collect(),
-            |i| line_field(i, "product_id"),
-            self.default_policy,
-        )
-        .await?;
-        let mut lines = Vec::with_capacity(input.len());
-        for (i, line) in input.iter().enumerate() {
-            let field = line_field(i, "quantity");
-            let unit = products[&line.product_id].unit;
-            let quantity = quantity_field(&mut v, &field, &line.quantity, unit);
-            if let Some(q) = quantity {
-                v.check(
-                    q.is_positive(),
-                    &field,
-                    "not_positive",
-                    "must be greater than 0",
-                );
-            }
-            v.check(
-                line.unit_price >= 0,
-                &line_field(i, "unit_price"),
-                "negative",
-                "must not be negative",
-            );
-            lines.push(sales_order_line::Model {
+        let lines = read_lines(uow.tx(), input, "unit_price", self.default_policy).await?;
+        Ok(lines
+            .into_iter()
+            .enumerate()
+            .map(|(i, line)| sales_order_line::Model {
                 id: depot_domain::id::new_id(),
                 sales_order_id: order,
                 line_no: i32::try_from(i).unwrap_or(i32::MAX),
-                product_id: line.product_id,
-                quantity: quantity.map_or(0, Quantity::thousandths),
-                unit_price: line.unit_price,
+                product_id: line.product.id,
+                quantity: line.quantity.thousandths(),
+                unit_price: line.price,
                 fulfilled: 0,
                 returned: 0,
-            });
-        }
-        v.finish()?;
-        Ok(lines)
+            })
+            .collect())
     }
 
     // --- transitions ---
@@ -1005,20 +960,5 @@ async fn visible_customer(
 }
 
 fn total_of(lines: &[sales_order_line::Model]) -> AppResult<i64> {
-    order_total(
-        lines
-            .iter()
-            .map(|l| (Quantity::from_thousandths(l.quantity), l.unit_price)),
-    )
-    .ok_or_else(|| {
-        AppError::validation(vec![FieldError::new(
-            "lines",
-            "total.out_of_range",
-            "the order's total is too large",
-        )])
-    })
-}
-
-fn audit_json(view: &impl serde::Serialize) -> serde_json::Value {
-    serde_json::to_value(view).unwrap_or(serde_json::Value::Null)
+    total(lines.iter().map(|l| (l.quantity, l.unit_price)))
 }

@@ -261,7 +261,7 @@ impl From<OrderLineBody> for OrderLine {
         OrderLine {
             product_id: l.product_id,
             quantity: l.quantity,
-            unit_cost: l.unit_cost,
+            price: l.unit_cost,
         }
     }
 }

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use depot_app::AppContext;
 use depot_app::sales::{
-    NewPayment, NewSalesOrder, PaymentView, ReturnLine, ReturnView, SalesLine, SalesOrderPatch,
+    NewPayment, NewSalesOrder, OrderLine, PaymentView, ReturnLine, ReturnView, SalesOrderPatch,
     SalesOrderView,
 };
 use depot_domain::auth::perm;
@@ -84,12 +84,12 @@ pub struct SalesLineBody {
     unit_price: i64,
 }
 
-impl From<SalesLineBody> for SalesLine {
+impl From<SalesLineBody> for OrderLine {
     fn from(l: SalesLineBody) -> Self {
-        SalesLine {
+        OrderLine {
             product_id: l.product_id,
             quantity: l.quantity,
-            unit_price: l.unit_price,
+            price: l.unit_price,
         }
     }
 }
