@@ -25,3 +25,16 @@ pub(crate) fn reassigned(
         at,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messaging::catalog::validate;
+
+    #[test]
+    fn the_reassignment_event_matches_its_published_schema() {
+        let id = depot_domain::id::new_id;
+        let message = reassigned(id(), id(), id(), 3, Utc::now());
+        assert_eq!(validate(&message), Ok(()));
+    }
+}

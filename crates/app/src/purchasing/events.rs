@@ -34,3 +34,44 @@ pub(crate) fn transitioned(
         at,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messaging::catalog::validate;
+
+    #[test]
+    fn the_transition_event_matches_its_published_schema() {
+        let now = Utc::now();
+        let order = purchase_order::Model {
+            id: depot_domain::id::new_id(),
+            supplier_id: depot_domain::id::new_id(),
+            currency: "BDT".into(),
+            state: "sent".into(),
+            expected_at: None,
+            notes: None,
+            total: 2_500_000,
+            created_by: Some(depot_domain::id::new_id()),
+            submitted_at: None,
+            approved_by: None,
+            approved_at: None,
+            sent_at: None,
+            closed_at: None,
+            cancelled_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        for (action, from, to, actor) in [
+            (
+                PoAction::Receive,
+                PoState::Sent,
+                PoState::PartiallyReceived,
+                Some(order.id),
+            ),
+            (PoAction::Cancel, PoState::Draft, PoState::Cancelled, None),
+        ] {
+            let message = transitioned(&order, action, from, to, actor, now);
+            assert_eq!(validate(&message), Ok(()));
+        }
+    }
+}

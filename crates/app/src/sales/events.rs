@@ -57,3 +57,71 @@ pub(crate) fn payment_transitioned(
         at,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messaging::catalog::validate;
+
+    #[test]
+    fn the_sales_events_match_their_published_schemas() {
+        let now = Utc::now();
+        let id = depot_domain::id::new_id;
+        let order = sales_order::Model {
+            id: id(),
+            customer_id: id(),
+            location_id: id(),
+            owner_id: id(),
+            currency: "BDT".into(),
+            state: "confirmed".into(),
+            notes: None,
+            total: 5_000,
+            amount_paid: 1_000,
+            reserved_until: None,
+            created_by: None,
+            confirmed_at: None,
+            paid_at: None,
+            fulfilled_at: None,
+            cancelled_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let payment = payment::Model {
+            id: id(),
+            sales_order_id: order.id,
+            method: "bank_transfer".into(),
+            state: "paid".into(),
+            amount: 1_000,
+            currency: "BDT".into(),
+            reference: None,
+            tran_id: None,
+            actor_id: None,
+            actor_name: Some("cli".into()),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        for message in [
+            order_transitioned(
+                &order,
+                SoAction::Pay,
+                SoState::Confirmed,
+                SoState::Confirmed,
+                Some(id()),
+                now,
+            ),
+            order_transitioned(
+                &order,
+                SoAction::Expire,
+                SoState::Confirmed,
+                SoState::Draft,
+                None,
+                now,
+            ),
+            payment_transitioned(&payment, None, now),
+            payment_transitioned(&payment, Some(PaymentState::Pending), now),
+        ] {
+            assert_eq!(validate(&message), Ok(()), "{}", message.event_type);
+        }
+    }
+}
