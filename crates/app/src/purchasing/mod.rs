@@ -7,21 +7,20 @@
 //! the stock engine in the same unit: batches at the line's unit cost, `receipt` movements
 //! referencing the order, levels, alerts and `stock.changed`.
 
+mod email;
 mod events;
+mod receiving;
 mod views;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use chrono::NaiveDate;
-use depot_adapters::mail::Attachment;
 use depot_domain::pagination::{Page, PageRequest};
-use depot_domain::stock::{DepletionPolicy, MovementKind, Quantity, ReferenceType};
+use depot_domain::stock::DepletionPolicy;
 use depot_domain::trade::contact::{validate_contact, validate_currency};
-use depot_domain::trade::{
-    PoAction, PoState, PurchaseOrderFilter, SupplierFilter, receipt_allowance,
-};
-use depot_domain::{Actor, AppError, AppResult, ErrorCode, FieldError, Validator};
-use depot_store::entity::{purchase_order, purchase_order_line, receipt, receipt_line, supplier};
+use depot_domain::trade::{PoAction, PoState, PurchaseOrderFilter, SupplierFilter};
+use depot_domain::{Actor, AppError, AppResult, ErrorCode, Validator};
+use depot_store::entity::{purchase_order, purchase_order_line, supplier};
 use depot_store::repo::{products, purchase_orders, suppliers};
 use uuid::Uuid;
 
@@ -29,14 +28,12 @@ pub use self::views::{
     PurchaseOrderLineView, PurchaseOrderView, ReceiptLineView, ReceiptView, SupplierView,
 };
 use crate::audit::{AuditEntry, audit_json};
-use crate::catalog::{ADDRESS_MAX, NAME_MAX, map_page, quantity_field};
+use crate::catalog::{ADDRESS_MAX, NAME_MAX, map_page};
 use crate::client::ClientInfo;
-use crate::mail::NewEmail;
 pub use crate::orders::OrderLine;
 use crate::orders::{line_field, read_lines, total};
-use crate::stock::ledger::{Cause, Ledger, Origin, location_field, products_named};
-use crate::stock::{LOT_MAX, MAX_LINES, NOTE_MAX, refuse_new_stock, views as stock_views};
-use crate::uow::{UnitOfWork, Writer, audited, retry_transient};
+use crate::stock::NOTE_MAX;
+use crate::uow::{UnitOfWork, Writer, audited};
 
 /// Longest supplier lead time, in days.
 pub const LEAD_TIME_MAX: i32 = 3_650;
@@ -602,7 +599,7 @@ impl PurchasingService {
             .into_iter()
             .map(|p| (p.id, (p.sku, p.name)))
             .collect();
-        let email = order_email(
+        let email = email::order_email(
             &head,
             &lines,
             &supplier,
@@ -648,207 +645,6 @@ impl PurchasingService {
         self.finish_transition(uow, (head, lines), PoAction::Close, from, PoState::Closed)
             .await
     }
-
-    /// Receives goods against a sent order into `location`, all lines or none.
-    pub async fn receive(
-        &self,
-        actor: Actor,
-        id: Uuid,
-        input: NewReceipt,
-        client: &ClientInfo,
-    ) -> AppResult<PurchaseOrderView> {
-        let mut v = Validator::new();
-        v.check(
-            (1..=MAX_LINES).contains(&input.lines.len()),
-            "lines",
-            "count",
-            "must have 1 to 500 lines",
-        );
-        for (i, line) in input.lines.iter().enumerate() {
-            if let Some(lot) = &line.lot {
-                v.line(&line_field(i, "lot"), lot, 1, LOT_MAX);
-            }
-        }
-        v.finish()?;
-        retry_transient(|| self.receive_once(actor, id, &input, client)).await
-    }
-
-    async fn receive_once(
-        &self,
-        actor: Actor,
-        id: Uuid,
-        input: &NewReceipt,
-        client: &ClientInfo,
-    ) -> AppResult<PurchaseOrderView> {
-        let mut uow = self.writer.begin(actor, client).await?;
-        let (head, mut lines, from) = self.begin_transition(&uow, id, PoAction::Receive).await?;
-        let active = location_field(uow.tx(), input.location_id, "location_id").await?;
-        let products = products_named(
-            uow.tx(),
-            lines.iter().map(|l| l.product_id).collect(),
-            |_| "lines".to_owned(),
-            self.default_policy,
-        )
-        .await?;
-        // Check every line first: quantities, lot and expiry, then the tolerance per order line.
-        let mut v = Validator::new();
-        let mut parts = Vec::with_capacity(input.lines.len());
-        let mut incoming: BTreeMap<Uuid, i64> = BTreeMap::new();
-        for (i, line) in input.lines.iter().enumerate() {
-            let Some(order_line) = lines.iter().find(|l| l.id == line.line_id) else {
-                v.push(FieldError::new(
-                    line_field(i, "line_id"),
-                    "not_found",
-                    "is not a line of this purchase order",
-                ));
-                continue;
-            };
-            let product = &products[&order_line.product_id];
-            let field = line_field(i, "quantity");
-            let Some(quantity) = quantity_field(&mut v, &field, &line.quantity, product.unit)
-            else {
-                continue;
-            };
-            v.check(
-                quantity.is_positive(),
-                &field,
-                "not_positive",
-                "must be greater than 0",
-            );
-            if product.tracks_expiry {
-                v.check(
-                    line.lot.is_some(),
-                    &line_field(i, "lot"),
-                    "required",
-                    "is required: the product tracks expiry",
-                );
-                v.check(
-                    line.expiry.is_some(),
-                    &line_field(i, "expiry"),
-                    "required",
-                    "is required: the product tracks expiry",
-                );
-            }
-            *incoming.entry(order_line.id).or_default() += quantity.thousandths();
-            parts.push((i, order_line.id, product.clone(), quantity, line));
-        }
-        v.finish()?;
-        let mut over = Vec::new();
-        for line in &lines {
-            let Some(more) = incoming.get(&line.id) else {
-                continue;
-            };
-            let allowed = receipt_allowance(
-                Quantity::from_thousandths(line.quantity),
-                self.tolerance_percent,
-            );
-            if line.received + more > allowed.thousandths() {
-                over.push(serde_json::json!({
-                    "line_id": line.id,
-                    "ordered": Quantity::from_thousandths(line.quantity).to_json(),
-                    "received": Quantity::from_thousandths(line.received).to_json(),
-                    "receivable": Quantity::from_thousandths(
-                        (allowed.thousandths() - line.received).max(0)
-                    ).to_json(),
-                    "requested": Quantity::from_thousandths(*more).to_json(),
-                }));
-            }
-        }
-        if !over.is_empty() {
-            return Err(AppError::new(
-                ErrorCode::PurchaseOrderOverReceipt,
-                "the receipt exceeds what was ordered (plus the tolerance)",
-            )
-            .with_details(serde_json::json!({
-                "tolerance_percent": self.tolerance_percent,
-                "lines": over,
-            })));
-        }
-        for (_, _, product, _, _) in &parts {
-            refuse_new_stock(product.archived, active)?;
-        }
-        let receipt_id = depot_domain::id::new_id();
-        let mut ledger = Ledger::new(Cause {
-            reason: None,
-            note: None,
-            reference: Some((ReferenceType::PurchaseOrder, head.id)),
-        });
-        ledger
-            .lock(&uow, products.values().map(|p| (p, input.location_id)))
-            .await?;
-        let mut rows = Vec::with_capacity(parts.len());
-        for (i, line_id, product, quantity, line) in parts {
-            let unit_cost = lines.iter().find(|l| l.id == line_id).map(|l| l.unit_cost);
-            let batch = ledger
-                .receive(
-                    &uow,
-                    MovementKind::Receipt,
-                    product.id,
-                    input.location_id,
-                    quantity,
-                    Origin {
-                        lot: line.lot.clone(),
-                        expiry: line.expiry,
-                        unit_cost,
-                        currency: Some(head.currency.clone()),
-                        received_at: uow.now(),
-                    },
-                )
-                .await
-                .map_err(|e| renamed_field(e, i))?;
-            rows.push(receipt_line::Model {
-                id: depot_domain::id::new_id(),
-                receipt_id,
-                line_no: i32::try_from(i).unwrap_or(i32::MAX),
-                purchase_order_line_id: line_id,
-                product_id: product.id,
-                batch_id: batch.id,
-                quantity: quantity.thousandths(),
-                lot: line.lot.clone(),
-                expiry: line.expiry,
-            });
-        }
-        for line in &mut lines {
-            if let Some(more) = incoming.get(&line.id) {
-                line.received += more;
-                *line = purchase_orders::save_line(uow.tx(), line.clone()).await?;
-            }
-        }
-        let actor_now = uow.actor();
-        let head_row = receipt::Model {
-            id: receipt_id,
-            purchase_order_id: head.id,
-            location_id: input.location_id,
-            actor_id: actor_now.user_id(),
-            actor_name: actor_now.system_name().map(str::to_owned),
-            created_at: uow.now(),
-        };
-        purchase_orders::insert_receipt(uow.tx(), head_row.clone(), rows.clone()).await?;
-        let (movements, _) = ledger.finish(&mut uow, self.warning_days).await?;
-        let complete = lines.iter().all(|l| l.received >= l.quantity);
-        let to = from
-            .after(PoAction::Receive, complete)
-            .ok_or_else(|| invalid_state(from, PoAction::Receive))?;
-        let mut shown = self
-            .finish_transition(uow, (head, lines), PoAction::Receive, from, to)
-            .await?;
-        let mut posted = views::receipt((head_row, rows));
-        posted.movements = movements.into_iter().map(stock_views::movement).collect();
-        shown.receipt = Some(posted);
-        Ok(shown)
-    }
-}
-
-/// A cost-currency mismatch from the engine names the receipt line it came from.
-fn renamed_field(error: AppError, i: usize) -> AppError {
-    if error.error_code() == ErrorCode::ValidationFailed {
-        return AppError::validation(vec![FieldError::new(
-            format!("lines[{i}]"),
-            "currency.mismatch",
-            "the batch with this lot and expiry was costed in another currency",
-        )]);
-    }
-    error
 }
 
 async fn active_supplier(uow: &UnitOfWork, id: Uuid) -> AppResult<supplier::Model> {
@@ -893,97 +689,4 @@ fn validate_supplier(
         "out_of_range",
         "must be between 0 and 3650",
     );
-}
-
-/// The purchase-order email: a plain-text table of the lines and the same lines as CSV.
-fn order_email(
-    head: &purchase_order::Model,
-    lines: &[purchase_order_line::Model],
-    supplier: &supplier::Model,
-    names: &HashMap<Uuid, (String, String)>,
-    to: String,
-    correlation_id: Option<String>,
-) -> NewEmail {
-    let money = |minor: i64| format!("{}.{:02}", minor / 100, (minor % 100).abs());
-    let mut body = format!(
-        "Dear {},\n\nPlease supply the following (purchase order {}):\n\n",
-        supplier.name, head.id
-    );
-    let mut csv = String::from("line,sku,product,quantity,unit_cost,total,currency\r\n");
-    for (i, line) in lines.iter().enumerate() {
-        let (sku, name) = names
-            .get(&line.product_id)
-            .cloned()
-            .unwrap_or_else(|| (line.product_id.to_string(), String::new()));
-        let quantity = Quantity::from_thousandths(line.quantity);
-        let total = depot_domain::trade::line_total(quantity, line.unit_cost).unwrap_or(i64::MAX);
-        body.push_str(&format!(
-            "{:>3}. {sku}  {name}  × {quantity}  at {} = {} {}\n",
-            i + 1,
-            money(line.unit_cost),
-            money(total),
-            head.currency
-        ));
-        csv.push_str(&format!(
-            "{},{},{},{quantity},{},{},{}\r\n",
-            i + 1,
-            csv_field(&sku),
-            csv_field(&name),
-            money(line.unit_cost),
-            money(total),
-            head.currency
-        ));
-    }
-    body.push_str(&format!(
-        "\nTotal: {} {}\n",
-        money(head.total),
-        head.currency
-    ));
-    if let Some(expected) = head.expected_at {
-        body.push_str(&format!("Expected by: {expected}\n"));
-    }
-    if let Some(notes) = &head.notes {
-        body.push_str(&format!("\nNotes: {notes}\n"));
-    }
-    body.push_str("\nThe lines are attached as CSV.\n");
-    let attachments = vec![Attachment {
-        filename: format!("purchase-order-{}.csv", head.id),
-        content_type: "text/csv".into(),
-        content: csv,
-    }];
-    NewEmail {
-        to,
-        subject: format!("Purchase order {}", head.id),
-        body,
-        correlation_id,
-        attachments: serde_json::to_string(&attachments).ok(),
-    }
-}
-
-/// A CSV field, quoted when it holds a separator, quote or line break; a leading formula
-/// character is neutralised so a spreadsheet never runs it.
-fn csv_field(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@']) {
-        format!("'{value}")
-    } else {
-        value.to_owned()
-    };
-    if value.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_fields_are_quoted_and_formulas_neutralised() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("=SUM(A1)"), "'=SUM(A1)");
-    }
 }

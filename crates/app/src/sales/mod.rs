@@ -9,6 +9,8 @@
 //! and a `sales_order.transitioned` event.
 
 mod events;
+mod payments;
+mod returns;
 mod views;
 
 use std::collections::{BTreeMap, HashMap};
@@ -18,12 +20,9 @@ use depot_domain::pagination::{Page, PageRequest};
 use depot_domain::stock::{DepletionPolicy, MovementKind, Quantity, ReferenceType};
 use depot_domain::trade::contact::validate_currency;
 use depot_domain::trade::sales::ReservationStatus;
-use depot_domain::trade::{PaymentMethod, PaymentState, SalesOrderFilter, SoAction, SoState};
-use depot_domain::{Actor, AppError, AppResult, ErrorCode, FieldError, Validator};
-use depot_store::entity::{
-    customer, payment, reservation, sales_order, sales_order_line, sales_return, sales_return_line,
-};
-use depot_store::on_constraint;
+use depot_domain::trade::{PaymentMethod, SalesOrderFilter, SoAction, SoState};
+use depot_domain::{Actor, AppError, AppResult, ErrorCode, Validator};
+use depot_store::entity::{customer, reservation, sales_order, sales_order_line};
 use depot_store::repo::sales_orders;
 use uuid::Uuid;
 
@@ -33,15 +32,15 @@ pub use self::views::{
 use crate::audit::{AuditEntry, audit_json};
 use crate::auth::principal::Principal;
 use crate::background::Background;
-use crate::catalog::{map_page, quantity_field};
+use crate::catalog::map_page;
 use crate::client::ClientInfo;
 use crate::crm::CustomerService;
 pub use crate::orders::OrderLine;
-use crate::orders::{line_field, read_lines, total};
+use crate::orders::{read_lines, total};
 use crate::stock::ledger::{
     Cause, Ledger, StockProduct, insufficient, location_field, products_named,
 };
-use crate::stock::{MAX_LINES, NOTE_MAX, views as stock_views};
+use crate::stock::{NOTE_MAX, views as stock_views};
 use crate::uow::{UnitOfWork, Writer, retry_transient};
 
 /// Longest payment reference and return reason.
@@ -182,11 +181,7 @@ impl SalesService {
         order: Order,
     ) -> AppResult<SalesOrderView> {
         let id = order.0.id;
-        let mut rows = Vec::new();
-        for status in ReservationStatus::ALL {
-            rows.extend(sales_orders::reservations_of(conn, id, *status).await?);
-        }
-        rows.sort_by_key(|r| r.seq);
+        let rows = sales_orders::reservations_of(conn, id, None).await?;
         let mut shown = views::order(order);
         shown.reservations = Some(rows.into_iter().map(views::reservation).collect());
         Ok(shown)
@@ -513,107 +508,6 @@ impl SalesService {
         .await
     }
 
-    /// Records a manual payment; the order becomes `paid` once its total is covered.
-    pub async fn record_payment(
-        &self,
-        actor: Actor,
-        id: Uuid,
-        input: NewPayment,
-        client: &ClientInfo,
-    ) -> AppResult<PaymentView> {
-        let mut v = Validator::new();
-        v.check(
-            input.method.is_manual(),
-            "method",
-            "not_manual",
-            "must be cash, bank_transfer or card_terminal (gateway payments start at /payments)",
-        );
-        v.check(
-            input.amount > 0,
-            "amount",
-            "not_positive",
-            "must be greater than 0",
-        );
-        if let Some(reference) = &input.reference {
-            v.line("reference", reference, 1, REFERENCE_MAX);
-        }
-        v.finish()?;
-        retry_transient(|| self.record_payment_once(actor, id, &input, client)).await
-    }
-
-    async fn record_payment_once(
-        &self,
-        actor: Actor,
-        id: Uuid,
-        input: &NewPayment,
-        client: &ClientInfo,
-    ) -> AppResult<PaymentView> {
-        let mut uow = self.writer.begin(actor, client).await?;
-        let ((mut head, lines), from) = self.begin_transition(&uow, id, SoAction::Pay).await?;
-        let due = head.total - head.amount_paid;
-        if input.amount > due {
-            return Err(AppError::new(
-                ErrorCode::PaymentsExceedsBalance,
-                "the payment is more than the order still owes",
-            )
-            .with_details(serde_json::json!({ "balance_due": due, "field": "amount" })));
-        }
-        let now = uow.now();
-        let row = payment::Model {
-            id: depot_domain::id::new_id(),
-            sales_order_id: id,
-            method: input.method.as_str().to_owned(),
-            state: PaymentState::Paid.as_str().to_owned(),
-            amount: input.amount,
-            currency: head.currency.clone(),
-            reference: input.reference.clone(),
-            tran_id: None,
-            actor_id: actor.user_id(),
-            actor_name: actor.system_name().map(str::to_owned),
-            version: 1,
-            created_at: now,
-            updated_at: now,
-        };
-        sales_orders::insert_payment(uow.tx(), row.clone())
-            .await
-            .map_err(on_constraint(&sales_orders::ACTIVE_PAYMENT_UNIQUE, || {
-                AppError::new(
-                    ErrorCode::PaymentsActiveExists,
-                    "the order already has an active payment by this method",
-                )
-                .with_details(serde_json::json!({ "field": "method" }))
-            }))?;
-        uow.emit(&events::payment_transitioned(&row, None, now))
-            .await?;
-        uow.audit(
-            AuditEntry::new("payment.recorded")
-                .target("sales_order", id)
-                .details(serde_json::json!({
-                    "payment_id": row.id,
-                    "method": row.method,
-                    "amount": row.amount,
-                    "currency": row.currency,
-                })),
-        )
-        .await?;
-        head.amount_paid += input.amount;
-        let covered = head.amount_paid >= head.total;
-        let to = if covered && from == SoState::Confirmed {
-            head.paid_at = Some(now);
-            // A paid order keeps its stock until it is fulfilled or cancelled.
-            head.reserved_until = None;
-            SoState::Paid
-        } else {
-            if covered {
-                head.paid_at = Some(now);
-            }
-            from
-        };
-        self.finish_transition(uow, (head, lines), SoAction::Pay, from, to)
-            .await?;
-        Ok(views::payment(row))
-    }
-
     /// Issues exactly the reserved batches as `sale` movements and clears the reservations.
     pub async fn fulfil(
         &self,
@@ -644,7 +538,8 @@ impl SalesService {
             .lock(&uow, products.values().map(|p| (p, location)))
             .await?;
         let now = uow.now();
-        let held = sales_orders::reservations_of(uow.tx(), id, ReservationStatus::Active).await?;
+        let held =
+            sales_orders::reservations_of(uow.tx(), id, Some(ReservationStatus::Active)).await?;
         let mut issued: HashMap<Uuid, i64> = HashMap::new();
         for mut r in held {
             ledger
@@ -723,8 +618,8 @@ impl SalesService {
             ledger
                 .lock(&uow, products.values().map(|p| (p, location)))
                 .await?;
-            let held =
-                sales_orders::reservations_of(uow.tx(), id, ReservationStatus::Active).await?;
+            let held = sales_orders::reservations_of(uow.tx(), id, Some(ReservationStatus::Active))
+                .await?;
             for mut r in held {
                 ledger
                     .release(
@@ -775,176 +670,6 @@ impl SalesService {
             }
         }
         Ok(released)
-    }
-
-    /// Takes goods back: each line into the batches it was issued from (latest first), or
-    /// written off; never more than was fulfilled and not yet returned.
-    pub async fn return_goods(
-        &self,
-        actor: Actor,
-        id: Uuid,
-        input: Vec<ReturnLine>,
-        client: &ClientInfo,
-    ) -> AppResult<SalesOrderView> {
-        let mut v = Validator::new();
-        v.check(
-            (1..=MAX_LINES).contains(&input.len()),
-            "lines",
-            "count",
-            "must have 1 to 500 lines",
-        );
-        for (i, line) in input.iter().enumerate() {
-            v.line(&line_field(i, "reason"), &line.reason, 1, REASON_MAX);
-        }
-        v.finish()?;
-        retry_transient(|| self.return_once(actor, id, &input, client)).await
-    }
-
-    async fn return_once(
-        &self,
-        actor: Actor,
-        id: Uuid,
-        input: &[ReturnLine],
-        client: &ClientInfo,
-    ) -> AppResult<SalesOrderView> {
-        let mut uow = self.writer.begin(actor, client).await?;
-        let ((head, mut lines), from) = self.begin_transition(&uow, id, SoAction::Return).await?;
-        let products = self.products(&uow, &lines).await?;
-        let mut v = Validator::new();
-        let mut parts = Vec::with_capacity(input.len());
-        let mut asked: BTreeMap<Uuid, i64> = BTreeMap::new();
-        for (i, line) in input.iter().enumerate() {
-            let Some(order_line) = lines.iter().find(|l| l.id == line.line_id) else {
-                v.push(FieldError::new(
-                    line_field(i, "line_id"),
-                    "not_found",
-                    "is not a line of this sales order",
-                ));
-                continue;
-            };
-            let unit = products[&order_line.product_id].unit;
-            let field = line_field(i, "quantity");
-            let Some(quantity) = quantity_field(&mut v, &field, &line.quantity, unit) else {
-                continue;
-            };
-            v.check(
-                quantity.is_positive(),
-                &field,
-                "not_positive",
-                "must be greater than 0",
-            );
-            *asked.entry(order_line.id).or_default() += quantity.thousandths();
-            parts.push((i, order_line.id, order_line.product_id, quantity, line));
-        }
-        v.finish()?;
-        let over: Vec<_> = lines
-            .iter()
-            .filter_map(|l| {
-                let more = *asked.get(&l.id)?;
-                (l.returned + more > l.fulfilled).then(|| {
-                    serde_json::json!({
-                        "line_id": l.id,
-                        "fulfilled": q(l.fulfilled),
-                        "returned": q(l.returned),
-                        "returnable": q(l.fulfilled - l.returned),
-                        "requested": q(more),
-                    })
-                })
-            })
-            .collect();
-        if !over.is_empty() {
-            return Err(AppError::new(
-                ErrorCode::SalesOrderOverReturn,
-                "the return exceeds what was fulfilled and not yet returned",
-            )
-            .with_details(serde_json::json!({ "lines": over })));
-        }
-        let location = head.location_id;
-        let mut ledger = Ledger::new(Cause {
-            reason: None,
-            note: None,
-            reference: Some((ReferenceType::SalesOrder, id)),
-        });
-        ledger
-            .lock(&uow, products.values().map(|p| (p, location)))
-            .await?;
-        let mut issued =
-            sales_orders::reservations_of(uow.tx(), id, ReservationStatus::Fulfilled).await?;
-        // Latest issued first: goods come back into the batch they most recently left.
-        issued.sort_by_key(|r| std::cmp::Reverse(r.seq));
-        let now = uow.now();
-        let return_id = depot_domain::id::new_id();
-        let mut rows = Vec::with_capacity(parts.len());
-        for (i, line_id, product_id, quantity, line) in parts {
-            let mut left = quantity.thousandths();
-            for r in issued.iter_mut().filter(|r| r.line_id == line_id) {
-                if left == 0 {
-                    break;
-                }
-                let take = left.min(r.quantity - r.returned);
-                if take == 0 {
-                    continue;
-                }
-                if line.restock {
-                    ledger
-                        .put_back(
-                            &uow,
-                            MovementKind::Return,
-                            r.batch_id,
-                            Quantity::from_thousandths(take),
-                        )
-                        .await?;
-                }
-                r.returned += take;
-                r.updated_at = now;
-                *r = sales_orders::save_reservation(uow.tx(), r.clone()).await?;
-                left -= take;
-            }
-            if left != 0 {
-                return Err(AppError::internal("a return outgrew what its line issued"));
-            }
-            rows.push(sales_return_line::Model {
-                id: depot_domain::id::new_id(),
-                return_id,
-                line_no: i32::try_from(i).unwrap_or(i32::MAX),
-                sales_order_line_id: line_id,
-                product_id,
-                quantity: quantity.thousandths(),
-                restock: line.restock,
-                reason: line.reason.clone(),
-            });
-        }
-        for line in &mut lines {
-            if let Some(more) = asked.get(&line.id) {
-                line.returned += more;
-                *line = sales_orders::save_line(uow.tx(), line.clone()).await?;
-            }
-        }
-        let actor_now = uow.actor();
-        sales_orders::insert_return(
-            uow.tx(),
-            sales_return::Model {
-                id: return_id,
-                sales_order_id: id,
-                actor_id: actor_now.user_id(),
-                actor_name: actor_now.system_name().map(str::to_owned),
-                created_at: now,
-            },
-            rows,
-        )
-        .await?;
-        let (movements, _) = ledger.finish(&mut uow, self.warning_days).await?;
-        let everything_back = lines.iter().all(|l| l.returned == l.quantity);
-        let to = if everything_back {
-            SoState::Returned
-        } else {
-            from
-        };
-        let mut shown = self
-            .finish_transition(uow, (head, lines), SoAction::Return, from, to)
-            .await?;
-        shown.movements = movements.into_iter().map(stock_views::movement).collect();
-        Ok(shown)
     }
 }
 

@@ -218,15 +218,18 @@ pub async fn save_reservation(
     save_model::<reservation::ActiveModel>(conn, row).await
 }
 
-/// The order's reservations in `status`, in the order they were made.
+/// The order's reservations (in `status`, when given), in the order they were made.
 pub async fn reservations_of(
     conn: &impl ConnectionTrait,
     order: Uuid,
-    status: ReservationStatus,
+    status: Option<ReservationStatus>,
 ) -> AppResult<Vec<reservation::Model>> {
-    reservation::Entity::find()
-        .filter(reservation::Column::SalesOrderId.eq(order))
-        .filter(reservation::Column::Status.eq(status.as_str()))
+    let mut select =
+        reservation::Entity::find().filter(reservation::Column::SalesOrderId.eq(order));
+    if let Some(status) = status {
+        select = select.filter(reservation::Column::Status.eq(status.as_str()));
+    }
+    select
         .order_by_asc(reservation::Column::Seq)
         .all(conn)
         .await
