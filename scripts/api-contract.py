@@ -8,6 +8,7 @@ a fixed seed, a bounded number of examples per operation. Exits with schemathesi
 
 Usage: scripts/api-contract.py --depot target/debug/depot [--examples 20] [--report DIR]
 
+Every check but `ensure_resource_availability` (see the command below for why).
 Operations excluded: those that end the session the run authenticates with
 (POST /api/v1/auth/logout, POST /api/v1/auth/logout-all, DELETE /api/v1/auth/sessions/{id},
 POST /api/v1/users/{id}/sessions/revoke, POST /api/v1/users/me/password), and
@@ -186,6 +187,11 @@ def main():
         command = [
             st, "--config-file", config, "run", f"{base}/openapi.json",
             "--checks", "all",
+            # A POST repeated with an Idempotency-Key it already used answers with the stored
+            # response, also after the resource it created was deleted (the key's promise, as
+            # Stripe's). Generated keys repeat, so "create, delete, same key again, old id, 404"
+            # is the API keeping that promise, not a resource gone missing.
+            "--exclude-checks", "ensure_resource_availability",
             "--max-examples", str(args.examples),
             "--seed", "20261129",
             "--workers", "1",

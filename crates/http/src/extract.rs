@@ -168,3 +168,44 @@ pub fn nullable<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
+
+/// An integer body field. JSON Schema's `integer` admits an integral number written with a
+/// fraction (`151.0`), so this accepts one too; anything else non-integral is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Whole<T>(pub T);
+
+impl<'de, T: TryFrom<i64>> serde::Deserialize<'de> for Whole<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let number = serde_json::Number::deserialize(d)?;
+        let whole = number.as_i64().or_else(|| {
+            number
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0)
+                // In range and integral: the conversion is exact.
+                .map(|f| f as i64)
+        });
+        let whole = whole.ok_or_else(|| {
+            D::Error::custom(format!("invalid type: {number}, expected an integer"))
+        })?;
+        T::try_from(whole)
+            .map(Whole)
+            .map_err(|_| D::Error::custom(format!("{whole} is out of range")))
+    }
+}
+
+#[cfg(test)]
+mod whole_tests {
+    use super::Whole;
+
+    #[test]
+    fn integral_numbers_are_integers_whatever_their_notation() {
+        let read = |json: &str| serde_json::from_str::<Whole<i32>>(json).map(|w| w.0).ok();
+        assert_eq!(read("151"), Some(151));
+        assert_eq!(read("151.0"), Some(151));
+        assert_eq!(read("-3.0"), Some(-3));
+        assert_eq!(read("1.5"), None);
+        assert_eq!(read("\"7\""), None);
+        assert_eq!(read("3000000000"), None, "beyond i32");
+    }
+}

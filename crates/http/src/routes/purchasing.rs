@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::auth::{Authorized, Client};
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiJson, ApiQuery, PageOf, Pagination, PaginationQuery, nullable};
+use crate::extract::{ApiJson, ApiQuery, PageOf, Pagination, PaginationQuery, Whole, nullable};
 use crate::idempotency::idempotent;
 
 pub fn router() -> OpenApiRouter<AppContext> {
@@ -91,8 +91,8 @@ pub struct CreateSupplierBody {
     /// ISO 4217; purchase orders default to it.
     #[schema(pattern = r"^[A-Z]{3}$")]
     currency: String,
-    #[schema(minimum = 0, maximum = 3650)]
-    lead_time_days: Option<i32>,
+    #[schema(value_type = Option<i32>, minimum = 0, maximum = 3650)]
+    lead_time_days: Option<Whole<i32>>,
     /// An inactive supplier takes no new purchase orders.
     #[serde(default = "yes")]
     #[schema(default = true)]
@@ -119,7 +119,7 @@ async fn create_supplier(
         phone: body.phone,
         address: body.address,
         currency: body.currency,
-        lead_time_days: body.lead_time_days,
+        lead_time_days: body.lead_time_days.map(|d| d.0),
         active: body.active,
     };
     let created = ctx
@@ -164,7 +164,7 @@ pub struct UpdateSupplierBody {
     currency: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<i32>, minimum = 0, maximum = 3650)]
-    lead_time_days: Option<Option<i32>>,
+    lead_time_days: Option<Option<Whole<i32>>>,
     active: Option<bool>,
 }
 
@@ -185,7 +185,7 @@ async fn update_supplier(
         phone: body.phone,
         address: body.address,
         currency: body.currency,
-        lead_time_days: body.lead_time_days,
+        lead_time_days: body.lead_time_days.map(|d| d.map(|d| d.0)),
         active: body.active,
     };
     Ok(Json(
@@ -252,8 +252,8 @@ pub struct OrderLineBody {
     #[schema(value_type = f64, exclusive_minimum = 0)]
     quantity: serde_json::Number,
     /// Minor units of the order's currency per unit.
-    #[schema(minimum = 0)]
-    unit_cost: i64,
+    #[schema(value_type = i64, minimum = 0)]
+    unit_cost: Whole<i64>,
 }
 
 impl From<OrderLineBody> for OrderLine {
@@ -261,7 +261,7 @@ impl From<OrderLineBody> for OrderLine {
         OrderLine {
             product_id: l.product_id,
             quantity: l.quantity,
-            price: l.unit_cost,
+            price: l.unit_cost.0,
         }
     }
 }

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::auth::{Authorized, Client};
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiJson, ApiQuery, PageOf, Pagination, PaginationQuery, nullable};
+use crate::extract::{ApiJson, ApiQuery, PageOf, Pagination, PaginationQuery, Whole, nullable};
 use crate::idempotency::idempotent;
 
 pub fn router() -> OpenApiRouter<AppContext> {
@@ -80,8 +80,8 @@ pub struct SalesLineBody {
     #[schema(value_type = f64, exclusive_minimum = 0)]
     quantity: serde_json::Number,
     /// Minor units of the order's currency per unit.
-    #[schema(minimum = 0)]
-    unit_price: i64,
+    #[schema(value_type = i64, minimum = 0)]
+    unit_price: Whole<i64>,
 }
 
 impl From<SalesLineBody> for OrderLine {
@@ -89,7 +89,7 @@ impl From<SalesLineBody> for OrderLine {
         OrderLine {
             product_id: l.product_id,
             quantity: l.quantity,
-            price: l.unit_price,
+            price: l.unit_price.0,
         }
     }
 }
@@ -326,8 +326,8 @@ pub struct PaymentBody {
     /// `cash`, `bank_transfer` or `card_terminal`.
     method: PaymentMethod,
     /// Minor units of the order's currency; at most what is still due.
-    #[schema(minimum = 1)]
-    amount: i64,
+    #[schema(value_type = i64, minimum = 1)]
+    amount: Whole<i64>,
     /// The receipt, transfer or terminal slip number.
     #[schema(
         min_length = 1,
@@ -352,7 +352,7 @@ async fn record_payment(
 ) -> ApiResult<(StatusCode, Json<PaymentView>)> {
     let input = NewPayment {
         method: body.method,
-        amount: body.amount,
+        amount: body.amount.0,
         reference: body.reference,
     };
     let created = ctx
