@@ -16,7 +16,7 @@ use depot_domain::trade::contact::validate_contact;
 use depot_domain::trade::{ActivityFilter, ActivityKind, CustomerFilter, CustomerStatus};
 use depot_domain::{AppError, AppResult, ErrorCode, Validator};
 use depot_store::entity::{activity, customer, customer_contact};
-use depot_store::repo::{customers, roles, users};
+use depot_store::repo::{customers, roles, sales_orders, users};
 use uuid::Uuid;
 
 pub use self::views::{ActivityView, ContactView, CustomerView};
@@ -174,6 +174,24 @@ impl CustomerService {
         Ok(row)
     }
 
+    /// [`Self::visible`], with the customer's row locked until the unit of work ends: every
+    /// change of a customer, its parts or its owner goes through here.
+    pub(crate) async fn visible_locked(
+        uow: &UnitOfWork,
+        principal: &Principal,
+        id: Uuid,
+    ) -> AppResult<customer::Model> {
+        let row = customers::lock(uow.tx(), id)
+            .await?
+            .ok_or_else(customer_not_found)?;
+        principal.check_owner(
+            row.owner_id,
+            Permission::CustomersManageAll,
+            customer_not_found(),
+        )?;
+        Ok(row)
+    }
+
     pub async fn list(
         &self,
         principal: &Principal,
@@ -265,7 +283,7 @@ impl CustomerService {
         }
         v.finish()?;
         let uow = self.writer.begin(principal.actor(), client).await?;
-        let mut row = Self::visible(uow.tx(), principal, id).await?;
+        let mut row = Self::visible_locked(&uow, principal, id).await?;
         let before = views::customer(row.clone());
         if let Some(name) = patch.name {
             row.name_key = name.to_lowercase();
@@ -308,7 +326,7 @@ impl CustomerService {
         client: &ClientInfo,
     ) -> AppResult<()> {
         let uow = self.writer.begin(principal.actor(), client).await?;
-        let row = Self::visible(uow.tx(), principal, id).await?;
+        let row = Self::visible_locked(&uow, principal, id).await?;
         if customers::has_orders(uow.tx(), id).await? {
             return Err(AppError::new(
                 ErrorCode::CustomersInUse,
@@ -337,11 +355,12 @@ impl CustomerService {
     ) -> AppResult<CustomerView> {
         principal.require(Permission::CustomersManageAll)?;
         let mut uow = self.writer.begin(principal.actor(), client).await?;
-        let mut row = Self::visible(uow.tx(), principal, id).await?;
+        let mut row = Self::visible_locked(&uow, principal, id).await?;
         ensure_owner(&uow, owner).await?;
         let from = row.owner_id;
         let now = uow.now();
         let moved = customers::reassign_open_activities(uow.tx(), id, owner, now).await?;
+        let orders = sales_orders::reassign_owner(uow.tx(), id, owner, now).await?;
         row.owner_id = owner;
         row.updated_at = now;
         let shown = views::customer(customers::save(uow.tx(), row).await?);
@@ -354,7 +373,7 @@ impl CustomerService {
                     serde_json::json!({ "owner_id": from }),
                     serde_json::json!({ "owner_id": owner }),
                 )
-                .details(serde_json::json!({ "activities_moved": moved })),
+                .details(serde_json::json!({ "activities_moved": moved, "orders_moved": orders })),
         )
         .await?;
         uow.commit().await?;
@@ -391,7 +410,7 @@ impl CustomerService {
         }
         v.finish()?;
         let uow = self.writer.begin(principal.actor(), client).await?;
-        Self::visible(uow.tx(), principal, customer).await?;
+        Self::visible_locked(&uow, principal, customer).await?;
         let shown = views::contact(
             customers::insert_contact(
                 uow.tx(),
@@ -441,7 +460,7 @@ impl CustomerService {
         }
         v.finish()?;
         let uow = self.writer.begin(principal.actor(), client).await?;
-        Self::visible(uow.tx(), principal, customer).await?;
+        Self::visible_locked(&uow, principal, customer).await?;
         let mut row = customers::get_contact(uow.tx(), customer, id)
             .await?
             .ok_or_else(contact_not_found)?;
@@ -479,7 +498,7 @@ impl CustomerService {
         client: &ClientInfo,
     ) -> AppResult<()> {
         let uow = self.writer.begin(principal.actor(), client).await?;
-        Self::visible(uow.tx(), principal, customer).await?;
+        Self::visible_locked(&uow, principal, customer).await?;
         let row = customers::get_contact(uow.tx(), customer, id)
             .await?
             .ok_or_else(contact_not_found)?;
@@ -522,7 +541,9 @@ impl CustomerService {
         }
         v.finish()?;
         let uow = self.writer.begin(principal.actor(), client).await?;
-        let owner = Self::visible(uow.tx(), principal, customer).await?.owner_id;
+        let owner = Self::visible_locked(&uow, principal, customer)
+            .await?
+            .owner_id;
         let now = uow.now();
         let shown = views::activity(
             customers::insert_activity(
@@ -572,7 +593,7 @@ impl CustomerService {
         }
         v.finish()?;
         let uow = self.writer.begin(principal.actor(), client).await?;
-        Self::visible(uow.tx(), principal, customer).await?;
+        Self::visible_locked(&uow, principal, customer).await?;
         let mut row = customers::get_activity(uow.tx(), customer, id)
             .await?
             .ok_or_else(activity_not_found)?;
@@ -617,7 +638,7 @@ impl CustomerService {
         client: &ClientInfo,
     ) -> AppResult<()> {
         let uow = self.writer.begin(principal.actor(), client).await?;
-        Self::visible(uow.tx(), principal, customer).await?;
+        Self::visible_locked(&uow, principal, customer).await?;
         let row = customers::get_activity(uow.tx(), customer, id)
             .await?
             .ok_or_else(activity_not_found)?;

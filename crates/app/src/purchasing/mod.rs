@@ -244,7 +244,7 @@ impl PurchasingService {
         );
         v.finish()?;
         let uow = self.writer.begin(actor, client).await?;
-        let mut row = suppliers::get(uow.tx(), id)
+        let mut row = suppliers::lock(uow.tx(), id)
             .await?
             .ok_or_else(supplier_not_found)?;
         let before = views::supplier(row.clone());

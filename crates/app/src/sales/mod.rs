@@ -42,6 +42,7 @@ use crate::stock::ledger::{
 };
 use crate::stock::{NOTE_MAX, views as stock_views};
 use crate::uow::{UnitOfWork, Writer, retry_transient};
+use depot_domain::auth::Permission;
 
 /// Longest payment reference and return reason.
 pub const REFERENCE_MAX: usize = 200;
@@ -120,6 +121,42 @@ fn q(thousandths: i64) -> serde_json::Value {
 
 type Order = (sales_order::Model, Vec<sales_order_line::Model>);
 
+/// Who acts on orders, and whose orders they may touch: a sales user (customer permissions
+/// without `customers.manage_all`) only the orders of their own customers, everyone else
+/// (managers, warehouse and finance staff) every order. Anyone else's order is a 404.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Acting {
+    actor: Actor,
+    only_owner: Option<Uuid>,
+}
+
+impl Acting {
+    fn of(principal: &Principal) -> Self {
+        let sells =
+            principal.has(Permission::CustomersRead) || principal.has(Permission::CustomersManage);
+        let sees_all = principal.has(Permission::CustomersManageAll);
+        Self {
+            actor: principal.actor(),
+            only_owner: (sells && !sees_all).then_some(principal.user_id),
+        }
+    }
+
+    /// A background job: every order.
+    fn system(name: &'static str) -> Self {
+        Self {
+            actor: Actor::System(name),
+            only_owner: None,
+        }
+    }
+
+    fn check(&self, order: &sales_order::Model) -> AppResult<()> {
+        match self.only_owner {
+            Some(owner) if owner != order.owner_id => Err(order_not_found()),
+            _ => Ok(()),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct SalesService {
     writer: Writer,
@@ -160,18 +197,36 @@ impl SalesService {
 
     pub async fn list(
         &self,
+        principal: &Principal,
         filter: &SalesOrderFilter,
         page: &PageRequest,
     ) -> AppResult<Page<SalesOrderView>> {
-        let page = sales_orders::list(self.reader(), filter, page).await?;
+        let mut filter = *filter;
+        if let Some(me) = Acting::of(principal).only_owner {
+            if filter.owner_id.is_some_and(|owner| owner != me) {
+                return Ok(Page {
+                    data: Vec::new(),
+                    next_cursor: None,
+                });
+            }
+            filter.owner_id = Some(me);
+        }
+        let page = sales_orders::list(self.reader(), &filter, page).await?;
         Ok(map_page(page, views::order))
     }
 
-    pub async fn get(&self, id: Uuid) -> AppResult<SalesOrderView> {
+    pub async fn get(&self, principal: &Principal, id: Uuid) -> AppResult<SalesOrderView> {
+        let order = self.visible(principal, id).await?;
+        self.shown(self.reader(), order).await
+    }
+
+    /// The order, if `principal` may see it.
+    async fn visible(&self, principal: &Principal, id: Uuid) -> AppResult<Order> {
         let order = sales_orders::get(self.reader(), id)
             .await?
             .ok_or_else(order_not_found)?;
-        self.shown(self.reader(), order).await
+        Acting::of(principal).check(&order.0)?;
+        Ok(order)
     }
 
     /// The order with every reservation it made.
@@ -187,10 +242,8 @@ impl SalesService {
         Ok(shown)
     }
 
-    pub async fn payments(&self, id: Uuid) -> AppResult<Vec<PaymentView>> {
-        if sales_orders::get(self.reader(), id).await?.is_none() {
-            return Err(order_not_found());
-        }
+    pub async fn payments(&self, principal: &Principal, id: Uuid) -> AppResult<Vec<PaymentView>> {
+        self.visible(principal, id).await?;
         Ok(sales_orders::payments_of(self.reader(), id)
             .await?
             .into_iter()
@@ -198,10 +251,8 @@ impl SalesService {
             .collect())
     }
 
-    pub async fn returns(&self, id: Uuid) -> AppResult<Vec<ReturnView>> {
-        if sales_orders::get(self.reader(), id).await?.is_none() {
-            return Err(order_not_found());
-        }
+    pub async fn returns(&self, principal: &Principal, id: Uuid) -> AppResult<Vec<ReturnView>> {
+        self.visible(principal, id).await?;
         Ok(sales_orders::returns_of(self.reader(), id)
             .await?
             .into_iter()
@@ -279,6 +330,7 @@ impl SalesService {
         let (mut head, mut lines) = sales_orders::lock(uow.tx(), id)
             .await?
             .ok_or_else(order_not_found)?;
+        Acting::of(principal).check(&head)?;
         let state = state_of(&head);
         if !state.editable() {
             return Err(AppError::new(
@@ -349,12 +401,14 @@ impl SalesService {
     async fn begin_transition(
         &self,
         uow: &UnitOfWork,
+        acting: Acting,
         id: Uuid,
         action: SoAction,
     ) -> AppResult<(Order, SoState)> {
         let order = sales_orders::lock(uow.tx(), id)
             .await?
             .ok_or_else(order_not_found)?;
+        acting.check(&order.0)?;
         let state = state_of(&order.0);
         if !state.allows(action) {
             return Err(invalid_state(state, action));
@@ -413,21 +467,24 @@ impl SalesService {
     /// `stock.insufficient` lists every line with what is available for it.
     pub async fn confirm(
         &self,
-        actor: Actor,
+        principal: &Principal,
         id: Uuid,
         client: &ClientInfo,
     ) -> AppResult<SalesOrderView> {
-        retry_transient(|| self.confirm_once(actor, id, client)).await
+        let acting = Acting::of(principal);
+        retry_transient(|| self.confirm_once(acting, id, client)).await
     }
 
     async fn confirm_once(
         &self,
-        actor: Actor,
+        acting: Acting,
         id: Uuid,
         client: &ClientInfo,
     ) -> AppResult<SalesOrderView> {
-        let mut uow = self.writer.begin(actor, client).await?;
-        let ((mut head, lines), from) = self.begin_transition(&uow, id, SoAction::Confirm).await?;
+        let mut uow = self.writer.begin(acting.actor, client).await?;
+        let ((mut head, lines), from) = self
+            .begin_transition(&uow, acting, id, SoAction::Confirm)
+            .await?;
         let location = head.location_id;
         let products = self.products(&uow, &lines).await?;
         let mut ledger = Ledger::new(Cause {
@@ -511,22 +568,24 @@ impl SalesService {
     /// Issues exactly the reserved batches as `sale` movements and clears the reservations.
     pub async fn fulfil(
         &self,
-        actor: Actor,
+        principal: &Principal,
         id: Uuid,
         client: &ClientInfo,
     ) -> AppResult<SalesOrderView> {
-        retry_transient(|| self.fulfil_once(actor, id, client)).await
+        let acting = Acting::of(principal);
+        retry_transient(|| self.fulfil_once(acting, id, client)).await
     }
 
     async fn fulfil_once(
         &self,
-        actor: Actor,
+        acting: Acting,
         id: Uuid,
         client: &ClientInfo,
     ) -> AppResult<SalesOrderView> {
-        let mut uow = self.writer.begin(actor, client).await?;
-        let ((mut head, mut lines), from) =
-            self.begin_transition(&uow, id, SoAction::Fulfil).await?;
+        let mut uow = self.writer.begin(acting.actor, client).await?;
+        let ((mut head, mut lines), from) = self
+            .begin_transition(&uow, acting, id, SoAction::Fulfil)
+            .await?;
         let location = head.location_id;
         let products = self.products(&uow, &lines).await?;
         let mut ledger = Ledger::new(Cause {
@@ -585,26 +644,29 @@ impl SalesService {
     /// Cancels a draft, confirmed or paid order, releasing what it reserved.
     pub async fn cancel(
         &self,
-        actor: Actor,
+        principal: &Principal,
         id: Uuid,
         client: &ClientInfo,
     ) -> AppResult<SalesOrderView> {
-        retry_transient(|| self.release_once(actor, id, SoAction::Cancel, client)).await
+        let acting = Acting::of(principal);
+        retry_transient(|| self.release_once(acting, id, SoAction::Cancel, client)).await
     }
 
     /// Releases the reservations of `id` and moves it on: `cancel` → cancelled, `expire` →
     /// back to draft (only while its reservations have lapsed).
     async fn release_once(
         &self,
-        actor: Actor,
+        acting: Acting,
         id: Uuid,
         action: SoAction,
         client: &ClientInfo,
     ) -> AppResult<SalesOrderView> {
-        let mut uow = self.writer.begin(actor, client).await?;
-        let ((mut head, lines), from) = self.begin_transition(&uow, id, action).await?;
+        let mut uow = self.writer.begin(acting.actor, client).await?;
+        let ((mut head, lines), from) = self.begin_transition(&uow, acting, id, action).await?;
         let now = uow.now();
-        if action == SoAction::Expire && head.reserved_until.is_none_or(|until| until > now) {
+        if action == SoAction::Expire
+            && (head.amount_paid > 0 || head.reserved_until.is_none_or(|until| until > now))
+        {
             return Err(invalid_state(from, action));
         }
         if from.reserves() {
@@ -659,14 +721,20 @@ impl SalesService {
                 .await?;
         let client = ClientInfo::default();
         let mut released = 0;
+        let acting = Acting::system("sales_reservation_expiry");
         for id in due {
-            let actor = Actor::System("sales_reservation_expiry");
-            match retry_transient(|| self.release_once(actor, id, SoAction::Expire, &client)).await
+            match retry_transient(|| self.release_once(acting, id, SoAction::Expire, &client)).await
             {
                 Ok(_) => released += 1,
                 // Paid, cancelled or extended meanwhile: nothing to do.
                 Err(e) if e.error_code() == ErrorCode::SalesOrderInvalidState => {}
-                Err(e) => return Err(e),
+                // One order's trouble must not hold the others' stock: log it, go on.
+                Err(e) => tracing::error!(
+                    order = %id,
+                    code = e.code(),
+                    cause = %e.cause_chain(),
+                    "a lapsed reservation could not be released"
+                ),
             }
         }
         Ok(released)
@@ -679,7 +747,7 @@ async fn visible_customer(
     principal: &Principal,
     id: Uuid,
 ) -> AppResult<customer::Model> {
-    CustomerService::visible(uow.tx(), principal, id)
+    CustomerService::visible_locked(uow, principal, id)
         .await
         .map_err(|e| e.with_details(serde_json::json!({ "field": "customer_id" })))
 }

@@ -3,14 +3,15 @@
 //! once its total is covered.
 
 use depot_domain::trade::{PaymentState, SoAction, SoState};
-use depot_domain::{Actor, AppError, AppResult, ErrorCode, Validator};
+use depot_domain::{AppError, AppResult, ErrorCode, Validator};
 use depot_store::entity::payment;
 use depot_store::on_constraint;
 use depot_store::repo::sales_orders;
 use uuid::Uuid;
 
-use super::{NewPayment, PaymentView, REFERENCE_MAX, SalesService, events, views};
+use super::{Acting, NewPayment, PaymentView, REFERENCE_MAX, SalesService, events, views};
 use crate::audit::AuditEntry;
+use crate::auth::principal::Principal;
 use crate::client::ClientInfo;
 use crate::uow::retry_transient;
 
@@ -18,7 +19,7 @@ impl SalesService {
     /// Records a manual payment; the order becomes `paid` once its total is covered.
     pub async fn record_payment(
         &self,
-        actor: Actor,
+        principal: &Principal,
         id: Uuid,
         input: NewPayment,
         client: &ClientInfo,
@@ -40,18 +41,21 @@ impl SalesService {
             v.line("reference", reference, 1, REFERENCE_MAX);
         }
         v.finish()?;
-        retry_transient(|| self.record_payment_once(actor, id, &input, client)).await
+        let acting = Acting::of(principal);
+        retry_transient(|| self.record_payment_once(acting, id, &input, client)).await
     }
 
     async fn record_payment_once(
         &self,
-        actor: Actor,
+        acting: Acting,
         id: Uuid,
         input: &NewPayment,
         client: &ClientInfo,
     ) -> AppResult<PaymentView> {
-        let mut uow = self.writer.begin(actor, client).await?;
-        let ((mut head, lines), from) = self.begin_transition(&uow, id, SoAction::Pay).await?;
+        let mut uow = self.writer.begin(acting.actor, client).await?;
+        let ((mut head, lines), from) = self
+            .begin_transition(&uow, acting, id, SoAction::Pay)
+            .await?;
         let due = head.total - head.amount_paid;
         if input.amount > due {
             return Err(AppError::new(
@@ -70,8 +74,8 @@ impl SalesService {
             currency: head.currency.clone(),
             reference: input.reference.clone(),
             tran_id: None,
-            actor_id: actor.user_id(),
-            actor_name: actor.system_name().map(str::to_owned),
+            actor_id: acting.actor.user_id(),
+            actor_name: acting.actor.system_name().map(str::to_owned),
             version: 1,
             created_at: now,
             updated_at: now,

@@ -7,12 +7,13 @@ use std::collections::BTreeMap;
 use depot_domain::stock::{MovementKind, Quantity, ReferenceType};
 use depot_domain::trade::sales::ReservationStatus;
 use depot_domain::trade::{SoAction, SoState};
-use depot_domain::{Actor, AppError, AppResult, ErrorCode, FieldError, Validator};
+use depot_domain::{AppError, AppResult, ErrorCode, FieldError, Validator};
 use depot_store::entity::{sales_return, sales_return_line};
 use depot_store::repo::sales_orders;
 use uuid::Uuid;
 
-use super::{REASON_MAX, ReturnLine, SalesOrderView, SalesService, q};
+use super::{Acting, REASON_MAX, ReturnLine, SalesOrderView, SalesService, q};
+use crate::auth::principal::Principal;
 use crate::catalog::quantity_field;
 use crate::client::ClientInfo;
 use crate::orders::line_field;
@@ -25,7 +26,7 @@ impl SalesService {
     /// written off; never more than was fulfilled and not yet returned.
     pub async fn return_goods(
         &self,
-        actor: Actor,
+        principal: &Principal,
         id: Uuid,
         input: Vec<ReturnLine>,
         client: &ClientInfo,
@@ -41,18 +42,21 @@ impl SalesService {
             v.line(&line_field(i, "reason"), &line.reason, 1, REASON_MAX);
         }
         v.finish()?;
-        retry_transient(|| self.return_once(actor, id, &input, client)).await
+        let acting = Acting::of(principal);
+        retry_transient(|| self.return_once(acting, id, &input, client)).await
     }
 
     async fn return_once(
         &self,
-        actor: Actor,
+        acting: Acting,
         id: Uuid,
         input: &[ReturnLine],
         client: &ClientInfo,
     ) -> AppResult<SalesOrderView> {
-        let mut uow = self.writer.begin(actor, client).await?;
-        let ((head, mut lines), from) = self.begin_transition(&uow, id, SoAction::Return).await?;
+        let mut uow = self.writer.begin(acting.actor, client).await?;
+        let ((head, mut lines), from) = self
+            .begin_transition(&uow, acting, id, SoAction::Return)
+            .await?;
         let products = self.products(&uow, &lines).await?;
         let mut v = Validator::new();
         let mut parts = Vec::with_capacity(input.len());

@@ -394,6 +394,7 @@ async fn a_lapsed_reservation_is_released_and_the_order_returns_to_draft() {
     shop.desk.add(tea, shop.here, json!(5), json!({})).await;
     let lapsing = id(&shop.order(&[(tea, json!(2), 100)]).await);
     let kept = id(&shop.order(&[(tea, json!(1), 100)]).await);
+    let part_paid = id(&shop.order(&[(tea, json!(1), 300)]).await);
     let (_, confirmed) = shop.step(lapsing, "confirm").await;
     assert!(confirmed["reserved_until"].is_string(), "{confirmed}");
     assert_eq!(shop.step(kept, "confirm").await.0, 200);
@@ -406,7 +407,17 @@ async fn a_lapsed_reservation_is_released_and_the_order_returns_to_draft() {
         )
         .await;
     assert_eq!(status, 201);
-    assert_eq!(shop.level(tea).await["reserved"], json!(3));
+    // So does one that is partly paid: the customer has started paying for it.
+    assert_eq!(shop.step(part_paid, "confirm").await.0, 200);
+    let (status, _) = shop
+        .seller
+        .post(
+            &format!("/api/v1/sales-orders/{part_paid}/payments"),
+            json!({ "method": "cash", "amount": 100 }),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(shop.level(tea).await["reserved"], json!(4));
     tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
     assert_eq!(app.run_job("sales_reservation_expiry").await, 1);
     let lapsed = shop
@@ -415,13 +426,104 @@ async fn a_lapsed_reservation_is_released_and_the_order_returns_to_draft() {
         .await;
     assert_eq!(lapsed["state"], "draft");
     assert_eq!(lapsed["reservations"][0]["status"], "released");
-    assert_eq!(shop.level(tea).await["reserved"], json!(1));
+    assert_eq!(shop.level(tea).await["reserved"], json!(2));
     let still = shop
         .seller
         .get(&format!("/api/v1/sales-orders/{kept}"))
         .await;
     assert_eq!(still["state"], "paid");
+    let started = shop
+        .seller
+        .get(&format!("/api/v1/sales-orders/{part_paid}"))
+        .await;
+    assert_eq!(started["state"], "confirmed");
     assert_eq!(app.run_job("sales_reservation_expiry").await, 0);
+    assert_verified(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_sales_user_reaches_only_the_orders_of_their_own_customers() {
+    let app = spawn_app().await;
+    let shop = Shop::open(&app).await;
+    let tea = shop.desk.product("TEA", "pcs", json!({})).await;
+    shop.desk.add(tea, shop.here, json!(5), json!({})).await;
+    let order = id(&shop.order(&[(tea, json!(1), 100)]).await);
+    let rival = Desk {
+        app: &app,
+        user: app
+            .sign_in_with(
+                &format!("rival-{}@example.com", Uuid::now_v7().simple()),
+                SELLER,
+            )
+            .await,
+    };
+    let path = format!("/api/v1/sales-orders/{order}");
+    for (method, path, body) in [
+        ("GET", path.clone(), None),
+        ("PATCH", path.clone(), Some(json!({ "notes": "mine now" }))),
+        ("POST", format!("{path}/confirm"), Some(json!({}))),
+        ("POST", format!("{path}/cancel"), Some(json!({}))),
+        ("GET", format!("{path}/payments"), None),
+        (
+            "POST",
+            format!("{path}/payments"),
+            Some(json!({ "method": "cash", "amount": 100 })),
+        ),
+    ] {
+        let (status, answer) = rival.send(method, &path, body.as_ref()).await;
+        assert_eq!(status, 404, "{method} {path}: {answer}");
+    }
+    assert!(
+        rival.get("/api/v1/sales-orders").await["data"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let mine = shop.seller.get("/api/v1/sales-orders").await;
+    assert_eq!(mine["data"][0]["id"], json!(order));
+
+    // Warehouse staff (no customer access) fulfil anyone's orders.
+    assert_eq!(shop.step(order, "confirm").await.0, 200);
+    let clerk = Desk {
+        app: &app,
+        user: app
+            .sign_in(
+                &format!("clerk-{}@example.com", Uuid::now_v7().simple()),
+                &["clerk"],
+            )
+            .await,
+    };
+    let (status, done) = clerk.post(&format!("{path}/fulfil"), json!({})).await;
+    assert_eq!(
+        (status, done["state"].clone()),
+        (200, json!("fulfilled")),
+        "{done}"
+    );
+
+    // Reassigning the customer takes its orders along.
+    let boss = Desk {
+        app: &app,
+        user: app
+            .sign_in(
+                &format!("boss-{}@example.com", Uuid::now_v7().simple()),
+                &["manager"],
+            )
+            .await,
+    };
+    let (status, _) = boss
+        .post(
+            &format!("/api/v1/customers/{}/reassign", shop.customer),
+            json!({ "owner_id": rival.user.user_id }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        rival.get(&path).await["owner_id"],
+        json!(rival.user.user_id)
+    );
+    let (status, _) = shop.seller.send("GET", &path, None).await;
+    assert_eq!(status, 404);
     assert_verified(&app).await;
     app.stop().await;
 }

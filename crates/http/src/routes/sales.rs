@@ -57,7 +57,7 @@ pub struct OrdersQuery {
     params(PaginationQuery, OrdersQuery),
     responses((status = 200, body = PageOf<SalesOrderView>), (status = 403, body = ErrorBody)))]
 async fn list_orders(
-    Authorized(..): Authorized<perm::SalesOrdersRead>,
+    Authorized(principal, ..): Authorized<perm::SalesOrdersRead>,
     State(ctx): State<AppContext>,
     ApiQuery(query): ApiQuery<OrdersQuery>,
     Pagination(page): Pagination,
@@ -69,7 +69,7 @@ async fn list_orders(
         from: query.from,
         to: query.to,
     };
-    Ok(Json(ctx.sales().list(&filter, &page).await?))
+    Ok(Json(ctx.sales().list(&principal, &filter, &page).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -136,11 +136,11 @@ async fn create_order(
     params(("id" = Uuid, Path)),
     responses((status = 200, body = SalesOrderView), (status = 404, body = ErrorBody)))]
 async fn get_order(
-    Authorized(..): Authorized<perm::SalesOrdersRead>,
+    Authorized(principal, ..): Authorized<perm::SalesOrdersRead>,
     State(ctx): State<AppContext>,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<SalesOrderView>> {
-    Ok(Json(ctx.sales().get(id).await?))
+    Ok(Json(ctx.sales().get(&principal, id).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -195,9 +195,7 @@ async fn confirm(
     Client(client): Client,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<SalesOrderView>> {
-    Ok(Json(
-        ctx.sales().confirm(principal.actor(), id, &client).await?,
-    ))
+    Ok(Json(ctx.sales().confirm(&principal, id, &client).await?))
 }
 
 /// Fulfil a confirmed or paid order: issue exactly the reserved batches as `sale` movements.
@@ -212,9 +210,7 @@ async fn fulfil(
     Client(client): Client,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<SalesOrderView>> {
-    Ok(Json(
-        ctx.sales().fulfil(principal.actor(), id, &client).await?,
-    ))
+    Ok(Json(ctx.sales().fulfil(&principal, id, &client).await?))
 }
 
 /// Cancel a draft, confirmed or paid order, releasing its reservations.
@@ -228,9 +224,7 @@ async fn cancel(
     Client(client): Client,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<SalesOrderView>> {
-    Ok(Json(
-        ctx.sales().cancel(principal.actor(), id, &client).await?,
-    ))
+    Ok(Json(ctx.sales().cancel(&principal, id, &client).await?))
 }
 
 /// The returns of an order, oldest first.
@@ -238,12 +232,12 @@ async fn cancel(
     params(("id" = Uuid, Path)),
     responses((status = 200, body = PageOf<ReturnView>), (status = 404, body = ErrorBody)))]
 async fn list_returns(
-    Authorized(..): Authorized<perm::SalesOrdersRead>,
+    Authorized(principal, ..): Authorized<perm::SalesOrdersRead>,
     State(ctx): State<AppContext>,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<Page<ReturnView>>> {
     Ok(Json(Page {
-        data: ctx.sales().returns(id).await?,
+        data: ctx.sales().returns(&principal, id).await?,
         next_cursor: None,
     }))
 }
@@ -300,7 +294,7 @@ async fn create_return(
         .collect();
     Ok(Json(
         ctx.sales()
-            .return_goods(principal.actor(), id, lines, &client)
+            .return_goods(&principal, id, lines, &client)
             .await?,
     ))
 }
@@ -310,12 +304,12 @@ async fn create_return(
     params(("id" = Uuid, Path)),
     responses((status = 200, body = PageOf<PaymentView>), (status = 404, body = ErrorBody)))]
 async fn list_payments(
-    Authorized(..): Authorized<perm::PaymentsRead>,
+    Authorized(principal, ..): Authorized<perm::PaymentsRead>,
     State(ctx): State<AppContext>,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<Page<PaymentView>>> {
     Ok(Json(Page {
-        data: ctx.sales().payments(id).await?,
+        data: ctx.sales().payments(&principal, id).await?,
         next_cursor: None,
     }))
 }
@@ -357,7 +351,7 @@ async fn record_payment(
     };
     let created = ctx
         .sales()
-        .record_payment(principal.actor(), id, input, &client)
+        .record_payment(&principal, id, input, &client)
         .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }

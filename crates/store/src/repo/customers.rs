@@ -9,7 +9,8 @@ use depot_domain::pagination::{Page, PageRequest};
 use depot_domain::trade::{ActivityFilter, CustomerFilter};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Value,
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Value,
 };
 use uuid::Uuid;
 
@@ -32,6 +33,16 @@ pub async fn save(conn: &impl ConnectionTrait, row: customer::Model) -> AppResul
 
 pub async fn get(conn: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<customer::Model>> {
     customer::Entity::find_by_id(id)
+        .one(conn)
+        .await
+        .map_err(db_error)
+}
+
+/// The customer with its row locked for the rest of the transaction (every change of a
+/// customer, its owner or its activities goes through it, so none overwrites another).
+pub async fn lock(conn: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<customer::Model>> {
+    customer::Entity::find_by_id(id)
+        .lock_exclusive()
         .one(conn)
         .await
         .map_err(db_error)

@@ -175,7 +175,25 @@ pub async fn list(
     Page::from_overfetch(rows, page, |(h, _): &OrderWithLines| (h.created_at, h.id))
 }
 
-/// Confirmed orders whose reservations ran out before `now`, oldest first.
+/// Gives every order of `customer` to `owner` (orders follow their customer); returns how many.
+pub async fn reassign_owner(
+    conn: &impl ConnectionTrait,
+    customer: Uuid,
+    owner: Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<u64> {
+    use sales_order::Column as C;
+    Ok(sales_order::Entity::update_many()
+        .col_expr(C::OwnerId, sea_orm::sea_query::Expr::value(owner))
+        .col_expr(C::UpdatedAt, sea_orm::sea_query::Expr::value(now))
+        .filter(C::CustomerId.eq(customer))
+        .exec(conn)
+        .await
+        .map_err(db_error)?
+        .rows_affected)
+}
+
+/// Confirmed, unpaid orders whose reservations ran out before `now`, oldest first.
 pub async fn reservations_expired(
     conn: &impl ConnectionTrait,
     now: DateTime<Utc>,
@@ -186,6 +204,7 @@ pub async fn reservations_expired(
         .select_only()
         .column(C::Id)
         .filter(C::State.eq(SoState::Confirmed.as_str()))
+        .filter(C::AmountPaid.eq(0))
         .filter(C::ReservedUntil.lte(now))
         .order_by_asc(C::ReservedUntil)
         .limit(limit)

@@ -3,7 +3,9 @@
 use depot_domain::AppResult;
 use depot_domain::pagination::{Page, PageRequest};
 use depot_domain::trade::SupplierFilter;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Value};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, Value,
+};
 use uuid::Uuid;
 
 use super::{delete_where, insert_model, save_model};
@@ -23,6 +25,15 @@ pub async fn save(conn: &impl ConnectionTrait, row: Model) -> AppResult<Model> {
 
 pub async fn get(conn: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<Model>> {
     Entity::find_by_id(id).one(conn).await.map_err(db_error)
+}
+
+/// The supplier with its row locked for the rest of the transaction.
+pub async fn lock(conn: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<Model>> {
+    Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(conn)
+        .await
+        .map_err(db_error)
 }
 
 pub async fn delete(conn: &impl ConnectionTrait, id: Uuid) -> AppResult<u64> {
