@@ -121,6 +121,10 @@ impl AppContext {
             writer.clone(),
             settings.stock_depletion_policy,
             settings.stock_expiry_warning_days,
+        )
+        .with_grouping(
+            settings.stock_group_max_size,
+            std::time::Duration::from_millis(settings.stock_group_max_wait_ms),
         );
         let alerts = AlertService::new(writer.clone(), settings.stock_expiry_warning_days);
         let purchasing = PurchasingService::new(

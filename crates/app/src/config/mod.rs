@@ -180,6 +180,12 @@ pub struct Settings {
     /// A batch expiring within this many days raises an `expiring` alert.
     pub stock_expiry_warning_days: u32,
 
+    /// Most adjustments of one (product, location) applied together in one transaction while
+    /// another for that key is in flight; 1 turns grouping off.
+    pub stock_group_max_size: usize,
+    /// Longest a queued adjustment waits for its group before it runs on its own.
+    pub stock_group_max_wait_ms: u64,
+
     /// How far beyond the ordered quantity a purchase-order line may be received, in percent.
     pub purchase_over_receipt_tolerance_percent: u32,
     /// How long a confirmed (unpaid) sales order holds its stock before the reservation
@@ -253,6 +259,8 @@ impl Default for Settings {
             queue_visibility_timeout_secs: 30,
             stock_depletion_policy: DepletionPolicy::Fefo,
             stock_expiry_warning_days: 30,
+            stock_group_max_size: 64,
+            stock_group_max_wait_ms: 250,
             purchase_over_receipt_tolerance_percent: 0,
             sales_reservation_ttl_secs: 0,
             debug_routes: false,
@@ -661,6 +669,15 @@ impl Settings {
             problem(
                 "stock_expiry_warning_days",
                 "must be at most 3650 (ten years)".into(),
+            );
+        }
+        if !(1..=1_000).contains(&self.stock_group_max_size) {
+            problem("stock_group_max_size", "must be between 1 and 1000".into());
+        }
+        if !(1..=10_000).contains(&self.stock_group_max_wait_ms) {
+            problem(
+                "stock_group_max_wait_ms",
+                "must be between 1 and 10000".into(),
             );
         }
         if self.purchase_over_receipt_tolerance_percent > 100 {

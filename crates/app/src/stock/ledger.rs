@@ -11,7 +11,7 @@ use depot_domain::stock::{
     BatchStatus, BatchStock, DepletionPolicy, MovementKind, ProductStatus, Quantity, ReferenceType,
     Unit, plan_issue,
 };
-use depot_domain::{AppError, AppResult, ErrorCode, FieldError};
+use depot_domain::{Actor, AppError, AppResult, ErrorCode, FieldError};
 use depot_store::ConnectionTrait;
 use depot_store::entity::{batch, product, stock_level, stock_movement};
 use depot_store::repo::{categories, locations, products, stock};
@@ -177,6 +177,9 @@ struct Level {
 /// The working set of one unit of work's stock changes.
 pub(crate) struct Ledger {
     kind_cause: Cause,
+    /// Who the movements recorded next are for, when not the unit of work's actor and request
+    /// (a grouped unit applies several requests).
+    on_behalf: Option<(Actor, Option<String>)>,
     levels: BTreeMap<(Uuid, Uuid), Level>,
     batches: HashMap<(Uuid, Uuid), Vec<batch::Model>>,
     movements: Vec<stock_movement::Model>,
@@ -190,12 +193,30 @@ impl Ledger {
     pub fn new(cause: Cause) -> Self {
         Self {
             kind_cause: cause,
+            on_behalf: None,
             levels: BTreeMap::new(),
             batches: HashMap::new(),
             movements: Vec::new(),
             closed: BTreeSet::new(),
             received: BTreeSet::new(),
         }
+    }
+
+    /// Records the movements that follow for `actor`'s request `request_id`, for `cause`
+    /// (one request of a grouped unit).
+    pub fn act_for(&mut self, actor: Actor, request_id: Option<String>, cause: Cause) {
+        self.on_behalf = Some((actor, request_id));
+        self.kind_cause = cause;
+    }
+
+    /// How many movements the unit has recorded so far.
+    pub fn movement_count(&self) -> usize {
+        self.movements.len()
+    }
+
+    /// The level of (product, location) as this unit has it now (locked by it).
+    pub fn level_now(&self, product: Uuid, location: Uuid) -> Option<stock_level::Model> {
+        self.levels.get(&(product, location)).map(|l| l.now.clone())
     }
 
     /// Locks the levels of these (product, location) pairs, creating missing ones, in one
@@ -247,6 +268,9 @@ impl Ledger {
         product: &StockProduct,
         location: Uuid,
     ) -> AppResult<bool> {
+        if self.levels.contains_key(&(product.id, location)) {
+            return Ok(true);
+        }
         let Some(level) = stock::lock_level(uow.tx(), product.id, location).await? else {
             return Ok(false);
         };
@@ -580,7 +604,10 @@ impl Ledger {
         let level = self.level(b.product_id, b.location_id)?;
         level.now.on_hand += signed;
         level.change += signed;
-        let actor = uow.actor();
+        let (actor, request_id) = match &self.on_behalf {
+            Some((actor, request_id)) => (*actor, request_id.clone()),
+            None => (uow.actor(), uow.client().request_id.clone()),
+        };
         let cause = &self.kind_cause;
         self.movements.push(stock_movement::Model {
             id: depot_domain::id::new_id(),
@@ -596,7 +623,7 @@ impl Ledger {
             actor_name: actor.system_name().map(str::to_owned),
             reference_type: cause.reference.map(|(t, _)| t.as_str().to_owned()),
             reference_id: cause.reference.map(|(_, id)| id),
-            request_id: uow.client().request_id.clone(),
+            request_id,
             created_at: uow.now(),
         });
         Ok(())
@@ -608,6 +635,25 @@ impl Ledger {
         self,
         uow: &mut UnitOfWork,
         expiry_warning_days: u32,
+    ) -> AppResult<(Vec<stock_movement::Model>, Vec<stock_level::Model>)> {
+        self.write(uow, expiry_warning_days, true).await
+    }
+
+    /// [`Self::finish`] without the `stock.changed` events: the caller emits its own (one per
+    /// request of a grouped unit).
+    pub async fn finish_quietly(
+        self,
+        uow: &mut UnitOfWork,
+        expiry_warning_days: u32,
+    ) -> AppResult<(Vec<stock_movement::Model>, Vec<stock_level::Model>)> {
+        self.write(uow, expiry_warning_days, false).await
+    }
+
+    async fn write(
+        self,
+        uow: &mut UnitOfWork,
+        expiry_warning_days: u32,
+        level_events: bool,
     ) -> AppResult<(Vec<stock_movement::Model>, Vec<stock_level::Model>)> {
         let now = uow.now();
         let mut levels = Vec::with_capacity(self.levels.len());
@@ -646,7 +692,7 @@ impl Ledger {
             alerts::on_batches(uow, &self.closed, &self.received, expiry_warning_days).await?,
         );
         let reference = self.kind_cause.reference;
-        for (level, change) in &levels {
+        for (level, change) in levels.iter().filter(|_| level_events) {
             if *change != 0 || reserved_changed.contains(&(level.product_id, level.location_id)) {
                 let kinds: BTreeSet<&str> = self
                     .movements

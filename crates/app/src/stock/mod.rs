@@ -9,6 +9,7 @@
 
 pub mod alerts;
 mod events;
+mod grouping;
 pub(crate) mod ledger;
 pub(crate) mod views;
 
@@ -27,14 +28,25 @@ use depot_store::repo::{counts, stock, transfers};
 use serde::Serialize;
 use uuid::Uuid;
 
-use self::ledger::{Cause, Eligible, Ledger, Origin, insufficient, location_field, product_field};
+use self::ledger::{
+    Cause, Eligible, Ledger, Origin, StockProduct, insufficient, location_field, product_field,
+};
 pub use self::views::{
     AdjustmentView, BatchView, CountLineView, CountView, LevelView, MovementView, TransferLineView,
     TransferView,
 };
 use crate::catalog::{map_page, quantity_field};
 use crate::client::ClientInfo;
-use crate::uow::{Writer, retry_transient};
+use crate::uow::{UnitOfWork, Writer, retry_transient};
+
+/// The cause an adjustment's movements carry.
+fn adjustment_cause(input: &Adjustment) -> Cause {
+    Cause {
+        reason: Some(input.reason.as_str().to_owned()),
+        note: input.note.clone(),
+        reference: None,
+    }
+}
 
 /// Most lines one transfer or count may have.
 pub const MAX_LINES: usize = 500;
@@ -176,6 +188,7 @@ pub struct StockService {
     writer: Writer,
     default_policy: DepletionPolicy,
     warning_days: u32,
+    combiner: std::sync::Arc<grouping::Combiner>,
 }
 
 impl StockService {
@@ -184,7 +197,16 @@ impl StockService {
             writer,
             default_policy,
             warning_days,
+            combiner: grouping::Combiner::new(1, std::time::Duration::ZERO),
         }
+    }
+
+    /// Groups concurrent adjustments of one (product, location) into one unit of work, up to
+    /// `max_group` at a time, none waiting longer than `max_wait` (see `grouping`); a maximum
+    /// of 1 turns grouping off.
+    pub fn with_grouping(mut self, max_group: usize, max_wait: std::time::Duration) -> Self {
+        self.combiner = grouping::Combiner::new(max_group, max_wait);
+        self
     }
 
     /// For commands that only read the database (`depot verify`).
@@ -243,6 +265,14 @@ impl StockService {
             "must be an ISO 4217 code such as BDT",
         );
         v.finish()?;
+        if self.combiner.enabled() {
+            let job = grouping::Job {
+                actor,
+                input,
+                client: client.clone(),
+            };
+            return self.adjust_grouped(&self.combiner.clone(), job).await;
+        }
         retry_transient(|| self.adjust_once(actor, &input, client)).await
     }
 
@@ -260,6 +290,31 @@ impl StockService {
             self.default_policy,
         )
         .await?;
+        let mut ledger = Ledger::new(adjustment_cause(input));
+        self.apply_adjustment(&uow, &mut ledger, &product, input)
+            .await?;
+        let (movements, levels) = ledger.finish(&mut uow, self.warning_days).await?;
+        uow.commit().await?;
+        Ok(AdjustmentView {
+            movements: movements.into_iter().map(views::movement).collect(),
+            level: levels
+                .into_iter()
+                .next()
+                .map(views::level)
+                .ok_or_else(|| AppError::internal("adjustment without a level"))?,
+        })
+    }
+
+    /// One adjustment inside `ledger`'s unit of work: checks it against the product, then adds
+    /// (topping up or opening a batch) or removes by the depletion policy. Every refusal comes
+    /// before anything changes, so a refused adjustment leaves the unit as it was.
+    pub(crate) async fn apply_adjustment(
+        &self,
+        uow: &UnitOfWork,
+        ledger: &mut Ledger,
+        product: &StockProduct,
+        input: &Adjustment,
+    ) -> AppResult<()> {
         let mut v = Validator::new();
         let quantity = quantity_field(&mut v, "quantity", &input.quantity, product.unit);
         if let Some(q) = quantity {
@@ -281,18 +336,13 @@ impl StockService {
         }
         v.finish()?;
         let quantity = quantity.unwrap_or(Quantity::ZERO);
-        let mut ledger = Ledger::new(Cause {
-            reason: Some(input.reason.as_str().to_owned()),
-            note: input.note.clone(),
-            reference: None,
-        });
         if quantity.is_positive() {
             let active = location_field(uow.tx(), input.location_id, "location_id").await?;
             refuse_new_stock(product.archived, active)?;
-            ledger.lock(&uow, [(&product, input.location_id)]).await?;
+            ledger.lock(uow, [(product, input.location_id)]).await?;
             ledger
                 .receive(
-                    &uow,
+                    uow,
                     MovementKind::Adjustment,
                     product.id,
                     input.location_id,
@@ -310,7 +360,7 @@ impl StockService {
             // A removal needs stock, hence a level row (whose location exists); only without
             // one does it look the location up, to tell "no such location" from "none here".
             if !ledger
-                .lock_existing(&uow, &product, input.location_id)
+                .lock_existing(uow, product, input.location_id)
                 .await?
             {
                 location_field(uow.tx(), input.location_id, "location_id").await?;
@@ -323,9 +373,9 @@ impl StockService {
             };
             ledger
                 .issue(
-                    &uow,
+                    uow,
                     MovementKind::Adjustment,
-                    &product,
+                    product,
                     input.location_id,
                     quantity.abs(),
                     &eligible,
@@ -333,16 +383,7 @@ impl StockService {
                 .await?
                 .map_err(|available| insufficient(available, serde_json::json!({})))?;
         }
-        let (movements, levels) = ledger.finish(&mut uow, self.warning_days).await?;
-        uow.commit().await?;
-        Ok(AdjustmentView {
-            movements: movements.into_iter().map(views::movement).collect(),
-            level: levels
-                .into_iter()
-                .next()
-                .map(views::level)
-                .ok_or_else(|| AppError::internal("adjustment without a level"))?,
-        })
+        Ok(())
     }
 
     /// Moves stock between two locations, all lines or none.

@@ -1,0 +1,276 @@
+//! Group commit for one hot (product, location): adjustments that arrive while a unit of work
+//! for the same key is in flight queue behind it, and the next of them applies the whole queue
+//! (up to a maximum) in ONE unit of work — the level row locked once, the planner run once per
+//! request in arrival order, one ledger row per request per batch, one level write, one
+//! `stock.changed` per request. Each caller gets exactly the answer it would have had running
+//! alone in that order: a removal that no longer fits gets `stock.insufficient` while the rest
+//! of its group goes through.
+//!
+//! A lone request never waits. A request waits at most `max_wait` in the queue, then runs on
+//! its own. When a group's unit fails for a reason that is not one request's own (a database
+//! error, a lost connection, a serialization failure), every request of it runs on its own, so
+//! one failure never takes the others down. Grouping is per process: across processes the
+//! database still serialises on the level row.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use depot_domain::{Actor, AppError, AppResult, ErrorCategory};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use super::ledger::{Ledger, product_field};
+use super::{Adjustment, AdjustmentView, StockService, adjustment_cause, events, views};
+use crate::client::ClientInfo;
+use crate::uow::retry_transient;
+
+/// One adjustment and who asked for it.
+pub(crate) struct Job {
+    pub actor: Actor,
+    pub input: Adjustment,
+    pub client: ClientInfo,
+}
+
+struct Waiting {
+    id: u64,
+    job: Job,
+    reply: oneshot::Sender<AppResult<AdjustmentView>>,
+}
+
+#[derive(Default)]
+struct Lane {
+    /// A unit of work for this key is in flight (or about to be).
+    busy: bool,
+    queue: VecDeque<Waiting>,
+}
+
+/// The per-key queues of one process.
+pub(crate) struct Combiner {
+    max_group: usize,
+    max_wait: Duration,
+    lanes: Mutex<HashMap<(Uuid, Uuid), Lane>>,
+    next_id: AtomicU64,
+}
+
+impl Combiner {
+    pub fn new(max_group: usize, max_wait: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            max_group: max_group.max(1),
+            max_wait,
+            lanes: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+        })
+    }
+
+    /// Whether requests are grouped at all (a maximum group of 1 turns it off).
+    pub fn enabled(&self) -> bool {
+        self.max_group > 1
+    }
+
+    fn lanes(&self) -> MutexGuard<'_, HashMap<(Uuid, Uuid), Lane>> {
+        // Nothing in the map is left half-changed by a panic: go on with it.
+        self.lanes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes the next group queued on `key` (callers that hung up are dropped unrun), or frees
+    /// the key when nobody waits.
+    fn next_group(&self, key: (Uuid, Uuid)) -> Option<Vec<Waiting>> {
+        let mut lanes = self.lanes();
+        let lane = lanes.get_mut(&key)?;
+        lane.queue.retain(|w| !w.reply.is_closed());
+        if lane.queue.is_empty() {
+            lanes.remove(&key);
+            return None;
+        }
+        let take = lane.queue.len().min(self.max_group);
+        Some(lane.queue.drain(..take).collect())
+    }
+
+    /// Takes `id` out of `key`'s queue, if it is still there.
+    fn leave(&self, key: (Uuid, Uuid), id: u64) -> Option<Waiting> {
+        let mut lanes = self.lanes();
+        let lane = lanes.get_mut(&key)?;
+        let at = lane.queue.iter().position(|w| w.id == id)?;
+        lane.queue.remove(at)
+    }
+}
+
+impl StockService {
+    /// An adjustment through its key's queue (see the module documentation).
+    pub(crate) async fn adjust_grouped(
+        &self,
+        combiner: &Arc<Combiner>,
+        job: Job,
+    ) -> AppResult<AdjustmentView> {
+        let key = (job.input.product_id, job.input.location_id);
+        let id = combiner.next_id.fetch_add(1, Ordering::Relaxed);
+        let (reply, mut answer) = oneshot::channel();
+        let job = {
+            let mut lanes = combiner.lanes();
+            let lane = lanes.entry(key).or_default();
+            if lane.busy {
+                lane.queue.push_back(Waiting { id, job, reply });
+                None
+            } else {
+                lane.busy = true;
+                Some(job)
+            }
+        };
+        if let Some(job) = job {
+            // Alone on the key: run at once, then let whatever queued meanwhile go as groups.
+            let answer = self.adjust_alone(&job).await;
+            self.drain(combiner, key);
+            return answer;
+        }
+        let queued = Instant::now();
+        let answer = match tokio::time::timeout(combiner.max_wait, &mut answer).await {
+            Ok(answer) => answer,
+            Err(_) => match combiner.leave(key, id) {
+                // Waited long enough and still queued: run alone (the database serialises).
+                Some(w) => {
+                    metrics::counter!("depot_stock_group_fallbacks_total", "reason" => "wait")
+                        .increment(1);
+                    return self.adjust_alone(&w.job).await;
+                }
+                // Already in a group: its answer is on the way.
+                None => answer.await,
+            },
+        };
+        metrics::histogram!("depot_stock_group_wait_seconds")
+            .record(queued.elapsed().as_secs_f64());
+        answer.unwrap_or_else(|_| Err(AppError::internal("a stock group dropped a request")))
+    }
+
+    async fn adjust_alone(&self, job: &Job) -> AppResult<AdjustmentView> {
+        retry_transient(|| self.adjust_once(job.actor, &job.input, &job.client)).await
+    }
+
+    /// Runs the groups queued on `key`, one after another, on a task of their own (the caller
+    /// that held the key answers its own client meanwhile); frees the key when none is left.
+    fn drain(&self, combiner: &Arc<Combiner>, key: (Uuid, Uuid)) {
+        let Some(first) = combiner.next_group(key) else {
+            return;
+        };
+        let (this, combiner) = (self.clone(), combiner.clone());
+        tokio::spawn(async move {
+            let mut group = first;
+            loop {
+                this.answer_group(group).await;
+                match combiner.next_group(key) {
+                    Some(next) => group = next,
+                    None => break,
+                }
+            }
+        });
+    }
+
+    /// Applies `group` as one unit of work and answers each member; when the unit fails for a
+    /// reason no member caused, each member runs alone.
+    async fn answer_group(&self, group: Vec<Waiting>) {
+        metrics::histogram!("depot_stock_group_size").record(group.len() as f64);
+        let jobs: Vec<&Job> = group.iter().map(|w| &w.job).collect();
+        let outcome = if jobs.len() == 1 {
+            Err(AppError::internal("a group of one runs alone"))
+        } else {
+            retry_transient(|| self.apply_group(&jobs)).await
+        };
+        match outcome {
+            Ok(answers) => {
+                for (w, answer) in group.into_iter().zip(answers) {
+                    let _ = w.reply.send(answer);
+                }
+            }
+            Err(error) => {
+                if jobs.len() > 1 {
+                    metrics::counter!(
+                        "depot_stock_group_fallbacks_total",
+                        "reason" => "group_failed"
+                    )
+                    .increment(1);
+                    tracing::warn!(
+                        code = error.code(),
+                        size = jobs.len(),
+                        "a stock group failed; its requests run alone"
+                    );
+                }
+                for w in group {
+                    let answer = self.adjust_alone(&w.job).await;
+                    let _ = w.reply.send(answer);
+                }
+            }
+        }
+    }
+
+    /// One unit of work applying every job in order. `Err` only for what is no job's own fault;
+    /// a job's own refusal is its answer and the others go on.
+    async fn apply_group(&self, jobs: &[&Job]) -> AppResult<Vec<AppResult<AdjustmentView>>> {
+        let first = jobs
+            .first()
+            .ok_or_else(|| AppError::internal("an empty stock group"))?;
+        let mut uow = self.writer.begin(first.actor, &first.client).await?;
+        // Every job names this product: a missing one is each job's answer, learnt alone.
+        let product = product_field(
+            uow.tx(),
+            first.input.product_id,
+            "product_id",
+            self.default_policy,
+        )
+        .await?;
+        let mut ledger = Ledger::new(adjustment_cause(&first.input));
+        let mut done = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            ledger.act_for(
+                job.actor,
+                job.client.request_id.clone(),
+                adjustment_cause(&job.input),
+            );
+            let start = ledger.movement_count();
+            match self
+                .apply_adjustment(&uow, &mut ledger, &product, &job.input)
+                .await
+            {
+                Ok(()) => {
+                    let level = ledger
+                        .level_now(job.input.product_id, job.input.location_id)
+                        .ok_or_else(|| AppError::internal("adjusted without a level"))?;
+                    done.push(Ok((start..ledger.movement_count(), level)));
+                }
+                Err(e) if own_fault(&e) => done.push(Err(e)),
+                Err(e) => return Err(e),
+            }
+        }
+        let (movements, _) = ledger.finish_quietly(&mut uow, self.warning_days).await?;
+        let now = uow.now();
+        let mut answers = Vec::with_capacity(done.len());
+        for outcome in done {
+            match outcome {
+                Ok((range, mut level)) => {
+                    let mine = &movements[range];
+                    let change: i64 = mine.iter().map(|m| m.quantity).sum();
+                    level.updated_at = now;
+                    let kinds = mine.iter().map(|m| m.kind.as_str()).collect();
+                    uow.emit(&events::stock_changed(&level, change, &kinds, None, now))
+                        .await?;
+                    answers.push(Ok(AdjustmentView {
+                        movements: mine.iter().cloned().map(views::movement).collect(),
+                        level: views::level(level),
+                    }));
+                }
+                Err(e) => answers.push(Err(e)),
+            }
+        }
+        uow.commit().await?;
+        Ok(answers)
+    }
+}
+
+/// A refusal that belongs to one request (bad input, not enough stock, an archived product…),
+/// as opposed to trouble with the unit of work itself.
+fn own_fault(e: &AppError) -> bool {
+    matches!(
+        e.category(),
+        ErrorCategory::Validation | ErrorCategory::Conflict | ErrorCategory::NotFound
+    )
+}
