@@ -45,6 +45,21 @@ struct Counts {
     ok: AtomicU64,
     insufficient: AtomicU64,
     other: AtomicU64,
+    /// Every request's latency, in microseconds.
+    latencies: std::sync::Mutex<Vec<u64>>,
+}
+
+impl Counts {
+    /// The `q` quantile (0–1) of the latencies, in milliseconds.
+    fn latency_ms(&self, q: f64) -> f64 {
+        let mut all = self.latencies.lock().unwrap().clone();
+        if all.is_empty() {
+            return 0.0;
+        }
+        all.sort_unstable();
+        let at = ((all.len() as f64 - 1.0) * q).round() as usize;
+        all[at] as f64 / 1_000.0
+    }
 }
 
 /// Where the load goes: the adjustments URL, the clerk's token, the stock.
@@ -75,7 +90,9 @@ async fn load(
         let products = target.products.clone();
         tokio::spawn(async move {
             let mut n = c * 7919;
+            let mut mine = Vec::new();
             while Instant::now() < until {
+                let sent = Instant::now();
                 n = n
                     .wrapping_mul(6364136223846793005)
                     .wrapping_add(1442695040888963407)
@@ -97,6 +114,7 @@ async fn load(
                     .expect("request");
                 let status = response.status().as_u16();
                 let body: serde_json::Value = response.json().await.unwrap_or_default();
+                mine.push(sent.elapsed().as_micros() as u64);
                 match status {
                     201 => counts.ok.fetch_add(1, Ordering::Relaxed),
                     409 if body["code"] == "stock.insufficient" => {
@@ -108,6 +126,7 @@ async fn load(
                     }
                 };
             }
+            counts.latencies.lock().unwrap().extend(mine);
         })
     });
     futures::future::join_all(tasks).await;
@@ -382,8 +401,14 @@ async fn main() -> anyhow::Result<()> {
         namespace: format!("depot-bench-{}", Uuid::now_v7().simple()),
         database_max_connections: 40,
         http_max_connections: 1024,
+        // STOCK_GROUP_MAX_SIZE=1 measures without group commit.
+        stock_group_max_size: std::env::var("STOCK_GROUP_MAX_SIZE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(Settings::default().stock_group_max_size),
         ..Settings::default()
     };
+    let group = settings.stock_group_max_size;
     let app = Application::start(settings, Role::All).await?;
     let addr = app.api_addr().expect("api listener");
     let ctx = app.context().clone();
@@ -517,7 +542,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let (_, settled) = drain(&store).await;
     println!(
-        "database={} broker={} clients={clients} seconds={seconds} products={PRODUCTS} (setup events drained in {:.1} s)",
+        "database={} broker={} clients={clients} seconds={seconds} products={PRODUCTS} stock_group_max_size={group} (setup events drained in {:.1} s)",
         db.backend(),
         if amqp.is_some() {
             "rabbitmq"
@@ -536,7 +561,9 @@ async fn main() -> anyhow::Result<()> {
         let (backlog, drained) = drain(&store).await;
         let report = ctx.stock().verify().await.map_err(fail)?;
         println!(
-            "{label:<28} {rate:>7.0} removals/s   ok {} insufficient {} other errors {}   outbox backlog {backlog} drained in {:.2} s   verify: {} mismatches",
+            "{label:<28} {rate:>7.0} removals/s   p50 {:.1} ms p99 {:.1} ms   ok {} insufficient {} other errors {}   outbox backlog {backlog} drained in {:.2} s   verify: {} mismatches",
+            counts.latency_ms(0.5),
+            counts.latency_ms(0.99),
             counts.ok.load(Ordering::Relaxed),
             counts.insufficient.load(Ordering::Relaxed),
             counts.other.load(Ordering::Relaxed),

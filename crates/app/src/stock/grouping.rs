@@ -97,6 +97,19 @@ impl Combiner {
     }
 }
 
+/// Hands a key on to its queue when the request that held it ends, however it ends.
+struct HandOn<'a> {
+    service: &'a StockService,
+    combiner: &'a Arc<Combiner>,
+    key: (Uuid, Uuid),
+}
+
+impl Drop for HandOn<'_> {
+    fn drop(&mut self) {
+        self.service.drain(self.combiner, self.key);
+    }
+}
+
 impl StockService {
     /// An adjustment through its key's queue (see the module documentation).
     pub(crate) async fn adjust_grouped(
@@ -119,10 +132,14 @@ impl StockService {
             }
         };
         if let Some(job) = job {
-            // Alone on the key: run at once, then let whatever queued meanwhile go as groups.
-            let answer = self.adjust_alone(&job).await;
-            self.drain(combiner, key);
-            return answer;
+            // Alone on the key: run at once, then let whatever queued meanwhile go as groups —
+            // also when this request is cancelled halfway (the guard hands the key on).
+            let _hand_on = HandOn {
+                service: self,
+                combiner,
+                key,
+            };
+            return self.adjust_alone(&job).await;
         }
         let queued = Instant::now();
         let answer = match tokio::time::timeout(combiner.max_wait, &mut answer).await {

@@ -182,6 +182,9 @@ pub(crate) struct Ledger {
     on_behalf: Option<(Actor, Option<String>)>,
     levels: BTreeMap<(Uuid, Uuid), Level>,
     batches: HashMap<(Uuid, Uuid), Vec<batch::Model>>,
+    /// Batches changed in this unit, written once when it finishes (a group of requests on one
+    /// batch updates its row once, not once per request).
+    dirty: BTreeMap<Uuid, batch::Model>,
     movements: Vec<stock_movement::Model>,
     /// Batches that reached zero in this unit (their alerts resolve).
     closed: BTreeSet<Uuid>,
@@ -196,6 +199,7 @@ impl Ledger {
             on_behalf: None,
             levels: BTreeMap::new(),
             batches: HashMap::new(),
+            dirty: BTreeMap::new(),
             movements: Vec::new(),
             closed: BTreeSet::new(),
             received: BTreeSet::new(),
@@ -293,7 +297,22 @@ impl Ledger {
         match self.batches.entry((product, location)) {
             std::collections::hash_map::Entry::Occupied(cached) => Ok(cached.into_mut()),
             std::collections::hash_map::Entry::Vacant(slot) => {
-                let rows = stock::open_batches(uow.tx(), product, location).await?;
+                let stored = stock::open_batches(uow.tx(), product, location).await?;
+                // What this unit changed but has not written yet wins over what is stored.
+                let mut rows: Vec<batch::Model> = stored
+                    .into_iter()
+                    .filter(|b| !self.dirty.contains_key(&b.id))
+                    .collect();
+                rows.extend(
+                    self.dirty
+                        .values()
+                        .filter(|b| {
+                            b.product_id == product
+                                && b.location_id == location
+                                && b.status == BatchStatus::Open.as_str()
+                        })
+                        .cloned(),
+                );
                 Ok(slot.insert(rows))
             }
         }
@@ -371,13 +390,14 @@ impl Ledger {
             b.status = BatchStatus::Closed.as_str().to_owned();
             b.closed_at = Some(now);
         }
-        let saved = stock::save_batch(uow.tx(), b.clone()).await?;
-        let origin = Origin::of(&saved);
+        let saved = b.clone();
         if saved.quantity == 0 {
             // A closed batch is no longer open stock: nothing may plan on or top it up.
             batches.retain(|b| b.id != saved.id);
             self.closed.insert(saved.id);
         }
+        let origin = Origin::of(&saved);
+        self.dirty.insert(saved.id, saved.clone());
         self.record(uow, kind, &saved, -quantity.thousandths())?;
         Ok(Taken { origin, quantity })
     }
@@ -408,7 +428,8 @@ impl Ledger {
                 self.received.insert(b.id);
             }
         }
-        let saved = stock::save_batch(uow.tx(), b).await?;
+        let saved = b;
+        self.dirty.insert(saved.id, saved.clone());
         // Keep the cache of open batches (if loaded) in step.
         if let Some(cached) = self.batches.get_mut(&(saved.product_id, saved.location_id)) {
             cached.retain(|c| c.id != saved.id);
@@ -444,7 +465,9 @@ impl Ledger {
                 b.currency = currency;
                 b.quantity += quantity.thousandths();
                 b.updated_at = now;
-                stock::save_batch(uow.tx(), b.clone()).await?
+                let topped = b.clone();
+                self.dirty.insert(topped.id, topped.clone());
+                topped
             }
             None => {
                 let row = stock::insert_batch(
@@ -544,8 +567,8 @@ impl Ledger {
             ));
         }
         b.updated_at = now;
-        let saved = stock::save_batch(uow.tx(), b.clone()).await?;
-        *b = saved;
+        let saved = b.clone();
+        self.dirty.insert(saved.id, saved);
         self.level(product, location)?.now.reserved += by;
         Ok(())
     }
@@ -566,6 +589,18 @@ impl Ledger {
             .await
     }
 
+    /// A batch as this unit has it: changed here (not yet written), else as stored.
+    pub async fn current_batch(
+        &self,
+        uow: &UnitOfWork,
+        id: Uuid,
+    ) -> AppResult<Option<batch::Model>> {
+        match self.dirty.get(&id) {
+            Some(changed) => Ok(Some(changed.clone())),
+            None => stock::get_batch(uow.tx(), id).await,
+        }
+    }
+
     /// Puts `quantity` back into the batch it once came from (reopening it if it had closed),
     /// at a locked level.
     pub async fn put_back(
@@ -576,14 +611,16 @@ impl Ledger {
         quantity: Quantity,
     ) -> AppResult<batch::Model> {
         let now = uow.now();
-        let mut b = stock::get_batch(uow.tx(), batch_id)
+        let mut b = self
+            .current_batch(uow, batch_id)
             .await?
             .ok_or_else(|| AppError::internal("returned batch vanished"))?;
         b.quantity += quantity.thousandths();
         b.status = BatchStatus::Open.as_str().to_owned();
         b.closed_at = None;
         b.updated_at = now;
-        let saved = stock::save_batch(uow.tx(), b).await?;
+        let saved = b;
+        self.dirty.insert(saved.id, saved.clone());
         if let Some(cached) = self.batches.get_mut(&(saved.product_id, saved.location_id)) {
             cached.retain(|c| c.id != saved.id);
             cached.push(saved.clone());
@@ -656,6 +693,9 @@ impl Ledger {
         level_events: bool,
     ) -> AppResult<(Vec<stock_movement::Model>, Vec<stock_level::Model>)> {
         let now = uow.now();
+        for b in self.dirty.into_values() {
+            stock::save_batch(uow.tx(), b).await?;
+        }
         let mut levels = Vec::with_capacity(self.levels.len());
         let mut changes = Vec::new();
         let reserved_changed: BTreeSet<(Uuid, Uuid)> = self

@@ -475,7 +475,8 @@ impl StockService {
             };
             let taken = match line.batch_id {
                 Some(batch_id) => {
-                    let batch = stock::get_batch(uow.tx(), batch_id)
+                    let batch = ledger
+                        .current_batch(&uow, batch_id)
                         .await?
                         .filter(|b| b.product_id == product.id && b.location_id == from)
                         .ok_or_else(|| {
