@@ -110,6 +110,21 @@ impl Drop for HandOn<'_> {
     }
 }
 
+/// Frees a key whose draining task ended abnormally.
+struct FreeOnPanic<'a> {
+    combiner: &'a Combiner,
+    key: (Uuid, Uuid),
+    armed: bool,
+}
+
+impl Drop for FreeOnPanic<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.combiner.lanes().remove(&self.key);
+        }
+    }
+}
+
 impl StockService {
     /// An adjustment through its key's queue (see the module documentation).
     pub(crate) async fn adjust_grouped(
@@ -172,6 +187,13 @@ impl StockService {
         };
         let (this, combiner) = (self.clone(), combiner.clone());
         tokio::spawn(async move {
+            // Should a group panic, the key must not stay busy for good: free it (whoever
+            // still waits learns that its group went away).
+            let mut guard = FreeOnPanic {
+                combiner: &combiner,
+                key,
+                armed: true,
+            };
             let mut group = first;
             loop {
                 this.answer_group(group).await;
@@ -180,12 +202,18 @@ impl StockService {
                     None => break,
                 }
             }
+            guard.armed = false;
         });
     }
 
     /// Applies `group` as one unit of work and answers each member; when the unit fails for a
     /// reason no member caused, each member runs alone.
-    async fn answer_group(&self, group: Vec<Waiting>) {
+    async fn answer_group(&self, mut group: Vec<Waiting>) {
+        // A caller that hung up is not served: its request must not take effect behind its back.
+        group.retain(|w| !w.reply.is_closed());
+        if group.is_empty() {
+            return;
+        }
         metrics::histogram!("depot_stock_group_size").record(group.len() as f64);
         let jobs: Vec<&Job> = group.iter().map(|w| &w.job).collect();
         let outcome = if jobs.len() == 1 {
@@ -212,7 +240,7 @@ impl StockService {
                         "a stock group failed; its requests run alone"
                     );
                 }
-                for w in group {
+                for w in group.into_iter().filter(|w| !w.reply.is_closed()) {
                     let answer = self.adjust_alone(&w.job).await;
                     let _ = w.reply.send(answer);
                 }
@@ -278,7 +306,16 @@ impl StockService {
                 Err(e) => answers.push(Err(e)),
             }
         }
-        uow.commit().await?;
+        if let Err(e) = uow.commit().await {
+            // The commit may have taken effect before the error reached us: running the
+            // requests again could apply them twice, so each learns of the failure instead
+            // (as a lone request would).
+            tracing::error!(code = e.code(), cause = %e.cause_chain(), "a stock group's commit failed");
+            return Ok(answers
+                .iter()
+                .map(|_| Err(AppError::new(e.error_code(), e.message().to_owned())))
+                .collect());
+        }
         Ok(answers)
     }
 }
@@ -290,4 +327,89 @@ fn own_fault(e: &AppError) -> bool {
         e.category(),
         ErrorCategory::Validation | ErrorCategory::Conflict | ErrorCategory::NotFound
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use depot_domain::stock::AdjustmentReason;
+
+    fn waiting(
+        combiner: &Combiner,
+        key: (Uuid, Uuid),
+    ) -> oneshot::Receiver<AppResult<AdjustmentView>> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            actor: Actor::System("test"),
+            input: Adjustment {
+                product_id: key.0,
+                location_id: key.1,
+                quantity: serde_json::Number::from(-1),
+                reason: AdjustmentReason::Damaged,
+                lot: None,
+                expiry: None,
+                unit_cost: None,
+                currency: None,
+                note: None,
+                allow_expired: false,
+            },
+            client: ClientInfo::default(),
+        };
+        let mut lanes = combiner.lanes();
+        let lane = lanes.entry(key).or_default();
+        lane.busy = true;
+        let id = combiner.next_id.fetch_add(1, Ordering::Relaxed);
+        lane.queue.push_back(Waiting { id, job, reply });
+        answer
+    }
+
+    #[test]
+    fn groups_are_bounded_skip_callers_that_hung_up_and_free_the_key_when_empty() {
+        let combiner = Combiner::new(2, Duration::from_millis(10));
+        let key = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let _a = waiting(&combiner, key);
+        let gone = waiting(&combiner, key);
+        let _c = waiting(&combiner, key);
+        let _d = waiting(&combiner, key);
+        drop(gone);
+        let first = combiner.next_group(key).expect("a group");
+        assert_eq!(first.len(), 2, "at most the maximum");
+        assert_eq!(
+            first.iter().map(|w| w.id).collect::<Vec<_>>(),
+            [0, 2],
+            "in arrival order, the hung-up one skipped"
+        );
+        let second = combiner.next_group(key).expect("the rest");
+        assert_eq!(second.iter().map(|w| w.id).collect::<Vec<_>>(), [3]);
+        assert!(combiner.next_group(key).is_none());
+        assert!(
+            combiner.lanes().get(&key).is_none(),
+            "an empty queue frees the key"
+        );
+    }
+
+    #[test]
+    fn a_draining_task_that_ends_abnormally_frees_its_key() {
+        let combiner = Combiner::new(8, Duration::from_millis(10));
+        let key = (Uuid::from_u128(3), Uuid::from_u128(4));
+        let _waiter = waiting(&combiner, key);
+        drop(FreeOnPanic {
+            combiner: &combiner,
+            key,
+            armed: false,
+        });
+        assert!(
+            combiner.lanes().get(&key).is_some(),
+            "a normal end leaves the lane to next_group"
+        );
+        drop(FreeOnPanic {
+            combiner: &combiner,
+            key,
+            armed: true,
+        });
+        assert!(
+            combiner.lanes().get(&key).is_none(),
+            "an abnormal end frees the key"
+        );
+    }
 }
