@@ -21,6 +21,7 @@ use depot_domain::stock::{
     AdjustmentReason, BatchFilter, DepletionPolicy, LevelFilter, MovementFilter, MovementKind,
     Quantity, ReferenceType,
 };
+use depot_domain::trade::contact::validate_currency;
 use depot_domain::{Actor, AppError, AppResult, ErrorCode, FieldError, Validator};
 use depot_store::entity::{stock_count, stock_count_line, transfer, transfer_line};
 use depot_store::repo::stock::verify::{self, Drift, Findings};
@@ -255,15 +256,9 @@ impl StockService {
             "negative",
             "must not be negative",
         );
-        v.check(
-            input
-                .currency
-                .as_deref()
-                .is_none_or(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase())),
-            "currency",
-            "invalid",
-            "must be an ISO 4217 code such as BDT",
-        );
+        if let Some(currency) = &input.currency {
+            validate_currency(&mut v, "currency", currency);
+        }
         v.finish()?;
         if self.combiner.enabled() {
             let job = grouping::Job {

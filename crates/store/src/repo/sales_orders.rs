@@ -39,34 +39,13 @@ pub async fn insert(
     lines: Vec<sales_order_line::Model>,
 ) -> AppResult<()> {
     insert_row(conn, sales_order::ActiveModel::from(head)).await?;
-    replace_lines_of(conn, None, lines).await
-}
-
-async fn replace_lines_of(
-    conn: &impl ConnectionTrait,
-    order: Option<Uuid>,
-    lines: Vec<sales_order_line::Model>,
-) -> AppResult<()> {
-    match order {
-        Some(order) => {
-            replace_rows(
-                conn,
-                sales_order_line::Column::SalesOrderId.eq(order),
-                lines.into_iter().map(sales_order_line::ActiveModel::from),
-            )
-            .await
-        }
-        None if lines.is_empty() => Ok(()),
-        None => {
-            sales_order_line::Entity::insert_many(
-                lines.into_iter().map(sales_order_line::ActiveModel::from),
-            )
-            .exec_without_returning(conn)
-            .await
-            .map_err(db_error)?;
-            Ok(())
-        }
-    }
+    sales_order_line::Entity::insert_many(
+        lines.into_iter().map(sales_order_line::ActiveModel::from),
+    )
+    .exec_without_returning(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
 }
 
 /// Replaces the lines of a (draft) order.
@@ -75,7 +54,12 @@ pub async fn replace_lines(
     order: Uuid,
     lines: Vec<sales_order_line::Model>,
 ) -> AppResult<()> {
-    replace_lines_of(conn, Some(order), lines).await
+    replace_rows(
+        conn,
+        sales_order_line::Column::SalesOrderId.eq(order),
+        lines.into_iter().map(sales_order_line::ActiveModel::from),
+    )
+    .await
 }
 
 pub async fn save(
