@@ -99,7 +99,7 @@ pub(crate) fn unit_of(p: &product::Model) -> Unit {
     Unit::parse(&p.unit).unwrap_or(Unit::Pieces)
 }
 
-fn product_view(p: product::Model) -> ProductView {
+pub(crate) fn product_view(p: product::Model) -> ProductView {
     let quantity = |q: Option<i64>| q.map(|t| Quantity::from_thousandths(t).to_json());
     ProductView {
         id: p.id,
@@ -118,7 +118,7 @@ fn product_view(p: product::Model) -> ProductView {
     }
 }
 
-fn location_view(l: location::Model) -> LocationView {
+pub(crate) fn location_view(l: location::Model) -> LocationView {
     LocationView {
         id: l.id,
         code: l.code,
@@ -183,7 +183,7 @@ fn code_ok(code: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
-fn search_text(sku: &str, name: &str, barcode: Option<&str>) -> String {
+pub(crate) fn search_text(sku: &str, name: &str, barcode: Option<&str>) -> String {
     format!("{sku}\n{name}\n{}", barcode.unwrap_or_default()).to_lowercase()
 }
 
@@ -224,7 +224,7 @@ pub(crate) fn location_not_found() -> AppError {
     AppError::new(ErrorCode::LocationsNotFound, "no such location")
 }
 
-fn category_not_found() -> AppError {
+pub(crate) fn category_not_found() -> AppError {
     AppError::new(ErrorCode::CategoriesNotFound, "no such category")
 }
 
@@ -839,7 +839,7 @@ impl CatalogService {
     }
 }
 
-fn validate_product(
+pub(crate) fn validate_product(
     v: &mut Validator,
     sku: Option<&str>,
     name: Option<&str>,
@@ -866,7 +866,7 @@ fn validate_product(
     }
 }
 
-fn validate_location(
+pub(crate) fn validate_location(
     v: &mut Validator,
     code: Option<&str>,
     name: Option<&str>,

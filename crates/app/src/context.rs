@@ -29,6 +29,7 @@ use crate::debug::DebugService;
 use crate::health::HealthService;
 use crate::housekeeping::HousekeepingService;
 use crate::idempotency::IdempotencyService;
+use crate::imports::{ExportService, ImportService};
 use crate::lifecycle::Lifecycle;
 use crate::mail::MailService;
 use crate::messaging::{Handler, HandlerDelivery, Relay, Scheduler, queue_spec};
@@ -91,6 +92,8 @@ struct Inner {
     customers: CustomerService,
     sales: SalesService,
     idempotency: IdempotencyService,
+    imports: ImportService,
+    exports: ExportService,
     debug: Option<DebugService>,
     cursor_key: CursorKey,
 }
@@ -133,6 +136,13 @@ impl AppContext {
             settings.stock_expiry_warning_days,
             settings.purchase_over_receipt_tolerance_percent,
         );
+        let imports = ImportService::new(
+            writer.clone(),
+            settings.stock_expiry_warning_days,
+            settings.import_sync_max_bytes,
+            settings.import_max_errors,
+        );
+        let exports = ExportService::new(writer.clone());
         let customers = CustomerService::new(writer.clone());
         let sales = SalesService::new(
             writer.clone(),
@@ -149,6 +159,7 @@ impl AppContext {
         housekeeping.register(&mut background);
         alerts.register(&mut background);
         sales.register(&mut background);
+        imports.register(&mut background);
         if let Some(debug) = &debug {
             debug.register(&mut background);
         }
@@ -212,6 +223,8 @@ impl AppContext {
                 customers,
                 sales,
                 idempotency,
+                imports,
+                exports,
                 debug,
                 cursor_key,
             }),
@@ -324,6 +337,14 @@ impl AppContext {
 
     pub fn idempotency(&self) -> &IdempotencyService {
         &self.inner.idempotency
+    }
+
+    pub fn imports(&self) -> &ImportService {
+        &self.inner.imports
+    }
+
+    pub fn exports(&self) -> &ExportService {
+        &self.inner.exports
     }
 
     /// Stops the cache's sync task and closes the database pools (the last step of shutdown).

@@ -16,6 +16,7 @@ pub mod debug;
 pub mod health;
 pub mod housekeeping;
 pub mod idempotency;
+pub mod imports;
 pub mod lifecycle;
 pub mod mail;
 pub mod messaging;

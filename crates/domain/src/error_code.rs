@@ -211,6 +211,13 @@ error_codes! {
     /// The code looks like a GS1 element string but is not a valid one.
     BarcodesInvalid = ("barcodes.invalid", Validation),
 
+    // Bulk import
+    /// No such import (or not yours).
+    ImportsNotFound = ("imports.not_found", NotFound),
+    /// Rows of the file have errors (`details.errors`: every one, with row and column);
+    /// nothing was written.
+    ImportsInvalidRows = ("imports.invalid_rows", Validation),
+
     // Purchasing, sales and CRM
     /// No such supplier.
     SuppliersNotFound = ("suppliers.not_found", NotFound),

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod error;
 pub mod error_code;
 pub mod id;
+pub mod import;
 pub mod message;
 pub mod pagination;
 pub mod state;

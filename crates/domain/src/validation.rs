@@ -70,6 +70,11 @@ impl Validator {
         self
     }
 
+    /// The errors collected, for a caller that reports them its own way.
+    pub fn into_errors(self) -> Vec<FieldError> {
+        self.errors
+    }
+
     pub fn is_empty(&self) -> bool {
         self.errors.is_empty()
     }

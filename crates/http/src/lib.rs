@@ -51,7 +51,8 @@ fn api() -> OpenApiRouter<AppContext> {
                 .merge(routes::alerts::router())
                 .merge(routes::purchasing::router())
                 .merge(routes::crm::router())
-                .merge(routes::sales::router()),
+                .merge(routes::sales::router())
+                .merge(routes::imports::router()),
         )
 }
 
@@ -94,8 +95,12 @@ pub fn router(ctx: &AppContext) -> Router {
                     StatusCode::REQUEST_TIMEOUT,
                     settings.request_timeout(),
                 ))
+                // Bodies read by an extractor stop at `body_limit_bytes`; the import route
+                // lifts that and reads its file up to `import_max_bytes`, the overall cap.
                 .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
-                .layer(RequestBodyLimitLayer::new(settings.body_limit_bytes)),
+                .layer(RequestBodyLimitLayer::new(
+                    settings.body_limit_bytes.max(settings.import_max_bytes),
+                )),
         )
 }
 

@@ -192,6 +192,14 @@ pub struct Settings {
     /// expires and the order returns to draft; 0 = reservations never expire.
     pub sales_reservation_ttl_secs: u64,
 
+    /// Largest import file accepted, in bytes.
+    pub import_max_bytes: usize,
+    /// Import files up to this size run while the request waits; larger ones run as a
+    /// background job (202).
+    pub import_sync_max_bytes: usize,
+    /// Most row errors an import keeps and answers with (the count says how many there were).
+    pub import_max_errors: usize,
+
     /// Mounts `/api/v1/_debug/*` (sleep, error, panic) for tests. Refused in prod.
     pub debug_routes: bool,
 }
@@ -263,6 +271,9 @@ impl Default for Settings {
             stock_group_max_wait_ms: 250,
             purchase_over_receipt_tolerance_percent: 0,
             sales_reservation_ttl_secs: 0,
+            import_max_bytes: 64 * 1024 * 1024,
+            import_sync_max_bytes: 1024 * 1024,
+            import_max_errors: 10_000,
             debug_routes: false,
         }
     }
@@ -679,6 +690,18 @@ impl Settings {
                 "stock_group_max_wait_ms",
                 "must be between 1 and 10000".into(),
             );
+        }
+        if !(1..=1024 * 1024 * 1024).contains(&self.import_max_bytes) {
+            problem("import_max_bytes", "must be between 1 and 1 GiB".into());
+        }
+        if self.import_sync_max_bytes > self.import_max_bytes {
+            problem(
+                "import_sync_max_bytes",
+                "must be at most import_max_bytes".into(),
+            );
+        }
+        if !(1..=1_000_000).contains(&self.import_max_errors) {
+            problem("import_max_errors", "must be between 1 and 1000000".into());
         }
         if self.purchase_over_receipt_tolerance_percent > 100 {
             problem(

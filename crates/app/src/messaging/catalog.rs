@@ -98,6 +98,16 @@ pub const EVENTS: &[(&str, i32, &str, &str)] = &[
             "from_owner_id": "0192f3a0-0000-7000-8000-00000000000a",
             "to_owner_id": "0192f3a0-0000-7000-8000-00000000000e", "activities_moved": 2}"#,
     ),
+    (
+        "import.applied",
+        1,
+        include_str!("../../../../docs/events/import.applied.v1.schema.json"),
+        r#"{"import_id": "0192f3a0-0000-7000-8000-00000000000f", "kind": "opening_stock",
+            "replace": false,
+            "checksum": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "rows": 200000, "created": 200000, "updated": 0, "unchanged": 0,
+            "movements": 200000}"#,
+    ),
 ];
 
 /// Event types published for whoever listens: with no queue bound (no consumer in this
@@ -113,6 +123,7 @@ pub const BROADCAST: &[&str] = &[
     "sales_order.transitioned",
     "payment.transitioned",
     "customer.reassigned",
+    "import.applied",
 ];
 
 /// Whether an event of this type may go out with nobody listening (see [`BROADCAST`]).

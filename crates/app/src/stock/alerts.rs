@@ -3,7 +3,7 @@
 //! `expired`), and by the scheduled expiry scan for what time alone changes. People
 //! acknowledge and resolve them. The rules are `depot_domain::stock::alert`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use depot_domain::message::Message;
@@ -93,6 +93,18 @@ async fn raise(
         alerts::retrigger(uow.tx(), open.id, uow.now()).await?;
         return Ok(None);
     }
+    open_new(uow, kind, product, location, batch).await
+}
+
+/// Opens an alert for (kind, subject) where none was unresolved a moment ago.
+async fn open_new(
+    uow: &UnitOfWork,
+    kind: AlertKind,
+    product: Uuid,
+    location: Uuid,
+    batch: Option<Uuid>,
+) -> AppResult<Option<Message>> {
+    let key = subject(product, location, batch);
     let row = alert::Model {
         id: depot_domain::id::new_id(),
         kind: kind.as_str().to_owned(),
@@ -130,33 +142,54 @@ async fn clear(uow: &UnitOfWork, mut open: alert::Model) -> AppResult<Message> {
     Ok(events::alert_resolved(&saved, uow.now()))
 }
 
-/// The level alerts a unit of work's changes cause; returns the events to emit.
+/// The level alerts a unit of work's changes cause; returns the events to emit. The unresolved
+/// alerts of every level that changes state are read (and locked) in one pass first, so a
+/// unit that changes many levels does not ask once per level.
 pub(crate) async fn on_levels(
     uow: &UnitOfWork,
     changes: &[LevelChange],
 ) -> AppResult<Vec<Message>> {
+    let moves: Vec<(AlertKind, &LevelChange, Transition)> = changes
+        .iter()
+        .flat_map(|change| {
+            LEVEL_KINDS.map(|kind| {
+                let before = level_holds(kind, change.before, change.reorder_point);
+                let after = level_holds(kind, change.after, change.reorder_point);
+                (kind, change, transition(before, after))
+            })
+        })
+        .filter(|(_, _, t)| *t != Transition::Quiet)
+        .collect();
+    if moves.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut subjects: Vec<String> = moves
+        .iter()
+        .map(|(_, c, _)| subject(c.product, c.location, None))
+        .collect();
+    subjects.sort_unstable();
+    subjects.dedup();
+    let mut open: HashMap<(String, String), alert::Model> =
+        alerts::unresolved_of_subjects(uow.tx(), &LEVEL_KINDS, &subjects)
+            .await?
+            .into_iter()
+            .map(|a| ((a.kind.clone(), a.subject.clone()), a))
+            .collect();
     let mut out = Vec::new();
-    for change in changes {
-        for kind in LEVEL_KINDS {
-            let before = level_holds(kind, change.before, change.reorder_point);
-            let after = level_holds(kind, change.after, change.reorder_point);
-            let key = subject(change.product, change.location, None);
-            match transition(before, after) {
-                Transition::Quiet => {}
-                Transition::Raise => {
-                    out.extend(raise(uow, kind, change.product, change.location, None).await?);
-                }
-                Transition::Retrigger => {
-                    if let Some(open) = alerts::unresolved_of(uow.tx(), kind, &key).await? {
-                        alerts::retrigger(uow.tx(), open.id, uow.now()).await?;
-                    }
-                }
-                Transition::Clear => {
-                    if let Some(open) = alerts::unresolved_of(uow.tx(), kind, &key).await? {
-                        out.push(clear(uow, open).await?);
-                    }
-                }
+    for (kind, change, t) in moves {
+        let key = (
+            kind.as_str().to_owned(),
+            subject(change.product, change.location, None),
+        );
+        match (t, open.remove(&key)) {
+            (Transition::Raise | Transition::Retrigger, Some(unresolved)) => {
+                alerts::retrigger(uow.tx(), unresolved.id, uow.now()).await?;
             }
+            (Transition::Raise, None) => {
+                out.extend(open_new(uow, kind, change.product, change.location, None).await?);
+            }
+            (Transition::Clear, Some(unresolved)) => out.push(clear(uow, unresolved).await?),
+            _ => {}
         }
     }
     Ok(out)
@@ -177,11 +210,10 @@ pub(crate) async fn on_batches(
         }
     }
     let received: Vec<Uuid> = received.difference(closed).copied().collect();
-    if received.is_empty() {
-        return Ok(out);
+    for chunk in received.chunks(SCAN_CHUNK as usize) {
+        let batches = stock::batches_by_ids(uow.tx(), chunk).await?;
+        out.extend(on_expiry(uow, &batches, warning_days).await?.0);
     }
-    let batches = stock::batches_by_ids(uow.tx(), &received).await?;
-    out.extend(on_expiry(uow, &batches, warning_days).await?.0);
     Ok(out)
 }
 

@@ -101,6 +101,38 @@ pub struct NewCount {
     pub note: Option<String>,
 }
 
+/// Where incoming stock comes from, as a request states it: a lot of 1–64 characters, and a
+/// non-negative unit cost (minor units) that goes with an ISO currency.
+pub(crate) fn validate_origin(
+    v: &mut Validator,
+    lot: Option<&str>,
+    unit_cost: Option<i64>,
+    currency: Option<&str>,
+) {
+    if let Some(lot) = lot {
+        v.line("lot", lot, 1, LOT_MAX);
+    }
+    v.check(
+        unit_cost.is_some() == currency.is_some(),
+        if unit_cost.is_some() {
+            "currency"
+        } else {
+            "unit_cost"
+        },
+        "required",
+        "unit_cost and currency go together",
+    );
+    v.check(
+        unit_cost.is_none_or(|c| c >= 0),
+        "unit_cost",
+        "negative",
+        "must not be negative",
+    );
+    if let Some(currency) = currency {
+        validate_currency(v, "currency", currency);
+    }
+}
+
 /// The ledger check's result: what was checked and each disagreement in words.
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
@@ -229,9 +261,12 @@ impl StockService {
         client: &ClientInfo,
     ) -> AppResult<AdjustmentView> {
         let mut v = Validator::new();
-        if let Some(lot) = &input.lot {
-            v.line("lot", lot, 1, LOT_MAX);
-        }
+        validate_origin(
+            &mut v,
+            input.lot.as_deref(),
+            input.unit_cost,
+            input.currency.as_deref(),
+        );
         validate_note(&mut v, input.note.as_deref());
         v.check(
             input.reason != AdjustmentReason::Other
@@ -240,25 +275,6 @@ impl StockService {
             "required",
             "is required when the reason is other",
         );
-        v.check(
-            input.unit_cost.is_some() == input.currency.is_some(),
-            if input.unit_cost.is_some() {
-                "currency"
-            } else {
-                "unit_cost"
-            },
-            "required",
-            "unit_cost and currency go together",
-        );
-        v.check(
-            input.unit_cost.is_none_or(|c| c >= 0),
-            "unit_cost",
-            "negative",
-            "must not be negative",
-        );
-        if let Some(currency) = &input.currency {
-            validate_currency(&mut v, "currency", currency);
-        }
         v.finish()?;
         if self.combiner.enabled() {
             let job = grouping::Job {

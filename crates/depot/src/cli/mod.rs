@@ -7,6 +7,7 @@ mod dead_letters;
 mod migrate;
 mod openapi;
 mod serve;
+mod transfer;
 mod verify;
 
 use std::path::PathBuf;
@@ -56,6 +57,26 @@ enum Command {
     Openapi,
     /// Recompute every stock batch and level from the ledger; non-zero exit on any mismatch.
     Verify,
+    /// Check a CSV file (and with --apply, import it): products, locations, opening_stock or
+    /// stock_counts. Prints every error as `row N, column C: message`; non-zero exit when there
+    /// is one.
+    Import {
+        #[arg(value_parser = transfer::import_kind)]
+        kind: depot_domain::import::ImportKind,
+        file: PathBuf,
+        /// Write the file (all rows or none); without it nothing is written.
+        #[arg(long)]
+        apply: bool,
+        /// Opening stock: count levels that already hold stock instead of refusing them.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Write products, locations, batches or levels as CSV to FILE (default: standard output).
+    Export {
+        #[arg(value_parser = transfer::export_kind)]
+        kind: depot_domain::import::ExportKind,
+        file: Option<PathBuf>,
+    },
     /// Administrative tasks.
     Admin {
         #[command(subcommand)]
@@ -142,6 +163,15 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Migrate { action } => migrate::run(&settings, action).await,
             Command::Admin { action } => admin::run(settings, action).await,
             Command::Verify => verify::run(&settings).await,
+            Command::Import {
+                kind,
+                file,
+                apply,
+                replace,
+            } => transfer::import(&settings, kind, &file, apply, replace).await,
+            Command::Export { kind, file } => {
+                transfer::export(&settings, kind, file.as_deref()).await
+            }
             Command::Config { .. } | Command::Openapi => Ok(()),
         }
     });

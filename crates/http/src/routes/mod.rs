@@ -6,6 +6,7 @@ pub mod auth;
 pub mod catalog;
 pub mod crm;
 pub mod debug;
+pub mod imports;
 pub mod ops;
 pub mod purchasing;
 pub mod roles;

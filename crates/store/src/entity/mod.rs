@@ -8,6 +8,8 @@ pub mod category;
 pub mod customer;
 pub mod customer_contact;
 pub mod idempotency_key;
+pub mod import_file;
+pub mod import_job;
 pub mod job;
 pub mod lease;
 pub mod location;

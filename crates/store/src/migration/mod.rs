@@ -12,6 +12,7 @@ mod m20261128_000004_identity;
 mod m20261129_000005_audit_actor_name;
 mod m20261129_000006_stock;
 mod m20261130_000007_trade;
+mod m20261201_000008_imports;
 mod parts;
 
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000005_audit_actor_name::Migration),
             Box::new(m20261129_000006_stock::Migration),
             Box::new(m20261130_000007_trade::Migration),
+            Box::new(m20261201_000008_imports::Migration),
         ]
     }
 }
@@ -97,3 +99,12 @@ pub fn active_payment_states() -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+use depot_domain::import::{ImportKind, ImportMode, ImportStatus};
+
+/// Values allowed in `imports.kind`.
+pub const IMPORT_KINDS: &[&str] = ImportKind::VALUES;
+/// Values allowed in `imports.mode`.
+pub const IMPORT_MODES: &[&str] = ImportMode::VALUES;
+/// Values allowed in `imports.status`.
+pub const IMPORT_STATUSES: &[&str] = ImportStatus::VALUES;

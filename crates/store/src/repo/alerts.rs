@@ -142,3 +142,26 @@ pub async fn list(
     .map_err(db_error)?;
     Page::from_overfetch(rows, page, |a| (a.raised_at, a.id))
 }
+
+/// The unresolved alerts of these kinds about these subjects, locked (in id order per chunk).
+pub async fn unresolved_of_subjects(
+    conn: &impl ConnectionTrait,
+    kinds: &[AlertKind],
+    subjects: &[String],
+) -> AppResult<Vec<Model>> {
+    let mut found = Vec::new();
+    for chunk in subjects.chunks(super::IN_LIST) {
+        found.extend(
+            Entity::find()
+                .filter(Column::Kind.is_in(kinds.iter().map(|k| k.as_str())))
+                .filter(Column::Subject.is_in(chunk.iter().cloned()))
+                .filter(unresolved())
+                .order_by_asc(Column::Id)
+                .lock_exclusive()
+                .all(conn)
+                .await
+                .map_err(db_error)?,
+        );
+    }
+    Ok(found)
+}

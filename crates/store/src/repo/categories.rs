@@ -60,3 +60,13 @@ pub async fn list(conn: &impl ConnectionTrait, page: &PageRequest) -> AppResult<
     .map_err(db_error)?;
     Page::from_overfetch(rows, page, |c: &category::Model| (c.name_key.clone(), c.id))
 }
+
+/// The categories with these ids.
+pub async fn by_ids(conn: &impl ConnectionTrait, ids: &[Uuid]) -> AppResult<Vec<Model>> {
+    super::find_in(conn, Entity::find, Column::Id, ids).await
+}
+
+/// The categories with these name keys (lower-cased names).
+pub async fn by_name_keys(conn: &impl ConnectionTrait, keys: &[String]) -> AppResult<Vec<Model>> {
+    super::find_in(conn, Entity::find, Column::NameKey, keys).await
+}

@@ -5,10 +5,11 @@ use depot_domain::pagination::{Page, PageRequest};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Value};
 use uuid::Uuid;
 
-use super::{delete_where, insert_model, save_model};
+use super::{delete_where, find_in, insert_model, page_by_key, save_model, upsert_all};
 use crate::entity::location::{ActiveModel, Column, Entity, Model};
 use crate::error::{Constraint, db_error};
 use crate::keyset::{Direction, page_after};
+use sea_orm::sea_query::OnConflict;
 
 /// Location codes are unique, compared case-insensitively.
 pub const CODE_UNIQUE: Constraint = Constraint {
@@ -56,4 +57,38 @@ pub async fn list(
     .await
     .map_err(db_error)?;
     Page::from_overfetch(rows, page, |l: &Model| (l.code_key.clone(), l.id))
+}
+
+/// The locations with these code keys (lower-cased codes).
+pub async fn by_code_keys(conn: &impl ConnectionTrait, keys: &[String]) -> AppResult<Vec<Model>> {
+    find_in(conn, Entity::find, Column::CodeKey, keys).await
+}
+
+/// Writes these locations: new ids are inserted, known ones get every column but `created_at`.
+pub async fn upsert_many(conn: &impl ConnectionTrait, rows: Vec<Model>) -> AppResult<()> {
+    let conflict = OnConflict::column(Column::Id)
+        .update_columns([
+            Column::Code,
+            Column::CodeKey,
+            Column::Name,
+            Column::Address,
+            Column::Active,
+            Column::UpdatedAt,
+        ])
+        .to_owned();
+    upsert_all(
+        conn,
+        rows.into_iter().map(ActiveModel::from).collect(),
+        Some(conflict),
+    )
+    .await
+}
+
+/// Locations in code-key order after `after`, `limit` at a time.
+pub async fn after_code_key(
+    conn: &impl ConnectionTrait,
+    after: Option<String>,
+    limit: u64,
+) -> AppResult<Vec<Model>> {
+    page_by_key::<Entity, _>(conn, Column::CodeKey, after, limit).await
 }

@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod customers;
 pub mod emails;
 pub mod idempotency;
+pub mod imports;
 pub mod jobs;
 pub mod locations;
 pub mod outbox;
@@ -153,4 +154,99 @@ pub(crate) fn attach<H, L>(
             (head, mine)
         })
         .collect()
+}
+
+/// Most bound values one statement carries (SQLite allows 32,766, PostgreSQL 65,535).
+const MAX_BIND_VALUES: usize = 30_000;
+
+/// How many rows of `E` one multi-row statement may carry.
+pub(crate) fn rows_per_statement<E: EntityTrait>() -> usize {
+    use sea_orm::Iterable;
+    (MAX_BIND_VALUES / E::Column::iter().count().max(1)).clamp(1, 1_000)
+}
+
+/// Inserts many rows in as few statements as the bind limits allow.
+pub(crate) async fn insert_all<A>(conn: &impl ConnectionTrait, rows: Vec<A>) -> AppResult<()>
+where
+    A: ActiveModelTrait,
+{
+    upsert_all(conn, rows, None).await
+}
+
+/// Inserts many rows; with `on_conflict`, a row whose key exists updates (or skips) as it says.
+pub(crate) async fn upsert_all<A>(
+    conn: &impl ConnectionTrait,
+    rows: Vec<A>,
+    on_conflict: Option<OnConflict>,
+) -> AppResult<()>
+where
+    A: ActiveModelTrait,
+{
+    let per = rows_per_statement::<A::Entity>();
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<A> = rows.by_ref().take(per).collect();
+        let mut insert = A::Entity::insert_many(chunk);
+        if let Some(conflict) = &on_conflict {
+            insert = insert.on_conflict(conflict.clone());
+        }
+        insert
+            .exec_without_returning(conn)
+            .await
+            .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+/// Most values one `IN (…)` list of a lookup carries.
+pub(crate) const IN_LIST: usize = 1_000;
+
+/// The rows `select` finds whose `column` is one of `values`, looked up `IN_LIST` at a time.
+pub(crate) async fn find_in<E, V>(
+    conn: &impl ConnectionTrait,
+    select: impl Fn() -> sea_orm::Select<E>,
+    column: E::Column,
+    values: &[V],
+) -> AppResult<Vec<E::Model>>
+where
+    E: EntityTrait,
+    V: Into<sea_orm::Value> + Clone,
+{
+    use sea_orm::ColumnTrait;
+    let mut found = Vec::new();
+    for chunk in values.chunks(IN_LIST) {
+        found.extend(
+            select()
+                .filter(column.is_in(chunk.iter().cloned()))
+                .all(conn)
+                .await
+                .map_err(db_error)?,
+        );
+    }
+    Ok(found)
+}
+
+/// Rows of `E` after `after` in `key` order (a unique column), `limit` at a time: the pages of
+/// an export.
+pub(crate) async fn page_by_key<E, V>(
+    conn: &impl ConnectionTrait,
+    key: E::Column,
+    after: Option<V>,
+    limit: u64,
+) -> AppResult<Vec<E::Model>>
+where
+    E: EntityTrait,
+    V: Into<sea_orm::Value>,
+{
+    use sea_orm::{ColumnTrait, QueryOrder, QuerySelect};
+    let mut select = E::find();
+    if let Some(after) = after {
+        select = select.filter(key.gt(after));
+    }
+    select
+        .order_by_asc(key)
+        .limit(limit)
+        .all(conn)
+        .await
+        .map_err(db_error)
 }

@@ -6,11 +6,12 @@ use depot_domain::stock::ProductFilter;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Value};
 use uuid::Uuid;
 
-use super::{delete_where, insert_model, save_model};
+use super::{delete_where, find_in, insert_model, page_by_key, save_model, upsert_all};
 use crate::entity::product::{ActiveModel, Column, Entity, Model};
 use crate::error::{Constraint, db_error};
 use crate::keyset::{Direction, page_after};
 use crate::search::containing;
+use sea_orm::sea_query::OnConflict;
 
 /// SKUs are unique, compared case-insensitively.
 pub const SKU_UNIQUE: Constraint = Constraint {
@@ -89,4 +90,50 @@ pub async fn list(
     .await
     .map_err(db_error)?;
     Page::from_overfetch(rows, page, |p: &Model| (p.sku_key.clone(), p.id))
+}
+
+/// The products with these SKU keys (lower-cased SKUs).
+pub async fn by_sku_keys(conn: &impl ConnectionTrait, keys: &[String]) -> AppResult<Vec<Model>> {
+    find_in(conn, Entity::find, Column::SkuKey, keys).await
+}
+
+/// The products holding any of these barcodes.
+pub async fn by_barcodes(conn: &impl ConnectionTrait, codes: &[String]) -> AppResult<Vec<Model>> {
+    find_in(conn, Entity::find, Column::Barcode, codes).await
+}
+
+/// Writes these products: new ids are inserted, known ones get every column but `created_at`.
+pub async fn upsert_many(conn: &impl ConnectionTrait, rows: Vec<Model>) -> AppResult<()> {
+    let conflict = OnConflict::column(Column::Id)
+        .update_columns([
+            Column::Sku,
+            Column::SkuKey,
+            Column::Name,
+            Column::Unit,
+            Column::CategoryId,
+            Column::Barcode,
+            Column::ReorderPoint,
+            Column::ReorderQuantity,
+            Column::TracksExpiry,
+            Column::DepletionPolicy,
+            Column::Status,
+            Column::Search,
+            Column::UpdatedAt,
+        ])
+        .to_owned();
+    upsert_all(
+        conn,
+        rows.into_iter().map(ActiveModel::from).collect(),
+        Some(conflict),
+    )
+    .await
+}
+
+/// Products in SKU-key order after `after`, `limit` at a time.
+pub async fn after_sku_key(
+    conn: &impl ConnectionTrait,
+    after: Option<String>,
+    limit: u64,
+) -> AppResult<Vec<Model>> {
+    page_by_key::<Entity, _>(conn, Column::SkuKey, after, limit).await
 }

@@ -16,16 +16,15 @@ use crate::entity::stock_movement::{self, Column, Entity, Model};
 use crate::error::db_error;
 use crate::keyset::{Direction, page_after};
 
-/// Appends movements.
+/// Appends movements (any number: chunked to the bind limits).
 pub async fn append(conn: &impl ConnectionTrait, rows: Vec<Model>) -> AppResult<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    Entity::insert_many(rows.into_iter().map(stock_movement::ActiveModel::from))
-        .exec_without_returning(conn)
-        .await
-        .map_err(db_error)?;
-    Ok(())
+    crate::repo::insert_all(
+        conn,
+        rows.into_iter()
+            .map(stock_movement::ActiveModel::from)
+            .collect(),
+    )
+    .await
 }
 
 /// Movements, newest first.

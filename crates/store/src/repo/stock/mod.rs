@@ -4,6 +4,7 @@
 //! fixed order by the caller), so two writers never interleave on the same stock; on SQLite
 //! the single writer already serialises them.
 
+pub mod bulk;
 pub mod ledger;
 pub mod verify;
 

@@ -1,0 +1,212 @@
+//! Reading an import file: UTF-8 with or without a byte-order mark, `,` or `;` between fields,
+//! quoted fields (with quotes, separators and line breaks inside). Every record is checked for
+//! what makes it unreadable — not UTF-8, a NUL byte, the wrong number of fields — and those
+//! rows are reported, never passed on; the header decides the columns.
+
+use depot_domain::import::{Header, ImportKind, RowError, sniff_delimiter, strip_bom};
+
+/// A file whose header has been read and found right for its kind.
+pub(crate) struct CsvFile<'a> {
+    data: &'a [u8],
+    delimiter: u8,
+    pub header: Header,
+}
+
+fn reader(data: &[u8], delimiter: u8) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(data)
+}
+
+impl<'a> CsvFile<'a> {
+    /// Reads the header of `data` for `kind`: every problem with it, or the file.
+    pub fn open(kind: ImportKind, data: &'a [u8]) -> Result<Self, Vec<RowError>> {
+        let data = strip_bom(data);
+        let delimiter = sniff_delimiter(data);
+        let mut record = csv::ByteRecord::new();
+        let read = reader(data, delimiter).read_byte_record(&mut record);
+        let header_error =
+            |message: &str| vec![RowError::new(1, None, "import.invalid_header", message)];
+        match read {
+            Ok(true) => {}
+            Ok(false) => return Err(header_error("the file is empty: it needs a header row")),
+            Err(_) => return Err(header_error("the header row is not readable CSV")),
+        }
+        let mut names = Vec::with_capacity(record.len());
+        for field in record.iter() {
+            match std::str::from_utf8(field) {
+                Ok(name) if !name.contains('\0') => names.push(name),
+                _ => return Err(header_error("the header row is not UTF-8 text")),
+            }
+        }
+        let header = Header::parse(kind, &names)?;
+        Ok(Self {
+            data,
+            delimiter,
+            header,
+        })
+    }
+
+    /// Calls `each(row, cells)` for every readable data row, in order, and returns the rows
+    /// that are not readable (each with why). A row of only empty fields is skipped.
+    pub fn rows(&self, mut each: impl FnMut(u64, &[&str])) -> Vec<RowError> {
+        let mut errors = Vec::new();
+        let mut reader = reader(self.data, self.delimiter);
+        let mut record = csv::ByteRecord::new();
+        let mut first = true;
+        // The line a record starts on, counted from the bytes (the reader does not count the
+        // blank lines it skips): 1 + the line breaks before it.
+        let (mut counted_to, mut line) = (0usize, 1u64);
+        let mut line_at = |byte: u64| {
+            let mut byte = usize::try_from(byte)
+                .unwrap_or(usize::MAX)
+                .min(self.data.len());
+            // A record's position is where the reader started looking: past blank lines.
+            while matches!(self.data.get(byte), Some(b'\n' | b'\r')) {
+                byte += 1;
+            }
+            if byte > counted_to {
+                line += self.data[counted_to..byte]
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count() as u64;
+                counted_to = byte;
+            }
+            line
+        };
+        loop {
+            let row = line_at(reader.position().byte());
+            match reader.read_byte_record(&mut record) {
+                Ok(false) => break,
+                Ok(true) => {}
+                Err(e) => {
+                    errors.push(RowError::new(
+                        row,
+                        None,
+                        "import.unreadable_row",
+                        format!("not readable CSV: {e}"),
+                    ));
+                    continue;
+                }
+            }
+            let row = record.position().map_or(row, |p| line_at(p.byte()));
+            if std::mem::take(&mut first) {
+                continue; // the header
+            }
+            if record.iter().all(<[u8]>::is_empty) {
+                continue;
+            }
+            if record.len() != self.header.width() {
+                errors.push(RowError::new(
+                    row,
+                    None,
+                    "import.field_count",
+                    format!(
+                        "has {} fields; the header has {}",
+                        record.len(),
+                        self.header.width()
+                    ),
+                ));
+                continue;
+            }
+            let mut cells: Vec<&str> = Vec::with_capacity(record.len());
+            let mut readable = true;
+            for (i, field) in record.iter().enumerate() {
+                let column = self.header.name_at(i);
+                match std::str::from_utf8(field) {
+                    Ok(text) if text.contains('\0') => {
+                        errors.push(RowError::new(
+                            row,
+                            column,
+                            "import.nul_byte",
+                            "contains a NUL byte",
+                        ));
+                        readable = false;
+                    }
+                    Ok(text) => cells.push(text),
+                    Err(_) => {
+                        errors.push(RowError::new(
+                            row,
+                            column,
+                            "import.not_utf8",
+                            "is not UTF-8 text",
+                        ));
+                        readable = false;
+                    }
+                }
+            }
+            if readable {
+                each(row, &cells);
+            }
+        }
+        errors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(kind: ImportKind, data: &[u8]) -> (Vec<(u64, Vec<String>)>, Vec<RowError>) {
+        let file = CsvFile::open(kind, data).expect("header");
+        let mut rows = Vec::new();
+        let errors = file.rows(|row, cells| {
+            rows.push((row, cells.iter().map(|c| (*c).to_owned()).collect()));
+        });
+        (rows, errors)
+    }
+
+    #[test]
+    fn reads_quoted_fields_semicolons_and_a_bom() {
+        let data = "\u{feff}code;name;address\nA;\"Main; north\";\"1 Road\nTown\"\n\nB;Two;\n";
+        let (rows, errors) = read(ImportKind::Locations, data.as_bytes());
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            rows,
+            vec![
+                (
+                    2,
+                    vec!["A".into(), "Main; north".into(), "1 Road\nTown".into()]
+                ),
+                (5, vec!["B".into(), "Two".into(), String::new()]),
+            ]
+        );
+    }
+
+    #[test]
+    fn reports_unreadable_rows_and_passes_the_rest_on() {
+        let mut data = b"code,name\nA,One\nB\nC,T\x00wo\nD,\xff\xfe\nE,Five\n".to_vec();
+        data.extend_from_slice(b"F,Six,extra\n");
+        let (rows, errors) = read(ImportKind::Locations, &data);
+        let ok: Vec<u64> = rows.iter().map(|(r, _)| *r).collect();
+        assert_eq!(ok, vec![2, 6]);
+        let found: Vec<(u64, Option<&str>, &str)> = errors
+            .iter()
+            .map(|e| (e.row, e.column.as_deref(), e.code.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (3, None, "import.field_count"),
+                (4, Some("name"), "import.nul_byte"),
+                (5, Some("name"), "import.not_utf8"),
+                (7, None, "import.field_count"),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_empty_file_or_a_bad_header_is_refused() {
+        let empty = CsvFile::open(ImportKind::Products, b"")
+            .err()
+            .expect("empty");
+        assert_eq!(empty[0].code, "import.invalid_header");
+        let unknown = CsvFile::open(ImportKind::Products, b"sku,name,colour\n")
+            .err()
+            .expect("unknown column");
+        assert_eq!(unknown[0].code, "import.unknown_column");
+        assert_eq!(unknown[0].column.as_deref(), Some("colour"));
+    }
+}

@@ -1,0 +1,591 @@
+//! Importing stock: opening stock (new batches, `receipt` movements with reason `initial`) and
+//! counts (`count` movements with reason `count_correction` for what differs). Both write the
+//! ordinary ledger — one movement per batch changed, balances after, levels summed — so `depot
+//! verify` holds, and judge alerts on every level they change.
+//!
+//! Opening stock is refused for a product and location that already hold stock unless
+//! `replace` is set: then the file is the whole truth for that level (batches it names are
+//! counted, batches it does not name go to zero). A counts file touches only the batches it
+//! names (by lot and expiry); a row naming none opens one.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use depot_domain::import::{ImportSummary, RowError, parse_date, parse_instant, present};
+use depot_domain::stock::{AdjustmentReason, BatchStatus, MovementKind, ProductStatus, Quantity};
+use depot_domain::{AppResult, FieldError, Validator};
+use depot_store::ConnectionTrait;
+use depot_store::entity::{batch, stock_level, stock_movement};
+use depot_store::repo::stock::{self, bulk};
+use depot_store::repo::{locations, products};
+use uuid::Uuid;
+
+use super::Progress;
+use super::csv::CsvFile;
+use crate::catalog::unit_of;
+use crate::stock::alerts::{self, LevelChange};
+use crate::stock::validate_origin;
+use crate::uow::UnitOfWork;
+
+/// How a stock file posts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Posting {
+    /// New batches for levels without stock.
+    Opening,
+    /// Count the levels the file names: every batch of each (named or not).
+    Replace,
+    /// Count the batches the file names.
+    Counts,
+}
+
+/// One checked row.
+#[derive(Debug, Clone)]
+pub(crate) struct StockRow {
+    row: u64,
+    product: Uuid,
+    location: Uuid,
+    quantity: i64,
+    lot: Option<String>,
+    expiry: Option<NaiveDate>,
+    unit_cost: Option<i64>,
+    currency: Option<String>,
+    received_at: Option<DateTime<Utc>>,
+}
+
+/// What a checked stock file will write.
+pub(crate) struct StockPlan {
+    rows: Vec<StockRow>,
+    /// The level of every (product, location) the file names, as read (locked when applying).
+    levels: BTreeMap<(Uuid, Uuid), stock_level::Model>,
+    reorder_points: HashMap<Uuid, Option<Quantity>>,
+}
+
+impl StockPlan {
+    /// What applying would do, before the batches are read: each row a batch.
+    pub fn estimate(&self) -> ImportSummary {
+        ImportSummary {
+            created: self.rows.len() as u64,
+            ..ImportSummary::default()
+        }
+    }
+}
+
+struct ProductInfo {
+    id: Uuid,
+    unit: depot_domain::stock::Unit,
+    tracks_expiry: bool,
+    archived: bool,
+    reorder_point: Option<Quantity>,
+}
+
+/// Checks a stock file: references, quantities in each product's unit, lot and expiry for
+/// products that track expiry, one row per batch key; for opening stock, that the levels hold
+/// nothing yet. With `lock` (applying), the levels are created where missing and locked.
+pub(crate) async fn check_stock(
+    conn: &impl ConnectionTrait,
+    file: &CsvFile<'_>,
+    posting: Posting,
+    lock: Option<DateTime<Utc>>,
+    progress: &Progress,
+) -> AppResult<(StockPlan, Vec<RowError>)> {
+    let h = &file.header;
+    let (mut skus, mut codes) = (Vec::new(), Vec::new());
+    let mut errors = file.rows(|_, cells| {
+        if let Some(sku) = present(h.cell(cells, "sku")) {
+            skus.push(sku.to_lowercase());
+        }
+        if let Some(code) = present(h.cell(cells, "location_code")) {
+            codes.push(code.to_lowercase());
+        }
+    });
+    skus.sort_unstable();
+    skus.dedup();
+    codes.sort_unstable();
+    codes.dedup();
+    let products: HashMap<String, ProductInfo> = products::by_sku_keys(conn, &skus)
+        .await?
+        .into_iter()
+        .map(|p| {
+            let info = ProductInfo {
+                id: p.id,
+                unit: unit_of(&p),
+                tracks_expiry: p.tracks_expiry,
+                archived: p.status == ProductStatus::Archived.as_str(),
+                reorder_point: p.reorder_point.map(Quantity::from_thousandths),
+            };
+            (p.sku_key, info)
+        })
+        .collect();
+    let places: HashMap<String, (Uuid, bool)> = locations::by_code_keys(conn, &codes)
+        .await?
+        .into_iter()
+        .map(|l| (l.code_key, (l.id, l.active)))
+        .collect();
+    drop((skus, codes));
+
+    let mut rows = Vec::new();
+    let mut seen: HashMap<(Uuid, Uuid, Option<String>, Option<NaiveDate>), u64> = HashMap::new();
+    let mut row_problems = Vec::new();
+    file.rows(|row, cells| {
+        progress.advance(1);
+        let mut v = Validator::new();
+        let product = match present(h.cell(cells, "sku")) {
+            Some(sku) => {
+                let found = products.get(&sku.to_lowercase());
+                if found.is_none() {
+                    v.push(FieldError::new(
+                        "sku",
+                        "products.not_found",
+                        "no product has this SKU",
+                    ));
+                }
+                found
+            }
+            None => {
+                v.push(FieldError::new("sku", "required", "is required"));
+                None
+            }
+        };
+        let place = match present(h.cell(cells, "location_code")) {
+            Some(code) => {
+                let found = places.get(&code.to_lowercase()).copied();
+                if found.is_none() {
+                    v.push(FieldError::new(
+                        "location_code",
+                        "locations.not_found",
+                        "no location has this code",
+                    ));
+                }
+                found
+            }
+            None => {
+                v.push(FieldError::new("location_code", "required", "is required"));
+                None
+            }
+        };
+        let lot = present(h.cell(cells, "lot"));
+        let expiry = present(h.cell(cells, "expiry")).and_then(|text| {
+            let day = parse_date(text);
+            if day.is_none() {
+                v.push(FieldError::new(
+                    "expiry",
+                    "invalid_date",
+                    "must be a date, YYYY-MM-DD",
+                ));
+            }
+            day
+        });
+        let unit_cost = present(h.cell(cells, "unit_cost")).and_then(|text| {
+            let cost = text.parse::<i64>().ok();
+            if cost.is_none() {
+                v.push(FieldError::new(
+                    "unit_cost",
+                    "invalid",
+                    "must be a whole number of minor units (cents)",
+                ));
+            }
+            cost
+        });
+        let currency = present(h.cell(cells, "currency"));
+        validate_origin(&mut v, lot, unit_cost, currency);
+        let received_at = present(h.cell(cells, "received_at")).and_then(|text| {
+            let at = parse_instant(text);
+            if at.is_none() {
+                v.push(FieldError::new(
+                    "received_at",
+                    "invalid_date",
+                    "must be an RFC 3339 time or a date",
+                ));
+            }
+            at
+        });
+        let quantity = product.and_then(|p| {
+            let text = h.cell(cells, "quantity").unwrap_or_default().trim();
+            match Quantity::parse(text, p.unit) {
+                Ok(q) if q.is_negative() => {
+                    v.push(FieldError::new(
+                        "quantity",
+                        "quantity.negative",
+                        "must not be negative",
+                    ));
+                    None
+                }
+                Ok(q) if q.is_zero() && posting != Posting::Counts => {
+                    v.push(FieldError::new(
+                        "quantity",
+                        "zero",
+                        "must be more than zero",
+                    ));
+                    None
+                }
+                Ok(q) => Some(q),
+                Err(e) => {
+                    v.push(FieldError::new(
+                        "quantity",
+                        "quantity.invalid",
+                        format!("{e}"),
+                    ));
+                    None
+                }
+            }
+        });
+        if product.is_some_and(|p| p.tracks_expiry) {
+            for (column, given) in [("lot", lot.is_some()), ("expiry", expiry.is_some())] {
+                v.check(
+                    given,
+                    column,
+                    "required",
+                    "is required: the product tracks expiry",
+                );
+            }
+        }
+        if posting != Posting::Counts {
+            v.check(
+                product.is_none_or(|p| !p.archived),
+                "sku",
+                "products.archived",
+                "the product is archived: it takes no new stock",
+            );
+            v.check(
+                place.is_none_or(|(_, active)| active),
+                "location_code",
+                "locations.inactive",
+                "the location is inactive: it takes no new stock",
+            );
+        }
+        if let (Some(p), Some((location, _))) = (product, place) {
+            let key = (p.id, location, lot.map(str::to_owned), expiry);
+            if let Some(first) = seen.get(&key) {
+                v.push(FieldError::new(
+                    "lot",
+                    "import.duplicate",
+                    format!("the same product, location, lot and expiry are on row {first}"),
+                ));
+            } else {
+                seen.insert(key, row);
+            }
+        }
+        match (v.is_empty(), product, place, quantity) {
+            (true, Some(p), Some((location, _)), Some(q)) => rows.push(StockRow {
+                row,
+                product: p.id,
+                location,
+                quantity: q.thousandths(),
+                lot: lot.map(str::to_owned),
+                expiry,
+                unit_cost,
+                currency: currency.map(str::to_owned),
+                received_at,
+            }),
+            _ => errors_of(&mut row_problems, row, v),
+        }
+    });
+    drop(seen);
+    errors.extend(row_problems);
+
+    let pairs: BTreeSet<(Uuid, Uuid)> = rows.iter().map(|r| (r.product, r.location)).collect();
+    let product_ids: Vec<Uuid> = pairs.iter().map(|(p, _)| *p).collect();
+    if let Some(now) = lock {
+        let wanted: Vec<(Uuid, Uuid)> = pairs.iter().copied().collect();
+        bulk::ensure_levels(conn, &wanted, now).await?;
+    }
+    let levels: BTreeMap<(Uuid, Uuid), stock_level::Model> =
+        bulk::levels_of_products(conn, &product_ids, lock.is_some())
+            .await?
+            .into_iter()
+            .map(|l| ((l.product_id, l.location_id), l))
+            .filter(|(key, _)| pairs.contains(key))
+            .collect();
+    if posting == Posting::Opening {
+        let units: HashMap<Uuid, depot_domain::stock::Unit> =
+            products.values().map(|p| (p.id, p.unit)).collect();
+        for r in &rows {
+            if let Some(level) = levels
+                .get(&(r.product, r.location))
+                .filter(|l| l.on_hand != 0)
+            {
+                errors.push(RowError::new(
+                    r.row,
+                    None,
+                    "stock.exists",
+                    format!(
+                        "the product already has {} {} at this location: import with replace=true to count it instead",
+                        Quantity::from_thousandths(level.on_hand),
+                        units.get(&r.product).map_or("", |u| u.as_str()),
+                    ),
+                ));
+            }
+        }
+    }
+    let reorder_points = products
+        .into_values()
+        .map(|p| (p.id, p.reorder_point))
+        .collect();
+    Ok((
+        StockPlan {
+            rows,
+            levels,
+            reorder_points,
+        },
+        errors,
+    ))
+}
+
+fn errors_of(errors: &mut Vec<RowError>, row: u64, v: Validator) {
+    errors.extend(
+        v.into_errors()
+            .into_iter()
+            .map(|e| RowError::of_field(row, e)),
+    );
+}
+
+/// What one unit's stock writes gather before they go to the database.
+struct Writes<'u> {
+    uow: &'u UnitOfWork,
+    kind: MovementKind,
+    reason: AdjustmentReason,
+    note: String,
+    new_batches: Vec<batch::Model>,
+    changed: Vec<batch::Model>,
+    movements: Vec<stock_movement::Model>,
+    closed: BTreeSet<Uuid>,
+    received: BTreeSet<Uuid>,
+    levels: BTreeMap<(Uuid, Uuid), stock_level::Model>,
+}
+
+impl Writes<'_> {
+    fn record(&mut self, b: &batch::Model, signed: i64) {
+        let actor = self.uow.actor();
+        if let Some(level) = self.levels.get_mut(&(b.product_id, b.location_id)) {
+            level.on_hand += signed;
+        }
+        self.movements.push(stock_movement::Model {
+            id: depot_domain::id::new_id(),
+            product_id: b.product_id,
+            location_id: b.location_id,
+            batch_id: b.id,
+            kind: self.kind.as_str().to_owned(),
+            quantity: signed,
+            balance_after: b.quantity,
+            reason: Some(self.reason.as_str().to_owned()),
+            note: Some(self.note.clone()),
+            actor_id: actor.user_id(),
+            actor_name: actor.system_name().map(str::to_owned),
+            reference_type: None,
+            reference_id: None,
+            request_id: self.uow.client().request_id.clone(),
+            created_at: self.uow.now(),
+        });
+    }
+
+    /// A new batch holding what `r` says.
+    fn open(&mut self, r: &StockRow) {
+        let now = self.uow.now();
+        let b = batch::Model {
+            id: depot_domain::id::new_id(),
+            product_id: r.product,
+            location_id: r.location,
+            lot: r.lot.clone(),
+            expiry: r.expiry,
+            received_at: r.received_at.unwrap_or(now),
+            unit_cost: r.unit_cost,
+            currency: r.currency.clone(),
+            quantity: r.quantity,
+            reserved: 0,
+            status: BatchStatus::Open.as_str().to_owned(),
+            created_at: now,
+            updated_at: now,
+            closed_at: None,
+        };
+        self.record(&b, r.quantity);
+        self.received.insert(b.id);
+        self.new_batches.push(b);
+    }
+
+    /// Sets an open batch to `counted` (never below what orders hold of it; the caller
+    /// checks). Returns whether it changed.
+    fn count(&mut self, mut b: batch::Model, counted: i64) -> bool {
+        let difference = counted - b.quantity;
+        if difference == 0 {
+            return false;
+        }
+        let now = self.uow.now();
+        b.quantity = counted;
+        b.updated_at = now;
+        if counted == 0 {
+            b.status = BatchStatus::Closed.as_str().to_owned();
+            b.closed_at = Some(now);
+            self.closed.insert(b.id);
+        } else if difference > 0 {
+            self.received.insert(b.id);
+        }
+        self.record(&b, difference);
+        self.changed.push(b);
+        true
+    }
+}
+
+/// Writes a checked stock file in `uow` (its levels locked by the check): batches, movements,
+/// levels and the alerts the changes cause. Rows that turn out not to fit the batches (a count
+/// below what orders hold) are returned instead, and nothing should be committed.
+pub(crate) async fn write_stock(
+    uow: &mut UnitOfWork,
+    plan: StockPlan,
+    posting: Posting,
+    note: String,
+    warning_days: u32,
+    progress: &Progress,
+) -> AppResult<Result<ImportSummary, Vec<RowError>>> {
+    let StockPlan {
+        rows,
+        levels,
+        reorder_points,
+    } = plan;
+    let before: BTreeMap<(Uuid, Uuid), i64> = levels.iter().map(|(k, l)| (*k, l.on_hand)).collect();
+    let (kind, reason) = match posting {
+        Posting::Opening => (MovementKind::Receipt, AdjustmentReason::Initial),
+        Posting::Replace | Posting::Counts => {
+            (MovementKind::Count, AdjustmentReason::CountCorrection)
+        }
+    };
+    let mut w = Writes {
+        uow,
+        kind,
+        reason,
+        note,
+        new_batches: Vec::new(),
+        changed: Vec::new(),
+        movements: Vec::new(),
+        closed: BTreeSet::new(),
+        received: BTreeSet::new(),
+        levels,
+    };
+    let mut summary = ImportSummary::default();
+    let mut errors = Vec::new();
+    if posting == Posting::Opening {
+        for r in &rows {
+            progress.advance(1);
+            w.open(r);
+        }
+        summary.created = rows.len() as u64;
+    } else {
+        // The open batches of every level named, read under the level locks.
+        let products: Vec<Uuid> = w
+            .levels
+            .keys()
+            .map(|(p, _)| *p)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut open: BTreeMap<(Uuid, Uuid), Vec<batch::Model>> = BTreeMap::new();
+        for b in bulk::open_batches_of_products(w.uow.tx(), &products).await? {
+            let key = (b.product_id, b.location_id);
+            if w.levels.contains_key(&key) {
+                open.entry(key).or_default().push(b);
+            }
+        }
+        let mut first_row: BTreeMap<(Uuid, Uuid), u64> = BTreeMap::new();
+        for r in &rows {
+            progress.advance(1);
+            let key = (r.product, r.location);
+            first_row.entry(key).or_insert(r.row);
+            let batches = open.entry(key).or_default();
+            let (matching, rest): (Vec<_>, Vec<_>) = std::mem::take(batches)
+                .into_iter()
+                .partition(|b| b.lot == r.lot && b.expiry == r.expiry);
+            *batches = rest;
+            if matching.is_empty() {
+                if r.quantity > 0 {
+                    w.open(r);
+                    summary.created += 1;
+                } else {
+                    summary.unchanged += 1;
+                }
+                continue;
+            }
+            // The first batch of the lot takes the count; any other of it goes to zero.
+            let mut changed = false;
+            for (i, b) in matching.into_iter().enumerate() {
+                let counted = if i == 0 { r.quantity } else { 0 };
+                if counted < b.reserved {
+                    errors.push(held(r.row, &b));
+                    continue;
+                }
+                changed |= w.count(b, counted);
+            }
+            if changed {
+                summary.updated += 1;
+            } else {
+                summary.unchanged += 1;
+            }
+        }
+        if posting == Posting::Replace {
+            // What the file does not name is not there.
+            for (key, rest) in open {
+                for b in rest {
+                    if b.reserved > 0 {
+                        errors.push(held(first_row.get(&key).copied().unwrap_or(1), &b));
+                        continue;
+                    }
+                    w.count(b, 0);
+                    summary.updated += 1;
+                }
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Ok(Err(errors));
+    }
+    summary.movements = w.movements.len() as u64;
+    let Writes {
+        new_batches,
+        changed,
+        movements,
+        closed,
+        received,
+        levels,
+        ..
+    } = w;
+    let now = uow.now();
+    bulk::insert_batches(uow.tx(), new_batches).await?;
+    bulk::save_batches(uow.tx(), changed).await?;
+    stock::ledger::append(uow.tx(), movements).await?;
+    let mut changes = Vec::new();
+    let mut written = Vec::new();
+    for (key, mut level) in levels {
+        let was = before.get(&key).copied().unwrap_or_default();
+        if level.on_hand == was {
+            continue;
+        }
+        level.updated_at = now;
+        changes.push(LevelChange {
+            product: key.0,
+            location: key.1,
+            before: Quantity::from_thousandths(was),
+            after: Quantity::from_thousandths(level.on_hand),
+            reorder_point: reorder_points.get(&key.0).copied().flatten(),
+        });
+        written.push(level);
+    }
+    bulk::set_levels(uow.tx(), written).await?;
+    let mut raised = alerts::on_levels(uow, &changes).await?;
+    raised.extend(alerts::on_batches(uow, &closed, &received, warning_days).await?);
+    for message in raised {
+        uow.emit(&message).await?;
+    }
+    Ok(Ok(summary))
+}
+
+/// A count that would leave a batch with less than orders hold of it.
+fn held(row: u64, b: &batch::Model) -> RowError {
+    RowError::new(
+        row,
+        Some("quantity"),
+        "stock.reserved",
+        format!(
+            "the batch (lot {}) holds {} for orders: it cannot be counted below that",
+            b.lot.as_deref().unwrap_or("none"),
+            Quantity::from_thousandths(b.reserved)
+        ),
+    )
+}
