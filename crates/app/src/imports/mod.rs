@@ -636,7 +636,9 @@ impl ImportService {
                 })),
         )
         .await?;
-        uow.emit(&applied_event(spec, &outcome, now)).await?;
+        if summary.created + summary.updated + summary.movements > 0 {
+            uow.emit(&applied_event(spec, &outcome, now)).await?;
+        }
         let row = spec.row(
             ImportStatus::Succeeded,
             &outcome,

@@ -27,7 +27,8 @@ fn help_lists_every_command() {
     assert_eq!(
         listed,
         [
-            "serve", "api", "worker", "migrate", "config", "openapi", "verify", "admin", "help"
+            "serve", "api", "worker", "migrate", "config", "openapi", "verify", "import", "export",
+            "admin", "help"
         ],
         "{help}"
     );
@@ -221,4 +222,87 @@ async fn prod_with_pending_migrations_is_not_ready_until_migrated() {
 
     server.terminate();
     assert_eq!(server.wait(Duration::from_secs(15)), Some(0));
+}
+
+#[tokio::test]
+async fn import_prints_every_error_and_export_writes_what_import_takes() {
+    let db = TestDatabase::fresh().await;
+    let dir = db.dir().to_path_buf();
+    let env = [("DATABASE_URL", db.url())];
+    let up = run(&dir, &env, &["migrate", "up"]);
+    assert!(up.status.success(), "{}", text(&up.stderr));
+
+    let bad = dir.join("bad-locations.csv");
+    std::fs::write(
+        &bad,
+        "code,name,active\nA-1,Main,true\nbad code,Two,yes\nA-1,Dup,perhaps\n",
+    )
+    .unwrap();
+    let out = run(
+        &dir,
+        &env,
+        &["import", "locations", bad.to_str().unwrap(), "--apply"],
+    );
+    assert!(!out.status.success());
+    let printed = text(&out.stdout);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(
+        lines[0],
+        "row 3, column code: must be 1–32 characters of letters, digits, '.', '_' or '-', starting with a letter or digit"
+    );
+    assert_eq!(lines[1], "row 4, column code: is also on row 2");
+    assert_eq!(
+        lines[2],
+        "row 4, column active: must be true or false (yes/no, 1/0)"
+    );
+    assert!(
+        lines[3].starts_with("3 rows, 3 errors: nothing written"),
+        "{printed}"
+    );
+
+    let good = dir.join("locations.csv");
+    std::fs::write(
+        &good,
+        "code;name;address\nA-1;Main;\"1 Road\nTown\"\nB-2;Back;\n",
+    )
+    .unwrap();
+    let out = run(&dir, &env, &["import", "locations", good.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("2 rows, 0 errors: valid, nothing written"));
+    let out = run(
+        &dir,
+        &env,
+        &["import", "locations", good.to_str().unwrap(), "--apply"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("2 rows, 0 errors: applied (2 new,"));
+
+    let exported = dir.join("export.csv");
+    let out = run(
+        &dir,
+        &env,
+        &["export", "locations", exported.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(&exported).unwrap(),
+        "code,name,address,active\nA-1,Main,\"1 Road\nTown\",true\nB-2,Back,,true\n"
+    );
+    let out = run(
+        &dir,
+        &env,
+        &["import", "locations", exported.to_str().unwrap(), "--apply"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("(0 new, 0 changed, 2 unchanged, 0 movements)"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = run(&dir, &env, &["export", "levels"]);
+    assert!(out.status.success());
+    assert_eq!(
+        text(&out.stdout),
+        "sku,location_code,on_hand,reserved,available,reorder_point\n"
+    );
 }

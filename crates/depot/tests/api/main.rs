@@ -22,6 +22,7 @@ mod grouping;
 mod hardening;
 mod helpers;
 mod idempotency;
+mod imports;
 mod limits;
 mod mail;
 mod messaging;

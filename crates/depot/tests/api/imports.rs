@@ -1,0 +1,621 @@
+//! Bulk import and export through HTTP: every error of a file in one answer, all or nothing,
+//! idempotent re-application, opening stock on the ordinary ledger, counts, background jobs
+//! owned by their submitter, and export → import round trips.
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{Http, Session, TestApp, assert_envelope, spawn_app, spawn_app_with};
+use crate::stock::{ALL_STOCK, Desk, assert_verified, day};
+
+/// Posts a CSV file to `/api/v1/imports?{query}`.
+async fn import(
+    app: &TestApp,
+    user: &Session,
+    query: &str,
+    csv: &str,
+    key: Option<&str>,
+) -> (u16, Value) {
+    let mut request = app
+        .client
+        .post(app.url(&format!("/api/v1/imports?{query}")))
+        .bearer_auth(&user.access_token)
+        .header("content-type", "text/csv")
+        .body(csv.to_owned());
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+async fn export(app: &TestApp, user: &Session, kind: &str) -> String {
+    let response = app
+        .client
+        .get(app.url(&format!("/api/v1/exports/{kind}.csv")))
+        .bearer_auth(&user.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "export {kind}");
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    response.text().await.unwrap()
+}
+
+/// The (row, column, code) of each error of an import answer.
+fn errors(body: &Value) -> Vec<(u64, String, String)> {
+    body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no errors in {body}"))
+        .iter()
+        .map(|e| {
+            (
+                e["row"].as_u64().unwrap(),
+                e["column"].as_str().unwrap_or("").to_owned(),
+                e["code"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn count_products(desk: &Desk<'_>) -> usize {
+    desk.get("/api/v1/products?limit=200").await["data"]
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+async fn audit_rows(app: &TestApp, action: &str) -> i64 {
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    depot_store::entity::audit_log::Entity::find()
+        .filter(depot_store::entity::audit_log::Column::Action.eq(action))
+        .count(app.store.reader())
+        .await
+        .unwrap() as i64
+}
+
+#[tokio::test]
+async fn a_bad_product_file_lists_every_error_and_applying_it_writes_nothing() {
+    let app = spawn_app().await;
+    let desk = Desk::open(&app).await;
+    let long_name = "n".repeat(201);
+    let csv = format!(
+        "sku,name,unit,reorder_point,tracks_expiry,status\n\
+         A-1,Apple,pcs,5,no,active\n\
+         B-2,Flour,kg,2.5,yes,\n\
+         bad sku,Bad,pcs,,,\n\
+         a-1,Apple again,pcs,,,\n\
+         C-3,{long_name},pcs,,,\n\
+         D-4,Dough,kg,1.2345,maybe,\n\
+         E-5,Eggs,dozen,,,\n\
+         F-6,Fish,pcs,-1,,retired\n\
+         G-7,\"Gr\x00apes\",pcs,,,\n\
+         H-8,Honey,l,,,\n\
+         I-9\n"
+    );
+    let (status, body) = import(&app, &desk.user, "kind=products&mode=validate", &csv, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "failed");
+    assert_eq!(body["rows"], 11);
+    let expected: Vec<(u64, String, String)> = [
+        (4, "sku", "product.invalid_sku"),
+        (5, "sku", "import.duplicate"),
+        (6, "name", "length"),
+        (7, "tracks_expiry", "invalid"),
+        (7, "reorder_point", "quantity.invalid"),
+        (8, "unit", "invalid"),
+        (9, "status", "invalid"),
+        (9, "reorder_point", "quantity.negative"),
+        (10, "name", "import.nul_byte"),
+        (12, "", "import.field_count"),
+    ]
+    .iter()
+    .map(|(r, c, k)| (*r, (*c).to_owned(), (*k).to_owned()))
+    .collect();
+    assert_eq!(errors(&body), expected);
+    assert_eq!(body["error_count"], 10);
+    // Every error carries a message a person can act on.
+    assert!(
+        body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| !e["message"].as_str().unwrap().is_empty())
+    );
+
+    // Applying the same file: 422, every error, nothing written.
+    let (status, body) = import(&app, &desk.user, "kind=products&mode=apply", &csv, None).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["code"], "imports.invalid_rows");
+    assert_eq!(errors(&body["details"]), expected);
+    assert_eq!(count_products(&desk).await, 0);
+    assert_eq!(audit_rows(&app, "import.applied").await, 0);
+
+    // The job is kept with its errors.
+    let id = body["details"]["id"].as_str().unwrap();
+    let job = desk.get(&format!("/api/v1/imports/{id}")).await;
+    assert_eq!(job["status"], "failed");
+    assert_eq!(job["error_count"], 10);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn products_upsert_by_sku_and_applying_the_same_file_again_changes_nothing() {
+    let app = spawn_app().await;
+    let desk = Desk::open(&app).await;
+    let (_, category) = desk
+        .post("/api/v1/categories", json!({ "name": "Dairy" }))
+        .await;
+    let existing = desk
+        .product("MILK", "l", json!({ "name": "Old milk" }))
+        .await;
+    // Semicolons, a byte-order mark, quoted fields and a category by name.
+    let csv = "\u{feff}sku;name;unit;category;barcode;reorder_point;tracks_expiry\n\
+               MILK;\"Milk; whole\";l;dairy;4006381333931;2.5;yes\n\
+               CHEESE;Cheese;kg;Dairy;;0.25;no\n\
+               BREAD;Bread;pcs;;;;\n";
+    let (status, body) = import(&app, &desk.user, "kind=products&mode=validate", csv, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "succeeded");
+    assert_eq!(
+        body["summary"],
+        json!({"created": 2, "updated": 1, "unchanged": 0, "movements": 0})
+    );
+    assert_eq!(count_products(&desk).await, 1, "validate writes nothing");
+
+    let (status, body) = import(
+        &app,
+        &desk.user,
+        "kind=products&mode=apply",
+        csv,
+        Some("k-1"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "succeeded");
+    assert_eq!(body["rows"], 3);
+    assert_eq!(body["progress"], 100);
+    let milk = desk.get(&format!("/api/v1/products/{existing}")).await;
+    assert_eq!(milk["name"], "Milk; whole");
+    assert_eq!(milk["category_id"], category["id"]);
+    assert_eq!(milk["barcode"], "4006381333931");
+    assert_eq!(milk["reorder_point"], 2.5);
+    assert_eq!(milk["tracks_expiry"], true);
+    assert_eq!(count_products(&desk).await, 3);
+    assert_eq!(audit_rows(&app, "import.applied").await, 1);
+
+    // The same key: the stored answer, replayed.
+    let response = app
+        .client
+        .post(app.url("/api/v1/imports?kind=products&mode=apply"))
+        .bearer_auth(&desk.user.access_token)
+        .header("content-type", "text/csv")
+        .header("idempotency-key", "k-1")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["idempotent-replayed"], "true");
+    // A new key: it runs, and changes nothing.
+    let (status, again) = import(
+        &app,
+        &desk.user,
+        "kind=products&mode=apply",
+        csv,
+        Some("k-2"),
+    )
+    .await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(
+        again["summary"],
+        json!({"created": 0, "updated": 0, "unchanged": 3, "movements": 0})
+    );
+    assert_eq!(count_products(&desk).await, 3);
+    let milk_again = desk.get(&format!("/api/v1/products/{existing}")).await;
+    assert_eq!(milk_again["updated_at"], milk["updated_at"]);
+
+    // Export → import of the export changes nothing.
+    let exported = export(&app, &desk.user, "products").await;
+    assert!(
+        exported.starts_with("sku,name,unit,category_id,barcode,"),
+        "{exported}"
+    );
+    assert_eq!(exported.lines().count(), 4, "{exported}");
+    let (status, round) = import(
+        &app,
+        &desk.user,
+        "kind=products&mode=apply",
+        &exported,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{round}");
+    assert_eq!(round["summary"]["unchanged"], 3, "{round}");
+    assert_eq!(round["summary"]["updated"], 0, "{round}");
+
+    // A barcode another product holds, a category that does not exist.
+    let clash = "sku,name,unit,barcode,category\nBREAD,Bread,pcs,4006381333931,Bakery\n";
+    let (_, body) = import(&app, &desk.user, "kind=products", clash, None).await;
+    assert_eq!(
+        errors(&body),
+        vec![
+            (2, "barcode".into(), "products.barcode_taken".into()),
+            (2, "category".into(), "categories.not_found".into()),
+        ]
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn opening_stock_posts_receipts_once_and_replace_counts_instead() {
+    let app = spawn_app().await;
+    let desk = Desk::open(&app).await;
+    let flour = desk
+        .product(
+            "FLOUR",
+            "kg",
+            json!({ "tracks_expiry": true, "reorder_point": 3 }),
+        )
+        .await;
+    let salt = desk
+        .product("SALT", "pcs", json!({ "reorder_point": 10 }))
+        .await;
+    let main = desk.location("MAIN").await;
+    desk.location("BACK").await;
+    let (soon, later) = (day(60), day(200));
+    let bad = format!(
+        "sku,location_code,quantity,lot,expiry,unit_cost,currency\n\
+         FLOUR,MAIN,2.5,L1,{soon},120,USD\n\
+         FLOUR,MAIN,1,,,,\n\
+         NOPE,MAIN,1,,,,\n\
+         SALT,NOWHERE,1,,,,\n\
+         FLOUR,BACK,-3,L9,{later},,\n\
+         FLOUR,BACK,1,L2,31/12/2027,,\n\
+         SALT,MAIN,1.5,,,,\n\
+         SALT,BACK,4,,,15,\n\
+         FLOUR,MAIN,1,L1,{soon},,\n"
+    );
+    let (status, body) = import(
+        &app,
+        &desk.user,
+        "kind=opening_stock&mode=apply",
+        &bad,
+        None,
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        errors(&body["details"]),
+        vec![
+            (3, "lot".into(), "required".into()),
+            (3, "expiry".into(), "required".into()),
+            (4, "sku".into(), "products.not_found".into()),
+            (5, "location_code".into(), "locations.not_found".into()),
+            (6, "quantity".into(), "quantity.negative".into()),
+            (7, "expiry".into(), "invalid_date".into()),
+            (7, "expiry".into(), "required".into()),
+            (8, "quantity".into(), "quantity.invalid".into()),
+            (9, "currency".into(), "required".into()),
+            (10, "lot".into(), "import.duplicate".into()),
+        ]
+    );
+    let movements = desk.get("/api/v1/stock/movements").await;
+    assert_eq!(
+        movements["data"].as_array().unwrap().len(),
+        0,
+        "nothing written"
+    );
+
+    let good = format!(
+        "sku,location_code,quantity,lot,expiry,unit_cost,currency\n\
+         FLOUR,MAIN,2.5,L1,{soon},120,USD\n\
+         FLOUR,MAIN,4,L2,{later},,\n\
+         SALT,MAIN,12,,,,\n\
+         SALT,BACK,3,,,15,EUR\n"
+    );
+    let (status, body) = import(
+        &app,
+        &desk.user,
+        "kind=opening_stock&mode=apply",
+        &good,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["summary"],
+        json!({"created": 4, "updated": 0, "unchanged": 0, "movements": 4})
+    );
+    assert_eq!(desk.on_hand(flour, main).await, 6.5);
+    assert_eq!(desk.on_hand(salt, main).await, 12);
+    let movements = desk.get("/api/v1/stock/movements?kind=receipt").await;
+    let movements = movements["data"].as_array().unwrap();
+    assert_eq!(movements.len(), 4);
+    assert!(
+        movements.iter().all(|m| m["reason"] == "initial"),
+        "{movements:?}"
+    );
+    assert_verified(&app).await;
+
+    // Again: refused, the levels hold stock already.
+    let (status, body) = import(
+        &app,
+        &desk.user,
+        "kind=opening_stock&mode=apply",
+        &good,
+        None,
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let codes: Vec<String> = errors(&body["details"]).into_iter().map(|e| e.2).collect();
+    assert_eq!(codes, vec!["stock.exists"; 4]);
+    // With replace: counted, and the same file changes nothing.
+    let (status, body) = import(
+        &app,
+        &desk.user,
+        "kind=opening_stock&mode=apply&replace=true",
+        &good,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["summary"],
+        json!({"created": 0, "updated": 0, "unchanged": 4, "movements": 0})
+    );
+    assert_eq!(
+        desk.get("/api/v1/stock/movements").await["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+
+    // Export the batches, change one, take one out: replace counts exactly that.
+    let exported = export(&app, &desk.user, "batches").await;
+    assert_eq!(exported.lines().count(), 5, "{exported}");
+    let edited: String = exported
+        .lines()
+        .filter(|l| !l.starts_with("SALT,BACK,"))
+        .map(|l| {
+            if l.starts_with("SALT,MAIN,12,") {
+                l.replacen("SALT,MAIN,12,", "SALT,MAIN,9,", 1)
+            } else {
+                l.to_owned()
+            }
+        })
+        .map(|l| l + "\n")
+        .collect();
+    let (status, body) = import(
+        &app,
+        &desk.user,
+        "kind=stock_counts&mode=apply",
+        &edited,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["summary"],
+        json!({"created": 0, "updated": 1, "unchanged": 2, "movements": 1})
+    );
+    assert_eq!(desk.on_hand(salt, main).await, 9);
+    let counted = desk.get("/api/v1/stock/movements?kind=count").await;
+    assert_eq!(counted["data"][0]["reason"], "count_correction");
+    assert_eq!(counted["data"][0]["quantity"], -3);
+    // Down to its reorder point, salt raised its alert like any other change.
+    let alerts = desk
+        .get(&format!("/api/v1/alerts?product_id={salt}&kind=low_stock"))
+        .await;
+    assert_eq!(alerts["data"].as_array().unwrap().len(), 1, "{alerts}");
+    // A counts file leaves batches it does not name alone; replace does not.
+    let back = desk.get("/api/v1/stock/levels").await;
+    assert!(
+        back["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["product_id"] == salt.to_string() && l["on_hand"] == 3),
+        "{back}"
+    );
+    let salt_only = "sku,location_code,quantity\nSALT,BACK,1\n";
+    let (status, body) = import(
+        &app,
+        &desk.user,
+        "kind=opening_stock&mode=apply&replace=true",
+        salt_only,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["summary"]["movements"], 1, "{body}");
+    assert_verified(&app).await;
+
+    let levels = export(&app, &desk.user, "levels").await;
+    assert!(levels.starts_with("sku,location_code,on_hand,reserved,available,reorder_point\n"));
+    assert!(levels.contains("FLOUR,MAIN,6.5,0,6.5,3\n"), "{levels}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_large_file_runs_as_a_background_job_only_its_owner_sees() {
+    let app = spawn_app_with(|s| s.import_sync_max_bytes = 64).await;
+    let desk = Desk::open(&app).await;
+    let mut csv = String::from("code,name,active\n");
+    for i in 0..500 {
+        csv.push_str(&format!("WH-{i},Warehouse {i},true\n"));
+    }
+    let (status, queued) = import(&app, &desk.user, "kind=locations&mode=apply", &csv, None).await;
+    assert_eq!(status, 202, "{queued}");
+    assert!(["queued", "running", "succeeded"].contains(&queued["status"].as_str().unwrap()));
+    let id = queued["id"].as_str().unwrap().to_owned();
+    let mut job = Value::Null;
+    for _ in 0..200 {
+        job = desk.get(&format!("/api/v1/imports/{id}")).await;
+        if job["status"] == "succeeded" || job["status"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["rows"], 500);
+    assert_eq!(job["rows_done"], 500);
+    assert_eq!(job["progress"], 100);
+    assert_eq!(job["summary"]["created"], 500);
+    let listed = desk.get("/api/v1/imports").await;
+    assert_eq!(listed["data"][0]["id"], id.as_str());
+
+    // Somebody else: no such import.
+    let other = app
+        .sign_in_with("other@example.com", &["warehouses.manage"])
+        .await;
+    let response = app
+        .call(
+            "GET",
+            &format!("/api/v1/imports/{id}"),
+            Some(&other.access_token),
+            None,
+        )
+        .await;
+    assert_envelope(response, 404, "not_found", "imports.not_found").await;
+    let theirs = app
+        .call("GET", "/api/v1/imports", Some(&other.access_token), None)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(theirs["data"], json!([]));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_kind_decides_the_permission_and_the_body_must_be_a_csv_file() {
+    let app = spawn_app().await;
+    let clerk = app
+        .sign_in_with("clerk@example.com", &["warehouses.manage", "products.read"])
+        .await;
+    let (status, body) = import(&app, &clerk, "kind=products", "sku,name\nA,B\n", None).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["details"]["permission"], "products.manage");
+    let (status, _) = import(&app, &clerk, "kind=locations", "code,name\nA,B\n", None).await;
+    assert_eq!(status, 200);
+    let response = app
+        .call(
+            "GET",
+            "/api/v1/exports/batches.csv",
+            Some(&clerk.access_token),
+            None,
+        )
+        .await;
+    assert_envelope(response, 403, "forbidden", "auth.forbidden").await;
+    let response = app
+        .call(
+            "GET",
+            "/api/v1/exports/widgets.csv",
+            Some(&clerk.access_token),
+            None,
+        )
+        .await;
+    assert_envelope(response, 404, "not_found", "route.not_found").await;
+
+    // A form upload with the field `file`.
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(b"code,name\nUP-1,Uploaded\n".to_vec())
+            .file_name("upload.csv")
+            .mime_str("text/csv")
+            .unwrap(),
+    );
+    let response = app
+        .client
+        .post(app.url("/api/v1/imports?kind=locations&mode=apply"))
+        .bearer_auth(&clerk.access_token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["file_name"], "upload.csv");
+    assert_eq!(body["summary"]["created"], 1);
+
+    // JSON is not a file; an unknown column is refused by name; an empty file has no header.
+    let response = app
+        .call(
+            "POST",
+            "/api/v1/imports?kind=locations",
+            Some(&clerk.access_token),
+            Some(&json!({"code": "A"})),
+        )
+        .await;
+    assert_envelope(
+        response,
+        400,
+        "bad_request",
+        "request.unsupported_media_type",
+    )
+    .await;
+    let (_, body) = import(&app, &clerk, "kind=locations", "code,name,colour\n", None).await;
+    assert_eq!(
+        errors(&body),
+        vec![(1, "colour".into(), "import.unknown_column".into())]
+    );
+    let (_, body) = import(&app, &clerk, "kind=locations", "", None).await;
+    assert_eq!(
+        errors(&body),
+        vec![(1, String::new(), "import.invalid_header".into())]
+    );
+    let response = app
+        .call(
+            "POST",
+            "/api/v1/imports?kind=pallets",
+            Some(&clerk.access_token),
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_import_emits_one_event_not_one_per_row() {
+    let app = spawn_app().await;
+    let user = app
+        .sign_in_with(
+            &format!("i-{}@example.com", Uuid::now_v7().simple()),
+            ALL_STOCK,
+        )
+        .await;
+    let mut csv = String::from("code,name\n");
+    for i in 0..50 {
+        csv.push_str(&format!("L{i},Location {i}\n"));
+    }
+    let (status, body) = import(&app, &user, "kind=locations&mode=apply", &csv, None).await;
+    assert_eq!(status, 200, "{body}");
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let events = depot_store::entity::outbox::Entity::find()
+        .filter(depot_store::entity::outbox::Column::EventType.eq("import.applied"))
+        .all(app.store.reader())
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].aggregate_id, body["id"].as_str().unwrap());
+    // Applied again, it changes nothing and announces nothing (the audit log still has it).
+    let (status, _) = import(&app, &user, "kind=locations&mode=apply", &csv, None).await;
+    assert_eq!(status, 200);
+    let events = depot_store::entity::outbox::Entity::find()
+        .filter(depot_store::entity::outbox::Column::EventType.eq("import.applied"))
+        .all(app.store.reader())
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(audit_rows(&app, "import.applied").await, 2);
+    app.stop().await;
+}
