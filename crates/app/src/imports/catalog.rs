@@ -13,8 +13,8 @@ use depot_store::entity::{location, product};
 use depot_store::repo::{categories, locations, products, stock};
 use uuid::Uuid;
 
-use super::Progress;
 use super::csv::CsvFile;
+use super::progress::Progress;
 use crate::catalog::{search_text, unit_of, validate_location, validate_product};
 
 /// What a checked file will write: the records to insert or update, and the counts.
@@ -308,6 +308,24 @@ pub(crate) async fn check_products(
             next.status = status.as_str().to_owned();
         }
         next.search = search_text(&next.sku, &next.name, next.barcode.as_deref());
+        if before.is_some_and(|old| old.unit != next.unit) {
+            // Thresholds kept from before must fit the new unit's precision.
+            for (column, value) in [
+                ("reorder_point", next.reorder_point),
+                ("reorder_quantity", next.reorder_quantity),
+            ] {
+                let text = value.map(|t| Quantity::from_thousandths(t).to_string());
+                if text.is_some_and(|t| Quantity::parse(&t, unit).is_err()) {
+                    row_problems.push(RowError::new(
+                        row,
+                        Some(column),
+                        "quantity.invalid",
+                        "does not fit the new unit; set it too",
+                    ));
+                    return;
+                }
+            }
+        }
         match before {
             Some(old) if *old == next => plan.summary.unchanged += 1,
             Some(old) => {

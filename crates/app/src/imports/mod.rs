@@ -11,10 +11,10 @@
 mod catalog;
 mod csv;
 mod export;
+mod progress;
 mod stock;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -31,6 +31,7 @@ use uuid::Uuid;
 pub use export::{ExportService, ExportStream};
 
 use self::csv::CsvFile;
+use self::progress::Progress;
 use self::stock::Posting;
 use crate::audit::AuditEntry;
 use crate::background::Background;
@@ -121,41 +122,6 @@ pub enum Submitted {
     Finished(ImportView),
     /// It waits for a worker (too large to run inline).
     Queued(ImportView),
-}
-
-/// How far a running import got: units of work done of `rows × passes`.
-#[derive(Debug, Default)]
-pub(crate) struct Progress {
-    done: AtomicU64,
-    rows: AtomicU64,
-    passes: AtomicU64,
-}
-
-impl Progress {
-    pub fn advance(&self, rows: u64) {
-        self.done.fetch_add(rows, Ordering::Relaxed);
-    }
-
-    fn start(&self, rows: u64, passes: u64) {
-        self.rows.store(rows, Ordering::Relaxed);
-        self.passes.store(passes, Ordering::Relaxed);
-        self.done.store(0, Ordering::Relaxed);
-    }
-
-    /// (rows through the current pass, percent).
-    fn read(&self) -> (i64, u8) {
-        let (done, rows, passes) = (
-            self.done.load(Ordering::Relaxed),
-            self.rows.load(Ordering::Relaxed),
-            self.passes.load(Ordering::Relaxed).max(1),
-        );
-        let total = (rows * passes).max(1);
-        let percent = (done.min(total) * 100 / total).min(99);
-        (
-            i64::try_from((done / passes).min(rows)).unwrap_or(i64::MAX),
-            u8::try_from(percent).unwrap_or(99),
-        )
-    }
 }
 
 /// One import as it runs.

@@ -8,7 +8,7 @@
 //! counted, batches it does not name go to zero). A counts file touches only the batches it
 //! names (by lot and expiry); a row naming none opens one.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use depot_domain::import::{ImportSummary, RowError, parse_date, parse_instant, present};
@@ -20,10 +20,10 @@ use depot_store::repo::stock::{self, bulk};
 use depot_store::repo::{locations, products};
 use uuid::Uuid;
 
-use super::Progress;
 use super::csv::CsvFile;
+use super::progress::Progress;
 use crate::catalog::unit_of;
-use crate::stock::alerts::{self, LevelChange};
+use crate::stock::alerts::{self, LevelChange, OpenedBatch};
 use crate::stock::validate_origin;
 use crate::uow::UnitOfWork;
 
@@ -89,19 +89,21 @@ pub(crate) async fn check_stock(
     progress: &Progress,
 ) -> AppResult<(StockPlan, Vec<RowError>)> {
     let h = &file.header;
-    let (mut skus, mut codes) = (Vec::new(), Vec::new());
+    let (mut skus, mut codes) = (HashSet::new(), HashSet::new());
     let mut errors = file.rows(|_, cells| {
-        if let Some(sku) = present(h.cell(cells, "sku")) {
-            skus.push(sku.to_lowercase());
+        if let Some(sku) = present(h.cell(cells, "sku"))
+            && !skus.contains(sku)
+        {
+            skus.insert(sku.to_lowercase());
         }
-        if let Some(code) = present(h.cell(cells, "location_code")) {
-            codes.push(code.to_lowercase());
+        if let Some(code) = present(h.cell(cells, "location_code"))
+            && !codes.contains(code)
+        {
+            codes.insert(code.to_lowercase());
         }
     });
-    skus.sort_unstable();
-    skus.dedup();
-    codes.sort_unstable();
-    codes.dedup();
+    let skus: Vec<String> = skus.into_iter().collect();
+    let codes: Vec<String> = codes.into_iter().collect();
     let products: HashMap<String, ProductInfo> = products::by_sku_keys(conn, &skus)
         .await?
         .into_iter()
@@ -284,7 +286,8 @@ pub(crate) async fn check_stock(
     errors.extend(row_problems);
 
     let pairs: BTreeSet<(Uuid, Uuid)> = rows.iter().map(|r| (r.product, r.location)).collect();
-    let product_ids: Vec<Uuid> = pairs.iter().map(|(p, _)| *p).collect();
+    let mut product_ids: Vec<Uuid> = pairs.iter().map(|(p, _)| *p).collect();
+    product_ids.dedup();
     if let Some(now) = lock {
         let wanted: Vec<(Uuid, Uuid)> = pairs.iter().copied().collect();
         bulk::ensure_levels(conn, &wanted, now).await?;
@@ -339,6 +342,10 @@ fn errors_of(errors: &mut Vec<RowError>, row: u64, v: Validator) {
     );
 }
 
+/// Rows of batches and movements gathered before they are written (memory stays bounded
+/// whatever the file's size).
+const FLUSH_EVERY: usize = 5_000;
+
 /// What one unit's stock writes gather before they go to the database.
 struct Writes<'u> {
     uow: &'u UnitOfWork,
@@ -348,12 +355,32 @@ struct Writes<'u> {
     new_batches: Vec<batch::Model>,
     changed: Vec<batch::Model>,
     movements: Vec<stock_movement::Model>,
+    written: u64,
+    /// A row did not fit: nothing more is written (the unit will not commit).
+    refused: bool,
     closed: BTreeSet<Uuid>,
+    /// Existing batches that gained stock (their expiry may raise an alert).
     received: BTreeSet<Uuid>,
+    /// Batches opened here with an expiry (judged for alerts without reading them back).
+    opened: Vec<OpenedBatch>,
     levels: BTreeMap<(Uuid, Uuid), stock_level::Model>,
 }
 
 impl Writes<'_> {
+    /// Writes what has gathered once there is enough of it (or at the end, `all`): batches
+    /// before the movements that name them.
+    async fn flush(&mut self, all: bool) -> AppResult<()> {
+        if self.refused || (!all && self.movements.len() < FLUSH_EVERY) {
+            return Ok(());
+        }
+        let tx = self.uow.tx();
+        bulk::insert_batches(tx, std::mem::take(&mut self.new_batches)).await?;
+        bulk::save_batches(tx, std::mem::take(&mut self.changed)).await?;
+        let movements = std::mem::take(&mut self.movements);
+        self.written += movements.len() as u64;
+        stock::ledger::append(tx, movements).await
+    }
+
     fn record(&mut self, b: &batch::Model, signed: i64) {
         let actor = self.uow.actor();
         if let Some(level) = self.levels.get_mut(&(b.product_id, b.location_id)) {
@@ -398,7 +425,15 @@ impl Writes<'_> {
             closed_at: None,
         };
         self.record(&b, r.quantity);
-        self.received.insert(b.id);
+        if let Some(expiry) = b.expiry {
+            self.opened.push(OpenedBatch {
+                id: b.id,
+                product: b.product_id,
+                location: b.location_id,
+                expiry,
+                quantity: Quantity::from_thousandths(b.quantity),
+            });
+        }
         self.new_batches.push(b);
     }
 
@@ -456,8 +491,11 @@ pub(crate) async fn write_stock(
         new_batches: Vec::new(),
         changed: Vec::new(),
         movements: Vec::new(),
+        written: 0,
+        refused: false,
         closed: BTreeSet::new(),
         received: BTreeSet::new(),
+        opened: Vec::new(),
         levels,
     };
     let mut summary = ImportSummary::default();
@@ -466,6 +504,7 @@ pub(crate) async fn write_stock(
         for r in &rows {
             progress.advance(1);
             w.open(r);
+            w.flush(false).await?;
         }
         summary.created = rows.len() as u64;
     } else {
@@ -509,6 +548,7 @@ pub(crate) async fn write_stock(
                 let counted = if i == 0 { r.quantity } else { 0 };
                 if counted < b.reserved {
                     errors.push(held(r.row, &b));
+                    w.refused = true;
                     continue;
                 }
                 changed |= w.count(b, counted);
@@ -518,6 +558,7 @@ pub(crate) async fn write_stock(
             } else {
                 summary.unchanged += 1;
             }
+            w.flush(false).await?;
         }
         if posting == Posting::Replace {
             // What the file does not name is not there.
@@ -525,10 +566,12 @@ pub(crate) async fn write_stock(
                 for b in rest {
                     if b.reserved > 0 {
                         errors.push(held(first_row.get(&key).copied().unwrap_or(1), &b));
+                        w.refused = true;
                         continue;
                     }
                     w.count(b, 0);
                     summary.updated += 1;
+                    w.flush(false).await?;
                 }
             }
         }
@@ -536,20 +579,16 @@ pub(crate) async fn write_stock(
     if !errors.is_empty() {
         return Ok(Err(errors));
     }
-    summary.movements = w.movements.len() as u64;
+    w.flush(true).await?;
+    summary.movements = w.written;
     let Writes {
-        new_batches,
-        changed,
-        movements,
         closed,
         received,
+        opened,
         levels,
         ..
     } = w;
     let now = uow.now();
-    bulk::insert_batches(uow.tx(), new_batches).await?;
-    bulk::save_batches(uow.tx(), changed).await?;
-    stock::ledger::append(uow.tx(), movements).await?;
     let mut changes = Vec::new();
     let mut written = Vec::new();
     for (key, mut level) in levels {
@@ -570,6 +609,7 @@ pub(crate) async fn write_stock(
     bulk::set_levels(uow.tx(), written).await?;
     let mut raised = alerts::on_levels(uow, &changes).await?;
     raised.extend(alerts::on_batches(uow, &closed, &received, warning_days).await?);
+    raised.extend(alerts::on_opened(uow, &opened, warning_days).await?);
     for message in raised {
         uow.emit(&message).await?;
     }

@@ -143,12 +143,20 @@ async fn clear(uow: &UnitOfWork, mut open: alert::Model) -> AppResult<Message> {
 }
 
 /// The level alerts a unit of work's changes cause; returns the events to emit. The unresolved
-/// alerts of every level that changes state are read (and locked) in one pass first, so a
-/// unit that changes many levels does not ask once per level.
+/// alerts of the levels that change state are read (and locked) a chunk at a time, so a unit
+/// that changes many levels (an import) does not ask once per level.
 pub(crate) async fn on_levels(
     uow: &UnitOfWork,
     changes: &[LevelChange],
 ) -> AppResult<Vec<Message>> {
+    let mut out = Vec::new();
+    for chunk in changes.chunks(SCAN_CHUNK as usize) {
+        out.extend(on_level_chunk(uow, chunk).await?);
+    }
+    Ok(out)
+}
+
+async fn on_level_chunk(uow: &UnitOfWork, changes: &[LevelChange]) -> AppResult<Vec<Message>> {
     let moves: Vec<(AlertKind, &LevelChange, Transition)> = changes
         .iter()
         .flat_map(|change| {
@@ -190,6 +198,32 @@ pub(crate) async fn on_levels(
             }
             (Transition::Clear, Some(unresolved)) => out.push(clear(uow, unresolved).await?),
             _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// A batch a unit of work opened, as its expiry alert needs it.
+pub(crate) struct OpenedBatch {
+    pub id: Uuid,
+    pub product: Uuid,
+    pub location: Uuid,
+    pub expiry: chrono::NaiveDate,
+    pub quantity: Quantity,
+}
+
+/// The expiry alerts of batches this unit opened (no alert can name them yet): judged on what
+/// the unit knows of them, with no read.
+pub(crate) async fn on_opened(
+    uow: &UnitOfWork,
+    opened: &[OpenedBatch],
+    warning_days: u32,
+) -> AppResult<Vec<Message>> {
+    let today = uow.now().date_naive();
+    let mut out = Vec::new();
+    for b in opened {
+        if let Some(kind) = batch_condition(Some(b.expiry), b.quantity, today, warning_days) {
+            out.extend(open_new(uow, kind, b.product, b.location, Some(b.id)).await?);
         }
     }
     Ok(out)

@@ -240,6 +240,29 @@ async fn products_upsert_by_sku_and_applying_the_same_file_again_changes_nothing
     assert_eq!(round["summary"]["unchanged"], 3, "{round}");
     assert_eq!(round["summary"]["updated"], 0, "{round}");
 
+    // A unit change: kept thresholds must fit the new unit, and a product with stock keeps
+    // its unit.
+    let cheese_in_pieces = "sku,name,unit\nCHEESE,Cheese,pcs\n";
+    let (_, body) = import(&app, &desk.user, "kind=products", cheese_in_pieces, None).await;
+    assert_eq!(
+        errors(&body),
+        vec![(2, "reorder_point".into(), "quantity.invalid".into())]
+    );
+    let shop = desk.location("SHOP").await;
+    desk.add(
+        existing,
+        shop,
+        json!(5),
+        json!({ "lot": "L1", "expiry": day(30) }),
+    )
+    .await;
+    let milk_in_kg = "sku,name,unit\nMILK,Milk,kg\n";
+    let (_, body) = import(&app, &desk.user, "kind=products", milk_in_kg, None).await;
+    assert_eq!(
+        errors(&body),
+        vec![(2, "unit".into(), "products.in_use".into())]
+    );
+
     // A barcode another product holds, a category that does not exist.
     let clash = "sku,name,unit,barcode,category\nBREAD,Bread,pcs,4006381333931,Bakery\n";
     let (_, body) = import(&app, &desk.user, "kind=products", clash, None).await;

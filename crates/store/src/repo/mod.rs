@@ -165,8 +165,12 @@ pub(crate) fn rows_per_statement<E: EntityTrait>() -> usize {
     (MAX_BIND_VALUES / E::Column::iter().count().max(1)).clamp(1, 1_000)
 }
 
-/// Inserts many rows in as few statements as the bind limits allow.
-pub(crate) async fn insert_all<A>(conn: &impl ConnectionTrait, rows: Vec<A>) -> AppResult<()>
+/// Inserts many rows in as few statements as the bind limits allow (rows are converted as each
+/// statement is built, never all at once).
+pub(crate) async fn insert_all<A>(
+    conn: &impl ConnectionTrait,
+    rows: impl IntoIterator<Item = A>,
+) -> AppResult<()>
 where
     A: ActiveModelTrait,
 {
@@ -176,7 +180,7 @@ where
 /// Inserts many rows; with `on_conflict`, a row whose key exists updates (or skips) as it says.
 pub(crate) async fn upsert_all<A>(
     conn: &impl ConnectionTrait,
-    rows: Vec<A>,
+    rows: impl IntoIterator<Item = A>,
     on_conflict: Option<OnConflict>,
 ) -> AppResult<()>
 where

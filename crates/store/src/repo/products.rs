@@ -123,7 +123,7 @@ pub async fn upsert_many(conn: &impl ConnectionTrait, rows: Vec<Model>) -> AppRe
         .to_owned();
     upsert_all(
         conn,
-        rows.into_iter().map(ActiveModel::from).collect(),
+        rows.into_iter().map(ActiveModel::from),
         Some(conflict),
     )
     .await

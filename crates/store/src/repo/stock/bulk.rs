@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::entity::{batch, location, product, stock_level};
 use crate::error::db_error;
-use crate::repo::{IN_LIST, insert_all, upsert_all};
+use crate::repo::{IN_LIST, insert_all, rows_per_statement, upsert_all};
 
 /// Creates the missing level rows of these (product, location) pairs, at zero.
 pub async fn ensure_levels(
@@ -21,25 +21,28 @@ pub async fn ensure_levels(
     pairs: &[(Uuid, Uuid)],
     now: DateTime<Utc>,
 ) -> AppResult<()> {
-    let rows = pairs
-        .iter()
-        .map(|&(product_id, location_id)| {
-            stock_level::ActiveModel::from(stock_level::Model {
-                product_id,
-                location_id,
-                on_hand: 0,
-                reserved: 0,
-                updated_at: now,
-            })
-        })
-        .collect();
     let conflict = OnConflict::columns([
         stock_level::Column::ProductId,
         stock_level::Column::LocationId,
     ])
     .do_nothing()
     .to_owned();
-    upsert_all(conn, rows, Some(conflict)).await
+    for chunk in pairs.chunks(rows_per_statement::<stock_level::Entity>()) {
+        let rows: Vec<stock_level::ActiveModel> = chunk
+            .iter()
+            .map(|pair| {
+                stock_level::ActiveModel::from(stock_level::Model {
+                    product_id: pair.0,
+                    location_id: pair.1,
+                    on_hand: 0,
+                    reserved: 0,
+                    updated_at: now,
+                })
+            })
+            .collect();
+        upsert_all(conn, rows, Some(conflict.clone())).await?;
+    }
+    Ok(())
 }
 
 /// The level rows of these products (at every location) in (product, location) order; with
@@ -84,9 +87,7 @@ pub async fn set_levels(
     .to_owned();
     upsert_all(
         conn,
-        rows.into_iter()
-            .map(stock_level::ActiveModel::from)
-            .collect(),
+        rows.into_iter().map(stock_level::ActiveModel::from),
         Some(conflict),
     )
     .await
@@ -137,11 +138,7 @@ pub async fn products_with_batches(
 
 /// Inserts new batches.
 pub async fn insert_batches(conn: &impl ConnectionTrait, rows: Vec<batch::Model>) -> AppResult<()> {
-    insert_all(
-        conn,
-        rows.into_iter().map(batch::ActiveModel::from).collect(),
-    )
-    .await
+    insert_all(conn, rows.into_iter().map(batch::ActiveModel::from)).await
 }
 
 /// Writes changed batches (quantity, state, cost), new ones inserted.
@@ -159,7 +156,7 @@ pub async fn save_batches(conn: &impl ConnectionTrait, rows: Vec<batch::Model>) 
         .to_owned();
     upsert_all(
         conn,
-        rows.into_iter().map(batch::ActiveModel::from).collect(),
+        rows.into_iter().map(batch::ActiveModel::from),
         Some(conflict),
     )
     .await

@@ -20,9 +20,7 @@ use crate::keyset::{Direction, page_after};
 pub async fn append(conn: &impl ConnectionTrait, rows: Vec<Model>) -> AppResult<()> {
     crate::repo::insert_all(
         conn,
-        rows.into_iter()
-            .map(stock_movement::ActiveModel::from)
-            .collect(),
+        rows.into_iter().map(stock_movement::ActiveModel::from),
     )
     .await
 }
