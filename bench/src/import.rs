@@ -41,6 +41,15 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
 fn products_csv(n: usize) -> String {
     let mut csv = String::from("sku,name,unit,reorder_point,tracks_expiry\n");
     for i in 0..n {
@@ -145,7 +154,7 @@ async fn main() -> anyhow::Result<()> {
         database_url: Some(ServiceUrl::new(db.url())),
         http_addr: "127.0.0.1:0".parse()?,
         metrics_addr: None,
-        log_filter: "warn".into(),
+        log_filter: std::env::var("BENCH_LOG").unwrap_or_else(|_| "warn".into()),
         jwt_secret: Some(Secret::new("bench-jwt-secret-0123456789-abcdefghijklmn")),
         app_secret: Some(Secret::new("bench-app-secret-9876543210-zyxwvutsrqponm")),
         namespace: format!("depot-bench-{}", Uuid::now_v7().simple()),
@@ -159,6 +168,9 @@ async fn main() -> anyhow::Result<()> {
     } else {
         "SQLite"
     };
+    if std::env::var("BENCH_LOG").is_ok() {
+        depot::telemetry::init(&settings, false);
+    }
     let app = Application::start(settings, Role::All).await?;
     let addr = app.api_addr().expect("api listener");
     let ctx = app.context().clone();
@@ -212,8 +224,9 @@ async fn main() -> anyhow::Result<()> {
         token: login["access_token"].as_str().expect("token").to_owned(),
     };
     println!(
-        "{backend}: {products} products, {} opening-stock rows",
-        2 * products
+        "{backend}: {products} products, {} opening-stock rows; RSS after start {:.0} MiB",
+        2 * products,
+        rss_mib()
     );
     importer
         .post("locations", "apply", "code,name\nWH1,Main\nWH2,Second\n")

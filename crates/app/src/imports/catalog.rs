@@ -17,10 +17,20 @@ use super::csv::CsvFile;
 use super::progress::Progress;
 use crate::catalog::{search_text, unit_of, validate_location, validate_product};
 
-/// What a checked file will write: the records to insert or update, and the counts.
+/// What a checked file will write: the records to insert or update (when kept), and the
+/// counts.
 pub(crate) struct Plan<M> {
     pub writes: Vec<M>,
     pub summary: ImportSummary,
+}
+
+impl<M> Plan<M> {
+    /// Keeps a record to write (when the caller will write: validating only counts).
+    fn keep(&mut self, record: M, keep_writes: bool) {
+        if keep_writes {
+            self.writes.push(record);
+        }
+    }
 }
 
 /// Collects one row's field errors as row errors.
@@ -107,6 +117,7 @@ pub(crate) async fn check_products(
     conn: &impl ConnectionTrait,
     file: &CsvFile<'_>,
     now: DateTime<Utc>,
+    keep_writes: bool,
     progress: &Progress,
 ) -> AppResult<(Plan<product::Model>, Vec<RowError>)> {
     let h = &file.header;
@@ -334,11 +345,11 @@ pub(crate) async fn check_products(
                 }
                 next.updated_at = now;
                 plan.summary.updated += 1;
-                plan.writes.push(next);
+                plan.keep(next, keep_writes);
             }
             None => {
                 plan.summary.created += 1;
-                plan.writes.push(next);
+                plan.keep(next, keep_writes);
             }
         }
     });
@@ -367,6 +378,7 @@ pub(crate) async fn check_locations(
     conn: &impl ConnectionTrait,
     file: &CsvFile<'_>,
     now: DateTime<Utc>,
+    keep_writes: bool,
     progress: &Progress,
 ) -> AppResult<(Plan<location::Model>, Vec<RowError>)> {
     let h: &Header = &file.header;
@@ -426,11 +438,11 @@ pub(crate) async fn check_locations(
             Some(_) => {
                 next.updated_at = now;
                 plan.summary.updated += 1;
-                plan.writes.push(next);
+                plan.keep(next, keep_writes);
             }
             None => {
                 plan.summary.created += 1;
-                plan.writes.push(next);
+                plan.keep(next, keep_writes);
             }
         }
     });

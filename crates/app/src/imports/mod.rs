@@ -499,12 +499,12 @@ impl ImportService {
                 let (summary, errors) = match spec.kind {
                     ImportKind::Products => {
                         let (plan, errors) =
-                            catalog::check_products(reader, &file, now, progress).await?;
+                            catalog::check_products(reader, &file, now, false, progress).await?;
                         (plan.summary, errors)
                     }
                     ImportKind::Locations => {
                         let (plan, errors) =
-                            catalog::check_locations(reader, &file, now, progress).await?;
+                            catalog::check_locations(reader, &file, now, false, progress).await?;
                         (plan.summary, errors)
                     }
                     ImportKind::OpeningStock | ImportKind::StockCounts => {
@@ -548,7 +548,8 @@ impl ImportService {
         };
         let summary = match spec.kind {
             ImportKind::Products => {
-                let (plan, errors) = catalog::check_products(uow.tx(), file, now, progress).await?;
+                let (plan, errors) =
+                    catalog::check_products(uow.tx(), file, now, true, progress).await?;
                 if !errors.is_empty() {
                     return Ok(invalid(errors));
                 }
@@ -558,7 +559,7 @@ impl ImportService {
             }
             ImportKind::Locations => {
                 let (plan, errors) =
-                    catalog::check_locations(uow.tx(), file, now, progress).await?;
+                    catalog::check_locations(uow.tx(), file, now, true, progress).await?;
                 if !errors.is_empty() {
                     return Ok(invalid(errors));
                 }
@@ -568,8 +569,13 @@ impl ImportService {
             }
             ImportKind::OpeningStock | ImportKind::StockCounts => {
                 let posting = spec.posting().unwrap_or(Posting::Counts);
+                let started = std::time::Instant::now();
                 let (plan, errors) =
                     stock::check_stock(uow.tx(), file, posting, Some(now), progress).await?;
+                tracing::debug!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "import: checked, levels locked"
+                );
                 if !errors.is_empty() {
                     return Ok(invalid(errors));
                 }

@@ -16,7 +16,7 @@ use depot_domain::stock::{AdjustmentReason, BatchStatus, MovementKind, ProductSt
 use depot_domain::{AppResult, FieldError, Validator};
 use depot_store::ConnectionTrait;
 use depot_store::entity::{batch, stock_level, stock_movement};
-use depot_store::repo::stock::{self, bulk};
+use depot_store::repo::stock::bulk;
 use depot_store::repo::{locations, products};
 use uuid::Uuid;
 
@@ -126,7 +126,6 @@ pub(crate) async fn check_stock(
     drop((skus, codes));
 
     let mut rows = Vec::new();
-    let mut seen: HashMap<(Uuid, Uuid, Option<String>, Option<NaiveDate>), u64> = HashMap::new();
     let mut row_problems = Vec::new();
     file.rows(|row, cells| {
         progress.advance(1);
@@ -255,18 +254,6 @@ pub(crate) async fn check_stock(
                 "the location is inactive: it takes no new stock",
             );
         }
-        if let (Some(p), Some((location, _))) = (product, place) {
-            let key = (p.id, location, lot.map(str::to_owned), expiry);
-            if let Some(first) = seen.get(&key) {
-                v.push(FieldError::new(
-                    "lot",
-                    "import.duplicate",
-                    format!("the same product, location, lot and expiry are on row {first}"),
-                ));
-            } else {
-                seen.insert(key, row);
-            }
-        }
         match (v.is_empty(), product, place, quantity) {
             (true, Some(p), Some((location, _)), Some(q)) => rows.push(StockRow {
                 row,
@@ -282,8 +269,29 @@ pub(crate) async fn check_stock(
             _ => errors_of(&mut row_problems, row, v),
         }
     });
-    drop(seen);
     errors.extend(row_problems);
+    // One row per batch key: a later row naming the same one is an error.
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by(|&a, &b| {
+        batch_key(&rows[a])
+            .cmp(&batch_key(&rows[b]))
+            .then(rows[a].row.cmp(&rows[b].row))
+    });
+    for pair in order.windows(2) {
+        let (first, again) = (&rows[pair[0]], &rows[pair[1]]);
+        if batch_key(first) == batch_key(again) {
+            errors.push(RowError::new(
+                again.row,
+                Some("lot"),
+                "import.duplicate",
+                format!(
+                    "the same product, location, lot and expiry are on row {}",
+                    first.row
+                ),
+            ));
+        }
+    }
+    drop(order);
 
     let pairs: BTreeSet<(Uuid, Uuid)> = rows.iter().map(|r| (r.product, r.location)).collect();
     let mut product_ids: Vec<Uuid> = pairs.iter().map(|(p, _)| *p).collect();
@@ -334,6 +342,11 @@ pub(crate) async fn check_stock(
     ))
 }
 
+/// What names a batch: (product, location, lot, expiry).
+fn batch_key(r: &StockRow) -> (Uuid, Uuid, Option<&str>, Option<NaiveDate>) {
+    (r.product, r.location, r.lot.as_deref(), r.expiry)
+}
+
 fn errors_of(errors: &mut Vec<RowError>, row: u64, v: Validator) {
     errors.extend(
         v.into_errors()
@@ -378,7 +391,7 @@ impl Writes<'_> {
         bulk::save_batches(tx, std::mem::take(&mut self.changed)).await?;
         let movements = std::mem::take(&mut self.movements);
         self.written += movements.len() as u64;
-        stock::ledger::append(tx, movements).await
+        bulk::append_movements(tx, movements).await
     }
 
     fn record(&mut self, b: &batch::Model, signed: i64) {
@@ -471,6 +484,7 @@ pub(crate) async fn write_stock(
     warning_days: u32,
     progress: &Progress,
 ) -> AppResult<Result<ImportSummary, Vec<RowError>>> {
+    let started = std::time::Instant::now();
     let StockPlan {
         rows,
         levels,
@@ -508,78 +522,46 @@ pub(crate) async fn write_stock(
         }
         summary.created = rows.len() as u64;
     } else {
-        // The open batches of every level named, read under the level locks.
-        let products: Vec<Uuid> = w
-            .levels
-            .keys()
-            .map(|(p, _)| *p)
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let mut open: BTreeMap<(Uuid, Uuid), Vec<batch::Model>> = BTreeMap::new();
-        for b in bulk::open_batches_of_products(w.uow.tx(), &products).await? {
-            let key = (b.product_id, b.location_id);
-            if w.levels.contains_key(&key) {
-                open.entry(key).or_default().push(b);
-            }
-        }
-        let mut first_row: BTreeMap<(Uuid, Uuid), u64> = BTreeMap::new();
-        for r in &rows {
-            progress.advance(1);
-            let key = (r.product, r.location);
-            first_row.entry(key).or_insert(r.row);
-            let batches = open.entry(key).or_default();
-            let (matching, rest): (Vec<_>, Vec<_>) = std::mem::take(batches)
-                .into_iter()
-                .partition(|b| b.lot == r.lot && b.expiry == r.expiry);
-            *batches = rest;
-            if matching.is_empty() {
-                if r.quantity > 0 {
-                    w.open(r);
-                    summary.created += 1;
-                } else {
-                    summary.unchanged += 1;
-                }
-                continue;
-            }
-            // The first batch of the lot takes the count; any other of it goes to zero.
-            let mut changed = false;
-            for (i, b) in matching.into_iter().enumerate() {
-                let counted = if i == 0 { r.quantity } else { 0 };
-                if counted < b.reserved {
-                    errors.push(held(r.row, &b));
-                    w.refused = true;
-                    continue;
-                }
-                changed |= w.count(b, counted);
-            }
-            if changed {
-                summary.updated += 1;
-            } else {
-                summary.unchanged += 1;
-            }
-            w.flush(false).await?;
-        }
-        if posting == Posting::Replace {
-            // What the file does not name is not there.
-            for (key, rest) in open {
-                for b in rest {
-                    if b.reserved > 0 {
-                        errors.push(held(first_row.get(&key).copied().unwrap_or(1), &b));
-                        w.refused = true;
-                        continue;
+        // A chunk of products at a time (rows in product order): their open batches, read
+        // under the level locks, then their rows.
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        order.sort_by_key(|&i| (rows[i].product, rows[i].location, rows[i].row));
+        let mut at = 0;
+        while at < order.len() {
+            let mut products = Vec::new();
+            let mut end = at;
+            while end < order.len() {
+                let product = rows[order[end]].product;
+                if products.last() != Some(&product) {
+                    if products.len() == CHUNK_PRODUCTS {
+                        break;
                     }
-                    w.count(b, 0);
-                    summary.updated += 1;
-                    w.flush(false).await?;
+                    products.push(product);
                 }
+                end += 1;
             }
+            let chunk: Vec<&StockRow> = order[at..end].iter().map(|&i| &rows[i]).collect();
+            count_chunk(
+                &mut w,
+                &products,
+                &chunk,
+                posting,
+                &mut summary,
+                &mut errors,
+            )
+            .await?;
+            progress.advance(chunk.len() as u64);
+            at = end;
         }
     }
     if !errors.is_empty() {
         return Ok(Err(errors));
     }
     w.flush(true).await?;
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "import: batches and movements written"
+    );
     summary.movements = w.written;
     let Writes {
         closed,
@@ -607,13 +589,94 @@ pub(crate) async fn write_stock(
         written.push(level);
     }
     bulk::set_levels(uow.tx(), written).await?;
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "import: levels written"
+    );
     let mut raised = alerts::on_levels(uow, &changes).await?;
     raised.extend(alerts::on_batches(uow, &closed, &received, warning_days).await?);
     raised.extend(alerts::on_opened(uow, &opened, warning_days).await?);
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "import: alerts judged"
+    );
     for message in raised {
         uow.emit(&message).await?;
     }
     Ok(Ok(summary))
+}
+
+/// Products whose rows a counting import handles together.
+const CHUNK_PRODUCTS: usize = 1_000;
+
+/// Counts the rows of a chunk of products (in product, location order): each row sets the
+/// batch of its lot and expiry (or opens one); with `Replace`, batches of a level its rows do
+/// not name go to zero.
+async fn count_chunk(
+    w: &mut Writes<'_>,
+    products: &[Uuid],
+    rows: &[&StockRow],
+    posting: Posting,
+    summary: &mut ImportSummary,
+    errors: &mut Vec<RowError>,
+) -> AppResult<()> {
+    let mut open: BTreeMap<(Uuid, Uuid), Vec<batch::Model>> = BTreeMap::new();
+    for b in bulk::open_batches_of_products(w.uow.tx(), products).await? {
+        let key = (b.product_id, b.location_id);
+        if w.levels.contains_key(&key) {
+            open.entry(key).or_default().push(b);
+        }
+    }
+    let mut first_row: BTreeMap<(Uuid, Uuid), u64> = BTreeMap::new();
+    for r in rows {
+        let key = (r.product, r.location);
+        first_row.entry(key).or_insert(r.row);
+        let batches = open.entry(key).or_default();
+        let (matching, rest): (Vec<_>, Vec<_>) = std::mem::take(batches)
+            .into_iter()
+            .partition(|b| b.lot == r.lot && b.expiry == r.expiry);
+        *batches = rest;
+        if matching.is_empty() {
+            if r.quantity > 0 {
+                w.open(r);
+                summary.created += 1;
+            } else {
+                summary.unchanged += 1;
+            }
+            continue;
+        }
+        // The first batch of the lot takes the count; any other of it goes to zero.
+        let mut changed = false;
+        for (i, b) in matching.into_iter().enumerate() {
+            let counted = if i == 0 { r.quantity } else { 0 };
+            if counted < b.reserved {
+                errors.push(held(r.row, &b));
+                w.refused = true;
+                continue;
+            }
+            changed |= w.count(b, counted);
+        }
+        if changed {
+            summary.updated += 1;
+        } else {
+            summary.unchanged += 1;
+        }
+    }
+    if posting == Posting::Replace {
+        // What the file does not name is not there.
+        for (key, rest) in open {
+            for b in rest {
+                if b.reserved > 0 {
+                    errors.push(held(first_row.get(&key).copied().unwrap_or(1), &b));
+                    w.refused = true;
+                    continue;
+                }
+                w.count(b, 0);
+                summary.updated += 1;
+            }
+        }
+    }
+    w.flush(false).await
 }
 
 /// A count that would leave a batch with less than orders hold of it.

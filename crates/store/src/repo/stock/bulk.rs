@@ -1,17 +1,19 @@
-//! Stock in bulk, for imports and exports: levels and batches of many products in a few
-//! statements (chunked to the bind limits), and the joined rows an export streams.
+//! Stock in bulk, for imports and exports: levels, batches and movements of many products in a
+//! few statements (PostgreSQL: `unnest` of one array per column; SQLite: multi-row `INSERT`s
+//! chunked to the bind limits), and the joined rows an export streams.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use depot_domain::AppResult;
 use depot_domain::stock::BatchStatus;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
-use crate::entity::{batch, location, product, stock_level};
+use super::unnest;
+use crate::entity::{batch, location, product, stock_level, stock_movement};
 use crate::error::db_error;
 use crate::repo::{IN_LIST, insert_all, rows_per_statement, upsert_all};
 
@@ -21,6 +23,24 @@ pub async fn ensure_levels(
     pairs: &[(Uuid, Uuid)],
     now: DateTime<Utc>,
 ) -> AppResult<()> {
+    let zero = |&(product_id, location_id): &(Uuid, Uuid)| stock_level::Model {
+        product_id,
+        location_id,
+        on_hand: 0,
+        reserved: 0,
+        updated_at: now,
+    };
+    if is_postgres(conn) {
+        let rows: Vec<stock_level::Model> = pairs.iter().map(zero).collect();
+        return unnest::insert(
+            conn,
+            "stock_levels",
+            LEVEL_COLUMNS,
+            &rows,
+            "ON CONFLICT (product_id, location_id) DO NOTHING",
+        )
+        .await;
+    }
     let conflict = OnConflict::columns([
         stock_level::Column::ProductId,
         stock_level::Column::LocationId,
@@ -30,20 +50,84 @@ pub async fn ensure_levels(
     for chunk in pairs.chunks(rows_per_statement::<stock_level::Entity>()) {
         let rows: Vec<stock_level::ActiveModel> = chunk
             .iter()
-            .map(|pair| {
-                stock_level::ActiveModel::from(stock_level::Model {
-                    product_id: pair.0,
-                    location_id: pair.1,
-                    on_hand: 0,
-                    reserved: 0,
-                    updated_at: now,
-                })
-            })
+            .map(|pair| stock_level::ActiveModel::from(zero(pair)))
             .collect();
         upsert_all(conn, rows, Some(conflict.clone())).await?;
     }
     Ok(())
 }
+
+fn is_postgres(conn: &impl ConnectionTrait) -> bool {
+    conn.get_database_backend() == DbBackend::Postgres
+}
+
+const LEVEL_KEYS: &[unnest::Column<stock_level::Model>] = &[
+    ("product_id", "uuid", |l| unnest::uuid(l.product_id)),
+    ("location_id", "uuid", |l| unnest::uuid(l.location_id)),
+];
+
+const LEVEL_VALUES: &[unnest::Column<stock_level::Model>] = &[
+    ("on_hand", "bigint", |l| unnest::int(l.on_hand)),
+    ("reserved", "bigint", |l| unnest::int(l.reserved)),
+    ("updated_at", "timestamptz", |l| {
+        unnest::instant(l.updated_at)
+    }),
+];
+
+const LEVEL_COLUMNS: &[unnest::Column<stock_level::Model>] = &[
+    LEVEL_KEYS[0],
+    LEVEL_KEYS[1],
+    LEVEL_VALUES[0],
+    LEVEL_VALUES[1],
+    LEVEL_VALUES[2],
+];
+
+const BATCH_COLUMNS: &[unnest::Column<batch::Model>] = &[
+    ("id", "uuid", |b| unnest::uuid(b.id)),
+    ("product_id", "uuid", |b| unnest::uuid(b.product_id)),
+    ("location_id", "uuid", |b| unnest::uuid(b.location_id)),
+    ("lot", "text", |b| b.lot.clone()),
+    ("expiry", "date", |b| b.expiry.and_then(unnest::day)),
+    ("received_at", "timestamptz", |b| {
+        unnest::instant(b.received_at)
+    }),
+    ("unit_cost", "bigint", |b| b.unit_cost.and_then(unnest::int)),
+    ("currency", "text", |b| b.currency.clone()),
+    ("quantity", "bigint", |b| unnest::int(b.quantity)),
+    ("reserved", "bigint", |b| unnest::int(b.reserved)),
+    ("status", "text", |b| Some(b.status.clone())),
+    ("created_at", "timestamptz", |b| {
+        unnest::instant(b.created_at)
+    }),
+    ("updated_at", "timestamptz", |b| {
+        unnest::instant(b.updated_at)
+    }),
+    ("closed_at", "timestamptz", |b| {
+        b.closed_at.and_then(unnest::instant)
+    }),
+];
+
+const MOVEMENT_COLUMNS: &[unnest::Column<stock_movement::Model>] = &[
+    ("id", "uuid", |m| unnest::uuid(m.id)),
+    ("product_id", "uuid", |m| unnest::uuid(m.product_id)),
+    ("location_id", "uuid", |m| unnest::uuid(m.location_id)),
+    ("batch_id", "uuid", |m| unnest::uuid(m.batch_id)),
+    ("kind", "text", |m| Some(m.kind.clone())),
+    ("quantity", "bigint", |m| unnest::int(m.quantity)),
+    ("balance_after", "bigint", |m| unnest::int(m.balance_after)),
+    ("reason", "text", |m| m.reason.clone()),
+    ("note", "text", |m| m.note.clone()),
+    ("actor_id", "uuid", |m| m.actor_id.and_then(unnest::uuid)),
+    ("actor_name", "text", |m| m.actor_name.clone()),
+    ("reference_type", "text", |m| m.reference_type.clone()),
+    ("reference_id", "uuid", |m| {
+        m.reference_id.and_then(unnest::uuid)
+    }),
+    ("request_id", "text", |m| m.request_id.clone()),
+    ("created_at", "timestamptz", |m| {
+        unnest::instant(m.created_at)
+    }),
+];
 
 /// The level rows of these products (at every location) in (product, location) order; with
 /// `lock`, locked until the transaction ends — in that order, the one every stock change
@@ -75,6 +159,9 @@ pub async fn set_levels(
     conn: &impl ConnectionTrait,
     rows: Vec<stock_level::Model>,
 ) -> AppResult<()> {
+    if is_postgres(conn) {
+        return unnest::update(conn, "stock_levels", LEVEL_KEYS, LEVEL_VALUES, &rows).await;
+    }
     let conflict = OnConflict::columns([
         stock_level::Column::ProductId,
         stock_level::Column::LocationId,
@@ -138,11 +225,21 @@ pub async fn products_with_batches(
 
 /// Inserts new batches.
 pub async fn insert_batches(conn: &impl ConnectionTrait, rows: Vec<batch::Model>) -> AppResult<()> {
+    if is_postgres(conn) {
+        return unnest::insert(conn, "batches", BATCH_COLUMNS, &rows, "").await;
+    }
     insert_all(conn, rows.into_iter().map(batch::ActiveModel::from)).await
 }
 
 /// Writes changed batches (quantity, state, cost), new ones inserted.
 pub async fn save_batches(conn: &impl ConnectionTrait, rows: Vec<batch::Model>) -> AppResult<()> {
+    const CHANGED: &str = "ON CONFLICT (id) DO UPDATE SET quantity = excluded.quantity, \
+        reserved = excluded.reserved, status = excluded.status, unit_cost = excluded.unit_cost, \
+        currency = excluded.currency, closed_at = excluded.closed_at, \
+        updated_at = excluded.updated_at";
+    if is_postgres(conn) {
+        return unnest::insert(conn, "batches", BATCH_COLUMNS, &rows, CHANGED).await;
+    }
     let conflict = OnConflict::column(batch::Column::Id)
         .update_columns([
             batch::Column::Quantity,
@@ -160,6 +257,17 @@ pub async fn save_batches(conn: &impl ConnectionTrait, rows: Vec<batch::Model>) 
         Some(conflict),
     )
     .await
+}
+
+/// Appends movements, many per statement.
+pub async fn append_movements(
+    conn: &impl ConnectionTrait,
+    rows: Vec<stock_movement::Model>,
+) -> AppResult<()> {
+    if is_postgres(conn) {
+        return unnest::insert(conn, "stock_movements", MOVEMENT_COLUMNS, &rows, "").await;
+    }
+    super::ledger::append(conn, rows).await
 }
 
 /// An open batch as an export writes it: with its product's SKU and unit and its location's

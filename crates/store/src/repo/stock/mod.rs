@@ -6,6 +6,7 @@
 
 pub mod bulk;
 pub mod ledger;
+mod unnest;
 pub mod verify;
 
 use chrono::{DateTime, NaiveDate, Utc};
