@@ -296,17 +296,32 @@ pub(crate) async fn check_stock(
     let pairs: BTreeSet<(Uuid, Uuid)> = rows.iter().map(|r| (r.product, r.location)).collect();
     let mut product_ids: Vec<Uuid> = pairs.iter().map(|(p, _)| *p).collect();
     product_ids.dedup();
-    if let Some(now) = lock {
+    // Counting reads batches, so every level it names is created and locked first. Opening
+    // stock reads none: it locks the levels that exist and adds to each level (new or not) in
+    // one upsert at the end, so a level created meanwhile keeps what it got.
+    if let Some(now) = lock.filter(|_| posting != Posting::Opening) {
         let wanted: Vec<(Uuid, Uuid)> = pairs.iter().copied().collect();
         bulk::ensure_levels(conn, &wanted, now).await?;
     }
-    let levels: BTreeMap<(Uuid, Uuid), stock_level::Model> =
+    let mut levels: BTreeMap<(Uuid, Uuid), stock_level::Model> =
         bulk::levels_of_products(conn, &product_ids, lock.is_some())
             .await?
             .into_iter()
             .map(|l| ((l.product_id, l.location_id), l))
             .filter(|(key, _)| pairs.contains(key))
             .collect();
+    let since = lock.unwrap_or_default();
+    for &(product_id, location_id) in &pairs {
+        levels
+            .entry((product_id, location_id))
+            .or_insert(stock_level::Model {
+                product_id,
+                location_id,
+                on_hand: 0,
+                reserved: 0,
+                updated_at: since,
+            });
+    }
     if posting == Posting::Opening {
         let units: HashMap<Uuid, depot_domain::stock::Unit> =
             products.values().map(|p| (p.id, p.unit)).collect();
@@ -586,9 +601,17 @@ pub(crate) async fn write_stock(
             after: Quantity::from_thousandths(level.on_hand),
             reorder_point: reorder_points.get(&key.0).copied().flatten(),
         });
+        if posting == Posting::Opening {
+            // What this unit adds (see `check_stock`).
+            level.on_hand -= was;
+        }
         written.push(level);
     }
-    bulk::set_levels(uow.tx(), written).await?;
+    if posting == Posting::Opening {
+        bulk::add_to_levels(uow.tx(), written).await?;
+    } else {
+        bulk::set_levels(uow.tx(), written).await?;
+    }
     tracing::debug!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "import: levels written"

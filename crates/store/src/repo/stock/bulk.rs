@@ -180,6 +180,35 @@ pub async fn set_levels(
     .await
 }
 
+/// Adds each row's `on_hand` to its level, creating the level where there is none (a level
+/// created meanwhile by someone else keeps what it holds).
+pub async fn add_to_levels(
+    conn: &impl ConnectionTrait,
+    rows: Vec<stock_level::Model>,
+) -> AppResult<()> {
+    const ADD: &str = "ON CONFLICT (product_id, location_id) DO UPDATE SET \
+        on_hand = stock_levels.on_hand + excluded.on_hand, updated_at = excluded.updated_at";
+    if is_postgres(conn) {
+        return unnest::insert(conn, "stock_levels", LEVEL_COLUMNS, &rows, ADD).await;
+    }
+    let conflict = OnConflict::columns([
+        stock_level::Column::ProductId,
+        stock_level::Column::LocationId,
+    ])
+    .value(
+        stock_level::Column::OnHand,
+        Expr::cust("stock_levels.on_hand + excluded.on_hand"),
+    )
+    .update_column(stock_level::Column::UpdatedAt)
+    .to_owned();
+    upsert_all(
+        conn,
+        rows.into_iter().map(stock_level::ActiveModel::from),
+        Some(conflict),
+    )
+    .await
+}
+
 /// The open batches of these products (at every location). Read after their levels were
 /// locked, by a statement of its own.
 pub async fn open_batches_of_products(
