@@ -217,6 +217,8 @@ error_codes! {
     /// Rows of the file have errors (`details.errors`: every one, with row and column);
     /// nothing was written.
     ImportsInvalidRows = ("imports.invalid_rows", Validation),
+    /// A queued import's run lost its claim (its lease ran out and another run took it over).
+    ImportsTakenOver = ("imports.taken_over", Conflict),
 
     // Purchasing, sales and CRM
     /// No such supplier.

@@ -33,15 +33,6 @@ impl<M> Plan<M> {
     }
 }
 
-/// Collects one row's field errors as row errors.
-fn row_errors(errors: &mut Vec<RowError>, row: u64, v: Validator) {
-    errors.extend(
-        v.into_errors()
-            .into_iter()
-            .map(|e| RowError::of_field(row, e)),
-    );
-}
-
 /// The second and later rows naming the same key.
 fn duplicate(
     seen: &mut HashMap<String, u64>,
@@ -112,6 +103,42 @@ fn flag(v: &mut Validator, column: &str, text: &str) -> Option<bool> {
     found
 }
 
+/// The columns an upsert of existing products writes: those the file has (a concurrent change
+/// to any other stays), plus what follows from them.
+pub(crate) fn product_columns(h: &Header) -> Vec<product::Column> {
+    use product::Column as C;
+    let mut columns = vec![C::Sku, C::SkuKey, C::Name, C::Search, C::UpdatedAt];
+    for (name, column) in [
+        ("unit", C::Unit),
+        ("barcode", C::Barcode),
+        ("reorder_point", C::ReorderPoint),
+        ("reorder_quantity", C::ReorderQuantity),
+        ("tracks_expiry", C::TracksExpiry),
+        ("depletion_policy", C::DepletionPolicy),
+        ("status", C::Status),
+    ] {
+        if h.has(name) {
+            columns.push(column);
+        }
+    }
+    if h.has("category_id") || h.has("category") {
+        columns.push(C::CategoryId);
+    }
+    columns
+}
+
+/// The columns an upsert of existing locations writes (as [`product_columns`]).
+pub(crate) fn location_columns(h: &Header) -> Vec<location::Column> {
+    use location::Column as C;
+    let mut columns = vec![C::Code, C::CodeKey, C::Name, C::UpdatedAt];
+    for (name, column) in [("address", C::Address), ("active", C::Active)] {
+        if h.has(name) {
+            columns.push(column);
+        }
+    }
+    columns
+}
+
 /// Checks a products file against the catalogue (read through `conn`) and plans the upsert.
 pub(crate) async fn check_products(
     conn: &impl ConnectionTrait,
@@ -124,7 +151,8 @@ pub(crate) async fn check_products(
     // First pass: what the rows refer to.
     let (mut skus, mut barcodes, mut category_ids, mut category_names) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut errors = file.rows(|_, cells| {
+    file.restart();
+    let (mut errors, unreadable) = file.rows(|_, cells| {
         if let Some(sku) = present(h.cell(cells, "sku")) {
             skus.push(sku.to_lowercase());
         }
@@ -138,6 +166,7 @@ pub(crate) async fn check_products(
             category_names.push(name.to_lowercase());
         }
     });
+    file.count_unkept(unreadable - errors.len() as u64);
     let existing: HashMap<String, product::Model> = products::by_sku_keys(conn, &skus)
         .await?
         .into_iter()
@@ -257,7 +286,7 @@ pub(crate) async fn check_products(
         let tracks =
             present(h.cell(cells, "tracks_expiry")).map(|t| flag(&mut v, "tracks_expiry", t));
         let Some(unit) = unit else {
-            row_errors(&mut row_problems, row, v);
+            file.keep_fields(&mut row_problems, row, v);
             return;
         };
         let reorder_point = threshold(
@@ -273,7 +302,7 @@ pub(crate) async fn check_products(
             unit,
         );
         if !v.is_empty() {
-            row_errors(&mut row_problems, row, v);
+            file.keep_fields(&mut row_problems, row, v);
             return;
         }
         let mut next = before.cloned().unwrap_or_else(|| product::Model {
@@ -327,12 +356,15 @@ pub(crate) async fn check_products(
             ] {
                 let text = value.map(|t| Quantity::from_thousandths(t).to_string());
                 if text.is_some_and(|t| Quantity::parse(&t, unit).is_err()) {
-                    row_problems.push(RowError::new(
-                        row,
-                        Some(column),
-                        "quantity.invalid",
-                        "does not fit the new unit; set it too",
-                    ));
+                    file.keep(
+                        &mut row_problems,
+                        RowError::new(
+                            row,
+                            Some(column),
+                            "quantity.invalid",
+                            "does not fit the new unit; set it too",
+                        ),
+                    );
                     return;
                 }
             }
@@ -362,12 +394,15 @@ pub(crate) async fn check_products(
         .collect();
     for (row, id) in unit_changes {
         if stocked.contains(&id) {
-            errors.push(RowError::new(
-                row,
-                Some("unit"),
-                "products.in_use",
-                "the product has stock: its unit cannot change",
-            ));
+            file.keep(
+                &mut errors,
+                RowError::new(
+                    row,
+                    Some("unit"),
+                    "products.in_use",
+                    "the product has stock: its unit cannot change",
+                ),
+            );
         }
     }
     Ok((plan, errors))
@@ -383,11 +418,13 @@ pub(crate) async fn check_locations(
 ) -> AppResult<(Plan<location::Model>, Vec<RowError>)> {
     let h: &Header = &file.header;
     let mut codes = Vec::new();
-    let mut errors = file.rows(|_, cells| {
+    file.restart();
+    let (mut errors, unreadable) = file.rows(|_, cells| {
         if let Some(code) = present(h.cell(cells, "code")) {
             codes.push(code.to_lowercase());
         }
     });
+    file.count_unkept(unreadable - errors.len() as u64);
     let existing: HashMap<String, location::Model> = locations::by_code_keys(conn, &codes)
         .await?
         .into_iter()
@@ -410,7 +447,7 @@ pub(crate) async fn check_locations(
         duplicate(&mut seen, code_key.clone(), row, &mut v, "code");
         let active = present(h.cell(cells, "active")).map(|t| flag(&mut v, "active", t));
         if !v.is_empty() {
-            row_errors(&mut row_problems, row, v);
+            file.keep_fields(&mut row_problems, row, v);
             return;
         }
         let before = existing.get(&code_key);

@@ -3,6 +3,9 @@
 //! what makes it unreadable — not UTF-8, a NUL byte, the wrong number of fields — and those
 //! rows are reported, never passed on; the header decides the columns.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use depot_domain::Validator;
 use depot_domain::import::{Header, ImportKind, RowError, sniff_delimiter, strip_bom};
 
 /// A file whose header has been read and found right for its kind.
@@ -10,6 +13,10 @@ pub(crate) struct CsvFile<'a> {
     data: &'a [u8],
     delimiter: u8,
     pub header: Header,
+    /// Most errors kept (a file of nothing but bad rows must not take memory without bound).
+    limit: usize,
+    /// Errors found beyond `limit`: counted, not kept.
+    dropped: AtomicU64,
 }
 
 fn reader(data: &[u8], delimiter: u8) -> csv::Reader<&[u8]> {
@@ -22,7 +29,7 @@ fn reader(data: &[u8], delimiter: u8) -> csv::Reader<&[u8]> {
 
 impl<'a> CsvFile<'a> {
     /// Reads the header of `data` for `kind`: every problem with it, or the file.
-    pub fn open(kind: ImportKind, data: &'a [u8]) -> Result<Self, Vec<RowError>> {
+    pub fn open(kind: ImportKind, data: &'a [u8], limit: usize) -> Result<Self, Vec<RowError>> {
         let data = strip_bom(data);
         let delimiter = sniff_delimiter(data);
         let mut record = csv::ByteRecord::new();
@@ -46,13 +53,54 @@ impl<'a> CsvFile<'a> {
             data,
             delimiter,
             header,
+            limit,
+            dropped: AtomicU64::new(0),
         })
     }
 
+    /// Keeps `error` in `errors` while fewer than the limit are kept; counts it otherwise.
+    pub fn keep(&self, errors: &mut Vec<RowError>, error: RowError) {
+        if errors.len() < self.limit {
+            errors.push(error);
+        } else {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Keeps a row's field errors (each field its column), as [`Self::keep`].
+    pub fn keep_fields(&self, errors: &mut Vec<RowError>, row: u64, v: Validator) {
+        for e in v.into_errors() {
+            self.keep(errors, RowError::of_field(row, e));
+        }
+    }
+
+    /// How many errors were counted but not kept since the last [`Self::restart`].
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Counts `n` errors found but not kept elsewhere (a pass's unreadable rows past the limit).
+    pub fn count_unkept(&self, n: u64) {
+        self.dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Forgets the errors counted so far (a check starting over).
+    pub fn restart(&self) {
+        self.dropped.store(0, Ordering::Relaxed);
+    }
+
     /// Calls `each(row, cells)` for every readable data row, in order, and returns the rows
-    /// that are not readable (each with why). A row of only empty fields is skipped.
-    pub fn rows(&self, mut each: impl FnMut(u64, &[&str])) -> Vec<RowError> {
+    /// that are not readable (each with why, at most the limit) and how many there were. A row
+    /// of only empty fields is skipped.
+    pub fn rows(&self, mut each: impl FnMut(u64, &[&str])) -> (Vec<RowError>, u64) {
         let mut errors = Vec::new();
+        let mut unreadable = 0u64;
+        let mut note = |errors: &mut Vec<RowError>, error: RowError| {
+            unreadable += 1;
+            if errors.len() < self.limit {
+                errors.push(error);
+            }
+        };
         let mut reader = reader(self.data, self.delimiter);
         let mut record = csv::ByteRecord::new();
         let mut first = true;
@@ -82,12 +130,15 @@ impl<'a> CsvFile<'a> {
                 Ok(false) => break,
                 Ok(true) => {}
                 Err(e) => {
-                    errors.push(RowError::new(
-                        row,
-                        None,
-                        "import.unreadable_row",
-                        format!("not readable CSV: {e}"),
-                    ));
+                    note(
+                        &mut errors,
+                        RowError::new(
+                            row,
+                            None,
+                            "import.unreadable_row",
+                            format!("not readable CSV: {e}"),
+                        ),
+                    );
                     continue;
                 }
             }
@@ -99,16 +150,19 @@ impl<'a> CsvFile<'a> {
                 continue;
             }
             if record.len() != self.header.width() {
-                errors.push(RowError::new(
-                    row,
-                    None,
-                    "import.field_count",
-                    format!(
-                        "has {} fields; the header has {}",
-                        record.len(),
-                        self.header.width()
+                note(
+                    &mut errors,
+                    RowError::new(
+                        row,
+                        None,
+                        "import.field_count",
+                        format!(
+                            "has {} fields; the header has {}",
+                            record.len(),
+                            self.header.width()
+                        ),
                     ),
-                ));
+                );
                 continue;
             }
             let mut cells: Vec<&str> = Vec::with_capacity(record.len());
@@ -117,22 +171,18 @@ impl<'a> CsvFile<'a> {
                 let column = self.header.name_at(i);
                 match std::str::from_utf8(field) {
                     Ok(text) if text.contains('\0') => {
-                        errors.push(RowError::new(
-                            row,
-                            column,
-                            "import.nul_byte",
-                            "contains a NUL byte",
-                        ));
+                        note(
+                            &mut errors,
+                            RowError::new(row, column, "import.nul_byte", "contains a NUL byte"),
+                        );
                         readable = false;
                     }
                     Ok(text) => cells.push(text),
                     Err(_) => {
-                        errors.push(RowError::new(
-                            row,
-                            column,
-                            "import.not_utf8",
-                            "is not UTF-8 text",
-                        ));
+                        note(
+                            &mut errors,
+                            RowError::new(row, column, "import.not_utf8", "is not UTF-8 text"),
+                        );
                         readable = false;
                     }
                 }
@@ -141,7 +191,7 @@ impl<'a> CsvFile<'a> {
                 each(row, &cells);
             }
         }
-        errors
+        (errors, unreadable)
     }
 }
 
@@ -150,11 +200,12 @@ mod tests {
     use super::*;
 
     fn read(kind: ImportKind, data: &[u8]) -> (Vec<(u64, Vec<String>)>, Vec<RowError>) {
-        let file = CsvFile::open(kind, data).expect("header");
+        let file = CsvFile::open(kind, data, 100).expect("header");
         let mut rows = Vec::new();
-        let errors = file.rows(|row, cells| {
+        let (errors, count) = file.rows(|row, cells| {
             rows.push((row, cells.iter().map(|c| (*c).to_owned()).collect()));
         });
+        assert_eq!(count, errors.len() as u64);
         (rows, errors)
     }
 
@@ -198,12 +249,27 @@ mod tests {
     }
 
     #[test]
+    fn errors_past_the_limit_are_counted_not_kept() {
+        let data = format!("code,name\n{}", "x\n".repeat(50));
+        let file = CsvFile::open(ImportKind::Locations, data.as_bytes(), 10).expect("header");
+        let (errors, count) = file.rows(|_, _| {});
+        assert_eq!((errors.len(), count), (10, 50));
+        let mut kept = Vec::new();
+        for row in 0..15 {
+            file.keep(&mut kept, RowError::new(row, None, "x", "x"));
+        }
+        assert_eq!((kept.len(), file.dropped()), (10, 5));
+        file.restart();
+        assert_eq!(file.dropped(), 0);
+    }
+
+    #[test]
     fn an_empty_file_or_a_bad_header_is_refused() {
-        let empty = CsvFile::open(ImportKind::Products, b"")
+        let empty = CsvFile::open(ImportKind::Products, b"", 100)
             .err()
             .expect("empty");
         assert_eq!(empty[0].code, "import.invalid_header");
-        let unknown = CsvFile::open(ImportKind::Products, b"sku,name,colour\n")
+        let unknown = CsvFile::open(ImportKind::Products, b"sku,name,colour\n", 100)
             .err()
             .expect("unknown column");
         assert_eq!(unknown[0].code, "import.unknown_column");

@@ -136,8 +136,9 @@ struct Spec {
     checksum: String,
     bytes: i64,
     created_at: DateTime<Utc>,
-    /// Its job row exists already (a queued import); otherwise it is written when it ends.
-    queued: bool,
+    /// Its job row exists already (a queued import, claimed as this attempt); otherwise it is
+    /// written when it ends.
+    claimed: Option<i64>,
 }
 
 impl Spec {
@@ -178,7 +179,8 @@ impl Spec {
             } else {
                 0
             },
-            error_count: i64::try_from(outcome.errors.len()).unwrap_or(i64::MAX),
+            error_count: i64::try_from(outcome.errors.len() as u64 + outcome.unkept)
+                .unwrap_or(i64::MAX),
             errors: serde_json::to_string(&kept).unwrap_or_else(|_| "[]".into()),
             summary: serde_json::to_string(&outcome.summary).unwrap_or_else(|_| "{}".into()),
             failure: failure.and_then(|f| serde_json::to_string(f).ok()),
@@ -198,6 +200,8 @@ impl Spec {
 struct Outcome {
     rows: u64,
     errors: Vec<RowError>,
+    /// Errors found beyond those kept (`import_max_errors`).
+    unkept: u64,
     summary: ImportSummary,
     /// The job row was finished inside the unit that applied it.
     recorded: bool,
@@ -330,7 +334,7 @@ impl ImportService {
             checksum: checksum(&request.content),
             bytes: i64::try_from(request.content.len()).unwrap_or(i64::MAX),
             created_at: now,
-            queued: false,
+            claimed: None,
         };
         if !inline && request.content.len() > self.sync_max_bytes {
             return self.enqueue(spec, request.content, client).await;
@@ -414,7 +418,7 @@ impl ImportService {
                 // A fault of the moment (the database away) leaves a queued job to be claimed
                 // again; anything else ends it.
                 let transient = err.category() == depot_domain::ErrorCategory::Unavailable;
-                if !(spec.queued && transient) {
+                if !(spec.claimed.is_some() && transient) {
                     self.record(spec, &Outcome::default(), Some(&failure), client)
                         .await?;
                 }
@@ -439,7 +443,7 @@ impl ImportService {
         failure: Option<&ImportFailure>,
         client: &ClientInfo,
     ) -> AppResult<import_job::Model> {
-        let status = if outcome.errors.is_empty() && failure.is_none() {
+        let status = if outcome.errors.is_empty() && outcome.unkept == 0 && failure.is_none() {
             ImportStatus::Succeeded
         } else {
             ImportStatus::Failed
@@ -457,12 +461,20 @@ impl ImportService {
         spec: &Spec,
         mut row: import_job::Model,
     ) -> AppResult<import_job::Model> {
-        if !spec.queued {
+        let Some(attempt) = spec.claimed else {
             return imports::insert(uow.tx(), row).await;
-        }
-        let before = imports::get(uow.tx(), spec.id)
+        };
+        // Only the run that holds the claim finishes the job: one whose lease ran out and was
+        // taken over writes nothing (its unit rolls back).
+        let before = imports::lock(uow.tx(), spec.id)
             .await?
             .ok_or_else(|| AppError::internal("a queued import's job row vanished"))?;
+        if before.status != ImportStatus::Running.as_str() || before.attempts != attempt {
+            return Err(AppError::new(
+                ErrorCode::ImportsTakenOver,
+                "another run took the import over",
+            ));
+        }
         row.request_id = before.request_id;
         row.attempts = before.attempts;
         row.started_at = before.started_at;
@@ -478,7 +490,7 @@ impl ImportService {
         client: &ClientInfo,
         progress: &Progress,
     ) -> AppResult<Outcome> {
-        let file = match CsvFile::open(spec.kind, content) {
+        let file = match CsvFile::open(spec.kind, content, self.max_errors) {
             Ok(file) => file,
             Err(errors) => {
                 return Ok(Outcome {
@@ -488,7 +500,7 @@ impl ImportService {
             }
         };
         let mut rows = 0u64;
-        let unreadable = file.rows(|_, _| rows += 1).len() as u64;
+        let (_, unreadable) = file.rows(|_, _| rows += 1);
         let rows = rows + unreadable;
         let passes = if spec.mode == ImportMode::Apply { 2 } else { 1 };
         progress.start(rows, passes);
@@ -517,6 +529,7 @@ impl ImportService {
                 Outcome {
                     rows,
                     errors,
+                    unkept: file.dropped(),
                     summary,
                     recorded: false,
                 }
@@ -544,6 +557,7 @@ impl ImportService {
         let invalid = |errors: Vec<RowError>| Outcome {
             rows,
             errors,
+            unkept: file.dropped(),
             ..Outcome::default()
         };
         let summary = match spec.kind {
@@ -554,7 +568,12 @@ impl ImportService {
                     return Ok(invalid(errors));
                 }
                 progress.advance(rows);
-                products::upsert_many(uow.tx(), plan.writes).await?;
+                products::upsert_many(
+                    uow.tx(),
+                    plan.writes,
+                    &catalog::product_columns(&file.header),
+                )
+                .await?;
                 plan.summary
             }
             ImportKind::Locations => {
@@ -564,7 +583,12 @@ impl ImportService {
                     return Ok(invalid(errors));
                 }
                 progress.advance(rows);
-                locations::upsert_many(uow.tx(), plan.writes).await?;
+                locations::upsert_many(
+                    uow.tx(),
+                    plan.writes,
+                    &catalog::location_columns(&file.header),
+                )
+                .await?;
                 plan.summary
             }
             ImportKind::OpeningStock | ImportKind::StockCounts => {
@@ -591,6 +615,7 @@ impl ImportService {
         let outcome = Outcome {
             rows,
             errors: Vec::new(),
+            unkept: 0,
             summary,
             recorded: true,
         };
@@ -632,6 +657,26 @@ impl ImportService {
         Ok(ran)
     }
 
+    /// Keeps a running import's claim (and its persisted progress) fresh until aborted.
+    async fn renew_lease(self, id: Uuid, progress: Arc<Progress>) {
+        let every = std::time::Duration::from_secs(u64::try_from(LEASE_SECS / 4).unwrap_or(60));
+        loop {
+            tokio::time::sleep(every).await;
+            let renewed = async {
+                let uow = self
+                    .writer
+                    .begin(Actor::System("imports"), &ClientInfo::default())
+                    .await?;
+                let lease_until = uow.now() + chrono::Duration::seconds(LEASE_SECS);
+                imports::progress(uow.tx(), id, progress.read().0, uow.now(), lease_until).await?;
+                uow.commit().await
+            };
+            if let Err(err) = renewed.await {
+                tracing::warn!(import = %id, code = err.code(), "an import's lease was not renewed");
+            }
+        }
+    }
+
     /// Claims one queued import (this one, when `only`) and runs it; whether one was run.
     async fn run_claimed(&self, only: Option<Uuid>) -> AppResult<bool> {
         let runner = ClientInfo::default();
@@ -660,7 +705,7 @@ impl ImportService {
             checksum: row.checksum.clone(),
             bytes: row.bytes,
             created_at: row.created_at,
-            queued: true,
+            claimed: Some(row.attempts),
         };
         let client = ClientInfo {
             request_id: row.request_id.clone(),
@@ -680,7 +725,9 @@ impl ImportService {
         if let Ok(mut running) = self.running.lock() {
             running.insert(id, progress.clone());
         }
+        let renewing = tokio::spawn(self.clone().renew_lease(id, progress.clone()));
         let result = self.run(&spec, &content, &client, &progress).await;
+        renewing.abort();
         if let Ok(mut running) = self.running.lock() {
             running.remove(&id);
         }

@@ -90,7 +90,8 @@ pub(crate) async fn check_stock(
 ) -> AppResult<(StockPlan, Vec<RowError>)> {
     let h = &file.header;
     let (mut skus, mut codes) = (HashSet::new(), HashSet::new());
-    let mut errors = file.rows(|_, cells| {
+    file.restart();
+    let (mut errors, unreadable) = file.rows(|_, cells| {
         if let Some(sku) = present(h.cell(cells, "sku"))
             && !skus.contains(sku)
         {
@@ -102,6 +103,7 @@ pub(crate) async fn check_stock(
             codes.insert(code.to_lowercase());
         }
     });
+    file.count_unkept(unreadable - errors.len() as u64);
     let skus: Vec<String> = skus.into_iter().collect();
     let codes: Vec<String> = codes.into_iter().collect();
     let products: HashMap<String, ProductInfo> = products::by_sku_keys(conn, &skus)
@@ -266,7 +268,7 @@ pub(crate) async fn check_stock(
                 currency: currency.map(str::to_owned),
                 received_at,
             }),
-            _ => errors_of(&mut row_problems, row, v),
+            _ => file.keep_fields(&mut row_problems, row, v),
         }
     });
     errors.extend(row_problems);
@@ -280,15 +282,18 @@ pub(crate) async fn check_stock(
     for pair in order.windows(2) {
         let (first, again) = (&rows[pair[0]], &rows[pair[1]]);
         if batch_key(first) == batch_key(again) {
-            errors.push(RowError::new(
-                again.row,
-                Some("lot"),
-                "import.duplicate",
-                format!(
-                    "the same product, location, lot and expiry are on row {}",
-                    first.row
+            file.keep(
+                &mut errors,
+                RowError::new(
+                    again.row,
+                    Some("lot"),
+                    "import.duplicate",
+                    format!(
+                        "the same product, location, lot and expiry are on row {}",
+                        first.row
+                    ),
                 ),
-            ));
+            );
         }
     }
     drop(order);
@@ -298,7 +303,12 @@ pub(crate) async fn check_stock(
     product_ids.dedup();
     // Counting reads batches, so every level it names is created and locked first. Opening
     // stock reads none: it locks the levels that exist and adds to each level (new or not) in
-    // one upsert at the end, so a level created meanwhile keeps what it got.
+    // one upsert at the end, so a level created meanwhile by a stock change keeps what it got;
+    // stock imports themselves run one at a time, so the same file applied twice at once is
+    // refused the second time.
+    if lock.is_some() {
+        bulk::lock_stock_imports(conn).await?;
+    }
     if let Some(now) = lock.filter(|_| posting != Posting::Opening) {
         let wanted: Vec<(Uuid, Uuid)> = pairs.iter().copied().collect();
         bulk::ensure_levels(conn, &wanted, now).await?;
@@ -330,7 +340,7 @@ pub(crate) async fn check_stock(
                 .get(&(r.product, r.location))
                 .filter(|l| l.on_hand != 0)
             {
-                errors.push(RowError::new(
+                file.keep(&mut errors, RowError::new(
                     r.row,
                     None,
                     "stock.exists",
@@ -360,14 +370,6 @@ pub(crate) async fn check_stock(
 /// What names a batch: (product, location, lot, expiry).
 fn batch_key(r: &StockRow) -> (Uuid, Uuid, Option<&str>, Option<NaiveDate>) {
     (r.product, r.location, r.lot.as_deref(), r.expiry)
-}
-
-fn errors_of(errors: &mut Vec<RowError>, row: u64, v: Validator) {
-    errors.extend(
-        v.into_errors()
-            .into_iter()
-            .map(|e| RowError::of_field(row, e)),
-    );
 }
 
 /// Rows of batches and movements gathered before they are written (memory stays bounded
@@ -410,6 +412,16 @@ impl Writes<'_> {
     }
 
     fn record(&mut self, b: &batch::Model, signed: i64) {
+        self.record_as(b, signed, self.kind, self.reason);
+    }
+
+    fn record_as(
+        &mut self,
+        b: &batch::Model,
+        signed: i64,
+        kind: MovementKind,
+        reason: AdjustmentReason,
+    ) {
         let actor = self.uow.actor();
         if let Some(level) = self.levels.get_mut(&(b.product_id, b.location_id)) {
             level.on_hand += signed;
@@ -419,10 +431,10 @@ impl Writes<'_> {
             product_id: b.product_id,
             location_id: b.location_id,
             batch_id: b.id,
-            kind: self.kind.as_str().to_owned(),
+            kind: kind.as_str().to_owned(),
             quantity: signed,
             balance_after: b.quantity,
-            reason: Some(self.reason.as_str().to_owned()),
+            reason: Some(reason.as_str().to_owned()),
             note: Some(self.note.clone()),
             actor_id: actor.user_id(),
             actor_name: actor.system_name().map(str::to_owned),
@@ -433,8 +445,13 @@ impl Writes<'_> {
         });
     }
 
-    /// A new batch holding what `r` says.
+    /// A new batch holding what `r` says, recorded as this unit's kind of movement.
     fn open(&mut self, r: &StockRow) {
+        self.open_as(r, self.kind, self.reason);
+    }
+
+    /// A new batch holding what `r` says, recorded as `kind` for `reason`.
+    fn open_as(&mut self, r: &StockRow, kind: MovementKind, reason: AdjustmentReason) {
         let now = self.uow.now();
         let b = batch::Model {
             id: depot_domain::id::new_id(),
@@ -452,7 +469,7 @@ impl Writes<'_> {
             updated_at: now,
             closed_at: None,
         };
-        self.record(&b, r.quantity);
+        self.record_as(&b, r.quantity, kind, reason);
         if let Some(expiry) = b.expiry {
             self.opened.push(OpenedBatch {
                 id: b.id,
@@ -650,6 +667,13 @@ async fn count_chunk(
             open.entry(key).or_default().push(b);
         }
     }
+    // Opening stock with `replace`: a level that held nothing gets its first stock as a
+    // receipt, as without `replace` — there is nothing to correct.
+    let empty: BTreeSet<(Uuid, Uuid)> = rows
+        .iter()
+        .map(|r| (r.product, r.location))
+        .filter(|key| open.get(key).is_none_or(Vec::is_empty))
+        .collect();
     let mut first_row: BTreeMap<(Uuid, Uuid), u64> = BTreeMap::new();
     for r in rows {
         let key = (r.product, r.location);
@@ -660,7 +684,10 @@ async fn count_chunk(
             .partition(|b| b.lot == r.lot && b.expiry == r.expiry);
         *batches = rest;
         if matching.is_empty() {
-            if r.quantity > 0 {
+            if r.quantity > 0 && posting == Posting::Replace && empty.contains(&key) {
+                w.open_as(r, MovementKind::Receipt, AdjustmentReason::Initial);
+                summary.created += 1;
+            } else if r.quantity > 0 {
                 w.open(r);
                 summary.created += 1;
             } else {
@@ -668,15 +695,26 @@ async fn count_chunk(
             }
             continue;
         }
-        // The first batch of the lot takes the count; any other of it goes to zero.
+        // The lot as a whole is counted (it may sit in more than one batch): what is found
+        // beyond it goes into its first batch; what is missing comes out of its batches in
+        // order, never below what orders hold of each.
+        let held_total: i64 = matching.iter().map(|b| b.reserved).sum();
+        let total: i64 = matching.iter().map(|b| b.quantity).sum();
+        if r.quantity < held_total {
+            errors.push(held(r.row, r.lot.as_deref(), held_total));
+            w.refused = true;
+            continue;
+        }
+        let mut difference = r.quantity - total;
         let mut changed = false;
-        for (i, b) in matching.into_iter().enumerate() {
-            let counted = if i == 0 { r.quantity } else { 0 };
-            if counted < b.reserved {
-                errors.push(held(r.row, &b));
-                w.refused = true;
-                continue;
-            }
+        for b in matching {
+            let counted = if difference >= 0 {
+                b.quantity + std::mem::take(&mut difference)
+            } else {
+                let out = (b.quantity - b.reserved).min(-difference);
+                difference += out;
+                b.quantity - out
+            };
             changed |= w.count(b, counted);
         }
         if changed {
@@ -690,7 +728,11 @@ async fn count_chunk(
         for (key, rest) in open {
             for b in rest {
                 if b.reserved > 0 {
-                    errors.push(held(first_row.get(&key).copied().unwrap_or(1), &b));
+                    errors.push(held(
+                        first_row.get(&key).copied().unwrap_or(1),
+                        b.lot.as_deref(),
+                        b.reserved,
+                    ));
                     w.refused = true;
                     continue;
                 }
@@ -703,15 +745,15 @@ async fn count_chunk(
 }
 
 /// A count that would leave a batch with less than orders hold of it.
-fn held(row: u64, b: &batch::Model) -> RowError {
+fn held(row: u64, lot: Option<&str>, reserved: i64) -> RowError {
     RowError::new(
         row,
         Some("quantity"),
         "stock.reserved",
         format!(
-            "the batch (lot {}) holds {} for orders: it cannot be counted below that",
-            b.lot.as_deref().unwrap_or("none"),
-            Quantity::from_thousandths(b.reserved)
+            "orders hold {} of lot {}: it cannot be counted below that",
+            Quantity::from_thousandths(reserved),
+            lot.unwrap_or("(none)"),
         ),
     )
 }

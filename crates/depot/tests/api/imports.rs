@@ -642,3 +642,85 @@ async fn an_import_emits_one_event_not_one_per_row() {
     assert_eq!(audit_rows(&app, "import.applied").await, 2);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_same_opening_stock_applied_twice_at_once_is_taken_once() {
+    let app = spawn_app().await;
+    let desk = Desk::open(&app).await;
+    let product = desk.product("OIL", "l", json!({})).await;
+    let main = desk.location("MAIN").await;
+    let csv = "sku,location_code,quantity\nOIL,MAIN,7.5\n";
+    let (a, b) = tokio::join!(
+        import(&app, &desk.user, "kind=opening_stock&mode=apply", csv, None),
+        import(&app, &desk.user, "kind=opening_stock&mode=apply", csv, None),
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 422], "{a:?} {b:?}");
+    let refused = if a.0 == 422 { a.1 } else { b.1 };
+    assert_eq!(refused["details"]["errors"][0]["code"], "stock.exists");
+    assert_eq!(desk.on_hand(product, main).await, 7.5);
+    assert_verified(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn counts_take_a_lot_as_a_whole_and_replace_receives_into_empty_levels() {
+    let app = spawn_app().await;
+    let desk = Desk::open(&app).await;
+    let rice = desk.product("RICE", "kg", json!({})).await;
+    let main = desk.location("MAIN").await;
+    desk.location("BACK").await;
+    let (status, body) = import(
+        &app,
+        &desk.user,
+        "kind=opening_stock&mode=apply&replace=true",
+        "sku,location_code,quantity,lot\nRICE,MAIN,10,R1\nRICE,BACK,4,R2\n",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // Nothing to correct where nothing was: receipts, reason initial.
+    let receipts = desk.get("/api/v1/stock/movements?kind=receipt").await;
+    assert_eq!(receipts["data"].as_array().unwrap().len(), 2, "{receipts}");
+    assert!(
+        receipts["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["reason"] == "initial")
+    );
+    // The lot counted lower than it is: one correction, of the difference.
+    let (status, body) = import(
+        &app,
+        &desk.user,
+        "kind=stock_counts&mode=apply",
+        "sku,location_code,quantity,lot\nRICE,MAIN,9.25,R1\n",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["summary"]["updated"], 1);
+    let counted = desk.get("/api/v1/stock/movements?kind=count").await;
+    assert_eq!(counted["data"][0]["quantity"], -0.75);
+    assert_eq!(desk.on_hand(rice, main).await, 9.25);
+    assert_verified(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_import_keeps_at_most_the_configured_errors_and_counts_the_rest() {
+    let app = spawn_app_with(|s| s.import_max_errors = 5).await;
+    let desk = Desk::open(&app).await;
+    let mut csv = String::from("code,name\n");
+    for i in 0..20 {
+        csv.push_str(&format!("bad code {i},Name\n"));
+    }
+    let (status, body) = import(&app, &desk.user, "kind=locations", &csv, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "failed");
+    assert_eq!(body["error_count"], 20);
+    assert_eq!(body["errors"].as_array().unwrap().len(), 5);
+    assert_eq!(body["errors"][0]["row"], 2);
+    app.stop().await;
+}

@@ -31,6 +31,15 @@ pub async fn get(conn: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<Mode
     Entity::find_by_id(id).one(conn).await.map_err(db_error)
 }
 
+/// The import, locked until the transaction ends.
+pub async fn lock(conn: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<Model>> {
+    Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(conn)
+        .await
+        .map_err(db_error)
+}
+
 /// Imports newest first; only `owner`'s when given.
 pub async fn list(
     conn: &impl ConnectionTrait,

@@ -64,17 +64,14 @@ pub async fn by_code_keys(conn: &impl ConnectionTrait, keys: &[String]) -> AppRe
     find_in(conn, Entity::find, Column::CodeKey, keys).await
 }
 
-/// Writes these locations: new ids are inserted, known ones get every column but `created_at`.
-pub async fn upsert_many(conn: &impl ConnectionTrait, rows: Vec<Model>) -> AppResult<()> {
+/// Writes these locations: new ids are inserted, known ones get the `update` columns.
+pub async fn upsert_many(
+    conn: &impl ConnectionTrait,
+    rows: Vec<Model>,
+    update: &[Column],
+) -> AppResult<()> {
     let conflict = OnConflict::column(Column::Id)
-        .update_columns([
-            Column::Code,
-            Column::CodeKey,
-            Column::Name,
-            Column::Address,
-            Column::Active,
-            Column::UpdatedAt,
-        ])
+        .update_columns(update.iter().copied())
         .to_owned();
     upsert_all(
         conn,

@@ -102,24 +102,14 @@ pub async fn by_barcodes(conn: &impl ConnectionTrait, codes: &[String]) -> AppRe
     find_in(conn, Entity::find, Column::Barcode, codes).await
 }
 
-/// Writes these products: new ids are inserted, known ones get every column but `created_at`.
-pub async fn upsert_many(conn: &impl ConnectionTrait, rows: Vec<Model>) -> AppResult<()> {
+/// Writes these products: new ids are inserted, known ones get the `update` columns.
+pub async fn upsert_many(
+    conn: &impl ConnectionTrait,
+    rows: Vec<Model>,
+    update: &[Column],
+) -> AppResult<()> {
     let conflict = OnConflict::column(Column::Id)
-        .update_columns([
-            Column::Sku,
-            Column::SkuKey,
-            Column::Name,
-            Column::Unit,
-            Column::CategoryId,
-            Column::Barcode,
-            Column::ReorderPoint,
-            Column::ReorderQuantity,
-            Column::TracksExpiry,
-            Column::DepletionPolicy,
-            Column::Status,
-            Column::Search,
-            Column::UpdatedAt,
-        ])
+        .update_columns(update.iter().copied())
         .to_owned();
     upsert_all(
         conn,

@@ -129,6 +129,24 @@ const MOVEMENT_COLUMNS: &[unnest::Column<stock_movement::Model>] = &[
     }),
 ];
 
+/// Serialises stock imports with each other until the transaction ends (an advisory lock on
+/// PostgreSQL; SQLite's single writer does it already): a second opening-stock import of the
+/// same file then sees what the first wrote, and is refused.
+pub async fn lock_stock_imports(conn: &impl ConnectionTrait) -> AppResult<()> {
+    if is_postgres(conn) {
+        conn.execute_raw(sea_orm::Statement::from_string(
+            DbBackend::Postgres,
+            format!("SELECT pg_advisory_xact_lock({STOCK_IMPORTS_LOCK_KEY})"),
+        ))
+        .await
+        .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+/// Arbitrary but fixed key of the advisory lock taken by [`lock_stock_imports`].
+const STOCK_IMPORTS_LOCK_KEY: i64 = 0x6465_706f_7473_746b;
+
 /// The level rows of these products (at every location) in (product, location) order; with
 /// `lock`, locked until the transaction ends — in that order, the one every stock change
 /// locks in, so an import and a change never wait on each other in a circle.
