@@ -233,7 +233,9 @@ pub(crate) async fn check_stock(
             }
         });
         if product.is_some_and(|p| p.tracks_expiry) {
-            for (column, given) in [("lot", lot.is_some()), ("expiry", expiry.is_some())] {
+            // A cell that is there but wrong has said so already.
+            let expiry_given = present(h.cell(cells, "expiry")).is_some();
+            for (column, given) in [("lot", lot.is_some()), ("expiry", expiry_given)] {
                 v.check(
                     given,
                     column,

@@ -323,7 +323,6 @@ async fn opening_stock_posts_receipts_once_and_replace_counts_instead() {
             (5, "location_code".into(), "locations.not_found".into()),
             (6, "quantity".into(), "quantity.negative".into()),
             (7, "expiry".into(), "invalid_date".into()),
-            (7, "expiry".into(), "required".into()),
             (8, "quantity".into(), "quantity.invalid".into()),
             (9, "currency".into(), "required".into()),
             (10, "lot".into(), "import.duplicate".into()),
@@ -722,5 +721,107 @@ async fn an_import_keeps_at_most_the_configured_errors_and_counts_the_rest() {
     assert_eq!(body["error_count"], 20);
     assert_eq!(body["errors"].as_array().unwrap().len(), 5);
     assert_eq!(body["errors"][0]["row"], 2);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_thousand_scattered_bad_rows_are_all_reported_and_nothing_is_written() {
+    let app = spawn_app().await;
+    let desk = Desk::open(&app).await;
+    desk.location("MAIN").await;
+    // Products: 3,000 rows, every third one bad in one of five ways.
+    let mut products = String::from("sku,name,unit,reorder_point,tracks_expiry\n");
+    let mut bad_products = Vec::new();
+    for i in 0..3_000 {
+        let row = i as u64 + 2;
+        let line = match (i % 3, (i / 3) % 5) {
+            (0, 0) => format!("P{i},Bad decimals,pcs,1.5,false"),
+            (0, 1) => "P0,Duplicate,pcs,,false".to_owned(),
+            (0, 2) => format!("P{i},{},pcs,,false", "n".repeat(201)),
+            (0, 3) => format!("P{i},\"N\0UL\",pcs,,false"),
+            (0, 4) => format!("P{i},Bad flag,pcs,,sometimes"),
+            _ => format!("P{i},Product {i},kg,2.5,true"),
+        };
+        if i % 3 == 0 && i != 0 {
+            bad_products.push(row);
+        }
+        products.push_str(&line);
+        products.push('\n');
+    }
+    // Row 2 ("P0", bad decimals) is bad too; the duplicates of P0 name it.
+    bad_products.insert(0, 2);
+    let (status, body) = import(
+        &app,
+        &desk.user,
+        "kind=products&mode=validate",
+        &products,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let rows: Vec<u64> = errors(&body).iter().map(|e| e.0).collect();
+    assert_eq!(rows, bad_products, "one error per bad row, in row order");
+    assert_eq!(body["error_count"], 1_000);
+    assert!(
+        errors(&body).iter().all(|e| !e.1.is_empty()),
+        "every error names its column"
+    );
+    let (status, body) = import(
+        &app,
+        &desk.user,
+        "kind=products&mode=apply",
+        &products,
+        None,
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["details"]["error_count"], 1_000);
+    assert_eq!(count_products(&desk).await, 0);
+
+    // Opening stock: the good products exist; 1,000 bad rows among 4,000.
+    let good: String = products
+        .lines()
+        .enumerate()
+        .filter(|(n, _)| *n == 0 || (*n - 1) % 3 != 0)
+        .map(|(_, l)| format!("{l}\n"))
+        .collect();
+    let (status, body) = import(&app, &desk.user, "kind=products&mode=apply", &good, None).await;
+    assert_eq!(status, 200, "{body}");
+    let expiry = day(100);
+    let mut stock = String::from("sku,location_code,quantity,lot,expiry\n");
+    let mut bad_stock = Vec::new();
+    let existing: Vec<usize> = (1..3_000).filter(|p| p % 3 != 0).collect();
+    for i in 0..4_000 {
+        let row = i as u64 + 2;
+        let product = existing[i % existing.len()];
+        let line = match (i % 4, (i / 4) % 5) {
+            (0, 0) => format!("NOPE{i},MAIN,1,L{i},{expiry}"),
+            (0, 1) => format!("P{product},MAIN,1,L{i},"),
+            (0, 2) => format!("P{product},MAIN,1,L{i},31.12.2027"),
+            (0, 3) => format!("P{product},MAIN,-2,L{i},{expiry}"),
+            (0, 4) => format!("P{product},MAIN,1,L\0{i},{expiry}"),
+            _ => format!("P{product},MAIN,1.25,L{i},{expiry}"),
+        };
+        if i % 4 == 0 {
+            bad_stock.push(row);
+        }
+        stock.push_str(&line);
+        stock.push('\n');
+    }
+    let (status, body) = import(
+        &app,
+        &desk.user,
+        "kind=opening_stock&mode=apply",
+        &stock,
+        None,
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let rows: Vec<u64> = errors(&body["details"]).iter().map(|e| e.0).collect();
+    assert_eq!(rows, bad_stock);
+    assert_eq!(body["details"]["error_count"], 1_000);
+    let movements = desk.get("/api/v1/stock/movements").await;
+    assert_eq!(movements["data"], json!([]), "nothing written");
+    assert_verified(&app).await;
     app.stop().await;
 }

@@ -104,7 +104,12 @@ async fn create_import(
 ) -> ApiResult<Response> {
     me.require(query.kind.permission())?;
     let (file_name, content) = read_file(&ctx, request).await?;
-    if let Some(name) = query.file_name.as_deref().or(file_name.as_deref()) {
+    // A blank name is no name.
+    let file_name = query
+        .file_name
+        .filter(|n| !n.trim().is_empty())
+        .or(file_name.filter(|n| !n.trim().is_empty()));
+    if let Some(name) = file_name.as_deref() {
         let mut v = depot_domain::Validator::new();
         v.line("file_name", name, 1, FILE_NAME_MAX);
         v.finish()?;
@@ -117,7 +122,7 @@ async fn create_import(
                 kind: query.kind,
                 mode: query.mode.unwrap_or(ImportMode::Validate),
                 replace: query.replace.unwrap_or(false),
-                file_name: query.file_name.or(file_name),
+                file_name,
                 content,
             },
             &client,

@@ -5,11 +5,10 @@ use depot_domain::pagination::{Page, PageRequest};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Value};
 use uuid::Uuid;
 
-use super::{delete_where, find_in, insert_model, page_by_key, save_model, upsert_all};
+use super::{delete_where, find_in, insert_model, page_by_key, save_model, upsert_by_id};
 use crate::entity::location::{ActiveModel, Column, Entity, Model};
 use crate::error::{Constraint, db_error};
 use crate::keyset::{Direction, page_after};
-use sea_orm::sea_query::OnConflict;
 
 /// Location codes are unique, compared case-insensitively.
 pub const CODE_UNIQUE: Constraint = Constraint {
@@ -70,13 +69,11 @@ pub async fn upsert_many(
     rows: Vec<Model>,
     update: &[Column],
 ) -> AppResult<()> {
-    let conflict = OnConflict::column(Column::Id)
-        .update_columns(update.iter().copied())
-        .to_owned();
-    upsert_all(
+    upsert_by_id(
         conn,
         rows.into_iter().map(ActiveModel::from),
-        Some(conflict),
+        Column::Id,
+        update,
     )
     .await
 }

@@ -202,6 +202,23 @@ where
     Ok(())
 }
 
+/// Writes rows by their key `id`: new ones inserted, existing ones get the `update` columns.
+pub(crate) async fn upsert_by_id<A, C>(
+    conn: &impl ConnectionTrait,
+    rows: impl IntoIterator<Item = A>,
+    id: C,
+    update: &[C],
+) -> AppResult<()>
+where
+    A: ActiveModelTrait,
+    C: IntoIden + Copy,
+{
+    let conflict = OnConflict::column(id)
+        .update_columns(update.iter().copied())
+        .to_owned();
+    upsert_all(conn, rows, Some(conflict)).await
+}
+
 /// Most values one `IN (…)` list of a lookup carries.
 pub(crate) const IN_LIST: usize = 1_000;
 

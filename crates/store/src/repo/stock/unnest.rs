@@ -76,6 +76,17 @@ pub(crate) async fn insert<T>(
         names.join(", "),
         arrays.join(", ")
     );
+    let columns: Vec<&Column<T>> = columns.iter().collect();
+    run(conn, &sql, &columns, rows).await
+}
+
+/// Runs `sql` once per `ROWS` rows, `$n` bound to the array of the n-th column.
+async fn run<T>(
+    conn: &impl ConnectionTrait,
+    sql: &str,
+    columns: &[&Column<T>],
+    rows: &[T],
+) -> AppResult<()> {
     for chunk in rows.chunks(ROWS) {
         let values: Vec<Value> = columns
             .iter()
@@ -83,7 +94,7 @@ pub(crate) async fn insert<T>(
             .collect();
         conn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            sql.clone(),
+            sql,
             values,
         ))
         .await
@@ -122,20 +133,7 @@ pub(crate) async fn update<T>(
         names.join(", "),
         matches.join(" AND ")
     );
-    for chunk in rows.chunks(ROWS) {
-        let values: Vec<Value> = all
-            .iter()
-            .map(|c| Value::from(literal(chunk.iter().map(c.2))))
-            .collect();
-        conn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            sql.clone(),
-            values,
-        ))
-        .await
-        .map_err(db_error)?;
-    }
-    Ok(())
+    run(conn, &sql, &all, rows).await
 }
 
 #[cfg(test)]
