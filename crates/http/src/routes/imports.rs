@@ -61,8 +61,9 @@ pub struct ImportQuery {
     file_name: Option<String>,
 }
 
-/// A CSV file as a form upload.
-#[derive(ToSchema)]
+/// A CSV file as a form upload: the field `file`, nothing else.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct ImportUpload {
     /// The CSV file.
@@ -177,7 +178,15 @@ async fn read_file(
                 .map_err(unreadable)?;
             while let Some(mut field) = form.next_field().await.map_err(unreadable)? {
                 if field.name() != Some("file") {
-                    continue;
+                    // As a JSON body's unknown field: refused by name.
+                    let name = field.name().unwrap_or_default().to_owned();
+                    return Err(ApiError(AppError::validation(vec![
+                        depot_domain::FieldError::new(
+                            name,
+                            "unknown_field",
+                            "only the field `file` is accepted",
+                        ),
+                    ])));
                 }
                 let name = field.file_name().map(str::to_owned);
                 let mut content = Vec::new();
