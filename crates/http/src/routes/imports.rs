@@ -176,15 +176,16 @@ async fn read_file(
             let mut form = Multipart::from_request(request, &())
                 .await
                 .map_err(unreadable)?;
+            let mut found = None;
             while let Some(mut field) = form.next_field().await.map_err(unreadable)? {
-                if field.name() != Some("file") {
+                if field.name() != Some("file") || found.is_some() {
                     // As a JSON body's unknown field: refused by name.
                     let name = field.name().unwrap_or_default().to_owned();
                     return Err(ApiError(AppError::validation(vec![
                         depot_domain::FieldError::new(
                             name,
                             "unknown_field",
-                            "only the field `file` is accepted",
+                            "the form takes one field, `file`",
                         ),
                     ])));
                 }
@@ -196,11 +197,15 @@ async fn read_file(
                     }
                     content.extend_from_slice(&chunk);
                 }
-                return Ok((name, content));
+                found = Some((name, content));
             }
-            Err(ApiError(AppError::validation(vec![
-                depot_domain::FieldError::new("file", "required", "the form has no file field"),
-            ])))
+            found.ok_or_else(|| {
+                ApiError(AppError::validation(vec![depot_domain::FieldError::new(
+                    "file",
+                    "required",
+                    "the form has no file field",
+                )]))
+            })
         }
         "text/csv" | "application/csv" | "text/plain" | "application/octet-stream" => {
             let body: Body = request.into_body();
