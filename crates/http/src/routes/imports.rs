@@ -212,7 +212,7 @@ async fn read_file(
             let content = axum::body::to_bytes(body, limit)
                 .await
                 .map_err(|_| too_large())?;
-            Ok((None, content.to_vec()))
+            Ok((None, Vec::from(content)))
         }
         _ => Err(ApiError(AppError::new(
             ErrorCode::RequestUnsupportedMediaType,
