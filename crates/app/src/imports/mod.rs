@@ -521,8 +521,9 @@ impl ImportService {
                     }
                     ImportKind::OpeningStock | ImportKind::StockCounts => {
                         let posting = spec.posting().unwrap_or(Posting::Counts);
-                        let (plan, errors) =
+                        let (plan, mut errors) =
                             stock::check_stock(reader, &file, posting, None, progress).await?;
+                        errors.extend(stock::check_holds(reader, &plan, posting).await?);
                         (plan.estimate(), errors)
                     }
                 };

@@ -558,23 +558,7 @@ pub(crate) async fn write_stock(
     } else {
         // A chunk of products at a time (rows in product order): their open batches, read
         // under the level locks, then their rows.
-        let mut order: Vec<usize> = (0..rows.len()).collect();
-        order.sort_by_key(|&i| (rows[i].product, rows[i].location, rows[i].row));
-        let mut at = 0;
-        while at < order.len() {
-            let mut products = Vec::new();
-            let mut end = at;
-            while end < order.len() {
-                let product = rows[order[end]].product;
-                if products.last() != Some(&product) {
-                    if products.len() == CHUNK_PRODUCTS {
-                        break;
-                    }
-                    products.push(product);
-                }
-                end += 1;
-            }
-            let chunk: Vec<&StockRow> = order[at..end].iter().map(|&i| &rows[i]).collect();
+        for (products, chunk) in product_chunks(&rows) {
             count_chunk(
                 &mut w,
                 &products,
@@ -585,7 +569,6 @@ pub(crate) async fn write_stock(
             )
             .await?;
             progress.advance(chunk.len() as u64);
-            at = end;
         }
     }
     if !errors.is_empty() {
@@ -648,6 +631,111 @@ pub(crate) async fn write_stock(
     Ok(Ok(summary))
 }
 
+/// The rows of a checked file a chunk of products at a time, in (product, location, row)
+/// order: the products of each chunk and their rows.
+fn product_chunks(rows: &[StockRow]) -> Vec<(Vec<Uuid>, Vec<&StockRow>)> {
+    let mut order: Vec<&StockRow> = rows.iter().collect();
+    order.sort_by_key(|r| (r.product, r.location, r.row));
+    let mut chunks: Vec<(Vec<Uuid>, Vec<&StockRow>)> = Vec::new();
+    for r in order {
+        let fits = chunks.last().is_some_and(|(products, _)| {
+            products.last() == Some(&r.product) || products.len() < CHUNK_PRODUCTS
+        });
+        if !fits {
+            chunks.push((Vec::new(), Vec::new()));
+        }
+        if let Some((products, chunk)) = chunks.last_mut() {
+            if products.last() != Some(&r.product) {
+                products.push(r.product);
+            }
+            chunk.push(r);
+        }
+    }
+    chunks
+}
+
+/// The open batches of the levels `rows` name, by level (when applying, read after the levels
+/// were locked, by a statement of its own).
+async fn open_batches(
+    conn: &impl ConnectionTrait,
+    products: &[Uuid],
+    rows: &[&StockRow],
+) -> AppResult<BTreeMap<(Uuid, Uuid), Vec<batch::Model>>> {
+    let named: BTreeSet<(Uuid, Uuid)> = rows.iter().map(|r| (r.product, r.location)).collect();
+    let mut open: BTreeMap<(Uuid, Uuid), Vec<batch::Model>> = BTreeMap::new();
+    for b in bulk::open_batches_of_products(conn, products).await? {
+        let key = (b.product_id, b.location_id);
+        if named.contains(&key) {
+            open.entry(key).or_default().push(b);
+        }
+    }
+    Ok(open)
+}
+
+/// Takes the open batches of `r`'s lot (and expiry) out of its level's in `open`.
+fn take_lot(
+    open: &mut BTreeMap<(Uuid, Uuid), Vec<batch::Model>>,
+    r: &StockRow,
+) -> Vec<batch::Model> {
+    let batches = open.entry((r.product, r.location)).or_default();
+    let (matching, rest): (Vec<_>, Vec<_>) = std::mem::take(batches)
+        .into_iter()
+        .partition(|b| b.lot == r.lot && b.expiry == r.expiry);
+    *batches = rest;
+    matching
+}
+
+/// Why `r` cannot count its lot: orders hold more of it than the row says is there.
+fn lot_refusal(r: &StockRow, matching: &[batch::Model]) -> Option<RowError> {
+    let held_total: i64 = matching.iter().map(|b| b.reserved).sum();
+    (r.quantity < held_total).then(|| held(r.row, r.lot.as_deref(), held_total))
+}
+
+/// Why a batch a replacing file does not name cannot go to zero: orders hold some of it.
+fn leftover_refusal(
+    first_row: &BTreeMap<(Uuid, Uuid), u64>,
+    key: (Uuid, Uuid),
+    b: &batch::Model,
+) -> Option<RowError> {
+    (b.reserved > 0).then(|| {
+        held(
+            first_row.get(&key).copied().unwrap_or(1),
+            b.lot.as_deref(),
+            b.reserved,
+        )
+    })
+}
+
+/// What only the batches can say of a counting file (validating: nothing is written): counts
+/// below what orders hold.
+pub(crate) async fn check_holds(
+    conn: &impl ConnectionTrait,
+    plan: &StockPlan,
+    posting: Posting,
+) -> AppResult<Vec<RowError>> {
+    let mut errors = Vec::new();
+    if posting == Posting::Opening {
+        return Ok(errors);
+    }
+    for (products, rows) in product_chunks(&plan.rows) {
+        let mut open = open_batches(conn, &products, &rows).await?;
+        let mut first_row: BTreeMap<(Uuid, Uuid), u64> = BTreeMap::new();
+        for r in &rows {
+            first_row.entry((r.product, r.location)).or_insert(r.row);
+            errors.extend(lot_refusal(r, &take_lot(&mut open, r)));
+        }
+        if posting == Posting::Replace {
+            for (key, rest) in open {
+                errors.extend(
+                    rest.iter()
+                        .filter_map(|b| leftover_refusal(&first_row, key, b)),
+                );
+            }
+        }
+    }
+    Ok(errors)
+}
+
 /// Products whose rows a counting import handles together.
 const CHUNK_PRODUCTS: usize = 1_000;
 
@@ -662,13 +750,7 @@ async fn count_chunk(
     summary: &mut ImportSummary,
     errors: &mut Vec<RowError>,
 ) -> AppResult<()> {
-    let mut open: BTreeMap<(Uuid, Uuid), Vec<batch::Model>> = BTreeMap::new();
-    for b in bulk::open_batches_of_products(w.uow.tx(), products).await? {
-        let key = (b.product_id, b.location_id);
-        if w.levels.contains_key(&key) {
-            open.entry(key).or_default().push(b);
-        }
-    }
+    let mut open = open_batches(w.uow.tx(), products, rows).await?;
     // Opening stock with `replace`: a level that held nothing gets its first stock as a
     // receipt, as without `replace` — there is nothing to correct.
     let empty: BTreeSet<(Uuid, Uuid)> = rows
@@ -680,11 +762,7 @@ async fn count_chunk(
     for r in rows {
         let key = (r.product, r.location);
         first_row.entry(key).or_insert(r.row);
-        let batches = open.entry(key).or_default();
-        let (matching, rest): (Vec<_>, Vec<_>) = std::mem::take(batches)
-            .into_iter()
-            .partition(|b| b.lot == r.lot && b.expiry == r.expiry);
-        *batches = rest;
+        let matching = take_lot(&mut open, r);
         if matching.is_empty() {
             if r.quantity > 0 && posting == Posting::Replace && empty.contains(&key) {
                 w.open_as(r, MovementKind::Receipt, AdjustmentReason::Initial);
@@ -700,13 +778,12 @@ async fn count_chunk(
         // The lot as a whole is counted (it may sit in more than one batch): what is found
         // beyond it goes into its first batch; what is missing comes out of its batches in
         // order, never below what orders hold of each.
-        let held_total: i64 = matching.iter().map(|b| b.reserved).sum();
-        let total: i64 = matching.iter().map(|b| b.quantity).sum();
-        if r.quantity < held_total {
-            errors.push(held(r.row, r.lot.as_deref(), held_total));
+        if let Some(refusal) = lot_refusal(r, &matching) {
+            errors.push(refusal);
             w.refused = true;
             continue;
         }
+        let total: i64 = matching.iter().map(|b| b.quantity).sum();
         let mut difference = r.quantity - total;
         let mut changed = false;
         for b in matching {
@@ -729,12 +806,8 @@ async fn count_chunk(
         // What the file does not name is not there.
         for (key, rest) in open {
             for b in rest {
-                if b.reserved > 0 {
-                    errors.push(held(
-                        first_row.get(&key).copied().unwrap_or(1),
-                        b.lot.as_deref(),
-                        b.reserved,
-                    ));
+                if let Some(refusal) = leftover_refusal(&first_row, key, &b) {
+                    errors.push(refusal);
                     w.refused = true;
                     continue;
                 }

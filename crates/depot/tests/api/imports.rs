@@ -825,3 +825,113 @@ async fn a_thousand_scattered_bad_rows_are_all_reported_and_nothing_is_written()
     assert_verified(&app).await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn validating_a_count_below_what_orders_hold_says_so_as_applying_does() {
+    let app = spawn_app().await;
+    let desk = Desk::open(&app).await;
+    desk.product("TEA", "pcs", json!({})).await;
+    let main = desk.location("MAIN").await;
+    let (status, _) = import(
+        &app,
+        &desk.user,
+        "kind=opening_stock&mode=apply",
+        "sku,location_code,quantity,lot\nTEA,MAIN,10,T1\n",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    // A confirmed order holds 6 of lot T1.
+    let seller = Desk {
+        app: &app,
+        user: app
+            .sign_in_with(
+                "seller@example.com",
+                &[
+                    "products.read",
+                    "stock.read",
+                    "customers.read",
+                    "customers.manage",
+                    "sales_orders.read",
+                    "sales_orders.create",
+                ],
+            )
+            .await,
+    };
+    let (_, customer) = seller
+        .post("/api/v1/customers", json!({ "name": "Corner Shop" }))
+        .await;
+    let tea = desk.get("/api/v1/products?q=TEA").await["data"][0]["id"].clone();
+    let (status, order) = seller
+        .post(
+            "/api/v1/sales-orders",
+            json!({ "customer_id": customer["id"], "location_id": main, "currency": "BDT",
+                    "lines": [{ "product_id": tea, "quantity": 6, "unit_price": 100 }] }),
+        )
+        .await;
+    assert_eq!(status, 201, "{order}");
+    let (status, body) = seller
+        .post(
+            &format!(
+                "/api/v1/sales-orders/{}/confirm",
+                order["id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let below = "sku,location_code,quantity,lot\nTEA,MAIN,4,T1\n";
+    let (status, body) = import(
+        &app,
+        &desk.user,
+        "kind=stock_counts&mode=validate",
+        below,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        errors(&body),
+        vec![(2, "quantity".into(), "stock.reserved".into())]
+    );
+    let (status, body) = import(
+        &app,
+        &desk.user,
+        "kind=stock_counts&mode=apply",
+        below,
+        None,
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        errors(&body["details"]),
+        vec![(2, "quantity".into(), "stock.reserved".into())]
+    );
+    // Replacing the level with another lot would empty the held one: refused as well.
+    let other = "sku,location_code,quantity,lot\nTEA,MAIN,3,T2\n";
+    let (_, body) = import(
+        &app,
+        &desk.user,
+        "kind=opening_stock&mode=validate&replace=true",
+        other,
+        None,
+    )
+    .await;
+    assert_eq!(
+        errors(&body),
+        vec![(2, "quantity".into(), "stock.reserved".into())]
+    );
+    // At what orders hold, the count goes through.
+    let (status, body) = import(
+        &app,
+        &desk.user,
+        "kind=stock_counts&mode=apply",
+        "sku,location_code,quantity,lot\nTEA,MAIN,6,T1\n",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_verified(&app).await;
+    app.stop().await;
+}
