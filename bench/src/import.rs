@@ -22,33 +22,10 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use depot::{Application, Role};
-use depot_app::ClientInfo;
 use depot_app::config::{Secret, ServiceUrl, Settings};
-use depot_app::users::NewUser;
-use depot_domain::Actor;
+use depot_bench::{peak_rss_mib, rss_mib, sign_in};
 use depot_testkit::TestDatabase;
 use uuid::Uuid;
-
-const PASSWORD: &str = "a long and unguessable passphrase 42";
-const SETUP: Actor = Actor::System("bench");
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
 
 fn products_csv(n: usize) -> String {
     let mut csv = String::from("sku,name,unit,reorder_point,tracks_expiry\n");
@@ -176,52 +153,25 @@ async fn main() -> anyhow::Result<()> {
     let ctx = app.context().clone();
     let shutdown = app.shutdown_handle();
     let server = tokio::spawn(app.run_until_stopped());
-    let local = ClientInfo::default();
-    let fail = |e: depot_domain::AppError| anyhow::anyhow!("{e:?}");
-    let role = ctx
-        .roles()
-        .create(
-            SETUP,
-            "import-bench".into(),
-            String::new(),
-            vec![
-                "products.manage".into(),
-                "warehouses.manage".into(),
-                "stock.adjust".into(),
-                "stock.read".into(),
-            ],
-            false,
-            &local,
-        )
-        .await
-        .map_err(fail)?;
-    ctx.users()
-        .create(
-            SETUP,
-            NewUser {
-                email: "importer@example.com".into(),
-                display_name: "Importer".into(),
-                phone: None,
-                password: Some(PASSWORD.into()),
-                roles: vec![role.name],
-            },
-            &local,
-        )
-        .await
-        .map_err(fail)?;
     let client = reqwest::Client::new();
     let base = format!("http://{addr}");
-    let login: serde_json::Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&serde_json::json!({ "email": "importer@example.com", "password": PASSWORD }))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let token = sign_in(
+        &ctx,
+        &client,
+        &base,
+        "importer@example.com",
+        &[
+            "products.manage",
+            "warehouses.manage",
+            "stock.adjust",
+            "stock.read",
+        ],
+    )
+    .await?;
     let importer = Importer {
         client,
         base,
-        token: login["access_token"].as_str().expect("token").to_owned(),
+        token,
     };
     println!(
         "{backend}: {products} products, {} opening-stock rows; RSS after start {:.0} MiB",
@@ -279,7 +229,11 @@ async fn main() -> anyhow::Result<()> {
     drop(stock);
 
     let started = Instant::now();
-    let report = ctx.stock().verify().await.map_err(fail)?;
+    let report = ctx
+        .stock()
+        .verify()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     println!(
         "verify: {} batches, {} levels, {} movements, {} mismatches in {:.1} s",
         report.batches,

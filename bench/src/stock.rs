@@ -29,14 +29,13 @@ use depot_app::ClientInfo;
 use depot_app::catalog::{NewLocation, NewProduct};
 use depot_app::config::{Secret, ServiceUrl, Settings};
 use depot_app::stock::Adjustment;
-use depot_app::users::NewUser;
+use depot_bench::{peak_rss_mib, sign_in};
 use depot_domain::Actor;
 use depot_domain::stock::{AdjustmentReason, ProductStatus, Unit};
 use depot_testkit::TestDatabase;
 use sea_orm::{ConnectionTrait, Statement};
 use uuid::Uuid;
 
-const PASSWORD: &str = "a long and unguessable passphrase 42";
 const SETUP: Actor = Actor::System("bench");
 const PRODUCTS: usize = 1_000;
 
@@ -155,15 +154,6 @@ async fn drain(db: &depot_store::Db) -> (i64, Duration) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     (backlog, started.elapsed())
-}
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// Runs `sql-limit` for `backend`; returns (distinct-products, one-hot-product) tx/s.
@@ -433,47 +423,17 @@ async fn main() -> anyhow::Result<()> {
         .await
         .map_err(fail)?
         .id;
-    let role = ctx
-        .roles()
-        .create(
-            SETUP,
-            "stock-bench".into(),
-            String::new(),
-            vec![
-                "stock.adjust".into(),
-                "stock.read".into(),
-                "products.read".into(),
-            ],
-            false,
-            &local,
-        )
-        .await
-        .map_err(fail)?;
-    ctx.users()
-        .create(
-            SETUP,
-            NewUser {
-                email: "clerk@example.com".into(),
-                display_name: "Clerk".into(),
-                phone: None,
-                password: Some(PASSWORD.into()),
-                roles: vec![role.name],
-            },
-            &local,
-        )
-        .await
-        .map_err(fail)?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
         .build()?;
-    let login: serde_json::Value = client
-        .post(format!("http://{addr}/api/v1/auth/login"))
-        .json(&serde_json::json!({ "email": "clerk@example.com", "password": PASSWORD }))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let token = login["access_token"].as_str().expect("token").to_owned();
+    let token = sign_in(
+        &ctx,
+        &client,
+        &format!("http://{addr}"),
+        "clerk@example.com",
+        &["stock.adjust", "stock.read", "products.read"],
+    )
+    .await?;
     if scale_mode {
         let rig = Rig {
             ctx: &ctx,

@@ -120,7 +120,7 @@ impl MfaService {
         let codes = secrets::recovery_codes();
         let hashes: Vec<String> = codes
             .iter()
-            .map(|c| secrets::digest(&secrets::normalize_recovery_code(c)))
+            .map(|c| secrets::digest(secrets::normalize_recovery_code(c)))
             .collect();
         let mut uow = self.writer.begin(Actor::User(user_id), client).await?;
         let now = uow.now();
@@ -290,7 +290,7 @@ impl MfaService {
             return Ok(Err(Refusal::CodeReused));
         }
         if let Some(code) = &factor.recovery_code {
-            let hash = secrets::digest(&secrets::normalize_recovery_code(code));
+            let hash = secrets::digest(secrets::normalize_recovery_code(code));
             if credentials::consume_recovery_code(uow.tx(), user.id, &hash, now).await? {
                 return Ok(Ok(()));
             }

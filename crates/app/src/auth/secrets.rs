@@ -20,10 +20,11 @@ pub fn random_bytes(n: usize) -> Vec<u8> {
     buf
 }
 
-/// The stored form of a high-entropy secret: hex SHA-256. (Passwords are low-entropy and use
-/// argon2id instead; these tokens cannot be guessed, so a fast digest is the right tool.)
-pub fn digest(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+/// Hex SHA-256: the stored form of a high-entropy secret, and a file's checksum. (Passwords are
+/// low-entropy and use argon2id instead; these tokens cannot be guessed, so a fast digest is
+/// the right tool.)
+pub fn digest(data: impl AsRef<[u8]>) -> String {
+    hex::encode(Sha256::digest(data.as_ref()))
 }
 
 /// HMAC-SHA256 over `parts`, base64url. Each part is length-prefixed (8 bytes, big-endian), so

@@ -25,7 +25,6 @@ use depot_domain::{Actor, AppError, AppResult, ErrorCode};
 use depot_store::entity::import_job;
 use depot_store::repo::{imports, locations, products};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 pub use export::{ExportService, ExportStream};
@@ -34,6 +33,7 @@ use self::csv::CsvFile;
 use self::progress::Progress;
 use self::stock::Posting;
 use crate::audit::AuditEntry;
+use crate::auth::secrets::digest;
 use crate::background::Background;
 use crate::catalog::map_page;
 use crate::client::ClientInfo;
@@ -211,11 +211,6 @@ fn not_found() -> AppError {
     AppError::new(ErrorCode::ImportsNotFound, "no such import")
 }
 
-/// SHA-256 of a file, hex.
-fn checksum(content: &[u8]) -> String {
-    hex::encode(Sha256::digest(content))
-}
-
 fn view(row: import_job::Model, live: Option<&Progress>) -> ImportView {
     let status = ImportStatus::parse(&row.status).unwrap_or(ImportStatus::Failed);
     let (rows_done, progress) = match (status, live) {
@@ -331,7 +326,7 @@ impl ImportService {
             mode: request.mode,
             replace: request.replace && request.kind == ImportKind::OpeningStock,
             file_name: request.file_name,
-            checksum: checksum(&request.content),
+            checksum: digest(&request.content),
             bytes: i64::try_from(request.content.len()).unwrap_or(i64::MAX),
             created_at: now,
             claimed: None,
@@ -680,15 +675,23 @@ impl ImportService {
 
     /// Claims one queued import (this one, when `only`) and runs it; whether one was run.
     async fn run_claimed(&self, only: Option<Uuid>) -> AppResult<bool> {
-        let runner = ClientInfo::default();
-        let uow = self.writer.begin(Actor::System("imports"), &runner).await?;
-        let lease_until = uow.now() + chrono::Duration::seconds(LEASE_SECS);
-        let claimed = imports::claim(uow.tx(), only, uow.now(), lease_until).await?;
-        uow.commit().await?;
-        let Some(id) = claimed else {
+        // Looked for with a read: the runner asks every few seconds, and on SQLite a write
+        // transaction would take the single writer each time.
+        let reader = self.writer.db().reader();
+        let Some(id) = imports::next_claimable(reader, only, self.writer.now()).await? else {
             return Ok(false);
         };
-        let reader = self.writer.db().reader();
+        let uow = self
+            .writer
+            .begin(Actor::System("imports"), &ClientInfo::default())
+            .await?;
+        let lease_until = uow.now() + chrono::Duration::seconds(LEASE_SECS);
+        let claimed = imports::claim(uow.tx(), id, uow.now(), lease_until).await?;
+        uow.commit().await?;
+        if !claimed {
+            // Another runner got it first; whatever else waits, the next round takes.
+            return Ok(false);
+        }
         let row = imports::get(reader, id)
             .await?
             .ok_or_else(|| AppError::internal("a claimed import vanished"))?;

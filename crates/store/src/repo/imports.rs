@@ -105,13 +105,12 @@ fn claimable(now: DateTime<Utc>) -> Condition {
         )
 }
 
-/// Claims the oldest import waiting for a worker (or whose worker's lease ran out) until
-/// `lease_until`; `Some(id)` when this caller got it. `only` restricts the claim to one import.
-pub async fn claim(
+/// The oldest import waiting for a worker (or whose worker's lease ran out); only `only` when
+/// given. A read: the claim itself is [`claim`].
+pub async fn next_claimable(
     conn: &impl ConnectionTrait,
     only: Option<Uuid>,
     now: DateTime<Utc>,
-    lease_until: DateTime<Utc>,
 ) -> AppResult<Option<Uuid>> {
     let mut select = Entity::find()
         .select_only()
@@ -120,16 +119,22 @@ pub async fn claim(
     if let Some(id) = only {
         select = select.filter(Column::Id.eq(id));
     }
-    let Some(id) = select
+    select
         .order_by_asc(Column::CreatedAt)
         .limit(1)
         .into_tuple::<Uuid>()
         .one(conn)
         .await
-        .map_err(db_error)?
-    else {
-        return Ok(None);
-    };
+        .map_err(db_error)
+}
+
+/// Claims `id` until `lease_until` if it is still claimable; whether this caller got it.
+pub async fn claim(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+) -> AppResult<bool> {
     let claimed = Entity::update_many()
         .col_expr(Column::Status, Expr::value(ImportStatus::Running.as_str()))
         .col_expr(Column::LeaseUntil, Expr::value(lease_until))
@@ -141,7 +146,7 @@ pub async fn claim(
         .exec(conn)
         .await
         .map_err(db_error)?;
-    Ok((claimed.rows_affected == 1).then_some(id))
+    Ok(claimed.rows_affected == 1)
 }
 
 /// Records how far a running import got and extends its lease.

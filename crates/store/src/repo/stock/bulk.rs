@@ -323,7 +323,6 @@ pub async fn append_movements(
 pub struct BatchLine {
     pub id: Uuid,
     pub sku: String,
-    pub unit: String,
     pub location_code: String,
     pub lot: Option<String>,
     pub expiry: Option<NaiveDate>,
@@ -342,7 +341,6 @@ pub async fn batch_lines(
     let mut q = Query::select();
     q.column((batch::Entity, batch::Column::Id))
         .column((product::Entity, product::Column::Sku))
-        .column((product::Entity, product::Column::Unit))
         .expr_as(
             Expr::col((location::Entity, location::Column::Code)),
             "location_code",
@@ -385,7 +383,6 @@ pub struct LevelLine {
     pub product_id: Uuid,
     pub location_id: Uuid,
     pub sku: String,
-    pub unit: String,
     pub location_code: String,
     pub on_hand: i64,
     pub reserved: i64,
@@ -407,7 +404,6 @@ pub async fn level_lines(
         (stock_level::Entity, L::Reserved),
     ])
     .column((product::Entity, product::Column::Sku))
-    .column((product::Entity, product::Column::Unit))
     .column((product::Entity, product::Column::ReorderPoint))
     .expr_as(
         Expr::col((location::Entity, location::Column::Code)),
