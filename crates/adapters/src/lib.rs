@@ -8,6 +8,7 @@ pub mod broker;
 pub mod cache;
 pub mod clock;
 pub mod mail;
+pub mod payments;
 pub mod probe;
 
 pub use clock::SystemClock;

@@ -33,6 +33,7 @@ use crate::imports::{ExportService, ImportService};
 use crate::lifecycle::Lifecycle;
 use crate::mail::MailService;
 use crate::messaging::{Handler, HandlerDelivery, Relay, Scheduler, queue_spec};
+use crate::payments::PaymentService;
 use crate::purchasing::PurchasingService;
 use crate::roles::RoleService;
 use crate::sales::SalesService;
@@ -94,6 +95,7 @@ struct Inner {
     idempotency: IdempotencyService,
     imports: ImportService,
     exports: ExportService,
+    payments: PaymentService,
     debug: Option<DebugService>,
     cursor_key: CursorKey,
 }
@@ -151,6 +153,7 @@ impl AppContext {
             (settings.sales_reservation_ttl_secs > 0)
                 .then(|| std::time::Duration::from_secs(settings.sales_reservation_ttl_secs)),
         );
+        let payments = PaymentService::new(writer.clone(), &settings)?;
         let debug = settings
             .debug_routes
             .then(|| DebugService::new(writer.clone(), cache.clone()));
@@ -160,6 +163,7 @@ impl AppContext {
         alerts.register(&mut background);
         sales.register(&mut background);
         imports.register(&mut background);
+        payments.register(&mut background);
         if let Some(debug) = &debug {
             debug.register(&mut background);
         }
@@ -225,6 +229,7 @@ impl AppContext {
                 idempotency,
                 imports,
                 exports,
+                payments,
                 debug,
                 cursor_key,
             }),
@@ -341,6 +346,10 @@ impl AppContext {
 
     pub fn imports(&self) -> &ImportService {
         &self.inner.imports
+    }
+
+    pub fn payments(&self) -> &PaymentService {
+        &self.inner.payments
     }
 
     pub fn exports(&self) -> &ExportService {

@@ -21,6 +21,7 @@ pub mod lifecycle;
 pub mod mail;
 pub mod messaging;
 pub mod orders;
+pub mod payments;
 pub mod purchasing;
 pub mod roles;
 pub mod sales;

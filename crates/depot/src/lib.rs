@@ -100,6 +100,7 @@ impl Application {
             )
             .await?;
             servers.push(handle);
+            ctx.payments().listening_on(addr);
             Some(addr)
         } else {
             None

@@ -261,6 +261,22 @@ error_codes! {
     PaymentsActiveExists = ("payments.active_exists", Conflict),
     /// The payment is more than the order still owes (`details.balance_due`).
     PaymentsExceedsBalance = ("payments.exceeds_balance", Validation),
+    /// No such payment (or not the caller's to see).
+    PaymentsNotFound = ("payments.not_found", NotFound),
+    /// The payment is not in a state this action starts from: `details.state` says which.
+    PaymentsInvalidState = ("payments.invalid_state", Conflict),
+    /// Gateway payments are not enabled on this deployment (`payments_enabled`).
+    PaymentsDisabled = ("payments.disabled", Unavailable),
+    /// The payment gateway did not answer, or answered with an error, after the retries.
+    PaymentsGatewayUnavailable = ("payments.gateway_unavailable", Unavailable),
+    /// The gateway refused the request (its reason in the message).
+    PaymentsGatewayRefused = ("payments.gateway_refused", Conflict),
+    /// A gateway callback whose signature does not verify, or that lacks signed fields.
+    PaymentsInvalidSignature = ("payments.invalid_signature", BadRequest),
+    /// The order owes nothing (`details.balance_due` is 0).
+    PaymentsNothingDue = ("payments.nothing_due", Conflict),
+    /// A refund above what is left of the payment (`details.refundable`).
+    PaymentsRefundExceeds = ("payments.refund_exceeds", Validation),
 
     // Database
     /// A record with the same key already exists.

@@ -52,7 +52,8 @@ fn api() -> OpenApiRouter<AppContext> {
                 .merge(routes::purchasing::router())
                 .merge(routes::crm::router())
                 .merge(routes::sales::router())
-                .merge(routes::imports::router()),
+                .merge(routes::imports::router())
+                .merge(routes::payments::router()),
         )
 }
 
@@ -70,6 +71,12 @@ pub fn router(ctx: &AppContext) -> Router {
     openapi::complete(&mut openapi);
     if settings.debug_routes {
         routes = routes.nest("/api/v1/_debug", routes::debug::router());
+    }
+    if ctx.payments().simulator().is_some() {
+        routes = routes.nest(
+            depot_app::payments::SIMULATOR_PATH,
+            routes::simulator::router(),
+        );
     }
     let mut app = routes
         .with_state(ctx.clone())

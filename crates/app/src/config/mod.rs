@@ -64,6 +64,16 @@ pub enum BlobBackend {
     S3,
 }
 
+/// Which gateway takes card payments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PaymentsGateway {
+    /// SSLCommerz (sandbox or live per `sslcommerz_sandbox`, or `sslcommerz_base_url`).
+    Sslcommerz,
+    /// The built-in stand-in on the API listener (`/simulator/sslcommerz`); refused in prod.
+    Simulator,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MailBackend {
@@ -165,6 +175,20 @@ pub struct Settings {
     pub sslcommerz_store_id: Option<String>,
     pub sslcommerz_store_password: Option<Secret>,
     pub sslcommerz_sandbox: bool,
+    pub payments_gateway: PaymentsGateway,
+    /// The gateway's API base, overriding sandbox/live (a test double, a proxy).
+    pub sslcommerz_base_url: Option<String>,
+    /// Where the gateway calls back and sends the buyer (this API's public base URL); by
+    /// default the API listener's own address.
+    pub payments_callback_url: Option<String>,
+    /// Longest wait for one gateway answer.
+    pub payments_gateway_timeout_ms: u64,
+    /// Gateway calls retried after the first when it cannot be reached or answers 5xx.
+    pub payments_gateway_retries: u32,
+    /// A payment waiting this long for the gateway's callback is asked after (missed IPN).
+    pub payments_recovery_after_secs: u64,
+    /// A payment the gateway still knows nothing of after this long expires.
+    pub payments_expire_after_secs: u64,
 
     /// Per-queue consumer concurrency overriding the handler's default, e.g. TOML
     /// `consumer_concurrency = { email = 8 }` or `DEPOT_CONSUMER_CONCURRENCY='{email=8}'`.
@@ -262,6 +286,13 @@ impl Default for Settings {
             sslcommerz_store_id: None,
             sslcommerz_store_password: None,
             sslcommerz_sandbox: true,
+            payments_gateway: PaymentsGateway::Sslcommerz,
+            sslcommerz_base_url: None,
+            payments_callback_url: None,
+            payments_gateway_timeout_ms: 10_000,
+            payments_gateway_retries: 3,
+            payments_recovery_after_secs: 15 * 60,
+            payments_expire_after_secs: 24 * 3600,
             consumer_concurrency: BTreeMap::new(),
             job_schedules: BTreeMap::new(),
             queue_visibility_timeout_secs: 30,
@@ -626,6 +657,25 @@ impl Settings {
                     "sslcommerz_sandbox",
                     "must be false in prod when payments are enabled".into(),
                 );
+            }
+            if prod && self.payments_gateway == PaymentsGateway::Simulator {
+                problem(
+                    "payments_gateway",
+                    "the simulator is refused in prod: use sslcommerz".into(),
+                );
+            }
+            for (key, url) in [
+                ("sslcommerz_base_url", &self.sslcommerz_base_url),
+                ("payments_callback_url", &self.payments_callback_url),
+            ] {
+                if let Some(url) = url
+                    && !(url.starts_with("http://") || url.starts_with("https://"))
+                {
+                    problem(key, "must be an http(s) URL".into());
+                }
+            }
+            if self.payments_gateway_timeout_ms == 0 {
+                problem("payments_gateway_timeout_ms", "must be more than 0".into());
             }
         }
 

@@ -100,6 +100,16 @@ mod tests {
             version: 1,
             created_at: now,
             updated_at: now,
+            val_id: None,
+            bank_tran_id: None,
+            risk_level: None,
+            gateway_url: None,
+            flag: None,
+            failure: None,
+            payload: None,
+            attempts: 0,
+            refunded: 0,
+            paid_at: Some(now),
         };
         for message in [
             order_transitioned(

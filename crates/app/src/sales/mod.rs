@@ -8,10 +8,10 @@
 //! product queue on its level row: none oversells, none deadlocks. Each writes an audit row
 //! and a `sales_order.transitioned` event.
 
-mod events;
-mod payments;
+pub(crate) mod events;
+pub(crate) mod payments;
 mod returns;
-mod views;
+pub(crate) mod views;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -131,7 +131,7 @@ pub(crate) struct Acting {
 }
 
 impl Acting {
-    fn of(principal: &Principal) -> Self {
+    pub(crate) fn of(principal: &Principal) -> Self {
         let sells =
             principal.has(Permission::CustomersRead) || principal.has(Permission::CustomersManage);
         let sees_all = principal.has(Permission::CustomersManageAll);
@@ -142,14 +142,23 @@ impl Acting {
     }
 
     /// A background job: every order.
-    fn system(name: &'static str) -> Self {
+    pub(crate) fn system(name: &'static str) -> Self {
         Self {
             actor: Actor::System(name),
             only_owner: None,
         }
     }
 
-    fn check(&self, order: &sales_order::Model) -> AppResult<()> {
+    pub(crate) fn actor(&self) -> Actor {
+        self.actor
+    }
+
+    /// The only owner whose orders this caller may touch, if limited.
+    pub(crate) fn only_owner(&self) -> Option<Uuid> {
+        self.only_owner
+    }
+
+    pub(crate) fn check(&self, order: &sales_order::Model) -> AppResult<()> {
         match self.only_owner {
             Some(owner) if owner != order.owner_id => Err(order_not_found()),
             _ => Ok(()),
@@ -420,29 +429,12 @@ impl SalesService {
     async fn finish_transition(
         &self,
         mut uow: UnitOfWork,
-        (mut head, lines): Order,
+        (head, lines): Order,
         action: SoAction,
         from: SoState,
         to: SoState,
     ) -> AppResult<SalesOrderView> {
-        let now = uow.now();
-        head.state = to.as_str().to_owned();
-        head.updated_at = now;
-        let head = sales_orders::save(uow.tx(), head).await?;
-        let actor = uow.actor().user_id();
-        uow.emit(&events::order_transitioned(
-            &head, action, from, to, actor, now,
-        ))
-        .await?;
-        uow.audit(
-            AuditEntry::new(audit_action(action))
-                .target("sales_order", head.id)
-                .change(
-                    serde_json::json!({ "state": from }),
-                    serde_json::json!({ "state": to }),
-                ),
-        )
-        .await?;
+        let head = record_transition(&mut uow, head, action, from, to).await?;
         let shown = self.shown(uow.tx(), (head, lines)).await?;
         uow.commit().await?;
         Ok(shown)
@@ -739,6 +731,35 @@ impl SalesService {
         }
         Ok(released)
     }
+}
+
+/// Saves the head in state `to`, audits and emits the transition (in `uow`, not committed).
+async fn record_transition(
+    uow: &mut UnitOfWork,
+    mut head: sales_order::Model,
+    action: SoAction,
+    from: SoState,
+    to: SoState,
+) -> AppResult<sales_order::Model> {
+    let now = uow.now();
+    head.state = to.as_str().to_owned();
+    head.updated_at = now;
+    let head = sales_orders::save(uow.tx(), head).await?;
+    let actor = uow.actor().user_id();
+    uow.emit(&events::order_transitioned(
+        &head, action, from, to, actor, now,
+    ))
+    .await?;
+    uow.audit(
+        AuditEntry::new(audit_action(action))
+            .target("sales_order", head.id)
+            .change(
+                serde_json::json!({ "state": from }),
+                serde_json::json!({ "state": to }),
+            ),
+    )
+    .await?;
+    Ok(head)
 }
 
 /// The customer, if the caller may see it (else `customers.not_found` naming the field).

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use depot_domain::stock::Quantity;
 use depot_domain::trade::sales::ReservationStatus;
-use depot_domain::trade::{PaymentMethod, PaymentState, SoState, line_total};
+use depot_domain::trade::{PaymentFlag, PaymentMethod, PaymentState, SoState, line_total};
 use depot_store::entity::{
     payment, reservation, sales_order, sales_order_line, sales_return, sales_return_line,
 };
@@ -83,8 +83,26 @@ pub struct PaymentView {
     pub amount: i64,
     pub currency: String,
     pub reference: Option<String>,
+    /// Our transaction id at the gateway (gateway payments).
     pub tran_id: Option<String>,
+    /// Where the buyer pays (a gateway payment while it is pending).
+    pub gateway_url: Option<String>,
+    /// The gateway's ids of the transaction and of the bank's.
+    pub val_id: Option<String>,
+    pub bank_tran_id: Option<String>,
+    /// The gateway's risk level (1: held for review).
+    pub risk_level: Option<i32>,
+    /// Why the gateway's word was not believed: `tran_id_mismatch`, `amount_mismatch`,
+    /// `currency_mismatch`, `order_not_payable`.
+    #[schema(value_type = Option<String>)]
+    pub flag: Option<PaymentFlag>,
+    /// Why it failed.
+    pub failure: Option<String>,
+    /// Minor units refunded so far.
+    pub refunded: i64,
+    pub paid_at: Option<DateTime<Utc>>,
     pub actor_id: Option<Uuid>,
+    pub version: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -175,7 +193,16 @@ pub(crate) fn payment(p: payment::Model) -> PaymentView {
         currency: p.currency,
         reference: p.reference,
         tran_id: p.tran_id,
+        gateway_url: p.gateway_url,
+        val_id: p.val_id,
+        bank_tran_id: p.bank_tran_id,
+        risk_level: p.risk_level,
+        flag: p.flag.as_deref().and_then(PaymentFlag::parse),
+        failure: p.failure,
+        refunded: p.refunded,
+        paid_at: p.paid_at,
         actor_id: p.actor_id,
+        version: p.version,
         created_at: p.created_at,
         updated_at: p.updated_at,
     }

@@ -28,6 +28,7 @@ mod mail;
 mod messaging;
 mod metrics;
 mod ops;
+mod payments;
 mod process;
 mod purchasing;
 mod rbac;

@@ -24,15 +24,15 @@ const SELLER: &[&str] = &[
 ];
 
 /// A seller with a customer, a warehouse and a product; the desk stocks it.
-struct Shop<'a> {
-    desk: Desk<'a>,
-    seller: Desk<'a>,
-    customer: Uuid,
-    here: Uuid,
+pub(crate) struct Shop<'a> {
+    pub desk: Desk<'a>,
+    pub seller: Desk<'a>,
+    pub customer: Uuid,
+    pub here: Uuid,
 }
 
 impl<'a> Shop<'a> {
-    async fn open(app: &'a TestApp) -> Shop<'a> {
+    pub async fn open(app: &'a TestApp) -> Shop<'a> {
         let desk = Desk::open(app).await;
         let email = format!("seller-{}@example.com", Uuid::now_v7().simple());
         let seller = Desk {
@@ -53,7 +53,7 @@ impl<'a> Shop<'a> {
     }
 
     /// A draft order of `lines` ((product, quantity, unit price)).
-    async fn order(&self, lines: &[(Uuid, Value, i64)]) -> Value {
+    pub async fn order(&self, lines: &[(Uuid, Value, i64)]) -> Value {
         let lines: Vec<Value> = lines
             .iter()
             .map(|(p, q, price)| json!({ "product_id": p, "quantity": q, "unit_price": price }))
@@ -70,7 +70,7 @@ impl<'a> Shop<'a> {
         body
     }
 
-    async fn step(&self, order: Uuid, action: &str) -> (u16, Value) {
+    pub async fn step(&self, order: Uuid, action: &str) -> (u16, Value) {
         self.seller
             .post(&format!("/api/v1/sales-orders/{order}/{action}"), json!({}))
             .await

@@ -4,10 +4,12 @@
 pub mod contact;
 pub mod crm;
 pub mod money;
+pub mod payment;
 pub mod purchasing;
 pub mod sales;
 
 pub use crm::{ActivityFilter, ActivityKind, CustomerFilter, CustomerStatus};
 pub use money::{is_currency, line_total, order_total};
+pub use payment::{PaymentFilter, PaymentFlag, RefundState};
 pub use purchasing::{PoAction, PoState, PurchaseOrderFilter, SupplierFilter, receipt_allowance};
 pub use sales::{PaymentMethod, PaymentState, SalesOrderFilter, SoAction, SoState};

@@ -1,4 +1,5 @@
-//! `payments`: payments of sales orders (at most one active per order and method).
+//! `payments`: payments of sales orders (at most one active per order and method), manual or
+//! through the gateway.
 
 use sea_orm::entity::prelude::*;
 
@@ -19,6 +20,24 @@ pub struct Model {
     pub version: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The gateway's validation id of the transaction that paid (or tried to).
+    pub val_id: Option<String>,
+    /// The bank's transaction id (what a refund names).
+    pub bank_tran_id: Option<String>,
+    pub risk_level: Option<i32>,
+    /// Where the buyer pays (a gateway session's page).
+    pub gateway_url: Option<String>,
+    /// Why the gateway's word was not believed (`PaymentFlag`).
+    pub flag: Option<String>,
+    /// Why it failed, when it did.
+    pub failure: Option<String>,
+    /// The last gateway answer about it, redacted (JSON).
+    pub payload: Option<String>,
+    /// Gateway session requests made.
+    pub attempts: i32,
+    /// Minor units refunded so far.
+    pub refunded: i64,
+    pub paid_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,6 +13,7 @@ mod m20261129_000005_audit_actor_name;
 mod m20261129_000006_stock;
 mod m20261130_000007_trade;
 mod m20261201_000008_imports;
+mod m20261202_000009_payments;
 mod parts;
 
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000006_stock::Migration),
             Box::new(m20261130_000007_trade::Migration),
             Box::new(m20261201_000008_imports::Migration),
+            Box::new(m20261202_000009_payments::Migration),
         ]
     }
 }
@@ -72,8 +74,8 @@ pub const ALERT_KINDS: &[&str] = AlertKind::VALUES;
 pub const ALERT_STATUSES: &[&str] = AlertStatus::VALUES;
 
 use depot_domain::trade::{
-    ActivityKind, CustomerStatus, PaymentMethod, PaymentState, PoState, SoState,
-    sales::ReservationStatus,
+    ActivityKind, CustomerStatus, PaymentFlag, PaymentMethod, PaymentState, PoState, RefundState,
+    SoState, sales::ReservationStatus,
 };
 
 /// Values allowed in `purchase_orders.state`.
@@ -88,6 +90,10 @@ pub const ACTIVITY_KINDS: &[&str] = ActivityKind::VALUES;
 pub const PAYMENT_METHODS: &[&str] = PaymentMethod::VALUES;
 /// Values allowed in `payments.state`.
 pub const PAYMENT_STATES: &[&str] = PaymentState::VALUES;
+/// Values allowed in `payments.flag`.
+pub const PAYMENT_FLAGS: &[&str] = PaymentFlag::VALUES;
+/// Values allowed in `refunds.state`.
+pub const REFUND_STATES: &[&str] = RefundState::VALUES;
 /// Values allowed in `reservations.status`.
 pub const RESERVATION_STATUSES: &[&str] = ReservationStatus::VALUES;
 

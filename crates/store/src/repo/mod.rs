@@ -13,6 +13,7 @@ pub mod imports;
 pub mod jobs;
 pub mod locations;
 pub mod outbox;
+pub mod payments;
 pub mod processed;
 pub mod products;
 pub mod purchase_orders;

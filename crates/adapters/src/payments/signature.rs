@@ -1,0 +1,207 @@
+//! SSLCommerz's callback signature: `verify_key` names the signed fields; the signature is
+//! `md5_hex` of those fields as posted (an empty value kept, an absent one skipped) plus
+//! `store_passwd = md5_hex(store password)`, sorted by key bytewise and joined as `k=v` with
+//! `&`. Compared in constant time.
+
+use md5::{Digest, Md5};
+use subtle::ConstantTimeEq;
+
+/// Why a callback's signature was refused (the label of the rejection metric).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureError {
+    /// No `verify_sign` or `verify_key`, or an empty key list.
+    Missing,
+    /// The signature does not match.
+    Mismatch,
+}
+
+impl SignatureError {
+    pub fn reason(self) -> &'static str {
+        match self {
+            SignatureError::Missing => "signature_missing",
+            SignatureError::Mismatch => "signature_mismatch",
+        }
+    }
+}
+
+impl std::fmt::Display for SignatureError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SignatureError::Missing => "the callback carries no verify_sign or verify_key",
+            SignatureError::Mismatch => "the callback's verify_sign does not match",
+        })
+    }
+}
+
+impl std::error::Error for SignatureError {}
+
+pub fn md5_hex(data: &[u8]) -> String {
+    hex::encode(Md5::digest(data))
+}
+
+/// The first value posted under `key`.
+pub fn field<'a>(fields: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The signature of the fields `keys` names, as the gateway computes it.
+pub fn sign(fields: &[(String, String)], keys: &str, store_password: &str) -> String {
+    let mut signed: Vec<(&str, String)> = keys
+        .split(',')
+        .filter_map(|k| field(fields, k).map(|v| (k, v.to_owned())))
+        .collect();
+    signed.push(("store_passwd", md5_hex(store_password.as_bytes())));
+    signed.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    signed.dedup_by(|a, b| a.0 == b.0);
+    let joined = signed
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    md5_hex(joined.as_bytes())
+}
+
+/// Checks a posted callback's `verify_sign` against the store password.
+pub fn verify(fields: &[(String, String)], store_password: &str) -> Result<(), SignatureError> {
+    let (Some(given), Some(keys)) = (field(fields, "verify_sign"), field(fields, "verify_key"))
+    else {
+        return Err(SignatureError::Missing);
+    };
+    if keys.trim().is_empty() || given.is_empty() {
+        return Err(SignatureError::Missing);
+    }
+    let expected = sign(fields, keys, store_password);
+    if bool::from(
+        expected
+            .as_bytes()
+            .ct_eq(given.to_ascii_lowercase().as_bytes()),
+    ) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The IPN from the README of the official SSLCommerz Python SDK (`sslcommerz-lib`).
+    fn sdk_fixture() -> Vec<(String, String)> {
+        [
+            ("tran_id", "5E121A0D01F92"),
+            ("val_id", "200105225826116qFnATY9sHIwo"),
+            ("amount", "10.00"),
+            ("card_type", "VISA-Dutch Bangla"),
+            ("store_amount", "9.75"),
+            ("card_no", "418117XXXXXX6675"),
+            ("bank_tran_id", "200105225825DBgSoRGLvczhFjj"),
+            ("status", "VALID"),
+            ("tran_date", "2020-01-05 22:58:21"),
+            ("currency", "BDT"),
+            ("card_issuer", "TRUST BANK, LTD."),
+            ("card_brand", "VISA"),
+            ("card_issuer_country", "Bangladesh"),
+            ("card_issuer_country_code", "BD"),
+            ("store_id", "test_testemi"),
+            ("verify_sign", "d42fab70ae0bcbda5280e7baffef60b0"),
+            (
+                "verify_key",
+                "amount,bank_tran_id,base_fair,card_brand,card_issuer,card_issuer_country,\
+                 card_issuer_country_code,card_no,card_type,currency,currency_amount,\
+                 currency_rate,currency_type,risk_level,risk_title,status,store_amount,store_id,\
+                 tran_date,tran_id,val_id,value_a,value_b,value_c,value_d",
+            ),
+            (
+                "verify_sign_sha2",
+                "02c0417ff467c109006382d56eedccecd68382e47245266e7b47abbb3d43976e",
+            ),
+            ("currency_type", "BDT"),
+            ("currency_amount", "10.00"),
+            ("currency_rate", "1.0000"),
+            ("base_fair", "0.00"),
+            ("value_a", ""),
+            ("value_b", ""),
+            ("value_c", ""),
+            ("value_d", ""),
+            ("risk_level", "0"),
+            ("risk_title", "Safe"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    const PASSWORD: &str = "test_testemi@ssl";
+
+    fn with(mut fields: Vec<(String, String)>, key: &str, value: &str) -> Vec<(String, String)> {
+        for (k, v) in &mut fields {
+            if k == key {
+                *v = value.to_owned();
+            }
+        }
+        fields
+    }
+
+    #[test]
+    fn the_sdk_fixture_verifies() {
+        assert_eq!(verify(&sdk_fixture(), PASSWORD), Ok(()));
+        let upper = with(
+            sdk_fixture(),
+            "verify_sign",
+            "D42FAB70AE0BCBDA5280E7BAFFEF60B0",
+        );
+        assert_eq!(verify(&upper, PASSWORD), Ok(()));
+    }
+
+    #[test]
+    fn flipping_any_signed_field_is_refused() {
+        let fixture = sdk_fixture();
+        let keys = field(&fixture, "verify_key").unwrap_or_default().to_owned();
+        for key in keys.split(',').filter(|k| field(&fixture, k).is_some()) {
+            let value = field(&fixture, key).unwrap_or_default();
+            let flipped = with(fixture.clone(), key, &format!("{value}x"));
+            assert_eq!(
+                verify(&flipped, PASSWORD),
+                Err(SignatureError::Mismatch),
+                "{key}"
+            );
+        }
+        assert_eq!(
+            verify(&with(fixture.clone(), "amount", "1000.00"), PASSWORD),
+            Err(SignatureError::Mismatch)
+        );
+        // An unsigned field may change; the wrong password may not.
+        let unsigned = with(fixture.clone(), "verify_sign_sha2", "x");
+        assert_eq!(verify(&unsigned, PASSWORD), Ok(()));
+        assert_eq!(verify(&fixture, "another"), Err(SignatureError::Mismatch));
+    }
+
+    #[test]
+    fn a_missing_key_list_or_signature_is_refused() {
+        let no_key: Vec<_> = sdk_fixture()
+            .into_iter()
+            .filter(|(k, _)| k != "verify_key")
+            .collect();
+        assert_eq!(verify(&no_key, PASSWORD), Err(SignatureError::Missing));
+        let no_sign: Vec<_> = sdk_fixture()
+            .into_iter()
+            .filter(|(k, _)| k != "verify_sign")
+            .collect();
+        assert_eq!(verify(&no_sign, PASSWORD), Err(SignatureError::Missing));
+        let empty = with(sdk_fixture(), "verify_key", "");
+        assert_eq!(verify(&empty, PASSWORD), Err(SignatureError::Missing));
+    }
+
+    #[test]
+    fn dropping_a_signed_field_changes_the_signature() {
+        let dropped: Vec<_> = sdk_fixture()
+            .into_iter()
+            .filter(|(k, _)| k != "value_a")
+            .collect();
+        assert_eq!(verify(&dropped, PASSWORD), Err(SignatureError::Mismatch));
+    }
+}
