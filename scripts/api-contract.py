@@ -178,6 +178,11 @@ def main():
         "DEPOT_AUTH_RATE_LIMIT_PER_IP": "1000000",
         "DEPOT_AUTH_RATE_LIMIT_PER_ACCOUNT": "1000000",
         "DEPOT_LOG_FILTER": "warn",
+        # Payments through the built-in simulator, so the gateway routes answer as in use.
+        "DEPOT_PAYMENTS_ENABLED": "true",
+        "DEPOT_PAYMENTS_GATEWAY": "simulator",
+        "DEPOT_SSLCOMMERZ_STORE_ID": "contract",
+        "DEPOT_SSLCOMMERZ_STORE_PASSWORD": "contract-store-password",
     }
     server = subprocess.Popen([depot, "serve"], env=env, cwd=workdir)
     try:

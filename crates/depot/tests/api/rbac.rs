@@ -4,19 +4,22 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Http, assert_envelope, spawn_app, wait_in_sync};
 
-/// Operations anyone may call (sign-in and its helpers). Everything else must name a
-/// permission or require a signed-in user.
-const PUBLIC: [&str; 6] = [
+/// Operations anyone may call (sign-in and its helpers, the payment gateway's callbacks).
+/// Everything else must name a permission or require a signed-in user.
+const PUBLIC: [&str; 9] = [
     "POST /api/v1/auth/login",
     "POST /api/v1/auth/mfa/verify",
     "POST /api/v1/auth/refresh",
     "POST /api/v1/auth/csrf",
     "POST /api/v1/auth/password/forgot",
     "POST /api/v1/auth/password/reset",
+    "POST /api/v1/payments/sslcommerz/ipn",
+    "GET /api/v1/payments/sslcommerz/{outcome}",
+    "POST /api/v1/payments/sslcommerz/{outcome}",
 ];
 
 /// How many /api/v1 operations need a token (all but [`PUBLIC`]).
-const PROTECTED_OPERATIONS: usize = 100;
+const PROTECTED_OPERATIONS: usize = 107;
 
 #[tokio::test]
 async fn every_route_declares_and_enforces_its_permission() {

@@ -252,7 +252,7 @@ fn form_fields(body: &[u8]) -> Vec<(String, String)> {
 /// The gateway's IPN (public, form-encoded). Believed only when `verify_sign` verifies and
 /// the validation API vouches for the transaction — against the stored payment, never the
 /// posted values. A repeat answers 200 and changes nothing.
-#[utoipa::path(post, path = "/payments/sslcommerz/ipn", tag = "payments",
+#[utoipa::path(post, path = "/payments/sslcommerz/ipn", tag = "payments", security(()),
     request_body(content = IpnForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, body = IpnAnswer),
         (status = 400, description = "`payments.invalid_signature`", body = ErrorBody),
@@ -277,7 +277,7 @@ pub struct ReturnQuery {
 
 /// Where the buyer's browser lands back from the gateway (`success`, `fail` or `cancel`): it
 /// shows where the payment stands and never changes it.
-#[utoipa::path(get, path = "/payments/sslcommerz/{outcome}", tag = "payments",
+#[utoipa::path(get, path = "/payments/sslcommerz/{outcome}", tag = "payments", security(()),
     params(("outcome" = String, Path, description = "`success`, `fail` or `cancel`"), ReturnQuery),
     responses((status = 200, body = PaymentStatusView), (status = 404, body = ErrorBody)))]
 async fn returned_get(
@@ -289,7 +289,7 @@ async fn returned_get(
 }
 
 /// The gateway's form POST of the browser's return: as the GET, nothing changes.
-#[utoipa::path(post, path = "/payments/sslcommerz/{outcome}", tag = "payments",
+#[utoipa::path(post, path = "/payments/sslcommerz/{outcome}", tag = "payments", security(()),
     params(("outcome" = String, Path, description = "`success`, `fail` or `cancel`")),
     request_body(content = IpnForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, body = PaymentStatusView), (status = 404, body = ErrorBody)))]
