@@ -27,7 +27,9 @@ impl SignatureError {
 impl std::fmt::Display for SignatureError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            SignatureError::Missing => "the callback carries no verify_sign or verify_key",
+            SignatureError::Missing => {
+                "the callback carries no verify_sign or verify_key, or leaves tran_id, status or val_id unsigned"
+            }
             SignatureError::Mismatch => "the callback's verify_sign does not match",
         })
     }
@@ -64,13 +66,24 @@ pub fn sign(fields: &[(String, String)], keys: &str, store_password: &str) -> St
     md5_hex(joined.as_bytes())
 }
 
-/// Checks a posted callback's `verify_sign` against the store password.
+/// Fields a callback must sign: which transaction and what happened to it (and, when it says
+/// the money is there, the validation id it is checked by).
+const SIGNED: &[&str] = &["tran_id", "status"];
+
+/// Checks a posted callback's `verify_sign` against the store password; `tran_id` and
+/// `status` (and `val_id` when it is `VALID`) must be among the signed fields.
 pub fn verify(fields: &[(String, String)], store_password: &str) -> Result<(), SignatureError> {
     let (Some(given), Some(keys)) = (field(fields, "verify_sign"), field(fields, "verify_key"))
     else {
         return Err(SignatureError::Missing);
     };
     if keys.trim().is_empty() || given.is_empty() {
+        return Err(SignatureError::Missing);
+    }
+    // What a callback is acted on by must be among what is signed.
+    let signs = |k: &str| keys.split(',').any(|signed| signed == k);
+    let validated = matches!(field(fields, "status"), Some("VALID" | "VALIDATED"));
+    if !SIGNED.iter().all(|k| signs(k)) || (validated && !signs("val_id")) {
         return Err(SignatureError::Missing);
     }
     let expected = sign(fields, keys, store_password);
@@ -194,6 +207,21 @@ mod tests {
         assert_eq!(verify(&no_sign, PASSWORD), Err(SignatureError::Missing));
         let empty = with(sdk_fixture(), "verify_key", "");
         assert_eq!(verify(&empty, PASSWORD), Err(SignatureError::Missing));
+    }
+
+    #[test]
+    fn a_callback_must_sign_what_it_is_acted_on_by() {
+        let fixture = sdk_fixture();
+        let keys = "amount,bank_tran_id,currency,store_id";
+        let mut unsigned: Vec<_> = fixture
+            .iter()
+            .filter(|(k, _)| k != "verify_key" && k != "verify_sign")
+            .cloned()
+            .collect();
+        let signature = sign(&unsigned, keys, PASSWORD);
+        unsigned.push(("verify_sign".into(), signature));
+        unsigned.push(("verify_key".into(), keys.into()));
+        assert_eq!(verify(&unsigned, PASSWORD), Err(SignatureError::Missing));
     }
 
     #[test]

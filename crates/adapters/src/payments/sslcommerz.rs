@@ -30,8 +30,8 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
-            retries: 3,
-            timeout: Duration::from_secs(10),
+            retries: 2,
+            timeout: Duration::from_secs(5),
             base_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(2),
         }

@@ -289,8 +289,8 @@ impl Default for Settings {
             payments_gateway: PaymentsGateway::Sslcommerz,
             sslcommerz_base_url: None,
             payments_callback_url: None,
-            payments_gateway_timeout_ms: 10_000,
-            payments_gateway_retries: 3,
+            payments_gateway_timeout_ms: 5_000,
+            payments_gateway_retries: 2,
             payments_recovery_after_secs: 15 * 60,
             payments_expire_after_secs: 24 * 3600,
             consumer_concurrency: BTreeMap::new(),
@@ -676,6 +676,19 @@ impl Settings {
             }
             if self.payments_gateway_timeout_ms == 0 {
                 problem("payments_gateway_timeout_ms", "must be more than 0".into());
+            }
+            // Every try plus the longest backoffs (2 s) must end before the request does.
+            let worst_ms = u64::from(self.payments_gateway_retries + 1)
+                .saturating_mul(self.payments_gateway_timeout_ms)
+                .saturating_add(u64::from(self.payments_gateway_retries) * 2_000);
+            if worst_ms >= self.request_timeout_secs.saturating_mul(1_000) {
+                problem(
+                    "payments_gateway_timeout_ms",
+                    format!(
+                        "(payments_gateway_retries + 1) × this + the backoffs ({worst_ms} ms) must be \
+                         shorter than request_timeout_secs"
+                    ),
+                );
             }
         }
 

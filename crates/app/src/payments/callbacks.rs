@@ -176,7 +176,7 @@ impl PaymentService {
                     tran_id: &v.tran_id,
                     amount: &v.amount,
                     currency: &v.currency,
-                    risky: v.risk_level == Some(1),
+                    risky: v.risk_level != Some(0),
                 };
                 row.payload = Some(v.payload.to_string());
                 match judge(&vouched, &tran_id, row.amount, &row.currency) {
@@ -192,18 +192,15 @@ impl PaymentService {
             other => (ended_state(other.status()), None),
         };
         let outcome = match (target, flag) {
+            (Some(to), None) if from.is_final() && to != from => {
+                // Money the gateway vouched for, after the payment ended: never dropped.
+                self.flag(&mut uow, row, PaymentFlag::PaidAfterEnd, source)
+                    .await?;
+                tracing::error!(payment = %id, %from, "the gateway vouched for a payment that had ended");
+                format!("flagged:{}", PaymentFlag::PaidAfterEnd)
+            }
             (_, Some(flag)) => {
-                row.flag = Some(flag.as_str().to_owned());
-                let row = payments::save(uow.tx(), row).await?;
-                uow.audit(
-                    AuditEntry::new("payment.flagged")
-                        .target("payment", row.id)
-                        .details(serde_json::json!({ "flag": flag, "source": source.as_str() })),
-                )
-                .await?;
-                metrics::counter!("depot_payment_flags_total", "flag" => flag.as_str())
-                    .increment(1);
-                tracing::warn!(payment = %row.id, flag = flag.as_str(), "a gateway report was not believed");
+                self.flag(&mut uow, row, flag, source).await?;
                 format!("flagged:{flag}")
             }
             (Some(to), None) if from.can_become(to) => {
@@ -252,6 +249,33 @@ impl PaymentService {
         }
         uow.commit().await?;
         Ok((state, changed))
+    }
+
+    /// Records why a gateway report was not believed; a payment still waiting is held for
+    /// review (so nothing asks the gateway about it again), others keep their state.
+    async fn flag(
+        &self,
+        uow: &mut crate::uow::UnitOfWork,
+        mut row: payment::Model,
+        flag: PaymentFlag,
+        source: Source,
+    ) -> AppResult<()> {
+        row.flag = Some(flag.as_str().to_owned());
+        metrics::counter!("depot_payment_flags_total", "flag" => flag.as_str()).increment(1);
+        tracing::warn!(payment = %row.id, flag = flag.as_str(), "a gateway report was not believed");
+        let details = serde_json::json!({ "flag": flag, "source": source.as_str() });
+        if state_of(&row).can_become(PaymentState::Review) {
+            transition(uow, row, PaymentState::Review, details).await?;
+        } else {
+            let row = payments::save(uow.tx(), row).await?;
+            uow.audit(
+                AuditEntry::new("payment.flagged")
+                    .target("payment", row.id)
+                    .details(details),
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// Credits a payment the gateway vouched for to its order; answers `paid`, or `review`

@@ -26,7 +26,7 @@ use depot_adapters::payments::{
 };
 use depot_domain::pagination::{Page, PageRequest};
 use depot_domain::trade::payment::{decimal_amount, tran_id};
-use depot_domain::trade::{PaymentFilter, PaymentMethod, PaymentState};
+use depot_domain::trade::{PaymentFilter, PaymentFlag, PaymentMethod, PaymentState};
 use depot_domain::{AppError, AppResult, ErrorCode, FieldError};
 use depot_store::entity::{customer, payment};
 use depot_store::repo::{customers, payments};
@@ -41,7 +41,7 @@ use crate::client::ClientInfo;
 use crate::config::{PaymentsGateway, Settings};
 use crate::sales::PaymentView;
 use crate::sales::events::payment_transitioned;
-use crate::sales::payments::{balance_due, lock_payable, not_payable};
+use crate::sales::payments::{balance_due, lock_payable, new_payment, not_payable};
 use crate::sales::{Acting, views};
 use crate::uow::{UnitOfWork, Writer, retry_transient};
 
@@ -296,8 +296,18 @@ impl PaymentService {
         let acting = Acting::of(principal);
         let (row, request) =
             retry_transient(|| self.initiate(acting, input.order_id, client)).await?;
-        let opened = gateway.open_session(&request).await;
-        let row = retry_transient(|| self.opened(acting, row.id, &opened, client)).await?;
+        // The call and the second unit run on their own task: a caller who gives up (or the
+        // request timeout) never leaves the payment half-made.
+        let this = self.clone();
+        let client = client.clone();
+        let finished = tokio::spawn(async move {
+            let opened = gateway.open_session(&request).await;
+            let row = retry_transient(|| this.opened(acting, row.id, &opened, &client)).await;
+            (opened, row)
+        })
+        .await
+        .map_err(|e| AppError::internal(std::io::Error::other(e.to_string())))?;
+        let (opened, row) = (finished.0, finished.1?);
         match opened {
             Ok(_) => Ok(views::payment(row)),
             Err(e) => {
@@ -328,32 +338,17 @@ impl PaymentService {
         }
         let customer = customers::get(uow.tx(), order.0.customer_id).await?;
         let now = uow.now();
-        let id = depot_domain::id::new_id();
-        let row = payment::Model {
-            id,
-            sales_order_id: order_id,
-            method: PaymentMethod::Sslcommerz.as_str().to_owned(),
-            state: PaymentState::Initiated.as_str().to_owned(),
-            amount: due,
-            currency: order.0.currency.clone(),
-            reference: None,
-            tran_id: Some(tran_id(id)),
-            actor_id: acting.actor().user_id(),
-            actor_name: acting.actor().system_name().map(str::to_owned),
-            version: 1,
-            created_at: now,
-            updated_at: now,
-            val_id: None,
-            bank_tran_id: None,
-            risk_level: None,
-            gateway_url: None,
-            flag: None,
-            failure: None,
-            payload: None,
-            attempts: 1,
-            refunded: 0,
-            paid_at: None,
-        };
+        let mut row = new_payment(
+            &order,
+            PaymentMethod::Sslcommerz,
+            PaymentState::Initiated,
+            due,
+            acting.actor(),
+            now,
+        );
+        let id = row.id;
+        row.tran_id = Some(tran_id(id));
+        row.attempts = 1;
         crate::sales::payments::insert(&uow, row.clone()).await?;
         uow.emit(&payment_transitioned(&row, None, now)).await?;
         uow.audit(
@@ -433,6 +428,17 @@ impl PaymentService {
             let state = state_of(&row);
             if state != PaymentState::Review {
                 return Err(invalid_state(state, "be approved"));
+            }
+            if row
+                .flag
+                .as_deref()
+                .and_then(PaymentFlag::parse)
+                .is_some_and(PaymentFlag::is_mismatch)
+            {
+                return Err(invalid_state(
+                    state,
+                    "be approved: the gateway's tran_id, amount or currency disagreed with it (cancel it)",
+                ));
             }
             let (order, so_state, payable) = lock_payable(&uow, acting, row.sales_order_id).await?;
             if !payable {

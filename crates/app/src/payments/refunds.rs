@@ -99,14 +99,15 @@ impl PaymentService {
         );
         v.line("remarks", &input.remarks, 1, REMARKS_MAX);
         v.finish()?;
-        self.visible(principal, id).await?;
+        let seen = self.visible(principal, id).await?;
+        let manual = PaymentMethod::parse(&seen.method).is_none_or(PaymentMethod::is_manual);
+        // A gateway refund needs the gateway: checked before anything is written.
+        let gateway = if manual { None } else { Some(self.gateway()?) };
         let actor = principal.actor();
-        let (refund, method) =
-            retry_transient(|| self.begin_refund(actor, id, &input, client)).await?;
-        if method.is_manual() {
+        let (refund, _) = retry_transient(|| self.begin_refund(actor, id, &input, client)).await?;
+        let Some(gateway) = gateway else {
             return Ok(view(refund));
-        }
-        let gateway = self.gateway()?;
+        };
         let payment = payments::get(self.reader(), id)
             .await?
             .ok_or_else(not_found)?;
@@ -220,17 +221,23 @@ impl PaymentService {
                     .unwrap_or_else(|| "refused by the gateway".into());
                 finish_refund(&mut uow, row, refund, RefundState::Failed, Some(reason)).await?
             }
-            // Not known to have reached the gateway: the refund did not happen; it may be
-            // asked again.
-            Err(e) => {
+            Err(GatewayError::Refused(reason)) => {
                 finish_refund(
                     &mut uow,
                     row,
                     refund,
                     RefundState::Failed,
-                    Some(e.to_string()),
+                    Some(reason.clone()),
                 )
                 .await?
+            }
+            // The request may have reached the gateway: the refund stays pending (and the
+            // payment refund_pending) for a person to settle with the gateway, so it is never
+            // asked twice.
+            Err(e) => {
+                refund.reason = Some(format!("no answer from the gateway: {e}"));
+                refund.updated_at = uow.now();
+                payments::save_refund(uow.tx(), refund).await?
             }
         };
         uow.commit().await?;
@@ -268,7 +275,7 @@ impl PaymentService {
     }
 }
 
-/// The refund and its payment, locked (payment first), while the refund is pending.
+/// The refund and its payment, locked (refund, then payment), while the refund is pending.
 async fn lock_refund(
     uow: &UnitOfWork,
     refund_id: Uuid,

@@ -3,8 +3,9 @@
 //! owes. Gateway payments (`crate::payments`) credit the order through the same
 //! [`lock_payable`] and [`credit`]: the order becomes `paid` once its total is covered.
 
-use depot_domain::trade::{PaymentState, SoAction, SoState};
-use depot_domain::{AppError, AppResult, ErrorCode, Validator};
+use chrono::{DateTime, Utc};
+use depot_domain::trade::{PaymentMethod, PaymentState, SoAction, SoState};
+use depot_domain::{Actor, AppError, AppResult, ErrorCode, Validator};
 use depot_store::entity::payment;
 use depot_store::on_constraint;
 use depot_store::repo::sales_orders;
@@ -52,6 +53,43 @@ pub(crate) fn active_exists() -> AppError {
         "the order already has an active payment by this method",
     )
     .with_details(serde_json::json!({ "field": "method" }))
+}
+
+/// A new payment of `amount` on `order` by `method`, in `state`, made by `actor` (nothing
+/// from the gateway yet).
+pub(crate) fn new_payment(
+    order: &Order,
+    method: PaymentMethod,
+    state: PaymentState,
+    amount: i64,
+    actor: Actor,
+    now: DateTime<Utc>,
+) -> payment::Model {
+    payment::Model {
+        id: depot_domain::id::new_id(),
+        sales_order_id: order.0.id,
+        method: method.as_str().to_owned(),
+        state: state.as_str().to_owned(),
+        amount,
+        currency: order.0.currency.clone(),
+        reference: None,
+        tran_id: None,
+        actor_id: actor.user_id(),
+        actor_name: actor.system_name().map(str::to_owned),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+        val_id: None,
+        bank_tran_id: None,
+        risk_level: None,
+        gateway_url: None,
+        flag: None,
+        failure: None,
+        payload: None,
+        attempts: 0,
+        refunded: 0,
+        paid_at: (state == PaymentState::Paid).then_some(now),
+    }
 }
 
 /// Inserts a payment, refusing a second active one per (order, method).
@@ -142,29 +180,15 @@ impl SalesService {
         }
         let now = uow.now();
         let row = payment::Model {
-            id: depot_domain::id::new_id(),
-            sales_order_id: id,
-            method: input.method.as_str().to_owned(),
-            state: PaymentState::Paid.as_str().to_owned(),
-            amount: input.amount,
-            currency: order.0.currency.clone(),
             reference: input.reference.clone(),
-            tran_id: None,
-            actor_id: acting.actor.user_id(),
-            actor_name: acting.actor.system_name().map(str::to_owned),
-            version: 1,
-            created_at: now,
-            updated_at: now,
-            val_id: None,
-            bank_tran_id: None,
-            risk_level: None,
-            gateway_url: None,
-            flag: None,
-            failure: None,
-            payload: None,
-            attempts: 0,
-            refunded: 0,
-            paid_at: Some(now),
+            ..new_payment(
+                &order,
+                input.method,
+                PaymentState::Paid,
+                input.amount,
+                acting.actor,
+                now,
+            )
         };
         insert(&uow, row.clone()).await?;
         uow.emit(&events::payment_transitioned(&row, None, now))

@@ -427,7 +427,8 @@ async fn validation_that_disagrees_with_the_stored_payment_is_never_paid() {
     session_opens(&gateway).await;
     let app = gateway_app(&gateway).await;
     let till = Till::open(&app).await;
-    // (what the validation API says, the posted amount, the state after, the flag)
+    // (what the validation API says, the state after, the flag): a report that is not believed
+    // holds the payment for a person, unpaid.
     let cases = [
         (
             "VAL-AMOUNT",
@@ -435,7 +436,7 @@ async fn validation_that_disagrees_with_the_stored_payment_is_never_paid() {
             "BDT",
             "0",
             "VALID",
-            "pending",
+            "review",
             Some("amount_mismatch"),
         ),
         (
@@ -444,7 +445,7 @@ async fn validation_that_disagrees_with_the_stored_payment_is_never_paid() {
             "USD",
             "0",
             "VALID",
-            "pending",
+            "review",
             Some("currency_mismatch"),
         ),
         (
@@ -453,7 +454,7 @@ async fn validation_that_disagrees_with_the_stored_payment_is_never_paid() {
             "BDT",
             "0",
             "VALID",
-            "pending",
+            "review",
             Some("tran_id_mismatch"),
         ),
         (
@@ -767,7 +768,56 @@ async fn refunds_go_pending_then_refunded_and_never_exceed_the_payment() {
         (422, Some(TOTAL - 234_500)),
         "{body}"
     );
-    assert_eq!(count_audit(&app, "payment.refund_pending", &id).await, 1);
+
+    // The rest: the payment ends `refunded`.
+    Mock::given(method("GET"))
+        .and(path(MERCHANT))
+        .and(query_param("bank_tran_id", "BANK-1"))
+        .and(query_param("refund_amount", "10000.00"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "APIConnect": "DONE", "bank_tran_id": "BANK-1", "trans_id": tran_id,
+            "refund_ref_id": "REF-2", "status": "success", "errorReason": "",
+        })))
+        .mount(&gateway)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(MERCHANT))
+        .and(query_param("refund_ref_id", "REF-2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "APIConnect": "DONE", "refund_ref_id": "REF-2", "status": "refunded", "errorReason": "",
+        })))
+        .mount(&gateway)
+        .await;
+    let (status, rest) = till
+        .finance
+        .post(
+            &refunds,
+            json!({ "amount": TOTAL - 234_500, "remarks": "the rest" }),
+        )
+        .await;
+    assert_eq!(
+        (status, rest["state"].as_str()),
+        (201, Some("pending")),
+        "{rest}"
+    );
+    assert_eq!(app.run_job("payments_refund_poll").await, 1);
+    let done = till.payment(&id).await;
+    assert_eq!(
+        (done["state"].as_str(), done["refunded"].as_i64()),
+        (Some("refunded"), Some(TOTAL)),
+        "{done}"
+    );
+    assert_eq!(count_audit(&app, "payment.refund_pending", &id).await, 2);
+    assert_eq!(count_audit(&app, "payment.refunded", &id).await, 1);
+    let (status, body) = till
+        .finance
+        .post(&refunds, json!({ "amount": 1, "remarks": "over" }))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("payments.invalid_state")),
+        "{body}"
+    );
     app.stop().await;
 }
 
@@ -835,8 +885,8 @@ async fn the_simulator_runs_the_whole_flow_and_its_tampering_is_caught() {
     let till = Till::open(&app).await;
     for (tamper, want, flag) in [
         (None, "paid", None),
-        (Some("amount"), "pending", Some("amount_mismatch")),
-        (Some("currency"), "pending", Some("currency_mismatch")),
+        (Some("amount"), "review", Some("amount_mismatch")),
+        (Some("currency"), "review", Some("currency_mismatch")),
         (Some("risk"), "review", None),
     ] {
         let order = till.confirmed_order().await;
@@ -892,8 +942,37 @@ async fn the_simulator_runs_the_whole_flow_and_its_tampering_is_caught() {
         );
     }
     // The review is approved by a person: the order is paid then.
+    // A person approves the risky one (the newest held); one whose numbers disagreed is
+    // never approved, only cancelled.
     let held = till.finance.get("/api/v1/payments?state=review").await;
-    let held_id = held["data"][0]["id"].as_str().unwrap().to_owned();
+    let held = held["data"].as_array().unwrap().clone();
+    assert_eq!(held.len(), 3);
+    let mismatched = held
+        .iter()
+        .find(|p| p["flag"] == "amount_mismatch")
+        .unwrap();
+    let path = format!(
+        "/api/v1/payments/{}/approve",
+        mismatched["id"].as_str().unwrap()
+    );
+    let (status, body) = till.finance.post(&path, json!({})).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("payments.invalid_state")),
+        "{body}"
+    );
+    let path = format!(
+        "/api/v1/payments/{}/cancel",
+        mismatched["id"].as_str().unwrap()
+    );
+    let (status, body) = till.finance.post(&path, json!({})).await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("cancelled")),
+        "{body}"
+    );
+    let held_id = held[0]["id"].as_str().unwrap().to_owned();
+    assert!(held[0]["flag"].is_null(), "{}", held[0]);
     let (status, approved) = till
         .finance
         .post(&format!("/api/v1/payments/{held_id}/approve"), json!({}))

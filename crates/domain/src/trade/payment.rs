@@ -63,6 +63,21 @@ crate::string_enum! {
         CurrencyMismatch = "currency_mismatch",
         /// Money was taken for an order that can no longer be paid (cancelled meanwhile).
         OrderNotPayable = "order_not_payable",
+        /// The gateway vouched for money taken after the payment had ended (failed,
+        /// cancelled, expired): a person must refund or re-book it.
+        PaidAfterEnd = "paid_after_end",
+    }
+}
+
+impl PaymentFlag {
+    /// Whether the gateway's numbers disagreed with ours (such a payment is never approved).
+    pub fn is_mismatch(self) -> bool {
+        matches!(
+            self,
+            PaymentFlag::TranIdMismatch
+                | PaymentFlag::AmountMismatch
+                | PaymentFlag::CurrencyMismatch
+        )
     }
 }
 
@@ -120,7 +135,7 @@ pub struct Validated<'a> {
     /// As the gateway wrote it (`"100.00"`).
     pub amount: &'a str,
     pub currency: &'a str,
-    /// `1` is risky: held for review.
+    /// Anything but risk level 0 (risky, or not said): held for review.
     pub risky: bool,
 }
 

@@ -95,6 +95,7 @@ impl PaymentState {
         PaymentState::Pending,
         PaymentState::Paid,
         PaymentState::Review,
+        PaymentState::RefundPending,
     ];
 
     pub fn is_active(self) -> bool {
@@ -153,7 +154,12 @@ mod tests {
             .filter(|s| s.is_active())
             .map(|s| s.as_str())
             .collect();
-        assert_eq!(active, ["initiated", "pending", "paid", "review"]);
+        // A payment being refunded is paid money (it returns to `paid` when a part is
+        // refunded), so it keeps its place: two could otherwise be paid at once.
+        assert_eq!(
+            active,
+            ["initiated", "pending", "paid", "review", "refund_pending"]
+        );
         assert!(PaymentMethod::Cash.is_manual());
         assert!(!PaymentMethod::Sslcommerz.is_manual());
     }

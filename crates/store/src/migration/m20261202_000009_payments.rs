@@ -5,7 +5,7 @@
 use sea_orm_migration::prelude::*;
 
 use super::parts::{big, index, one_of, references, text, text_null, ts, uuid, uuid_null, uuid_pk};
-use super::{PAYMENT_FLAGS, REFUND_STATES};
+use super::{PAYMENT_FLAGS, REFUND_STATES, active_payment_states};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -96,6 +96,16 @@ impl MigrationTrait for Migration {
                 )
                 .await?;
         }
+        // A payment being refunded is still active (one per order and method).
+        let db = manager.get_connection();
+        db.execute_unprepared("DROP INDEX payments_active_key")
+            .await?;
+        db.execute_unprepared(&format!(
+            "CREATE UNIQUE INDEX payments_active_key ON payments (sales_order_id, method) \
+             WHERE state IN ({})",
+            active_payment_states()
+        ))
+        .await?;
         // The recovery job's scan: payments waiting for the gateway, oldest first.
         manager
             .create_index(index(
@@ -179,6 +189,14 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        db.execute_unprepared("DROP INDEX payments_active_key")
+            .await?;
+        db.execute_unprepared(
+            "CREATE UNIQUE INDEX payments_active_key ON payments (sales_order_id, method) \
+             WHERE state IN ('initiated', 'pending', 'paid', 'review')",
+        )
+        .await?;
         manager
             .drop_table(Table::drop().table(Refunds::Table).to_owned())
             .await?;
