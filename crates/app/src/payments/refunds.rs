@@ -104,7 +104,7 @@ impl PaymentService {
         // A gateway refund needs the gateway: checked before anything is written.
         let gateway = if manual { None } else { Some(self.gateway()?) };
         let actor = principal.actor();
-        let (refund, _) = retry_transient(|| self.begin_refund(actor, id, &input, client)).await?;
+        let refund = retry_transient(|| self.begin_refund(actor, id, &input, client)).await?;
         let Some(gateway) = gateway else {
             return Ok(view(refund));
         };
@@ -135,7 +135,7 @@ impl PaymentService {
         id: Uuid,
         input: &NewRefund,
         client: &ClientInfo,
-    ) -> AppResult<(refund::Model, PaymentMethod)> {
+    ) -> AppResult<refund::Model> {
         let mut uow = self.inner.writer.begin(actor, client).await?;
         let row = payments::lock(uow.tx(), id).await?.ok_or_else(not_found)?;
         let state = state_of(&row);
@@ -182,7 +182,7 @@ impl PaymentService {
             refund
         };
         uow.commit().await?;
-        Ok((refund, method))
+        Ok(refund)
     }
 
     /// The second unit: what the gateway said to the refund request.

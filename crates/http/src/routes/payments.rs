@@ -243,7 +243,7 @@ pub struct IpnAnswer {
 }
 
 /// Parses a form body keeping every field as posted (order, empty values, repeats).
-fn form_fields(body: &[u8]) -> Vec<(String, String)> {
+pub(crate) fn form_fields(body: &[u8]) -> Vec<(String, String)> {
     form_urlencoded::parse(body)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
@@ -303,7 +303,8 @@ async fn returned_post(
     shown(&ctx, &outcome, &tran_id).await
 }
 
-fn posted(fields: &[(String, String)], key: &str) -> String {
+/// The first value posted under `key` (empty when absent).
+pub(crate) fn posted(fields: &[(String, String)], key: &str) -> String {
     fields
         .iter()
         .find(|(k, _)| k == key)

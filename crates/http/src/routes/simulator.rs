@@ -13,6 +13,8 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use depot_app::AppContext;
 
+use super::payments::{form_fields as fields, posted};
+
 pub fn router() -> Router<AppContext> {
     Router::new()
         .route("/gwprocess/v4/api.php", post(open_session))
@@ -22,12 +24,6 @@ pub fn router() -> Router<AppContext> {
             "/validator/api/merchantTransIDvalidationAPI.php",
             get(merchant_api),
         )
-}
-
-fn fields(raw: &[u8]) -> Vec<(String, String)> {
-    form_urlencoded::parse(raw)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
 }
 
 fn missing() -> Response {
@@ -57,12 +53,8 @@ async fn act(State(ctx): State<AppContext>, Path(session): Path<String>, body: B
         return missing();
     };
     let form = fields(&body);
-    let get = |k: &str| {
-        form.iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.as_str())
-    };
-    let outcome = match sim.act(&session, get("action").unwrap_or_default(), get("tamper")) {
+    let tamper = posted(&form, "tamper");
+    let outcome = match sim.act(&session, &posted(&form, "action"), Some(tamper.as_str())) {
         Ok(outcome) => outcome,
         Err(problem) => return (StatusCode::UNPROCESSABLE_ENTITY, problem).into_response(),
     };
@@ -70,12 +62,7 @@ async fn act(State(ctx): State<AppContext>, Path(session): Path<String>, body: B
         Ok(status) => tracing::info!(status, "simulator: IPN delivered"),
         Err(e) => tracing::warn!(error = %e, "simulator: the IPN was not delivered"),
     }
-    let tran_id = outcome
-        .ipn
-        .iter()
-        .find(|(k, _)| k == "tran_id")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
+    let tran_id = posted(&outcome.ipn, "tran_id");
     let mut to = form_urlencoded::Serializer::new(String::new());
     to.append_pair("tran_id", &tran_id);
     let separator = if outcome.redirect.contains('?') {

@@ -149,20 +149,6 @@ pub async fn insert_callback(
     insert_row(conn, payment_callback::ActiveModel::from(row)).await
 }
 
-/// The callbacks acted on for a payment, oldest first.
-pub async fn callbacks_of(
-    conn: &impl ConnectionTrait,
-    payment: Uuid,
-) -> AppResult<Vec<payment_callback::Model>> {
-    payment_callback::Entity::find()
-        .filter(payment_callback::Column::PaymentId.eq(payment))
-        .order_by_asc(payment_callback::Column::CreatedAt)
-        .order_by_asc(payment_callback::Column::Id)
-        .all(conn)
-        .await
-        .map_err(db_error)
-}
-
 // --- refunds ---
 
 pub async fn insert_refund(conn: &impl ConnectionTrait, row: refund::Model) -> AppResult<()> {
@@ -216,14 +202,4 @@ pub async fn refunds_pending(
         .all(conn)
         .await
         .map_err(db_error)
-}
-
-/// How much of a payment's refunds is still on its way.
-pub async fn refund_pending_total(conn: &impl ConnectionTrait, payment: Uuid) -> AppResult<i64> {
-    Ok(refunds_of(conn, payment)
-        .await?
-        .iter()
-        .filter(|r| r.state == RefundState::Pending.as_str())
-        .map(|r| r.amount)
-        .sum())
 }
