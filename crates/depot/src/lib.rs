@@ -11,6 +11,14 @@
 pub mod telemetry;
 pub mod wiring;
 
+/// The allocator of every program built on this crate (the server, the CLI, the tests, the
+/// benchmarks): jemalloc. With glibc's allocator a bulk import — rows decoded on the database
+/// driver's threads, freed on the runtime's — left each thread's arena at its high-water mark:
+/// the import benchmark peaked at 255 MiB where jemalloc peaks at 177–209 MiB, and an idle
+/// process starts at 55 MiB instead of 90 (`bench/RESULTS.md`).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 

@@ -92,7 +92,19 @@ impl<'a> CsvFile<'a> {
     /// Calls `each(row, cells)` for every readable data row, in order, and returns the rows
     /// that are not readable (each with why, at most the limit) and how many there were. A row
     /// of only empty fields is skipped.
-    pub fn rows(&self, mut each: impl FnMut(u64, &[&str])) -> (Vec<RowError>, u64) {
+    pub fn rows(&self, each: impl FnMut(u64, &[&str])) -> (Vec<RowError>, u64) {
+        let (errors, unreadable, _) = self.rows_from(Mark::START, usize::MAX, each);
+        (errors, unreadable)
+    }
+
+    /// As [`Self::rows`], from `from` and for at most `records` data records (readable or
+    /// not); also where the records after them start, if there are any.
+    pub fn rows_from(
+        &self,
+        from: Mark,
+        records: usize,
+        mut each: impl FnMut(u64, &[&str]),
+    ) -> (Vec<RowError>, u64, Option<Mark>) {
         let mut errors = Vec::new();
         let mut unreadable = 0u64;
         let mut note = |errors: &mut Vec<RowError>, error: RowError| {
@@ -101,15 +113,18 @@ impl<'a> CsvFile<'a> {
                 errors.push(error);
             }
         };
-        let mut reader = reader(self.data, self.delimiter);
+        let start = from.byte.min(self.data.len());
+        let mut reader = reader(&self.data[start..], self.delimiter);
         let mut record = csv::ByteRecord::new();
-        let mut first = true;
+        let mut first = start == 0;
+        let mut taken = 0usize;
         // The line a record starts on, counted from the bytes (the reader does not count the
         // blank lines it skips): 1 + the line breaks before it.
-        let (mut counted_to, mut line) = (0usize, 1u64);
-        let mut line_at = |byte: u64| {
-            let mut byte = usize::try_from(byte)
+        let (mut counted_to, mut line) = (start, from.line);
+        let mut line_at = |relative: u64| {
+            let mut byte = usize::try_from(relative)
                 .unwrap_or(usize::MAX)
+                .saturating_add(start)
                 .min(self.data.len());
             // A record's position is where the reader started looking: past blank lines.
             while matches!(self.data.get(byte), Some(b'\n' | b'\r')) {
@@ -126,6 +141,15 @@ impl<'a> CsvFile<'a> {
         };
         loop {
             let row = line_at(reader.position().byte());
+            if taken == records {
+                // `line_at` moved `counted_to` to where the next record starts.
+                let at = Mark {
+                    byte: counted_to,
+                    line: row,
+                };
+                let more = at.byte < self.data.len();
+                return (errors, unreadable, more.then_some(at));
+            }
             match reader.read_byte_record(&mut record) {
                 Ok(false) => break,
                 Ok(true) => {}
@@ -139,6 +163,7 @@ impl<'a> CsvFile<'a> {
                             format!("not readable CSV: {e}"),
                         ),
                     );
+                    taken += 1;
                     continue;
                 }
             }
@@ -149,6 +174,7 @@ impl<'a> CsvFile<'a> {
             if record.iter().all(<[u8]>::is_empty) {
                 continue;
             }
+            taken += 1;
             if record.len() != self.header.width() {
                 note(
                     &mut errors,
@@ -191,8 +217,20 @@ impl<'a> CsvFile<'a> {
                 each(row, &cells);
             }
         }
-        (errors, unreadable)
+        (errors, unreadable, None)
     }
+}
+
+/// Where a file's rows are read from: a record's first byte, and its line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Mark {
+    byte: usize,
+    line: u64,
+}
+
+impl Mark {
+    /// The start of the file (its header).
+    pub const START: Mark = Mark { byte: 0, line: 1 };
 }
 
 #[cfg(test)]
@@ -246,6 +284,37 @@ mod tests {
                 (7, None, "import.field_count"),
             ]
         );
+    }
+
+    #[test]
+    fn rows_read_a_chunk_at_a_time_are_the_rows_read_at_once() {
+        let mut data = b"code;name\nA;\"One\n1\"\n\n\nB\n;\nC;T\x00wo\n".to_vec();
+        data.extend_from_slice(b"D;Four\r\n\r\nE;\"Fi;ve\"\nF;Six\n\n");
+        let file = CsvFile::open(ImportKind::Locations, &data, 100).expect("header");
+        let mut whole = Vec::new();
+        let (whole_errors, whole_count) =
+            file.rows(|row, cells| whole.push((row, cells.join("|"))));
+        assert_eq!(whole.len(), 4);
+        for size in 1..=5 {
+            let (mut rows, mut errors, mut count) = (Vec::new(), Vec::new(), 0);
+            let mut mark = Some(Mark::START);
+            let mut chunks = 0;
+            while let Some(from) = mark {
+                let (e, n, next) =
+                    file.rows_from(from, size, |row, cells| rows.push((row, cells.join("|"))));
+                errors.extend(e);
+                count += n;
+                mark = next;
+                chunks += 1;
+            }
+            assert_eq!(rows, whole, "chunks of {size}");
+            assert_eq!(errors, whole_errors, "chunks of {size}");
+            assert_eq!(count, whole_count);
+            assert!(
+                chunks >= 6_usize.div_ceil(size),
+                "chunks of {size}: {chunks}"
+            );
+        }
     }
 
     #[test]

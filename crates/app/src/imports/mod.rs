@@ -23,7 +23,7 @@ use depot_domain::message::Message;
 use depot_domain::pagination::{Page, PageRequest};
 use depot_domain::{Actor, AppError, AppResult, ErrorCode};
 use depot_store::entity::import_job;
-use depot_store::repo::{imports, locations, products};
+use depot_store::repo::imports;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -505,14 +505,10 @@ impl ImportService {
                 let now = self.writer.now();
                 let (summary, errors) = match spec.kind {
                     ImportKind::Products => {
-                        let (plan, errors) =
-                            catalog::check_products(reader, &file, now, false, progress).await?;
-                        (plan.summary, errors)
+                        catalog::check_products(reader, &file, now, false, progress).await?
                     }
                     ImportKind::Locations => {
-                        let (plan, errors) =
-                            catalog::check_locations(reader, &file, now, false, progress).await?;
-                        (plan.summary, errors)
+                        catalog::check_locations(reader, &file, now, false, progress).await?
                     }
                     ImportKind::OpeningStock | ImportKind::StockCounts => {
                         let posting = spec.posting().unwrap_or(Posting::Counts);
@@ -557,35 +553,18 @@ impl ImportService {
             ..Outcome::default()
         };
         let summary = match spec.kind {
-            ImportKind::Products => {
-                let (plan, errors) =
-                    catalog::check_products(uow.tx(), file, now, true, progress).await?;
-                if !errors.is_empty() {
+            ImportKind::Products | ImportKind::Locations => {
+                // Written as checked, while no row fails: on errors the unit rolls back.
+                let (summary, errors) = if spec.kind == ImportKind::Products {
+                    catalog::check_products(uow.tx(), file, now, true, progress).await?
+                } else {
+                    catalog::check_locations(uow.tx(), file, now, true, progress).await?
+                };
+                if !errors.is_empty() || file.dropped() > 0 {
                     return Ok(invalid(errors));
                 }
                 progress.advance(rows);
-                products::upsert_many(
-                    uow.tx(),
-                    plan.writes,
-                    &catalog::product_columns(&file.header),
-                )
-                .await?;
-                plan.summary
-            }
-            ImportKind::Locations => {
-                let (plan, errors) =
-                    catalog::check_locations(uow.tx(), file, now, true, progress).await?;
-                if !errors.is_empty() {
-                    return Ok(invalid(errors));
-                }
-                progress.advance(rows);
-                locations::upsert_many(
-                    uow.tx(),
-                    plan.writes,
-                    &catalog::location_columns(&file.header),
-                )
-                .await?;
-                plan.summary
+                summary
             }
             ImportKind::OpeningStock | ImportKind::StockCounts => {
                 let posting = spec.posting().unwrap_or(Posting::Counts);

@@ -38,25 +38,34 @@ pub(crate) enum Posting {
     Counts,
 }
 
-/// One checked row.
+/// One checked row (kept for every row of the file until it is written: compact).
 #[derive(Debug, Clone)]
 pub(crate) struct StockRow {
     row: u64,
     product: Uuid,
     location: Uuid,
     quantity: i64,
-    lot: Option<String>,
+    lot: Option<Box<str>>,
     expiry: Option<NaiveDate>,
     unit_cost: Option<i64>,
-    currency: Option<String>,
+    currency: Option<Box<str>>,
     received_at: Option<DateTime<Utc>>,
+}
+
+/// A level a file names: what it held when read (locked when applying) and what it holds as
+/// the rows are written.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    was: i64,
+    now: i64,
+    reserved: i64,
 }
 
 /// What a checked stock file will write.
 pub(crate) struct StockPlan {
     rows: Vec<StockRow>,
-    /// The level of every (product, location) the file names, as read (locked when applying).
-    levels: BTreeMap<(Uuid, Uuid), stock_level::Model>,
+    /// Every (product, location) the file names.
+    levels: BTreeMap<(Uuid, Uuid), Tally>,
     reorder_points: HashMap<Uuid, Option<Quantity>>,
 }
 
@@ -90,8 +99,10 @@ pub(crate) async fn check_stock(
 ) -> AppResult<(StockPlan, Vec<RowError>)> {
     let h = &file.header;
     let (mut skus, mut codes) = (HashSet::new(), HashSet::new());
+    let mut readable = 0usize;
     file.restart();
     let (mut errors, unreadable) = file.rows(|_, cells| {
+        readable += 1;
         if let Some(sku) = present(h.cell(cells, "sku"))
             && !skus.contains(sku)
         {
@@ -106,20 +117,25 @@ pub(crate) async fn check_stock(
     file.count_unkept(unreadable - errors.len() as u64);
     let skus: Vec<String> = skus.into_iter().collect();
     let codes: Vec<String> = codes.into_iter().collect();
-    let products: HashMap<String, ProductInfo> = products::by_sku_keys(conn, &skus)
-        .await?
-        .into_iter()
-        .map(|p| {
-            let info = ProductInfo {
-                id: p.id,
-                unit: unit_of(&p),
-                tracks_expiry: p.tracks_expiry,
-                archived: p.status == ProductStatus::Archived.as_str(),
-                reorder_point: p.reorder_point.map(Quantity::from_thousandths),
-            };
-            (p.sku_key, info)
-        })
-        .collect();
+    // Read a chunk at a time: only what a row needs of its product is kept.
+    let mut products: HashMap<String, ProductInfo> = HashMap::with_capacity(skus.len());
+    for chunk in skus.chunks(CHUNK_PRODUCTS) {
+        products.extend(
+            products::by_sku_keys(conn, chunk)
+                .await?
+                .into_iter()
+                .map(|p| {
+                    let info = ProductInfo {
+                        id: p.id,
+                        unit: unit_of(&p),
+                        tracks_expiry: p.tracks_expiry,
+                        archived: p.status == ProductStatus::Archived.as_str(),
+                        reorder_point: p.reorder_point.map(Quantity::from_thousandths),
+                    };
+                    (p.sku_key, info)
+                }),
+        );
+    }
     let places: HashMap<String, (Uuid, bool)> = locations::by_code_keys(conn, &codes)
         .await?
         .into_iter()
@@ -127,7 +143,8 @@ pub(crate) async fn check_stock(
         .collect();
     drop((skus, codes));
 
-    let mut rows = Vec::new();
+    // The checked rows are kept (without regrowing: the first pass counted them).
+    let mut rows = Vec::with_capacity(readable);
     let mut row_problems = Vec::new();
     file.rows(|row, cells| {
         progress.advance(1);
@@ -264,10 +281,10 @@ pub(crate) async fn check_stock(
                 product: p.id,
                 location,
                 quantity: q.thousandths(),
-                lot: lot.map(str::to_owned),
+                lot: lot.map(Box::from),
                 expiry,
                 unit_cost,
-                currency: currency.map(str::to_owned),
+                currency: currency.map(Box::from),
                 received_at,
             }),
             _ => file.keep_fields(&mut row_problems, row, v),
@@ -300,8 +317,11 @@ pub(crate) async fn check_stock(
     }
     drop(order);
 
-    let pairs: BTreeSet<(Uuid, Uuid)> = rows.iter().map(|r| (r.product, r.location)).collect();
-    let mut product_ids: Vec<Uuid> = pairs.iter().map(|(p, _)| *p).collect();
+    let mut levels: BTreeMap<(Uuid, Uuid), Tally> = rows
+        .iter()
+        .map(|r| ((r.product, r.location), Tally::default()))
+        .collect();
+    let mut product_ids: Vec<Uuid> = levels.keys().map(|(p, _)| *p).collect();
     product_ids.dedup();
     // Counting reads batches, so every level it names is created and locked first. Opening
     // stock reads none: it locks the levels that exist and adds to each level (new or not) in
@@ -312,43 +332,37 @@ pub(crate) async fn check_stock(
         bulk::lock_stock_imports(conn).await?;
     }
     if let Some(now) = lock.filter(|_| posting != Posting::Opening) {
-        let wanted: Vec<(Uuid, Uuid)> = pairs.iter().copied().collect();
-        bulk::ensure_levels(conn, &wanted, now).await?;
+        let mut keys = levels.keys().copied().peekable();
+        while keys.peek().is_some() {
+            let chunk: Vec<(Uuid, Uuid)> = keys.by_ref().take(FLUSH_EVERY).collect();
+            bulk::ensure_levels(conn, &chunk, now).await?;
+        }
     }
-    let mut levels: BTreeMap<(Uuid, Uuid), stock_level::Model> =
-        bulk::levels_of_products(conn, &product_ids, lock.is_some())
-            .await?
-            .into_iter()
-            .map(|l| ((l.product_id, l.location_id), l))
-            .filter(|(key, _)| pairs.contains(key))
-            .collect();
-    let since = lock.unwrap_or_default();
-    for &(product_id, location_id) in &pairs {
-        levels
-            .entry((product_id, location_id))
-            .or_insert(stock_level::Model {
-                product_id,
-                location_id,
-                on_hand: 0,
-                reserved: 0,
-                updated_at: since,
-            });
+    // A chunk of products at a time (in product order, so locks are taken in one order).
+    for chunk in product_ids.chunks(CHUNK_PRODUCTS) {
+        for l in bulk::levels_of_products(conn, chunk, lock.is_some()).await? {
+            if let Some(tally) = levels.get_mut(&(l.product_id, l.location_id)) {
+                *tally = Tally {
+                    was: l.on_hand,
+                    now: l.on_hand,
+                    reserved: l.reserved,
+                };
+            }
+        }
     }
+    drop(product_ids);
     if posting == Posting::Opening {
         let units: HashMap<Uuid, depot_domain::stock::Unit> =
             products.values().map(|p| (p.id, p.unit)).collect();
         for r in &rows {
-            if let Some(level) = levels
-                .get(&(r.product, r.location))
-                .filter(|l| l.on_hand != 0)
-            {
+            if let Some(level) = levels.get(&(r.product, r.location)).filter(|l| l.was != 0) {
                 file.keep(&mut errors, RowError::new(
                     r.row,
                     None,
                     "stock.exists",
                     format!(
                         "the product already has {} {} at this location: import with replace=true to count it instead",
-                        Quantity::from_thousandths(level.on_hand),
+                        Quantity::from_thousandths(level.was),
                         units.get(&r.product).map_or("", |u| u.as_str()),
                     ),
                 ));
@@ -395,7 +409,7 @@ struct Writes<'u> {
     received: BTreeSet<Uuid>,
     /// Batches opened here with an expiry (judged for alerts without reading them back).
     opened: Vec<OpenedBatch>,
-    levels: BTreeMap<(Uuid, Uuid), stock_level::Model>,
+    levels: BTreeMap<(Uuid, Uuid), Tally>,
 }
 
 impl Writes<'_> {
@@ -426,7 +440,7 @@ impl Writes<'_> {
     ) {
         let actor = self.uow.actor();
         if let Some(level) = self.levels.get_mut(&(b.product_id, b.location_id)) {
-            level.on_hand += signed;
+            level.now += signed;
         }
         self.movements.push(stock_movement::Model {
             id: depot_domain::id::new_id(),
@@ -459,11 +473,11 @@ impl Writes<'_> {
             id: depot_domain::id::new_id(),
             product_id: r.product,
             location_id: r.location,
-            lot: r.lot.clone(),
+            lot: r.lot.as_deref().map(str::to_owned),
             expiry: r.expiry,
             received_at: r.received_at.unwrap_or(now),
             unit_cost: r.unit_cost,
-            currency: r.currency.clone(),
+            currency: r.currency.as_deref().map(str::to_owned),
             quantity: r.quantity,
             reserved: 0,
             status: BatchStatus::Open.as_str().to_owned(),
@@ -524,7 +538,6 @@ pub(crate) async fn write_stock(
         levels,
         reorder_points,
     } = plan;
-    let before: BTreeMap<(Uuid, Uuid), i64> = levels.iter().map(|(k, l)| (*k, l.on_hand)).collect();
     let (kind, reason) = match posting {
         Posting::Opening => (MovementKind::Receipt, AdjustmentReason::Initial),
         Posting::Replace | Posting::Counts => {
@@ -587,38 +600,47 @@ pub(crate) async fn write_stock(
         levels,
         ..
     } = w;
+    // The levels that changed, a chunk at a time: written, and judged for alerts.
     let now = uow.now();
-    let mut changes = Vec::new();
-    let mut written = Vec::new();
-    for (key, mut level) in levels {
-        let was = before.get(&key).copied().unwrap_or_default();
-        if level.on_hand == was {
-            continue;
+    let mut raised = Vec::new();
+    let mut changed = levels
+        .into_iter()
+        .filter(|(_, l)| l.now != l.was)
+        .peekable();
+    while changed.peek().is_some() {
+        let mut changes = Vec::with_capacity(FLUSH_EVERY);
+        let mut written = Vec::with_capacity(FLUSH_EVERY);
+        for ((product_id, location_id), level) in changed.by_ref().take(FLUSH_EVERY) {
+            changes.push(LevelChange {
+                product: product_id,
+                location: location_id,
+                before: Quantity::from_thousandths(level.was),
+                after: Quantity::from_thousandths(level.now),
+                reorder_point: reorder_points.get(&product_id).copied().flatten(),
+            });
+            written.push(stock_level::Model {
+                product_id,
+                location_id,
+                // Opening stock adds what this unit received (see `check_stock`).
+                on_hand: match posting {
+                    Posting::Opening => level.now - level.was,
+                    Posting::Replace | Posting::Counts => level.now,
+                },
+                reserved: level.reserved,
+                updated_at: now,
+            });
         }
-        level.updated_at = now;
-        changes.push(LevelChange {
-            product: key.0,
-            location: key.1,
-            before: Quantity::from_thousandths(was),
-            after: Quantity::from_thousandths(level.on_hand),
-            reorder_point: reorder_points.get(&key.0).copied().flatten(),
-        });
         if posting == Posting::Opening {
-            // What this unit adds (see `check_stock`).
-            level.on_hand -= was;
+            bulk::add_to_levels(uow.tx(), written).await?;
+        } else {
+            bulk::set_levels(uow.tx(), written).await?;
         }
-        written.push(level);
-    }
-    if posting == Posting::Opening {
-        bulk::add_to_levels(uow.tx(), written).await?;
-    } else {
-        bulk::set_levels(uow.tx(), written).await?;
+        raised.extend(alerts::on_levels(uow, &changes).await?);
     }
     tracing::debug!(
         elapsed_ms = started.elapsed().as_millis() as u64,
-        "import: levels written"
+        "import: levels written and judged"
     );
-    let mut raised = alerts::on_levels(uow, &changes).await?;
     raised.extend(alerts::on_batches(uow, &closed, &received, warning_days).await?);
     raised.extend(alerts::on_opened(uow, &opened, warning_days).await?);
     tracing::debug!(
@@ -680,7 +702,7 @@ fn take_lot(
     let batches = open.entry((r.product, r.location)).or_default();
     let (matching, rest): (Vec<_>, Vec<_>) = std::mem::take(batches)
         .into_iter()
-        .partition(|b| b.lot == r.lot && b.expiry == r.expiry);
+        .partition(|b| b.lot.as_deref() == r.lot.as_deref() && b.expiry == r.expiry);
     *batches = rest;
     matching
 }

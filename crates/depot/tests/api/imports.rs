@@ -827,6 +827,50 @@ async fn a_thousand_scattered_bad_rows_are_all_reported_and_nothing_is_written()
 }
 
 #[tokio::test]
+async fn a_file_checked_a_chunk_at_a_time_is_still_all_or_nothing() {
+    // Products are checked and written 5,000 rows at a time: errors found in a later chunk
+    // (a duplicate of an earlier chunk's SKU, a bad last row) undo what earlier chunks wrote.
+    let app = spawn_app().await;
+    let desk = Desk::open(&app).await;
+    let rows = 12_000;
+    let mut file = String::from("sku,name,unit,barcode\n");
+    for i in 0..rows {
+        file.push_str(&format!("P{i},Product {i},pcs,B{i}\n"));
+    }
+    let mut bad = file.clone();
+    bad.push_str("p17,Again,pcs,\n"); // SKUs are case-insensitive: P17 is on row 19
+    bad.push_str(&format!("Q1,{},pcs,B9000\n", "n".repeat(201)));
+    let (status, body) = import(&app, &desk.user, "kind=products&mode=apply", &bad, None).await;
+    assert_eq!(status, 422, "{body}");
+    let mut found: Vec<(u64, String, String)> = errors(&body["details"]);
+    found.sort();
+    let last = rows as u64 + 3;
+    assert_eq!(
+        found,
+        vec![
+            (last - 1, "sku".into(), "import.duplicate".into()),
+            (last, "barcode".into(), "import.duplicate".into()),
+            (last, "name".into(), "length".into()),
+        ],
+        "{body}"
+    );
+    assert_eq!(
+        count_products(&desk).await,
+        0,
+        "earlier chunks' writes undone"
+    );
+
+    let (status, body) = import(&app, &desk.user, "kind=products&mode=apply", &file, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["summary"]["created"], rows);
+    let (status, body) = import(&app, &desk.user, "kind=products&mode=apply", &file, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["summary"]["unchanged"], rows);
+    assert_eq!(body["summary"]["created"], 0);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn validating_a_count_below_what_orders_hold_says_so_as_applying_does() {
     let app = spawn_app().await;
     let desk = Desk::open(&app).await;

@@ -14,6 +14,7 @@ mod m20261129_000006_stock;
 mod m20261130_000007_trade;
 mod m20261201_000008_imports;
 mod m20261202_000009_payments;
+mod m20261203_000010_ledger_reference_partial;
 mod parts;
 
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000007_trade::Migration),
             Box::new(m20261201_000008_imports::Migration),
             Box::new(m20261202_000009_payments::Migration),
+            Box::new(m20261203_000010_ledger_reference_partial::Migration),
         ]
     }
 }
