@@ -25,6 +25,7 @@ use depot_domain::auth::Grant;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::middleware::client_addr::ClientAddr;
 use crate::middleware::request_id::RequestId;
 
 /// Refresh-token cookie of the browser flow (`HttpOnly; Secure; SameSite=Strict`).
@@ -33,7 +34,8 @@ pub const REFRESH_COOKIE: &str = "__Host-depot_refresh";
 pub const CSRF_COOKIE: &str = "__Host-depot_csrf";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-/// Who is calling from where: IP (the TCP peer), user agent, request id.
+/// Who is calling from where: IP (the TCP peer, or the client a trusted proxy names), user
+/// agent, request id.
 pub struct Client(pub ClientInfo);
 
 impl<S: Send + Sync> FromRequestParts<S> for Client {
@@ -48,8 +50,15 @@ pub fn client_info(parts: &Parts) -> ClientInfo {
     ClientInfo {
         ip: parts
             .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string()),
+            .get::<ClientAddr>()
+            .map(|c| c.0)
+            .or_else(|| {
+                parts
+                    .extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|c| c.0.ip())
+            })
+            .map(|ip| ip.to_string()),
         user_agent: parts
             .headers
             .get(USER_AGENT)

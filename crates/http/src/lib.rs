@@ -33,7 +33,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::ApiError;
-use crate::middleware::{envelope, metrics as http_metrics, request_id, security};
+use crate::middleware::{client_addr, envelope, metrics as http_metrics, request_id, security};
 
 /// The routes of the API with their OpenAPI description (no middleware, no state yet).
 fn api() -> OpenApiRouter<AppContext> {
@@ -85,11 +85,16 @@ pub fn router(ctx: &AppContext) -> Router {
         app = app.merge(metrics::router(ctx.health().clone()));
     }
     let hsts = settings.hsts();
+    // Validated with the settings: an entry that is not a network never gets this far.
+    let proxies = std::sync::Arc::new(settings.proxies().unwrap_or_default());
     app.route_layer(axum::middleware::from_fn(http_metrics::stash_route))
         .fallback(not_found)
         .layer(idempotency::provide(ctx))
         .layer(
             ServiceBuilder::new()
+                .layer(axum::middleware::from_fn(move |req, next| {
+                    client_addr::client_addr(proxies.clone(), req, next)
+                }))
                 .layer(axum::middleware::from_fn(request_id::request_id))
                 .layer(axum::middleware::from_fn(http_metrics::record))
                 .layer(axum::middleware::from_fn(envelope::error_envelope))

@@ -22,6 +22,7 @@ use figment::Figment;
 use figment::providers::{Format, Toml};
 
 use self::env::EnvProvider;
+use crate::client::{ForwardedHeader, TrustedProxies};
 use depot_domain::stock::DepletionPolicy;
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -100,6 +101,12 @@ pub struct Settings {
     pub metrics_addr: Option<SocketAddr>,
     #[serde(deserialize_with = "list_or_csv")]
     pub cors_origins: Vec<String>,
+    /// Proxies (CIDRs or addresses) whose `client_ip_header` names the client; from any other
+    /// peer the TCP address is the client, whatever it sends.
+    #[serde(deserialize_with = "list_or_csv")]
+    pub trusted_proxies: Vec<String>,
+    /// The header trusted proxies write: `x-forwarded-for` or `forwarded` (RFC 7239).
+    pub client_ip_header: ForwardedHeader,
     pub body_limit_bytes: usize,
     pub request_timeout_secs: u64,
     /// A connection is closed when it has not sent a complete request head within this long of
@@ -239,6 +246,8 @@ impl Default for Settings {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
             cors_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
+            client_ip_header: ForwardedHeader::default(),
             body_limit_bytes: 1024 * 1024,
             request_timeout_secs: 30,
             http_idle_timeout_secs: 10,
@@ -462,6 +471,11 @@ impl Settings {
             Profile::Dev => LogFormat::Pretty,
             Profile::Prod => LogFormat::Json,
         })
+    }
+
+    /// The trusted proxies, or the entries that are not networks.
+    pub fn proxies(&self) -> Result<TrustedProxies, Vec<String>> {
+        TrustedProxies::parse(&self.trusted_proxies, self.client_ip_header)
     }
 
     pub fn auto_migrate(&self) -> bool {
@@ -692,6 +706,14 @@ impl Settings {
             }
         }
 
+        if let Err(bad) = self.proxies() {
+            for entry in bad {
+                problem(
+                    "trusted_proxies",
+                    format!("{entry:?} is not a network (10.0.0.0/8) or an address"),
+                );
+            }
+        }
         if self.cors_origins.iter().any(|o| o == "*") {
             problem(
                 "cors_origins",

@@ -256,3 +256,21 @@ fn job_schedules_take_intervals_or_cron_and_refuse_nonsense() {
     let bad = load(r#"job_schedules = { purge_idempotency_keys = "sometimes" }"#);
     assert_eq!(problem_keys(&bad), vec!["job_schedules"]);
 }
+
+#[test]
+fn trusted_proxies_must_be_networks_and_name_their_header() {
+    let s = load(
+        r#"trusted_proxies = "10.0.0.0/8, 192.168.1.7, proxy.local"
+    client_ip_header = "forwarded""#,
+    );
+    assert_eq!(s.trusted_proxies.len(), 3);
+    assert_eq!(
+        s.client_ip_header,
+        crate::client::ForwardedHeader::Forwarded
+    );
+    assert_eq!(problem_keys(&s), vec!["trusted_proxies"]);
+    let bad_header = LoadedConfig::from_figment(
+        Figment::new().merge(Toml::string("client_ip_header = \"x-real-ip\"")),
+    );
+    assert!(bad_header.is_err(), "only the two headers are known");
+}

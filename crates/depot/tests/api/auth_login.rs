@@ -315,3 +315,71 @@ async fn with_redis_the_limit_is_shared_by_every_instance() {
     peer.stop().await;
     app.stop().await;
 }
+
+/// A sign-in as a client behind a proxy that wrote `X-Forwarded-For: forwarded`.
+async fn login_via(
+    app: &crate::helpers::TestApp,
+    forwarded: &str,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", forwarded)
+        .json(&json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_spoofed_forwarded_for_from_an_untrusted_peer_moves_no_bucket() {
+    // No trusted proxies: the test client's own address is the client, whatever it claims.
+    let app = spawn_app_with(|s| s.auth_rate_limit_per_ip = 3).await;
+    for i in 0..3 {
+        let r = login_via(&app, &format!("198.51.100.{i}"), "x@example.com", "x").await;
+        assert_eq!(r.status(), 401);
+    }
+    let limited = login_via(&app, "198.51.100.99", "y@example.com", "x").await;
+    assert_eq!(limited.status(), 429, "one bucket: the peer's");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_counted_and_recorded() {
+    let app = spawn_app_with(|s| {
+        s.auth_rate_limit_per_ip = 2;
+        s.trusted_proxies = vec!["127.0.0.0/8".into(), "::1".into()];
+    })
+    .await;
+    // The client prepended a lie; the proxy appended the address it saw.
+    for client in ["198.51.100.1", "198.51.100.2"] {
+        for _ in 0..2 {
+            let r = login_via(&app, &format!("6.6.6.6, {client}"), "x@example.com", "x").await;
+            assert_eq!(r.status(), 401);
+        }
+    }
+    let limited = login_via(&app, "7.7.7.7, 198.51.100.1", "x@example.com", "x").await;
+    assert_eq!(limited.status(), 429, "198.51.100.1 used its two attempts");
+
+    // Sessions and the audit log record the forwarded client.
+    app.create_user("ann@example.com", &["viewer"]).await;
+    let signed_in = login_via(&app, "198.51.100.3", "ann@example.com", PASSWORD).await;
+    assert_eq!(signed_in.status(), 200);
+    let token = signed_in.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sessions: Value = app
+        .client
+        .get(app.url("/api/v1/auth/sessions"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sessions["data"][0]["ip"], "198.51.100.3", "{sessions}");
+    app.stop().await;
+}
