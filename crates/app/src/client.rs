@@ -58,7 +58,7 @@ impl TrustedProxies {
         for entry in entries {
             let entry = entry.trim();
             match entry.parse::<ipnet::IpNet>() {
-                Ok(net) => nets.push(net.trunc()),
+                Ok(net) => nets.push(canonical(net.trunc())),
                 Err(_) => match entry.parse::<IpAddr>() {
                     Ok(ip) => nets.push(ipnet::IpNet::from(ip)),
                     Err(_) => bad.push(entry.to_owned()),
@@ -108,6 +108,20 @@ impl TrustedProxies {
             }
         }
         client
+    }
+}
+
+/// An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) as the IPv4 network it is: peers and
+/// hops are compared in their canonical form.
+fn canonical(net: ipnet::IpNet) -> ipnet::IpNet {
+    match net {
+        ipnet::IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+                .map(ipnet::IpNet::V4)
+                .unwrap_or(net),
+            None => net,
+        },
+        other => other,
     }
 }
 
@@ -211,10 +225,15 @@ mod tests {
     }
 
     #[test]
-    fn an_ipv4_mapped_peer_matches_an_ipv4_network() {
+    fn an_ipv4_mapped_peer_matches_an_ipv4_network_and_the_other_way_round() {
         let p = proxies(&["127.0.0.1"], ForwardedHeader::XForwardedFor);
         assert_eq!(
             p.client_ip(ip("::ffff:127.0.0.1"), ["198.51.100.4"].into_iter()),
+            ip("198.51.100.4")
+        );
+        let mapped = proxies(&["::ffff:10.0.0.0/104"], ForwardedHeader::XForwardedFor);
+        assert_eq!(
+            mapped.client_ip(ip("10.1.1.1"), ["198.51.100.4"].into_iter()),
             ip("198.51.100.4")
         );
     }

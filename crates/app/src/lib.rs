@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod auth;
 pub mod background;
+pub mod backup;
 pub mod catalog;
 pub mod client;
 pub mod config;

@@ -220,6 +220,13 @@ error_codes! {
     /// A queued import's run lost its claim (its lease ran out and another run took it over).
     ImportsTakenOver = ("imports.taken_over", Conflict),
 
+    // Backups (the `depot backup` and `depot restore` commands)
+    /// The snapshot cannot be restored here: its manifest or checksum is wrong, it comes from
+    /// a newer schema than this build knows, or the target database is not empty.
+    BackupRefused = ("backup.refused", Conflict),
+    /// The backup tool this database needs (`pg_dump`, `pg_restore`) is not installed or failed.
+    BackupToolUnavailable = ("backup.tool_unavailable", Unavailable),
+
     // Purchasing, sales and CRM
     /// No such supplier.
     SuppliersNotFound = ("suppliers.not_found", NotFound),

@@ -264,6 +264,67 @@ impl Db {
             })
     }
 
+    /// Writes a consistent copy of a SQLite database to `path` (a new file) while the database
+    /// is in use: `VACUUM INTO` on a read connection, one snapshot of every table; writers go on
+    /// meanwhile. PostgreSQL is copied by its own tools (`pg_dump`).
+    pub async fn snapshot_into(&self, path: &std::path::Path) -> AppResult<()> {
+        if self.backend != Backend::Sqlite {
+            return Err(AppError::internal("snapshot_into is for SQLite"));
+        }
+        let target = path
+            .to_str()
+            .ok_or_else(|| AppError::internal("the backup path is not UTF-8"))?;
+        self.reader
+            .execute_raw(Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                "VACUUM INTO ?",
+                [target.into()],
+            ))
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// The file a `sqlite:` URL names (`None` for another database or an in-memory one).
+    pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+        let options = SqliteConnectOptions::from_str(url).ok()?;
+        let file = options.get_filename();
+        (!file.as_os_str().is_empty() && file != std::path::Path::new(":memory:"))
+            .then(|| file.to_path_buf())
+    }
+
+    /// Whether the database holds no table at all (in PostgreSQL's current schema).
+    pub async fn is_empty(&self) -> AppResult<bool> {
+        let sql = match self.backend {
+            Backend::Sqlite => "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table'",
+            Backend::Postgres => {
+                "SELECT COUNT(*) AS n FROM information_schema.tables \
+                 WHERE table_schema = current_schema()"
+            }
+        };
+        let row = self
+            .writer
+            .query_one_raw(Statement::from_string(
+                self.writer.get_database_backend(),
+                sql,
+            ))
+            .await
+            .map_err(db_error)?;
+        let tables: i64 = match row {
+            Some(row) => row.try_get("", "n").map_err(db_error)?,
+            None => 0,
+        };
+        Ok(tables == 0)
+    }
+
+    /// The migrations this build knows, oldest first.
+    pub fn known_migrations() -> Vec<String> {
+        Migrator::migrations()
+            .iter()
+            .map(|m| m.name().to_owned())
+            .collect()
+    }
+
     /// Reads which migrations are applied and pending, without creating anything.
     pub async fn migration_state(&self) -> AppResult<MigrationState> {
         let all = Migrator::get_migration_with_status_read_only(&self.writer)

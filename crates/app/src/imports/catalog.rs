@@ -170,6 +170,9 @@ pub(crate) async fn check_products(
     let mut errors = Vec::new();
     let mut seen_skus = HashMap::new();
     let mut seen_barcodes = HashMap::new();
+    // Barcodes rows of earlier chunks took from their products (already written): they count
+    // as their old owner's still, as every barcode does until the file is applied.
+    let mut released: HashMap<String, Uuid> = HashMap::new();
     let mut unit_changes: Vec<(u64, Uuid)> = Vec::new();
     file.restart();
     let mut mark = Some(Mark::START);
@@ -249,7 +252,7 @@ pub(crate) async fn check_products(
             if let Some(code) = barcode
                 && !duplicate(&mut seen_barcodes, code.to_owned(), row, &mut v, "barcode")
             {
-                let owner = barcode_owner.get(code);
+                let owner = barcode_owner.get(code).or_else(|| released.get(code));
                 v.check(
                     owner.is_none() || owner == before.map(|p| &p.id),
                     "barcode",
@@ -393,6 +396,11 @@ pub(crate) async fn check_products(
                         return;
                     }
                 }
+            }
+            if let Some((old, code)) = before.and_then(|old| Some((old, old.barcode.as_ref()?)))
+                && next.barcode.as_ref() != Some(code)
+            {
+                released.insert(code.clone(), old.id);
             }
             if let Some(old) = before.filter(|old| old.unit != next.unit) {
                 unit_changes.push((row, old.id));

@@ -2,6 +2,7 @@
 //! telemetry, runtime) and the dispatch to one module per command.
 
 mod admin;
+mod backup;
 mod config;
 mod dead_letters;
 mod migrate;
@@ -76,6 +77,18 @@ enum Command {
         #[arg(value_parser = transfer::export_kind)]
         kind: depot_domain::import::ExportKind,
         file: Option<PathBuf>,
+    },
+    /// Write a consistent snapshot of the database and its manifest into DIR (new or empty),
+    /// while the server runs. SQLite: `VACUUM INTO`; PostgreSQL: `pg_dump`, when installed.
+    Backup {
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+    },
+    /// Restore the backup in DIR into the configured database, which must be empty; refuses a
+    /// damaged backup or one from a newer schema. Then run `depot migrate up`.
+    Restore {
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
     },
     /// Administrative tasks.
     Admin {
@@ -163,6 +176,8 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Migrate { action } => migrate::run(&settings, action).await,
             Command::Admin { action } => admin::run(settings, action).await,
             Command::Verify => verify::run(&settings).await,
+            Command::Backup { to } => backup::backup(&settings, &to).await,
+            Command::Restore { from } => backup::restore(&settings, &from).await,
             Command::Import {
                 kind,
                 file,

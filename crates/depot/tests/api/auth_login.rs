@@ -381,5 +381,41 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_counted_and_recorded() {
         .await
         .unwrap();
     assert_eq!(sessions["data"][0]["ip"], "198.51.100.3", "{sessions}");
+
+    // A client that makes its part of the header unreadable does not hide the hop the proxy
+    // appended: the walk ends at the bad hop, the one after it is the client.
+    let garbled = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header(
+            "x-forwarded-for",
+            reqwest::header::HeaderValue::from_bytes(b"\xff6.6.6.6, 198.51.100.4").unwrap(),
+        )
+        .json(&json!({ "email": "ann@example.com", "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbled.status(), 200);
+    let token = garbled.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sessions: Value = app
+        .client
+        .get(app.url("/api/v1/auth/sessions"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ips: Vec<&str> = sessions["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["ip"].as_str())
+        .collect();
+    assert!(ips.contains(&"198.51.100.4"), "{sessions}");
     app.stop().await;
 }

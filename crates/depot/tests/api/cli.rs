@@ -28,7 +28,7 @@ fn help_lists_every_command() {
         listed,
         [
             "serve", "api", "worker", "migrate", "config", "openapi", "verify", "import", "export",
-            "admin", "help"
+            "backup", "restore", "admin", "help"
         ],
         "{help}"
     );
@@ -305,4 +305,136 @@ async fn import_prints_every_error_and_export_writes_what_import_takes() {
         text(&out.stdout),
         "sku,location_code,on_hand,reserved,available,reorder_point\n"
     );
+}
+
+#[tokio::test]
+async fn a_backup_taken_under_writes_restores_every_write_acknowledged_before_it() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let db = TestDatabase::fresh().await;
+    let dir = db.dir().to_path_buf();
+    let env = [("DATABASE_URL", db.url().to_owned())];
+    let up = run(&dir, &pairs(&env), &["migrate", "up"]);
+    assert!(up.status.success(), "{}", text(&up.stderr));
+    let mut server = Server::start(&dir, &pairs(&env), &["serve"]);
+
+    // A writer imports one location after another (each acknowledged by its exit) until told
+    // to stop; the backup starts once three are in.
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let (stop, done, dir, env) = (stop.clone(), done.clone(), dir.clone(), env.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let file = dir.join(format!("w{n}.csv"));
+                std::fs::write(&file, format!("code,name\nW{n},Written {n}\n")).unwrap();
+                let out = run(
+                    &dir,
+                    &pairs(&env),
+                    &["import", "locations", file.to_str().unwrap(), "--apply"],
+                );
+                assert!(out.status.success(), "{}", text(&out.stderr));
+                n += 1;
+                done.store(n, Ordering::SeqCst);
+            }
+            n
+        })
+    };
+    while done.load(Ordering::SeqCst) < 3 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let acknowledged = done.load(Ordering::SeqCst);
+    let backup = dir.join("backup");
+    let out = run(
+        &dir,
+        &pairs(&env),
+        &["backup", "--to", backup.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    stop.store(true, Ordering::SeqCst);
+    let written = writer.join().unwrap();
+    let manifest_path = backup.join("manifest.json");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    let status = text(&run(&dir, &pairs(&env), &["migrate", "status"]).stdout);
+    let applied = manifest["migrations"].as_array().unwrap().len();
+    assert!(
+        status.contains(&format!("{applied} applied, 0 pending")),
+        "{status}\n{manifest}"
+    );
+
+    // Restored into an empty database: at the current schema, with every acknowledged write.
+    let target = TestDatabase::fresh().await;
+    let tenv = [("DATABASE_URL", target.url().to_owned())];
+    let tdir = target.dir().to_path_buf();
+    let restore = |from: &std::path::Path| {
+        run(
+            &tdir,
+            &pairs(&tenv),
+            &["restore", "--from", from.to_str().unwrap()],
+        )
+    };
+    let out = restore(&backup);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let status = text(&run(&tdir, &pairs(&tenv), &["migrate", "status"]).stdout);
+    assert!(status.contains(" 0 pending"), "{status}");
+    let export = text(&run(&tdir, &pairs(&tenv), &["export", "locations"]).stdout);
+    for n in 0..acknowledged {
+        assert!(export.contains(&format!("\nW{n},")), "W{n} lost:\n{export}");
+    }
+    assert!(export.lines().count() - 1 <= written, "{export}");
+    let verify = run(&tdir, &pairs(&tenv), &["verify"]);
+    assert!(verify.status.success(), "{}", text(&verify.stdout));
+
+    // A database that is no longer empty is not restored into.
+    let again = restore(&backup);
+    assert!(!again.status.success());
+    assert!(text(&again.stderr).contains("backup.refused"));
+
+    // A backup from a newer schema, or a damaged one, is refused.
+    let other = TestDatabase::fresh().await;
+    let oenv = [("DATABASE_URL", other.url().to_owned())];
+    let restore_other = || {
+        run(
+            other.dir(),
+            &pairs(&oenv),
+            &["restore", "--from", backup.to_str().unwrap()],
+        )
+    };
+    let original = std::fs::read_to_string(&manifest_path).unwrap();
+    let mut newer = manifest.clone();
+    newer["migrations"]
+        .as_array_mut()
+        .unwrap()
+        .push("m29990101_000001_from_the_future".into());
+    std::fs::write(&manifest_path, newer.to_string()).unwrap();
+    let refused = restore_other();
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("newer than this build"),
+        "{}",
+        text(&refused.stderr)
+    );
+    std::fs::write(&manifest_path, original).unwrap();
+    let snapshot = backup.join(manifest["file"].as_str().unwrap());
+    let mut bytes = std::fs::read(&snapshot).unwrap();
+    bytes.push(0);
+    std::fs::write(&snapshot, bytes).unwrap();
+    let damaged = restore_other();
+    assert!(!damaged.status.success());
+    assert!(
+        text(&damaged.stderr).contains("damaged"),
+        "{}",
+        text(&damaged.stderr)
+    );
+
+    server.terminate();
+    assert_eq!(server.wait(Duration::from_secs(15)), Some(0));
+}
+
+/// Borrowed environment pairs for [`run`].
+fn pairs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }

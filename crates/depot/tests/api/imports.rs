@@ -867,6 +867,35 @@ async fn a_file_checked_a_chunk_at_a_time_is_still_all_or_nothing() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["summary"]["unchanged"], rows);
     assert_eq!(body["summary"]["created"], 0);
+
+    // A barcode a row of an earlier chunk takes from its product (already written when the
+    // later chunk is checked) is still that product's, as when validating.
+    let mut swap = String::from("sku,name,unit,barcode\n");
+    swap.push_str("P0,Product 0,pcs,Z0\n");
+    for i in 1..rows {
+        swap.push_str(&format!("P{i},Product {i},pcs,B{i}\n"));
+    }
+    swap.push_str("Q2,Taker,pcs,B0\n");
+    for mode in ["validate", "apply"] {
+        let query = format!("kind=products&mode={mode}");
+        let (status, body) = import(&app, &desk.user, &query, &swap, None).await;
+        let found = if mode == "apply" {
+            assert_eq!(status, 422, "{body}");
+            errors(&body["details"])
+        } else {
+            assert_eq!(status, 200, "{body}");
+            errors(&body)
+        };
+        assert_eq!(
+            found,
+            vec![(
+                rows as u64 + 2,
+                "barcode".into(),
+                "products.barcode_taken".into()
+            )],
+            "{mode}"
+        );
+    }
     app.stop().await;
 }
 

@@ -21,12 +21,15 @@ pub async fn client_addr(
     next: Next,
 ) -> Response {
     if let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>() {
-        let headers = request
+        // Read whatever the bytes are: a value a client made unreadable must still end the walk
+        // at its bad hop, not hide the hops the proxies appended to it.
+        let values: Vec<String> = request
             .headers()
             .get_all(proxies.header().name())
             .iter()
-            .filter_map(|v| v.to_str().ok());
-        let ip = proxies.client_ip(peer.ip(), headers);
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect();
+        let ip = proxies.client_ip(peer.ip(), values.iter().map(String::as_str));
         request.extensions_mut().insert(ClientAddr(ip));
     }
     next.run(request).await

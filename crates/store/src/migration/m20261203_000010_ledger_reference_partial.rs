@@ -21,7 +21,7 @@ impl MigrationTrait for Migration {
 /// Builds the reference index again, over the rows `filter` selects.
 async fn recreate(filter: &str, manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     let db = manager.get_connection();
-    db.execute_unprepared("DROP INDEX stock_movements_reference_idx")
+    db.execute_unprepared("DROP INDEX IF EXISTS stock_movements_reference_idx")
         .await?;
     db.execute_unprepared(&format!(
         "CREATE INDEX stock_movements_reference_idx ON stock_movements (reference_id) {filter}"
