@@ -316,6 +316,26 @@ async fn with_redis_the_limit_is_shared_by_every_instance() {
     app.stop().await;
 }
 
+async fn access_token(signed_in: reqwest::Response) -> String {
+    signed_in.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The caller's sessions (`GET /auth/sessions`), newest first.
+async fn sessions_of(app: &crate::helpers::TestApp, token: &str) -> Value {
+    app.client
+        .get(app.url("/api/v1/auth/sessions"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// A sign-in as a client behind a proxy that wrote `X-Forwarded-For: forwarded`.
 async fn login_via(
     app: &crate::helpers::TestApp,
@@ -366,20 +386,8 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_counted_and_recorded() {
     app.create_user("ann@example.com", &["viewer"]).await;
     let signed_in = login_via(&app, "198.51.100.3", "ann@example.com", PASSWORD).await;
     assert_eq!(signed_in.status(), 200);
-    let token = signed_in.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let sessions: Value = app
-        .client
-        .get(app.url("/api/v1/auth/sessions"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = access_token(signed_in).await;
+    let sessions = sessions_of(&app, &token).await;
     assert_eq!(sessions["data"][0]["ip"], "198.51.100.3", "{sessions}");
 
     // A client that makes its part of the header unreadable does not hide the hop the proxy
@@ -396,20 +404,8 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_counted_and_recorded() {
         .await
         .unwrap();
     assert_eq!(garbled.status(), 200);
-    let token = garbled.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let sessions: Value = app
-        .client
-        .get(app.url("/api/v1/auth/sessions"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = access_token(garbled).await;
+    let sessions = sessions_of(&app, &token).await;
     let ips: Vec<&str> = sessions["data"]
         .as_array()
         .unwrap()
