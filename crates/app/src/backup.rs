@@ -55,6 +55,11 @@ fn refused(message: impl Into<std::borrow::Cow<'static, str>>) -> AppError {
     AppError::new(ErrorCode::BackupRefused, message)
 }
 
+/// A backup of a database that is not Depot's (a mistyped data_dir or database_url).
+fn no_schema() -> AppError {
+    refused("the database holds no Depot schema: check database_url (or data_dir)")
+}
+
 fn io(what: &str, path: &Path, err: std::io::Error) -> AppError {
     AppError::internal(format!("{what} {}: {err}", path.display()))
 }
@@ -70,7 +75,18 @@ impl BackupService {
 
     /// Writes a snapshot and its manifest into `to` (created if missing; it must be empty).
     pub async fn backup(&self, to: &Path) -> AppResult<Manifest> {
-        tokio::fs::create_dir_all(to)
+        if self.db.backend() == Backend::Sqlite
+            && Db::sqlite_file(&self.database_url).is_some_and(|file| !file.exists())
+        {
+            // Connecting would create it, empty.
+            return Err(no_schema());
+        }
+        // The snapshot holds password hashes and sessions: only its owner reads it.
+        let mut dir = tokio::fs::DirBuilder::new();
+        dir.recursive(true);
+        #[cfg(unix)]
+        dir.mode(0o700);
+        dir.create(to)
             .await
             .map_err(|e| io("cannot create", to, e))?;
         let mut entries = tokio::fs::read_dir(to)
@@ -88,6 +104,11 @@ impl BackupService {
             )));
         }
         let migrations = self.db.migration_state().await?.applied;
+        if migrations.is_empty() {
+            // A mistyped data_dir or database_url reaches an empty (or new) database: a backup
+            // of it would succeed and hold nothing.
+            return Err(no_schema());
+        }
         let created_at = self.clock.now();
         let (backend, file) = match self.db.backend() {
             Backend::Sqlite => {
@@ -96,14 +117,14 @@ impl BackupService {
             }
             Backend::Postgres => {
                 let target = to.join(POSTGRES_FILE);
-                let target = target.to_string_lossy();
                 run_tool(
                     "pg_dump",
+                    &self.database_url,
                     &[
-                        "--format=custom",
-                        "--no-owner",
-                        &format!("--file={target}"),
-                        &format!("--dbname={}", self.database_url),
+                        "--format=custom".as_ref(),
+                        "--no-owner".as_ref(),
+                        "--file".as_ref(),
+                        target.as_os_str(),
                     ],
                 )
                 .await?;
@@ -126,10 +147,13 @@ impl BackupService {
         tokio::fs::write(&written, text)
             .await
             .map_err(|e| io("cannot write", &written, e))?;
+        sync(&written).await?;
+        sync(&to.join(file)).await?;
         // Last, and in one step: a directory with a manifest holds a whole backup.
         tokio::fs::rename(&written, to.join(MANIFEST))
             .await
             .map_err(|e| io("cannot write", &written, e))?;
+        sync(to).await?;
         Ok(manifest)
     }
 
@@ -154,6 +178,16 @@ impl BackupService {
                 manifest.depot_version
             )));
         }
+        let expected = match self.db.backend() {
+            Backend::Sqlite => SQLITE_FILE,
+            Backend::Postgres => POSTGRES_FILE,
+        };
+        if manifest.file != expected {
+            return Err(refused(format!(
+                "the manifest names {:?}; a {backend} backup is {expected:?}",
+                manifest.file
+            )));
+        }
         let file = from.join(&manifest.file);
         let (bytes, sha256) = checksum(&file).await?;
         if (bytes, sha256.as_str()) != (manifest.bytes, manifest.sha256.as_str()) {
@@ -172,7 +206,11 @@ impl BackupService {
     async fn restore_sqlite(&self, file: &Path) -> AppResult<()> {
         let target = Db::sqlite_file(&self.database_url)
             .ok_or_else(|| refused("database_url names no SQLite file to restore into"))?;
-        for leftover in [target.clone(), with_suffix(&target, "-wal")] {
+        for leftover in [
+            target.clone(),
+            with_suffix(&target, "-wal"),
+            with_suffix(&target, "-journal"),
+        ] {
             let size = tokio::fs::metadata(&leftover).await.map(|m| m.len());
             if size.is_ok_and(|size| size > 0) {
                 return Err(refused(format!(
@@ -190,16 +228,15 @@ impl BackupService {
         tokio::fs::copy(file, &partial)
             .await
             .map_err(|e| io("cannot copy to", &partial, e))?;
-        tokio::fs::File::open(&partial)
-            .await
-            .map_err(|e| io("cannot open", &partial, e))?
-            .sync_all()
-            .await
-            .map_err(|e| io("cannot sync", &partial, e))?;
+        sync(&partial).await?;
         let _ = tokio::fs::remove_file(with_suffix(&target, "-shm")).await;
         tokio::fs::rename(&partial, &target)
             .await
-            .map_err(|e| io("cannot move into place", &target, e))
+            .map_err(|e| io("cannot move into place", &target, e))?;
+        match target.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => sync(dir).await,
+            _ => Ok(()),
+        }
     }
 
     async fn restore_postgres(&self, file: &Path) -> AppResult<()> {
@@ -208,14 +245,18 @@ impl BackupService {
                 "the database already holds tables: restore into an empty database",
             ));
         }
+        // Owners, grants and comments name roles (and extension owners) of the cluster the dump
+        // came from; the schema and the rows are what is restored.
         run_tool(
             "pg_restore",
+            &self.database_url,
             &[
-                "--no-owner",
-                "--exit-on-error",
-                "--single-transaction",
-                &format!("--dbname={}", self.database_url),
-                &file.to_string_lossy(),
+                "--no-owner".as_ref(),
+                "--no-privileges".as_ref(),
+                "--no-comments".as_ref(),
+                "--exit-on-error".as_ref(),
+                "--single-transaction".as_ref(),
+                file.as_os_str(),
             ],
         )
         .await
@@ -267,30 +308,48 @@ async fn checksum(path: &Path) -> AppResult<(u64, String)> {
     Ok((bytes, hex::encode(hasher.finalize())))
 }
 
+/// Flushes a file (or a directory's entries) to disk.
+async fn sync(path: &Path) -> AppResult<()> {
+    tokio::fs::File::open(path)
+        .await
+        .map_err(|e| io("cannot open", path, e))?
+        .sync_all()
+        .await
+        .map_err(|e| io("cannot sync", path, e))
+}
+
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)
 }
 
-/// Runs a PostgreSQL client tool to completion; its standard error is the failure's message
-/// (with the connection URL, which may hold a password, taken out).
-async fn run_tool(tool: &str, args: &[&str]) -> AppResult<()> {
-    let output = tokio::process::Command::new(tool)
+/// Runs a PostgreSQL client tool on `database_url` to completion; its standard error is the
+/// failure's message. The password travels in `PGPASSWORD`, never in the arguments (which
+/// every local user can read), and lines naming the URL are left out of the message.
+async fn run_tool(tool: &str, database_url: &str, args: &[&std::ffi::OsStr]) -> AppResult<()> {
+    let mut url = url::Url::parse(database_url)
+        .map_err(|e| refused(format!("database_url is not a URL: {e}")))?;
+    let password = url.password().map(percent_decode);
+    let _ = url.set_password(None);
+    let mut command = tokio::process::Command::new(tool);
+    command
         .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .map_err(|e| {
-            AppError::new(
-                ErrorCode::BackupToolUnavailable,
-                format!(
-                    "{tool} cannot run ({e}): install the PostgreSQL client tools of the \
+        .arg(format!("--dbname={url}"))
+        .stdin(Stdio::null());
+    if let Some(password) = password {
+        command.env("PGPASSWORD", password);
+    }
+    let output = command.output().await.map_err(|e| {
+        AppError::new(
+            ErrorCode::BackupToolUnavailable,
+            format!(
+                "{tool} cannot run ({e}): install the PostgreSQL client tools of the \
                      server's major version (Debian: postgresql-client), or see \
                      docs/operations.md for backing up with the server's own tools"
-                ),
-            )
-        })?;
+            ),
+        )
+    })?;
     if output.status.success() {
         return Ok(());
     }
@@ -303,4 +362,23 @@ async fn run_tool(tool: &str, args: &[&str]) -> AppResult<()> {
         ErrorCode::BackupToolUnavailable,
         format!("{tool} failed ({}): {}", output.status, said.join(" / ")),
     ))
+}
+
+/// A URL component with its `%XX` escapes decoded.
+fn percent_decode(text: &str) -> String {
+    url::form_urlencoded::parse(format!("p={}", text.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| text.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_password_is_decoded_for_pgpassword() {
+        assert_eq!(percent_decode("p%40ss+w%2Fd"), "p@ss+w/d");
+        assert_eq!(percent_decode("plain"), "plain");
+    }
 }

@@ -20,6 +20,7 @@ use crate::auth::AuthServices;
 use crate::auth::authenticator::Authenticator;
 use crate::auth::mfa::MfaService;
 use crate::auth::password::PasswordService;
+use crate::auth::rate_limit::ApiRateLimiter;
 use crate::auth::sessions::SessionService;
 use crate::background::Background;
 use crate::catalog::CatalogService;
@@ -80,6 +81,7 @@ struct Inner {
     health: HealthService,
     mail: MailService,
     authenticator: Authenticator,
+    api_limits: Arc<ApiRateLimiter>,
     sessions: SessionService,
     mfa: MfaService,
     passwords: PasswordService,
@@ -214,6 +216,7 @@ impl AppContext {
                 health,
                 mail,
                 authenticator: auth.authenticator,
+                api_limits: auth.api_limits,
                 sessions: auth.sessions,
                 mfa: auth.mfa,
                 passwords: auth.passwords,
@@ -290,6 +293,11 @@ impl AppContext {
 
     pub fn authenticator(&self) -> &Authenticator {
         &self.inner.authenticator
+    }
+
+    /// The general limits on the API (per IP, per user).
+    pub fn api_limits(&self) -> &ApiRateLimiter {
+        &self.inner.api_limits
     }
 
     pub fn sessions(&self) -> &SessionService {

@@ -102,6 +102,7 @@ impl FromRequestParts<AppContext> for Authenticated {
         }
         let principal = ctx.authenticator().authenticate(bearer(parts)?).await?;
         tracing::Span::current().record("user_id", tracing::field::display(principal.user_id));
+        ctx.api_limits().check_user(principal.user_id).await?;
         parts.extensions.insert(principal.clone());
         Ok(Self(principal))
     }

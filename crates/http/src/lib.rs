@@ -33,7 +33,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::ApiError;
-use crate::middleware::{client_addr, envelope, metrics as http_metrics, request_id, security};
+use crate::middleware::{
+    api_limit, client_addr, envelope, metrics as http_metrics, request_id, security,
+};
 
 /// The routes of the API with their OpenAPI description (no middleware, no state yet).
 fn api() -> OpenApiRouter<AppContext> {
@@ -87,6 +89,7 @@ pub fn router(ctx: &AppContext) -> Router {
     let hsts = settings.hsts();
     // Validated with the settings: an entry that is not a network never gets this far.
     let proxies = std::sync::Arc::new(settings.proxies().unwrap_or_default());
+    let limited = ctx.clone();
     app.route_layer(axum::middleware::from_fn(http_metrics::stash_route))
         .fallback(not_found)
         .layer(idempotency::provide(ctx))
@@ -102,6 +105,9 @@ pub fn router(ctx: &AppContext) -> Router {
                     security::security_headers(hsts, req, next)
                 }))
                 .option_layer(security::cors(&settings.cors_origins))
+                .layer(axum::middleware::from_fn(move |req, next| {
+                    api_limit::api_limit(limited.clone(), req, next)
+                }))
                 .layer(CatchPanicLayer::custom(panic_response))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::REQUEST_TIMEOUT,

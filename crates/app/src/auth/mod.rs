@@ -38,7 +38,7 @@ use authenticator::Authenticator;
 use authz::AuthzCache;
 use mfa::MfaService;
 use password::{PasswordService, ResetLinks};
-use rate_limit::AuthRateLimiter;
+use rate_limit::{ApiRateLimiter, AuthRateLimiter};
 use sessions::SessionService;
 use settings::AuthConfig;
 use tokens::TokenKeys;
@@ -53,6 +53,7 @@ pub struct AuthServices {
     pub authz: AuthzCache,
     pub reset_links: ResetLinks,
     pub config: Arc<AuthConfig>,
+    pub api_limits: Arc<ApiRateLimiter>,
 }
 
 impl AuthServices {
@@ -64,6 +65,13 @@ impl AuthServices {
             Duration::from_secs(settings.auth_rate_limit_window_secs.max(1)),
             settings.auth_rate_limit_per_ip,
             settings.auth_rate_limit_per_account,
+        ));
+        let (per_ip, per_user) = settings.api_rate_limits();
+        let api_limits = Arc::new(ApiRateLimiter::new(
+            cache.clone(),
+            Duration::from_secs(settings.api_rate_limit_window_secs.max(1)),
+            per_ip,
+            per_user,
         ));
         let authz = AuthzCache::new(cache.clone());
         let authenticator = Authenticator::new(
@@ -103,6 +111,7 @@ impl AuthServices {
             authz,
             reset_links,
             config,
+            api_limits,
         })
     }
 }

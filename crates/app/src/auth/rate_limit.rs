@@ -1,4 +1,5 @@
-//! Rate limits on the authentication endpoints, per client IP and per account.
+//! Rate limits: on the authentication endpoints per client IP and per account, and on the whole
+//! API per client IP and per signed-in user ([`ApiRateLimiter`]).
 //!
 //! With Redis the counters are shared by every instance (a fixed window per key: `INCR` +
 //! `PEXPIRE NX`); without it — or while Redis is unreachable — an in-process GCRA limiter
@@ -55,13 +56,13 @@ impl Subject {
     }
 }
 
-pub struct AuthRateLimiter {
+/// One quota (`limit` per `window`) counted per key: shared through Redis when configured, else
+/// (or while Redis is unreachable) in this process.
+pub struct Limiter {
     cache: Arc<Cache>,
     window: Duration,
-    per_ip: u32,
-    per_account: u32,
-    local_ip: KeyedLimiter,
-    local_account: KeyedLimiter,
+    limit: u32,
+    local: KeyedLimiter,
 }
 
 fn limiter(limit: u32, window: Duration) -> KeyedLimiter {
@@ -73,44 +74,26 @@ fn limiter(limit: u32, window: Duration) -> KeyedLimiter {
     RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>()
 }
 
-impl AuthRateLimiter {
-    pub fn new(cache: Arc<Cache>, window: Duration, per_ip: u32, per_account: u32) -> Self {
+impl Limiter {
+    pub fn new(cache: Arc<Cache>, window: Duration, limit: u32) -> Self {
         Self {
             cache,
             window,
-            per_ip,
-            per_account,
-            local_ip: limiter(per_ip, window),
-            local_account: limiter(per_account, window),
+            limit,
+            local: limiter(limit, window),
         }
     }
 
-    /// Counts one attempt of `action` from the IP `ip` and then for `account`; refused when
-    /// either is over its limit (the IP is counted first, so a refused IP spends nothing of the
-    /// account's budget).
-    pub async fn check_ip_and_account(
-        &self,
-        action: Action,
-        ip: &str,
-        account: &str,
-    ) -> AppResult<()> {
-        self.check(action, Subject::Ip, ip).await?;
-        self.check(action, Subject::Account, account).await
-    }
-
-    /// Counts one attempt of `action` by `key` (an IP or a normalised account name) and refuses
-    /// it with `rate_limited` (429) when over the limit. The error's details carry what the
-    /// HTTP layer turns into `Retry-After`, `RateLimit` and `RateLimit-Policy`.
-    pub async fn check(&self, action: Action, subject: Subject, key: &str) -> AppResult<()> {
-        let limit = match subject {
-            Subject::Ip => self.per_ip,
-            Subject::Account => self.per_account,
-        };
-        let scoped = format!("{}:{}:{key}", action.name(), subject.name());
+    /// Counts one request by `key` (already scoped by the caller, e.g. `login:ip:1.2.3.4`) and
+    /// refuses it with `rate_limited` (429) when over the limit. The error's details name
+    /// `policy` and carry what the HTTP layer turns into `Retry-After`, `RateLimit` and
+    /// `RateLimit-Policy`.
+    pub async fn check(&self, policy: &str, key: &str) -> AppResult<()> {
+        let limit = self.limit;
         let window_secs = self.window.as_secs().max(1);
         let outcome = match self.cache.shared() {
             Some(redis) => {
-                let redis_key = format!("{}:rate:{scoped}", self.cache.key_prefix());
+                let redis_key = format!("{}:rate:{key}", self.cache.key_prefix());
                 match redis.hit_window(&redis_key, self.window).await {
                     Ok((count, ttl_ms)) => {
                         Some((count <= u64::from(limit), count, ttl_ms.div_ceil(1000)))
@@ -131,14 +114,10 @@ impl AuthRateLimiter {
                 reset.max(1),
             ),
             None => {
-                let local = match subject {
-                    Subject::Ip => &self.local_ip,
-                    Subject::Account => &self.local_account,
-                };
-                if local.len() > 100_000 {
-                    local.retain_recent();
+                if self.local.len() > 100_000 {
+                    self.local.retain_recent();
                 }
-                match local.check_key(&scoped) {
+                match self.local.check_key(&key.to_owned()) {
                     Ok(snapshot) => (
                         true,
                         u64::from(snapshot.remaining_burst_capacity()),
@@ -154,17 +133,103 @@ impl AuthRateLimiter {
         if allowed {
             return Ok(());
         }
-        metrics::counter!("auth_rate_limited_total", "action" => action.name(), "subject" => subject.name())
-            .increment(1);
         Err(
             AppError::new(ErrorCode::RateLimited, "too many attempts; try again later")
                 .with_details(serde_json::json!({
                     "retry_after_secs": reset,
-                    "policy": format!("{}_{}", action.name(), subject.name()),
+                    "policy": policy,
                     "limit": limit,
                     "remaining": remaining,
                     "window_secs": window_secs,
                 })),
         )
+    }
+}
+
+pub struct AuthRateLimiter {
+    per_ip: Limiter,
+    per_account: Limiter,
+}
+
+impl AuthRateLimiter {
+    pub fn new(cache: Arc<Cache>, window: Duration, per_ip: u32, per_account: u32) -> Self {
+        Self {
+            per_ip: Limiter::new(cache.clone(), window, per_ip),
+            per_account: Limiter::new(cache, window, per_account),
+        }
+    }
+
+    /// Counts one attempt of `action` from the IP `ip` and then for `account`; refused when
+    /// either is over its limit (the IP is counted first, so a refused IP spends nothing of the
+    /// account's budget).
+    pub async fn check_ip_and_account(
+        &self,
+        action: Action,
+        ip: &str,
+        account: &str,
+    ) -> AppResult<()> {
+        self.check(action, Subject::Ip, ip).await?;
+        self.check(action, Subject::Account, account).await
+    }
+
+    /// Counts one attempt of `action` by `key` (an IP or a normalised account name) and refuses
+    /// it with `rate_limited` (429) when over the limit (policy `<action>_<subject>`).
+    pub async fn check(&self, action: Action, subject: Subject, key: &str) -> AppResult<()> {
+        let limiter = match subject {
+            Subject::Ip => &self.per_ip,
+            Subject::Account => &self.per_account,
+        };
+        let policy = format!("{}_{}", action.name(), subject.name());
+        let scoped = format!("{}:{}:{key}", action.name(), subject.name());
+        let checked = limiter.check(&policy, &scoped).await;
+        if checked.is_err() {
+            metrics::counter!("auth_rate_limited_total", "action" => action.name(), "subject" => subject.name())
+                .increment(1);
+        }
+        checked
+    }
+}
+
+/// The general limits on the API, beyond sign-in: requests per client IP (every `/api` route)
+/// and per signed-in user (every route that authenticates). A limit of 0 is off.
+pub struct ApiRateLimiter {
+    per_ip: Option<Limiter>,
+    per_user: Option<Limiter>,
+}
+
+impl ApiRateLimiter {
+    pub fn new(cache: Arc<Cache>, window: Duration, per_ip: u32, per_user: u32) -> Self {
+        let make = |limit: u32| (limit > 0).then(|| Limiter::new(cache.clone(), window, limit));
+        Self {
+            per_ip: make(per_ip),
+            per_user: make(per_user),
+        }
+    }
+
+    /// Counts one API request from `ip` (policy `api_ip`).
+    pub async fn check_ip(&self, ip: &str) -> AppResult<()> {
+        self.hit(self.per_ip.as_ref(), "api_ip", &format!("api:ip:{ip}"))
+            .await
+    }
+
+    /// Counts one API request by `user` (policy `api_user`).
+    pub async fn check_user(&self, user: uuid::Uuid) -> AppResult<()> {
+        self.hit(
+            self.per_user.as_ref(),
+            "api_user",
+            &format!("api:user:{user}"),
+        )
+        .await
+    }
+
+    async fn hit(&self, limiter: Option<&Limiter>, policy: &str, key: &str) -> AppResult<()> {
+        let Some(limiter) = limiter else {
+            return Ok(());
+        };
+        let checked = limiter.check(policy, key).await;
+        if checked.is_err() {
+            metrics::counter!("api_rate_limited_total", "policy" => policy.to_owned()).increment(1);
+        }
+        checked
     }
 }

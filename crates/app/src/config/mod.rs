@@ -151,6 +151,13 @@ pub struct Settings {
     /// Attempts per window on the same endpoints, per account (email or user).
     pub auth_rate_limit_per_account: u32,
     pub auth_rate_limit_window_secs: u64,
+    /// Requests per window on the whole API per client IP; 0 is off. Default: off in dev,
+    /// 6000 in prod.
+    pub api_rate_limit_per_ip: Option<u32>,
+    /// Requests per window on the whole API per signed-in user; 0 is off. Default: off in dev,
+    /// 1200 in prod.
+    pub api_rate_limit_per_user: Option<u32>,
+    pub api_rate_limit_window_secs: u64,
     pub password_reset_ttl_secs: u64,
     /// How long the first response to an `Idempotency-Key` is replayed.
     pub idempotency_retention_secs: u64,
@@ -272,6 +279,9 @@ impl Default for Settings {
             auth_rate_limit_per_ip: 30,
             auth_rate_limit_per_account: 10,
             auth_rate_limit_window_secs: 60,
+            api_rate_limit_per_ip: None,
+            api_rate_limit_per_user: None,
+            api_rate_limit_window_secs: 60,
             password_reset_ttl_secs: 30 * 60,
             idempotency_retention_secs: 24 * 60 * 60,
             idempotency_wait_ms: 10_000,
@@ -480,6 +490,15 @@ impl Settings {
 
     pub fn auto_migrate(&self) -> bool {
         self.auto_migrate.unwrap_or(!self.is_prod())
+    }
+
+    /// The API's limits per IP and per user (0: off), with the profile's defaults.
+    pub fn api_rate_limits(&self) -> (u32, u32) {
+        let (ip, user) = if self.is_prod() { (6000, 1200) } else { (0, 0) };
+        (
+            self.api_rate_limit_per_ip.unwrap_or(ip),
+            self.api_rate_limit_per_user.unwrap_or(user),
+        )
     }
 
     pub fn hsts(&self) -> bool {
@@ -749,6 +768,10 @@ impl Settings {
             (
                 "auth_rate_limit_window_secs",
                 self.auth_rate_limit_window_secs,
+            ),
+            (
+                "api_rate_limit_window_secs",
+                self.api_rate_limit_window_secs,
             ),
             ("password_reset_ttl_secs", self.password_reset_ttl_secs),
             (

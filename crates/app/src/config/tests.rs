@@ -274,3 +274,15 @@ fn trusted_proxies_must_be_networks_and_name_their_header() {
     );
     assert!(bad_header.is_err(), "only the two headers are known");
 }
+
+#[test]
+fn the_api_limits_are_off_in_dev_and_on_in_prod_unless_set() {
+    assert_eq!(load("").api_rate_limits(), (0, 0));
+    assert_eq!(load(r#"profile = "prod""#).api_rate_limits(), (6000, 1200));
+    let set = load(
+        r#"profile = "prod"
+    api_rate_limit_per_ip = 0
+    api_rate_limit_per_user = 50"#,
+    );
+    assert_eq!(set.api_rate_limits(), (0, 50));
+}

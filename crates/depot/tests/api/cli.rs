@@ -342,7 +342,10 @@ async fn a_backup_taken_under_writes_restores_every_write_acknowledged_before_it
             n
         })
     };
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while done.load(Ordering::SeqCst) < 3 {
+        assert!(!writer.is_finished(), "the writer stopped early");
+        assert!(std::time::Instant::now() < deadline, "the writer is stuck");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let acknowledged = done.load(Ordering::SeqCst);
@@ -432,6 +435,23 @@ async fn a_backup_taken_under_writes_restores_every_write_acknowledged_before_it
 
     server.terminate();
     assert_eq!(server.wait(Duration::from_secs(15)), Some(0));
+}
+
+#[tokio::test]
+async fn a_backup_of_a_database_without_a_schema_is_refused() {
+    // A mistyped data_dir or database_url reaches an empty database: no backup "succeeds".
+    let db = TestDatabase::fresh().await;
+    let env = [("DATABASE_URL", db.url().to_owned())];
+    let to = db.dir().join("backup");
+    let out = run(
+        db.dir(),
+        &pairs(&env),
+        &["backup", "--to", to.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("no Depot schema"), "{err}");
+    assert!(!to.join("manifest.json").exists());
 }
 
 /// Borrowed environment pairs for [`run`].

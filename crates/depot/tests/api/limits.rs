@@ -271,3 +271,54 @@ async fn mfa_challenge_and_enrolment_tokens_expire_after_five_minutes() {
     assert_eq!(late.status(), 401, "an enrolment token lives five minutes");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_api_limits_requests_per_ip_and_per_user_but_not_the_operations_endpoints() {
+    // Per IP: every /api request counts, signed in or not; the probes and the document do not.
+    let app = spawn_app_with(|s| s.api_rate_limit_per_ip = Some(3)).await;
+    for i in 0..3 {
+        let response = app.get("/api/v1/products").await;
+        assert_eq!(response.status(), 401, "attempt {i}");
+    }
+    let limited = app.get("/api/v1/products").await;
+    assert_eq!(
+        limited.headers()["ratelimit-policy"].to_str().unwrap(),
+        "\"api_ip\";q=3;w=60"
+    );
+    assert!(limited.headers().contains_key("retry-after"));
+    assert_envelope(limited, 429, "rate_limited", "rate_limited").await;
+    for path in ["/healthz", "/readyz", "/openapi.json"] {
+        assert_eq!(app.get(path).await.status(), 200, "{path}");
+    }
+    app.stop().await;
+
+    // Per user: one user's requests spend only that user's budget.
+    let app = spawn_app_with(|s| s.api_rate_limit_per_user = Some(3)).await;
+    app.create_user("ann@example.com", &["viewer"]).await;
+    app.create_user("bob@example.com", &["viewer"]).await;
+    let ann = app.login("ann@example.com", PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bob = app.login("bob@example.com", PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let list = |token: String| {
+        app.client
+            .get(app.url("/api/v1/products"))
+            .bearer_auth(token)
+            .send()
+    };
+    for i in 0..3 {
+        assert_eq!(list(ann.clone()).await.unwrap().status(), 200, "{i}");
+    }
+    let limited = list(ann.clone()).await.unwrap();
+    assert_eq!(
+        limited.headers()["ratelimit-policy"].to_str().unwrap(),
+        "\"api_user\";q=3;w=60"
+    );
+    assert_envelope(limited, 429, "rate_limited", "rate_limited").await;
+    assert_eq!(list(bob).await.unwrap().status(), 200, "another user");
+    app.stop().await;
+}
