@@ -322,3 +322,36 @@ async fn the_api_limits_requests_per_ip_and_per_user_but_not_the_operations_endp
     assert_eq!(list(bob).await.unwrap().status(), 200, "another user");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn with_redis_a_users_api_budget_is_shared_by_every_instance() {
+    if depot_testkit::redis_or_skip("limits::with_redis_a_users_api_budget_is_shared").is_none() {
+        return;
+    }
+    let app = spawn_app_with(|s| s.api_rate_limit_per_user = Some(4)).await;
+    let peer = app.spawn_peer().await;
+    app.create_user("ann@example.com", &["viewer"]).await;
+    let login = app.login("ann@example.com", PASSWORD).await;
+    let token = login["access_token"].as_str().unwrap();
+    for i in 0..2 {
+        let here = app.call("GET", "/api/v1/products", Some(token), None).await;
+        let there = peer
+            .call("GET", "/api/v1/products", Some(token), None)
+            .await;
+        assert_eq!(
+            (here.status().as_u16(), there.status().as_u16()),
+            (200, 200),
+            "round {i}"
+        );
+    }
+    let fifth = peer
+        .call("GET", "/api/v1/products", Some(token), None)
+        .await;
+    assert_eq!(
+        fifth.status(),
+        429,
+        "the peer counts the first instance's requests"
+    );
+    peer.stop().await;
+    app.stop().await;
+}
