@@ -87,12 +87,18 @@ impl TrustedProxies {
     /// nearest: the first hop that is not a trusted proxy is the client. A hop that is not an
     /// address (`unknown`, an obfuscated name, garbage) ends the walk at the hop before it — a
     /// client can prepend anything, so nothing left of a hop we do not trust is believed.
-    pub fn client_ip<'a>(&self, peer: IpAddr, values: impl Iterator<Item = &'a str>) -> IpAddr {
+    /// The values are read only when the peer is trusted (nothing is allocated otherwise).
+    pub fn client_ip<S: AsRef<str>>(
+        &self,
+        peer: IpAddr,
+        values: impl IntoIterator<Item = S>,
+    ) -> IpAddr {
         let peer = peer.to_canonical();
         if !self.trusts(peer) {
             return peer;
         }
-        let hops: Vec<&str> = values.flat_map(|v| v.split(',')).collect();
+        let values: Vec<S> = values.into_iter().collect();
+        let hops: Vec<&str> = values.iter().flat_map(|v| v.as_ref().split(',')).collect();
         let mut client = peer;
         for hop in hops.iter().rev() {
             let parsed = match self.header {
@@ -190,7 +196,7 @@ mod tests {
             ip("10.9.9.9")
         );
         // No header: the proxy itself.
-        assert_eq!(p.client_ip(peer, std::iter::empty()), peer);
+        assert_eq!(p.client_ip(peer, std::iter::empty::<&str>()), peer);
         // Garbage ends the walk at the hop before it.
         assert_eq!(
             p.client_ip(peer, ["198.51.100.4, nonsense, 10.2.2.2"].into_iter()),

@@ -206,26 +206,28 @@ impl ApiRateLimiter {
         }
     }
 
-    /// Counts one API request from `ip` (policy `api_ip`).
-    pub async fn check_ip(&self, ip: &str) -> AppResult<()> {
-        self.hit(self.per_ip.as_ref(), "api_ip", &format!("api:ip:{ip}"))
-            .await
+    /// Counts one API request from `ip` (policy `api_ip`; an unknown address is one client).
+    /// Nothing is allocated while the limit is off.
+    pub async fn check_ip(&self, ip: Option<std::net::IpAddr>) -> AppResult<()> {
+        let Some(limiter) = &self.per_ip else {
+            return Ok(());
+        };
+        let key = match ip {
+            Some(ip) => format!("api:ip:{ip}"),
+            None => "api:ip:unknown".to_owned(),
+        };
+        Self::hit(limiter, "api_ip", &key).await
     }
 
     /// Counts one API request by `user` (policy `api_user`).
     pub async fn check_user(&self, user: uuid::Uuid) -> AppResult<()> {
-        self.hit(
-            self.per_user.as_ref(),
-            "api_user",
-            &format!("api:user:{user}"),
-        )
-        .await
-    }
-
-    async fn hit(&self, limiter: Option<&Limiter>, policy: &str, key: &str) -> AppResult<()> {
-        let Some(limiter) = limiter else {
+        let Some(limiter) = &self.per_user else {
             return Ok(());
         };
+        Self::hit(limiter, "api_user", &format!("api:user:{user}")).await
+    }
+
+    async fn hit(limiter: &Limiter, policy: &str, key: &str) -> AppResult<()> {
         let checked = limiter.check(policy, key).await;
         if checked.is_err() {
             metrics::counter!("api_rate_limited_total", "policy" => policy.to_owned()).increment(1);

@@ -62,6 +62,8 @@ pub(crate) fn payment_transitioned(
 mod tests {
     use super::*;
     use crate::messaging::catalog::validate;
+    use crate::sales::payments::new_payment;
+    use depot_domain::trade::PaymentMethod;
 
     #[test]
     fn the_sales_events_match_their_published_schemas() {
@@ -86,31 +88,14 @@ mod tests {
             created_at: now,
             updated_at: now,
         };
-        let payment = payment::Model {
-            id: id(),
-            sales_order_id: order.id,
-            method: "bank_transfer".into(),
-            state: "paid".into(),
-            amount: 1_000,
-            currency: "BDT".into(),
-            reference: None,
-            tran_id: None,
-            actor_id: None,
-            actor_name: Some("cli".into()),
-            version: 1,
-            created_at: now,
-            updated_at: now,
-            val_id: None,
-            bank_tran_id: None,
-            risk_level: None,
-            gateway_url: None,
-            flag: None,
-            failure: None,
-            payload: None,
-            attempts: 0,
-            refunded: 0,
-            paid_at: Some(now),
-        };
+        let payment = new_payment(
+            &(order.clone(), Vec::new()),
+            PaymentMethod::BankTransfer,
+            PaymentState::Paid,
+            1_000,
+            depot_domain::Actor::System("cli"),
+            now,
+        );
         for message in [
             order_transitioned(
                 &order,

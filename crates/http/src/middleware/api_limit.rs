@@ -13,15 +13,8 @@ use crate::error::ApiError;
 
 pub async fn api_limit(ctx: AppContext, request: Request, next: Next) -> Response {
     if request.uri().path().starts_with("/api/") {
-        let ip = request
-            .extensions()
-            .get::<ClientAddr>()
-            .map(|a| a.0.to_string());
-        if let Err(err) = ctx
-            .api_limits()
-            .check_ip(ip.as_deref().unwrap_or("unknown"))
-            .await
-        {
+        let ip = request.extensions().get::<ClientAddr>().map(|a| a.0);
+        if let Err(err) = ctx.api_limits().check_ip(ip).await {
             return ApiError(err).into_response();
         }
     }

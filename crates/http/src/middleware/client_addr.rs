@@ -23,13 +23,12 @@ pub async fn client_addr(
     if let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>() {
         // Read whatever the bytes are: a value a client made unreadable must still end the walk
         // at its bad hop, not hide the hops the proxies appended to it.
-        let values: Vec<String> = request
+        let values = request
             .headers()
             .get_all(proxies.header().name())
             .iter()
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .collect();
-        let ip = proxies.client_ip(peer.ip(), values.iter().map(String::as_str));
+            .map(|v| String::from_utf8_lossy(v.as_bytes()));
+        let ip = proxies.client_ip(peer.ip(), values);
         request.extensions_mut().insert(ClientAddr(ip));
     }
     next.run(request).await
