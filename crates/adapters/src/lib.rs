@@ -10,6 +10,8 @@ pub mod clock;
 pub mod mail;
 pub mod payments;
 pub mod probe;
+pub mod realtime;
+pub mod webhook;
 
 pub use clock::SystemClock;
 pub use probe::{AmqpProbe, Probe, ProbeError, RedisProbe};

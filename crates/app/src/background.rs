@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use depot_domain::AppResult;
 
@@ -31,11 +32,31 @@ impl PeriodicJobSpec {
     }
 }
 
-/// The consumers and periodic jobs of this build.
+/// A sender: a loop that works through due rows (emails, webhook deliveries) on every
+/// instance, a pass at a time — again at once while a pass found work, after `idle` when not.
+#[derive(Clone)]
+pub struct SenderSpec {
+    pub name: &'static str,
+    pub idle: Duration,
+    pass: Arc<dyn Fn() -> SenderPass + Send + Sync>,
+}
+
+/// What a sender's pass reports: how many rows it worked on.
+pub type SenderPass = Pin<Box<dyn Future<Output = AppResult<usize>> + Send + 'static>>;
+
+impl SenderSpec {
+    /// Starts one pass.
+    pub fn pass(&self) -> SenderPass {
+        (self.pass)()
+    }
+}
+
+/// The consumers, periodic jobs and senders of this build.
 #[derive(Clone, Default)]
 pub struct Background {
     consumers: Vec<Arc<dyn Handler>>,
     jobs: Vec<PeriodicJobSpec>,
+    senders: Vec<SenderSpec>,
 }
 
 impl Background {
@@ -55,6 +76,23 @@ impl Background {
             default_cadence,
             run: Arc::new(move || Box::pin(run()) as JobRun),
         });
+    }
+
+    /// Adds a sender; `pass` works through what is due and reports how many rows it did.
+    pub fn sender<F, Fut>(&mut self, name: &'static str, idle: Duration, pass: F)
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = AppResult<usize>> + Send + 'static,
+    {
+        self.senders.push(SenderSpec {
+            name,
+            idle,
+            pass: Arc::new(move || Box::pin(pass()) as SenderPass),
+        });
+    }
+
+    pub fn senders(&self) -> &[SenderSpec] {
+        &self.senders
     }
 
     pub fn consumers(&self) -> &[Arc<dyn Handler>] {

@@ -11,6 +11,8 @@ use depot_adapters::Probe;
 use depot_adapters::broker::Broker;
 use depot_adapters::cache::Cache;
 use depot_adapters::mail::Mailer;
+use depot_adapters::realtime::Fanout;
+use depot_adapters::webhook::WebhookClient;
 use depot_domain::pagination::CursorKey;
 use depot_domain::{AppError, AppResult, Clock};
 use depot_store::Db;
@@ -21,6 +23,7 @@ use crate::auth::authenticator::Authenticator;
 use crate::auth::mfa::MfaService;
 use crate::auth::password::PasswordService;
 use crate::auth::rate_limit::ApiRateLimiter;
+use crate::auth::sealed::Sealer;
 use crate::auth::sessions::SessionService;
 use crate::background::Background;
 use crate::catalog::CatalogService;
@@ -34,8 +37,10 @@ use crate::imports::{ExportService, ImportService};
 use crate::lifecycle::Lifecycle;
 use crate::mail::MailService;
 use crate::messaging::{Handler, HandlerDelivery, Relay, Scheduler, queue_spec};
+use crate::notifications::NotificationService;
 use crate::payments::PaymentService;
 use crate::purchasing::PurchasingService;
+use crate::realtime::{Realtime, RealtimeService, SocketSettings};
 use crate::roles::RoleService;
 use crate::sales::SalesService;
 use crate::schema::SchemaService;
@@ -43,6 +48,7 @@ use crate::stock::StockService;
 use crate::stock::alerts::AlertService;
 use crate::uow::{RelayWaker, Writer};
 use crate::users::UserService;
+use crate::webhooks::WebhookService;
 
 /// The outside world as the edge connected it: the embedded or the scale-out implementation of
 /// each adapter, chosen by configuration in one place (`depot::wiring::connect`).
@@ -52,6 +58,8 @@ pub struct Adapters {
     pub cache: Arc<Cache>,
     pub broker: Arc<dyn Broker>,
     pub mailer: Arc<dyn Mailer>,
+    /// Realtime fan-out: in-process, or Redis pub/sub.
+    pub fanout: Arc<Fanout>,
     /// Readiness probes of the scale-out cache and broker, when configured.
     pub cache_probe: Option<Arc<dyn Probe>>,
     pub broker_probe: Option<Arc<dyn Probe>>,
@@ -98,6 +106,9 @@ struct Inner {
     imports: ImportService,
     exports: ExportService,
     payments: PaymentService,
+    notifications: NotificationService,
+    webhooks: WebhookService,
+    realtime: RealtimeService,
     debug: Option<DebugService>,
     cursor_key: CursorKey,
 }
@@ -114,7 +125,12 @@ impl AppContext {
             (adapters.db, adapters.clock, adapters.cache, adapters.broker);
         let relay_waker = RelayWaker::default();
         let writer = Writer::new(db.clone(), clock.clone(), relay_waker.clone());
-        let mail = MailService::new(writer.clone(), adapters.mailer);
+        let mail = MailService::new(
+            writer.clone(),
+            adapters.mailer,
+            std::time::Duration::from_millis(settings.mail_retry_base_ms),
+            settings.mail_max_attempts,
+        );
         let auth = AuthServices::build(&settings, writer.clone(), cache.clone())?;
         let cursor_key = CursorKey::derive(&auth.config.app_secret);
         let users = UserService::new(writer.clone(), auth.authz.clone(), auth.reset_links.clone());
@@ -156,6 +172,36 @@ impl AppContext {
                 .then(|| std::time::Duration::from_secs(settings.sales_reservation_ttl_secs)),
         );
         let payments = PaymentService::new(writer.clone(), &settings)?;
+        let realtime = RealtimeService::new(
+            writer.clone(),
+            auth.authenticator.clone(),
+            adapters.fanout.clone(),
+            SocketSettings {
+                ticket_ttl: std::time::Duration::from_secs(settings.ws_ticket_ttl_secs),
+                heartbeat: std::time::Duration::from_secs(settings.ws_heartbeat_secs),
+                max_sockets: settings.ws_max_sockets,
+                queue: settings.ws_send_queue,
+                allowed_origins: settings.cors_origins.clone(),
+            },
+        );
+        let notifications = NotificationService::new(
+            writer.clone(),
+            settings.notify_alert_permission,
+            Realtime::new(adapters.fanout.clone()),
+        );
+        let webhooks = WebhookService::new(
+            writer.clone(),
+            Sealer::new(&auth.config.app_secret)?,
+            WebhookClient::new(
+                std::time::Duration::from_millis(settings.webhook_timeout_ms),
+                settings.is_prod(),
+            )
+            .map_err(|e| {
+                AppError::new(ErrorCode::Internal, "cannot build the webhook client")
+                    .with_source(std::io::Error::other(e.0))
+            })?,
+            std::time::Duration::from_millis(settings.webhook_retry_base_ms),
+        );
         let debug = settings
             .debug_routes
             .then(|| DebugService::new(writer.clone(), cache.clone()));
@@ -166,6 +212,10 @@ impl AppContext {
         sales.register(&mut background);
         imports.register(&mut background);
         payments.register(&mut background);
+        mail.register(&mut background);
+        notifications.register(&mut background);
+        webhooks.register(&mut background);
+        realtime.register(&mut background);
         if let Some(debug) = &debug {
             debug.register(&mut background);
         }
@@ -233,6 +283,9 @@ impl AppContext {
                 imports,
                 exports,
                 payments,
+                notifications,
+                webhooks,
+                realtime,
                 debug,
                 cursor_key,
             }),
@@ -334,6 +387,18 @@ impl AppContext {
 
     pub fn sales(&self) -> &SalesService {
         &self.inner.sales
+    }
+
+    pub fn notifications(&self) -> &NotificationService {
+        &self.inner.notifications
+    }
+
+    pub fn webhooks(&self) -> &WebhookService {
+        &self.inner.webhooks
+    }
+
+    pub fn realtime(&self) -> &RealtimeService {
+        &self.inner.realtime
     }
 
     pub fn alerts(&self) -> &AlertService {

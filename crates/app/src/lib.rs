@@ -21,15 +21,18 @@ pub mod imports;
 pub mod lifecycle;
 pub mod mail;
 pub mod messaging;
+pub mod notifications;
 pub mod orders;
 pub mod payments;
 pub mod purchasing;
+pub mod realtime;
 pub mod roles;
 pub mod sales;
 pub mod schema;
 pub mod stock;
 pub mod uow;
 pub mod users;
+pub mod webhooks;
 
 pub use client::ClientInfo;
 pub use context::{Adapters, AppContext};

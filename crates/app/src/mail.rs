@@ -9,18 +9,21 @@ use std::time::Duration;
 use depot_adapters::broker::jitter;
 use depot_adapters::mail::{Email, Mailer};
 use depot_domain::message::backoff_delay;
+use depot_domain::notify::NotificationStatus;
 use depot_domain::{AppResult, Validator};
 use depot_store::DatabaseTransaction;
 use depot_store::repo::emails;
 pub use depot_store::repo::emails::NewEmail;
+use depot_store::repo::notifications::{self, EmailOutcome};
 use uuid::Uuid;
 
 use crate::uow::Writer;
 
-/// Sending attempts before a message is dead.
+/// Sending attempts a message is queued with (the sender applies `mail_max_attempts`).
 pub const MAX_ATTEMPTS: i32 = 6;
-const BACKOFF_BASE: Duration = Duration::from_secs(5);
 const BACKOFF_CAP: Duration = Duration::from_secs(3600);
+/// How often the sender looks for due messages when idle.
+const IDLE_POLL: Duration = Duration::from_millis(250);
 /// How long a claimed message is reserved for one sender.
 const SEND_LEASE: Duration = Duration::from_secs(60);
 
@@ -29,6 +32,7 @@ pub struct MailService {
     writer: Writer,
     mailer: Arc<dyn Mailer>,
     backoff_base: Duration,
+    max_attempts: i32,
 }
 
 /// Queues `email` inside `tx`, so it is sent if and only if the transaction commits.
@@ -55,18 +59,29 @@ pub async fn queue(
 }
 
 impl MailService {
-    pub fn new(writer: Writer, mailer: Arc<dyn Mailer>) -> Self {
+    /// A sender that retries a failed message after `backoff_base` (doubling, capped at an
+    /// hour) and gives up after `max_attempts`.
+    pub fn new(
+        writer: Writer,
+        mailer: Arc<dyn Mailer>,
+        backoff_base: Duration,
+        max_attempts: u32,
+    ) -> Self {
         Self {
             writer,
             mailer,
-            backoff_base: BACKOFF_BASE,
+            backoff_base,
+            max_attempts: i32::try_from(max_attempts).unwrap_or(i32::MAX).max(1),
         }
     }
 
-    /// A shorter first retry delay (tests).
-    pub fn with_backoff_base(mut self, base: Duration) -> Self {
-        self.backoff_base = base;
-        self
+    /// Registers the sender of due emails.
+    pub fn register(&self, background: &mut crate::background::Background) {
+        let this = self.clone();
+        background.sender("email", IDLE_POLL, move || {
+            let this = this.clone();
+            async move { this.send_due(20).await }
+        });
     }
 
     pub fn mailer_kind(&self) -> &'static str {
@@ -102,7 +117,7 @@ impl MailService {
             };
             let result = self.mailer.send(&email).await;
             let now = self.writer.now();
-            let (id, attempts, max) = (row.id, row.attempts, row.max_attempts);
+            let (id, attempts, max) = (row.id, row.attempts, self.max_attempts);
             let outcome = match result {
                 Ok(()) => {
                     metrics::counter!("emails_sent_total", "result" => "sent").increment(1);
@@ -127,12 +142,34 @@ impl MailService {
                 }
             };
             let tx = self.writer.db().begin().await?;
-            match outcome {
-                None => emails::mark_sent(&*tx, id, now).await?,
-                Some((error, retry_at)) => {
-                    emails::mark_failed(&*tx, id, &error, retry_at, now).await?
+            let mirrored = match outcome {
+                None => {
+                    emails::mark_sent(&*tx, id, now).await?;
+                    EmailOutcome {
+                        status: NotificationStatus::Sent,
+                        attempts,
+                        error: None,
+                        next_attempt_at: None,
+                        sent_at: Some(now),
+                    }
                 }
-            }
+                Some((error, retry_at)) => {
+                    emails::mark_failed(&*tx, id, &error, retry_at, now).await?;
+                    EmailOutcome {
+                        status: if retry_at.is_some() {
+                            NotificationStatus::Failed
+                        } else {
+                            NotificationStatus::Dead
+                        },
+                        attempts,
+                        error: Some(error),
+                        next_attempt_at: retry_at,
+                        sent_at: None,
+                    }
+                }
+            };
+            // A notification the email carries follows it, in the same transaction.
+            notifications::mirror_email(&*tx, id, mirrored).await?;
             tx.commit().await?;
         }
         Ok(n)

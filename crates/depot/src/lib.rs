@@ -4,7 +4,8 @@
 //! Shutdown sequence (on SIGTERM/SIGINT or [`ShutdownHandle::shutdown`]):
 //! 1. readiness turns to `draining` (503) so load balancers stop sending traffic;
 //! 2. after `shutdown_drain_delay_ms`, the listeners close: new connections are refused;
-//! 3. in-flight requests finish, bounded by `shutdown_deadline_secs`;
+//! 3. open WebSockets are closed (1001, "going away") and in-flight requests finish, bounded
+//!    by `shutdown_deadline_secs`;
 //! 4. background jobs stop (a running job finishes its run) within what is left of the deadline;
 //! 5. database pools close. The process then exits 0.
 
@@ -109,6 +110,7 @@ impl Application {
             .await?;
             servers.push(handle);
             ctx.payments().listening_on(addr);
+            ctx.realtime().start();
             Some(addr)
         } else {
             None
@@ -169,6 +171,13 @@ impl Application {
 
         self.stop_accepting.cancel();
         let mut clean = true;
+        if self.api_addr.is_some() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !self.ctx.realtime().shutdown(left).await {
+                tracing::warn!("shutdown deadline passed with sockets still open");
+                clean = false;
+            }
+        }
         for server in self.servers {
             let left = deadline.saturating_duration_since(Instant::now());
             let abort = server.abort_handle();

@@ -11,6 +11,7 @@ use depot_adapters::broker::database::{DatabaseQueue, DatabaseQueueOptions};
 use depot_adapters::broker::rabbitmq::RabbitMq;
 use depot_adapters::cache::{Cache, CacheOptions, RedisLayer};
 use depot_adapters::mail::{FileMailer, Mailer, SmtpMailer};
+use depot_adapters::realtime::Fanout;
 use depot_adapters::{AmqpProbe, Probe, RedisProbe, SystemClock};
 use depot_app::config::{BrokerBackend, CacheBackend, MailBackend, Settings};
 use depot_app::messaging::Handler;
@@ -47,7 +48,7 @@ pub fn connect(settings: &Settings, clock: Arc<dyn Clock>) -> AppResult<Adapters
         CacheBackend::Redis => settings.redis_url.as_ref(),
         CacheBackend::Memory => None,
     };
-    let (redis, cache_probe) = match redis_url {
+    let (redis, cache_probe, fanout) = match redis_url {
         Some(url) => {
             let layer = RedisLayer::new(url.expose())
                 .map_err(|e| AppError::new(ErrorCode::ConfigRedisUrl, e))?;
@@ -55,9 +56,13 @@ pub fn connect(settings: &Settings, clock: Arc<dyn Clock>) -> AppResult<Adapters
                 RedisProbe::new(url.expose())
                     .map_err(|e| AppError::new(ErrorCode::ConfigRedisUrl, e.0))?,
             );
-            (Some(layer), Some(probe))
+            // Its own connection: a slow socket fan-out never queues behind cache traffic.
+            let fanout_layer = RedisLayer::new(url.expose())
+                .map_err(|e| AppError::new(ErrorCode::ConfigRedisUrl, e))?;
+            let fanout = Fanout::redis(Arc::new(fanout_layer), &settings.namespace);
+            (Some(layer), Some(probe), fanout)
         }
-        None => (None, None),
+        None => (None, None, Fanout::local()),
     };
     let cache = Arc::new(Cache::new(
         redis,
@@ -108,6 +113,7 @@ pub fn connect(settings: &Settings, clock: Arc<dyn Clock>) -> AppResult<Adapters
         cache,
         broker,
         mailer,
+        fanout,
         cache_probe,
         broker_probe,
         instance_id,

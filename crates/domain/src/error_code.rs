@@ -220,6 +220,29 @@ error_codes! {
     /// A queued import's run lost its claim (its lease ran out and another run took it over).
     ImportsTakenOver = ("imports.taken_over", Conflict),
 
+    // Notifications, webhooks and the realtime socket
+    /// A domain event's payload could not be read by the consumer (a contract fault).
+    NotificationsUnreadableEvent = ("notifications.unreadable_event", Internal),
+    /// No such notification (or not yours).
+    NotificationsNotFound = ("notifications.not_found", NotFound),
+    /// No such webhook.
+    WebhooksNotFound = ("webhooks.not_found", NotFound),
+    /// No such delivery of this webhook.
+    WebhooksDeliveryNotFound = ("webhooks.delivery_not_found", NotFound),
+    /// The delivery is being made this moment; ask again once it settled.
+    WebhooksDeliveryInProgress = ("webhooks.delivery_in_progress", Conflict),
+    /// The webhook's URL may not be called: a loopback, private or otherwise internal address
+    /// (refused in prod), or an address that could not be resolved.
+    WebhooksUrlRefused = ("webhooks.url_refused", Validation),
+    /// `GET /api/v1/ws` without a WebSocket handshake.
+    RealtimeUpgradeRequired = ("realtime.upgrade_required", BadRequest),
+    /// The WebSocket ticket is unknown, expired or already used.
+    RealtimeInvalidTicket = ("realtime.invalid_ticket", Unauthorized),
+    /// The WebSocket was opened from an Origin that is not an allowed one.
+    RealtimeOriginRefused = ("realtime.origin_refused", Forbidden),
+    /// This instance holds as many sockets as it is configured for.
+    RealtimeTooManySockets = ("realtime.too_many_sockets", Unavailable),
+
     // Backups (the `depot backup` and `depot restore` commands)
     /// The snapshot cannot be restored here: its manifest or checksum is wrong, it comes from
     /// a newer schema than this build knows, or the target database is not empty.

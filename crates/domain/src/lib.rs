@@ -14,6 +14,7 @@ pub mod error_code;
 pub mod id;
 pub mod import;
 pub mod message;
+pub mod notify;
 pub mod pagination;
 pub mod state;
 pub mod stock;

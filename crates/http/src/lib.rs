@@ -55,7 +55,10 @@ fn api() -> OpenApiRouter<AppContext> {
                 .merge(routes::crm::router())
                 .merge(routes::sales::router())
                 .merge(routes::imports::router())
-                .merge(routes::payments::router()),
+                .merge(routes::payments::router())
+                .merge(routes::notifications::router())
+                .merge(routes::webhooks::router())
+                .merge(routes::realtime::router()),
         )
 }
 

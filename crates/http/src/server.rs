@@ -210,7 +210,11 @@ impl Connection {
                 }
             })
         };
-        let connection = self.http.serve_connection(TokioIo::new(stream), service);
+        // Upgrades (WebSocket) hand the connection over to the socket's own task.
+        let connection = self
+            .http
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
         tokio::pin!(connection);
         let mut closing_since: Option<Instant> = None;
         loop {

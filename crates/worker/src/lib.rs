@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use depot_adapters::broker::Delivery;
 use depot_app::AppContext;
+use depot_app::background::SenderSpec;
 use depot_app::messaging::queue_spec;
 use depot_domain::cadence::Cadence;
 use tokio_util::sync::CancellationToken;
@@ -25,8 +26,6 @@ const RELAY_IDLE_POLL: Duration = Duration::from_millis(100);
 /// next pass (wake-ups are ignored meanwhile): under load, one pass per batch of events instead
 /// of one per commit.
 const RELAY_LINGER: Duration = Duration::from_millis(20);
-/// How often the email sender looks for due messages when idle.
-const MAIL_IDLE_POLL: Duration = Duration::from_millis(250);
 
 /// The background tasks of one process.
 pub struct Workers {
@@ -56,7 +55,9 @@ impl Workers {
             tracker.spawn(async move { broker.consume(spec, delivery, stop).await });
         }
 
-        tracker.spawn(mail_loop(ctx.clone(), stop.clone()));
+        for sender in ctx.background().senders() {
+            tracker.spawn(send_loop(sender.clone(), stop.clone()));
+        }
 
         for job in ctx.background().jobs() {
             let name = job.name;
@@ -145,14 +146,14 @@ fn cadence(ctx: &AppContext, job: &str, default: &str) -> Cadence {
         .unwrap_or(Cadence::Every(Duration::from_secs(600)))
 }
 
-/// Sends due emails until stopped; a message being sent when the stop comes is finished.
-async fn mail_loop(ctx: AppContext, stop: CancellationToken) {
+/// Runs a sender's passes until stopped; a pass under way when the stop comes is finished.
+async fn send_loop(sender: SenderSpec, stop: CancellationToken) {
     while !stop.is_cancelled() {
-        let pause = match ctx.mail().send_due(20).await {
+        let pause = match sender.pass().await {
             Ok(n) if n > 0 => Duration::ZERO,
-            Ok(_) => MAIL_IDLE_POLL,
+            Ok(_) => sender.idle,
             Err(err) => {
-                tracing::warn!(error = ?err, "email sender pass failed");
+                tracing::warn!(sender = sender.name, error = ?err, "sender pass failed");
                 Duration::from_secs(5)
             }
         };

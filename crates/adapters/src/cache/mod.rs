@@ -471,6 +471,12 @@ impl Cache {
         format!("{}:cache-version:{namespace}", self.options.namespace)
     }
 
+    /// The namespace's current version as this process knows it (bumped by every
+    /// invalidation anywhere): a cheap "did anything change" for a watcher.
+    pub async fn namespace_version(&self, namespace: &str) -> u64 {
+        self.version(namespace).await
+    }
+
     async fn version(&self, namespace: &str) -> u64 {
         let cached = self.local_version(namespace);
         let Some(l2) = &self.l2 else {

@@ -88,6 +88,25 @@ impl Authenticator {
         })
     }
 
+    /// Whether a session is still good for a socket opened under it: the user active, the
+    /// session neither revoked nor past its absolute expiry (answered like a request's check).
+    pub async fn session_alive(&self, user_id: Uuid, session_id: Uuid) -> AppResult<bool> {
+        let now = self.clock.now().timestamp();
+        match self.grant(user_id, session_id, "-").await {
+            Ok((grant, _)) => {
+                Ok(grant.active && grant.session_live && grant.session_expires_at > now)
+            }
+            Err(err) if err.error_code() == ErrorCode::AuthInvalidToken => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Bumped by every change to users, roles, assignments or sessions anywhere: when it has
+    /// not moved, no session became dead except by expiry.
+    pub async fn version(&self) -> u64 {
+        self.cache.namespace_version(AUTHZ_NAMESPACE).await
+    }
+
     /// Verifies a challenge or enrolment token (the MFA steps of sign-in).
     pub fn verify_step_token(&self, token: &str, expected: TokenUse) -> AppResult<Claims> {
         self.keys.verify(token, expected, self.clock.now())

@@ -19,6 +19,7 @@ use super::authz::AuthzCache;
 use super::principal::Principal;
 use super::rate_limit::{Action, AuthRateLimiter, Subject};
 use super::sealed::Sealer;
+use super::security_events;
 use super::sessions::{Device, IssuedTokens, SessionService, revoke_everything};
 use super::tokens::TokenUse;
 use super::{passwords, secrets};
@@ -148,6 +149,9 @@ impl MfaService {
         credentials::replace_recovery_codes(uow.tx(), user_id, hashes).await?;
         uow.audit(AuditEntry::new("mfa.enabled").target("user", user_id))
             .await?;
+        let event = security_events::mfa_changed(user_id, true, "user", uow.now())
+            .correlated(uow.client().request_id.clone());
+        uow.emit(&event).await?;
         self.authz.invalidate_after_commit(&mut uow);
         uow.commit().await?;
         Ok(codes)
@@ -204,6 +208,9 @@ impl MfaService {
         clear_mfa(&uow, user_id).await?;
         uow.audit(AuditEntry::new("mfa.disabled").target("user", user_id))
             .await?;
+        let event = security_events::mfa_changed(user_id, false, "user", uow.now())
+            .correlated(uow.client().request_id.clone());
+        uow.emit(&event).await?;
         self.authz.invalidate_after_commit(&mut uow);
         uow.commit().await
     }
@@ -311,6 +318,9 @@ impl MfaService {
         revoke_everything(uow.tx(), user_id, "mfa_reset", uow.now()).await?;
         uow.audit(AuditEntry::new("mfa.reset").target("user", user_id))
             .await?;
+        let event = security_events::mfa_changed(user_id, false, "reset", uow.now())
+            .correlated(uow.client().request_id.clone());
+        uow.emit(&event).await?;
         self.authz.invalidate_after_commit(&mut uow);
         uow.commit().await
     }

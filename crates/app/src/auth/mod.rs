@@ -22,6 +22,7 @@ pub mod principal;
 pub mod rate_limit;
 pub mod sealed;
 pub mod secrets;
+pub mod security_events;
 pub mod sessions;
 pub mod settings;
 pub mod tokens;

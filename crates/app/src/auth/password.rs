@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::authz::AuthzCache;
 use super::principal::Principal;
 use super::rate_limit::{Action, AuthRateLimiter, Subject};
+use super::security_events;
 use super::sessions::revoke_everything;
 use super::settings::AuthConfig;
 use super::{passwords, secrets};
@@ -127,6 +128,9 @@ impl PasswordService {
                 .details(serde_json::json!({ "sessions_revoked": others.len() })),
         )
         .await?;
+        let event = security_events::password_changed(principal.user_id, "changed", now)
+            .correlated(uow.client().request_id.clone());
+        uow.emit(&event).await?;
         self.authz.invalidate_after_commit(&mut uow);
         uow.commit().await
     }
@@ -208,6 +212,9 @@ impl PasswordService {
                 .target("user", user_id),
         )
         .await?;
+        let event = security_events::password_changed(user_id, "reset", now)
+            .correlated(uow.client().request_id.clone());
+        uow.emit(&event).await?;
         self.authz.invalidate_after_commit(&mut uow);
         uow.commit().await
     }

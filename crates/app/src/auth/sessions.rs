@@ -18,6 +18,7 @@ use uuid::Uuid;
 use super::authz::AuthzCache;
 use super::principal::Principal;
 use super::rate_limit::{Action, AuthRateLimiter, Subject};
+use super::security_events;
 use super::settings::AuthConfig;
 use super::tokens::{TokenKeys, TokenUse};
 use super::{csrf, passwords, secrets};
@@ -290,10 +291,17 @@ impl SessionService {
         device: Device,
         client: &ClientInfo,
     ) -> AppResult<IssuedTokens> {
-        let uow = self.writer.begin(Actor::User(user_id), client).await?;
+        let mut uow = self.writer.begin(Actor::User(user_id), client).await?;
         let now = uow.now();
         let config = &self.config;
         users::reset_failures(uow.tx(), user_id, now).await?;
+        let (signed_in_before, known_device) = repo::device_history(
+            uow.tx(),
+            user_id,
+            device.device_id.as_deref(),
+            client.user_agent.as_deref(),
+        )
+        .await?;
         let session = repo::insert(
             uow.tx(),
             session::Model {
@@ -321,6 +329,11 @@ impl SessionService {
                 .details(serde_json::json!({ "mfa": mfa })),
         )
         .await?;
+        if signed_in_before && !known_device {
+            let event =
+                security_events::new_device_sign_in(&session).correlated(client.request_id.clone());
+            uow.emit(&event).await?;
+        }
         uow.commit().await?;
         login_metric("success");
         Ok(tokens)

@@ -23,6 +23,7 @@ use figment::providers::{Format, Toml};
 
 use self::env::EnvProvider;
 use crate::client::{ForwardedHeader, TrustedProxies};
+use depot_domain::auth::Permission;
 use depot_domain::stock::DepletionPolicy;
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -238,6 +239,27 @@ pub struct Settings {
     /// Most row errors an import keeps and answers with (the count says how many there were).
     pub import_max_errors: usize,
 
+    /// First pause before an email that failed is tried again (doubling per attempt, capped
+    /// at an hour).
+    pub mail_retry_base_ms: u64,
+    /// Sending attempts before an email (and the notification it carries) is `dead`.
+    pub mail_max_attempts: u32,
+    /// Holders of this permission receive stock-alert notifications (if they opted in).
+    pub notify_alert_permission: Permission,
+    /// First pause before a failed webhook delivery is tried again (doubling per attempt,
+    /// capped at an hour, for 24 hours).
+    pub webhook_retry_base_ms: u64,
+    /// How long one webhook delivery may take (connect, send, answer).
+    pub webhook_timeout_ms: u64,
+    /// How long a WebSocket ticket can be used.
+    pub ws_ticket_ttl_secs: u64,
+    /// How often a socket is pinged; a peer silent for two intervals is closed.
+    pub ws_heartbeat_secs: u64,
+    /// Messages queued for one socket before a client that does not read is dropped.
+    pub ws_send_queue: usize,
+    /// Most sockets one instance holds.
+    pub ws_max_sockets: usize,
+
     /// Mounts `/api/v1/_debug/*` (sleep, error, panic) for tests. Refused in prod.
     pub debug_routes: bool,
 }
@@ -324,6 +346,15 @@ impl Default for Settings {
             import_max_bytes: 64 * 1024 * 1024,
             import_sync_max_bytes: 1024 * 1024,
             import_max_errors: 10_000,
+            mail_retry_base_ms: 5_000,
+            mail_max_attempts: 6,
+            notify_alert_permission: Permission::StockRead,
+            webhook_retry_base_ms: 10_000,
+            webhook_timeout_ms: 10_000,
+            ws_ticket_ttl_secs: 30,
+            ws_heartbeat_secs: 20,
+            ws_send_queue: 256,
+            ws_max_sockets: 20_000,
             debug_routes: false,
         }
     }
@@ -807,6 +838,31 @@ impl Settings {
                 "import_sync_max_bytes",
                 "must be at most import_max_bytes".into(),
             );
+        }
+        for (key, value, range) in [
+            ("mail_retry_base_ms", self.mail_retry_base_ms, 1..=3_600_000),
+            (
+                "mail_max_attempts",
+                u64::from(self.mail_max_attempts),
+                1..=100,
+            ),
+            (
+                "webhook_retry_base_ms",
+                self.webhook_retry_base_ms,
+                1..=3_600_000,
+            ),
+            ("webhook_timeout_ms", self.webhook_timeout_ms, 100..=120_000),
+            ("ws_ticket_ttl_secs", self.ws_ticket_ttl_secs, 1..=3_600),
+            ("ws_heartbeat_secs", self.ws_heartbeat_secs, 1..=3_600),
+            ("ws_send_queue", self.ws_send_queue as u64, 1..=65_536),
+            ("ws_max_sockets", self.ws_max_sockets as u64, 1..=1_000_000),
+        ] {
+            if !range.contains(&value) {
+                problem(
+                    key,
+                    format!("must be between {} and {}", range.start(), range.end()),
+                );
+            }
         }
         if !(1..=1_000_000).contains(&self.import_max_errors) {
             problem("import_max_errors", "must be between 1 and 1000000".into());

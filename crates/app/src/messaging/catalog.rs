@@ -108,6 +108,29 @@ pub const EVENTS: &[(&str, i32, &str, &str)] = &[
             "rows": 200000, "created": 200000, "updated": 0, "unchanged": 0,
             "movements": 200000}"#,
     ),
+    (
+        "security.new_device_sign_in",
+        1,
+        include_str!("../../../../docs/events/security.new_device_sign_in.v1.schema.json"),
+        r#"{"user_id": "0192f3a0-0000-7000-8000-00000000000a",
+            "session_id": "0192f3a0-0000-7000-8000-000000000010", "device_name": null,
+            "user_agent": "Mozilla/5.0", "ip": "203.0.113.7",
+            "signed_in_at": "2026-11-29T10:00:00Z"}"#,
+    ),
+    (
+        "security.password_changed",
+        1,
+        include_str!("../../../../docs/events/security.password_changed.v1.schema.json"),
+        r#"{"user_id": "0192f3a0-0000-7000-8000-00000000000a", "how": "reset",
+            "changed_at": "2026-11-29T10:00:00Z"}"#,
+    ),
+    (
+        "security.mfa_changed",
+        1,
+        include_str!("../../../../docs/events/security.mfa_changed.v1.schema.json"),
+        r#"{"user_id": "0192f3a0-0000-7000-8000-00000000000a", "enabled": true, "how": "user",
+            "changed_at": "2026-11-29T10:00:00Z"}"#,
+    ),
 ];
 
 /// Event types published for whoever listens: with no queue bound (no consumer in this
@@ -124,6 +147,9 @@ pub const BROADCAST: &[&str] = &[
     "payment.transitioned",
     "customer.reassigned",
     "import.applied",
+    "security.new_device_sign_in",
+    "security.password_changed",
+    "security.mfa_changed",
 ];
 
 /// Whether an event of this type may go out with nobody listening (see [`BROADCAST`]).

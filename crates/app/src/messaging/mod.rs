@@ -55,6 +55,9 @@ pub trait Handler: Send + Sync + 'static {
     }
     /// Handles one message inside `tx`; its effects commit together with the processed mark.
     async fn handle(&self, tx: &DatabaseTransaction, message: &Message) -> AppResult<()>;
+    /// Runs after `handle`'s transaction committed, the first time only (pushes that must not
+    /// announce what might still roll back). Best effort: it cannot fail the message.
+    async fn committed(&self, _message: &Message) {}
 }
 
 /// The queue a handler consumes, with its policy.
@@ -90,6 +93,7 @@ impl HandlerDelivery {
         }
         self.handler.handle(&tx, message).await?;
         tx.commit().await?;
+        self.handler.committed(message).await;
         Ok(true)
     }
 

@@ -112,10 +112,10 @@ async fn an_unreachable_smtp_server_means_retry_later_with_the_reason_kept() {
     app.stop().await;
 }
 
-struct SmtpServer {
+pub(crate) struct SmtpServer {
     child: Child,
-    port: u16,
-    maildir: tempfile::TempDir,
+    pub port: u16,
+    pub maildir: tempfile::TempDir,
 }
 
 impl Drop for SmtpServer {
@@ -125,8 +125,22 @@ impl Drop for SmtpServer {
     }
 }
 
+/// A port nothing listens on (yet).
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A real SMTP server (Python's aiosmtpd) storing what it receives in a maildir.
-fn smtp_server() -> Option<SmtpServer> {
+pub(crate) fn smtp_server() -> Option<SmtpServer> {
+    smtp_server_at(free_port())
+}
+
+/// [`smtp_server`] on `port`.
+pub(crate) fn smtp_server_at(port: u16) -> Option<SmtpServer> {
     let available = Command::new("python3")
         .args(["-c", "import aiosmtpd"])
         .status()
@@ -143,11 +157,6 @@ fn smtp_server() -> Option<SmtpServer> {
         );
         return None;
     }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let maildir = tempfile::tempdir().unwrap();
     let mut child = Command::new("python3")
         .args([

@@ -27,6 +27,7 @@ mod limits;
 mod mail;
 mod messaging;
 mod metrics;
+mod notifications;
 mod ops;
 mod payments;
 mod process;

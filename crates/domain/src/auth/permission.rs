@@ -87,6 +87,7 @@ catalogue! {
     ReportsRead = "reports.read" : "Run and read own reports",
     ReportsManageAll = "reports.manage_all" : "See every user's report jobs",
     NotificationsManageAll = "notifications.manage_all" : "See every user's notifications",
+    WebhooksManage = "webhooks.manage" : "Create, change and delete outbound webhooks; see and redeliver their deliveries",
 }
 
 impl Serialize for Permission {

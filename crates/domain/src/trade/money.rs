@@ -26,8 +26,46 @@ pub fn order_total(lines: impl IntoIterator<Item = (Quantity, i64)>) -> Option<i
     })
 }
 
+/// Digits after the decimal point of `currency`'s minor unit (ISO 4217): 0 for the yen and
+/// its peers, 3 for the dinars, 2 for the rest.
+pub fn minor_digits(currency: &str) -> u32 {
+    match currency {
+        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
+        | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
+        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
+        _ => 2,
+    }
+}
+
+/// An amount in minor units written for people: `1234.50 BDT`, `-7 JPY`.
+pub fn display(amount: i64, currency: &str) -> String {
+    let digits = minor_digits(currency);
+    if digits == 0 {
+        return format!("{amount} {currency}");
+    }
+    let scale = 10u64.pow(digits);
+    let magnitude = amount.unsigned_abs();
+    let sign = if amount < 0 { "-" } else { "" };
+    format!(
+        "{sign}{}.{:0width$} {currency}",
+        magnitude / scale,
+        magnitude % scale,
+        width = digits as usize
+    )
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn amounts_are_written_with_their_currency_digits() {
+        use super::display;
+        assert_eq!(display(123_450, "BDT"), "1234.50 BDT");
+        assert_eq!(display(-5, "USD"), "-0.05 USD");
+        assert_eq!(display(700, "JPY"), "700 JPY");
+        assert_eq!(display(1_234, "KWD"), "1.234 KWD");
+        assert_eq!(display(i64::MIN, "USD"), "-92233720368547758.08 USD");
+    }
+
     use super::*;
     use proptest::prelude::*;
 

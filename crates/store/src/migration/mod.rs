@@ -15,6 +15,7 @@ mod m20261130_000007_trade;
 mod m20261201_000008_imports;
 mod m20261202_000009_payments;
 mod m20261203_000010_ledger_reference_partial;
+mod m20261204_000011_notifications;
 mod parts;
 
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000008_imports::Migration),
             Box::new(m20261202_000009_payments::Migration),
             Box::new(m20261203_000010_ledger_reference_partial::Migration),
+            Box::new(m20261204_000011_notifications::Migration),
         ]
     }
 }
@@ -116,3 +118,10 @@ pub const IMPORT_KINDS: &[&str] = ImportKind::VALUES;
 pub const IMPORT_MODES: &[&str] = ImportMode::VALUES;
 /// Values allowed in `imports.status`.
 pub const IMPORT_STATUSES: &[&str] = ImportStatus::VALUES;
+
+use depot_domain::notify::{Channel, DeliveryStatus, NotificationStatus, NotificationType};
+
+pub const NOTIFICATION_TYPES: &[&str] = NotificationType::VALUES;
+pub const NOTIFICATION_STATUSES: &[&str] = NotificationStatus::VALUES;
+pub const CHANNELS: &[&str] = Channel::VALUES;
+pub const DELIVERY_STATUSES: &[&str] = DeliveryStatus::VALUES;

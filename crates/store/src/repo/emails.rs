@@ -5,11 +5,8 @@ use chrono::{DateTime, Utc};
 use depot_domain::AppResult;
 use depot_domain::id::new_id;
 use depot_domain::state::EmailStatus;
-use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
-};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::outbox::truncate;
@@ -68,47 +65,25 @@ pub async fn claim_due(
     now: DateTime<Utc>,
     locked_until: DateTime<Utc>,
 ) -> AppResult<Vec<Model>> {
-    let due = Condition::any()
-        .add(
-            Condition::all()
-                .add(Column::Status.eq(EmailStatus::Pending.as_str()))
-                .add(Column::NextAttemptAt.lte(now)),
-        )
-        .add(
-            Condition::all()
-                .add(Column::Status.eq(EmailStatus::Sending.as_str()))
-                .add(Column::LockedUntil.lt(now)),
-        );
-    let candidates = Entity::find()
-        .filter(due.clone())
-        .order_by_asc(Column::NextAttemptAt)
-        .order_by_asc(Column::Id)
-        .limit(limit)
-        .all(conn)
-        .await
-        .map_err(db_error)?;
-    let mut claimed = Vec::new();
-    for row in candidates {
-        // Conditional update: only one claimer wins a row even on PostgreSQL with several
-        // senders.
-        let result = Entity::update_many()
-            .col_expr(Column::Status, Expr::value(EmailStatus::Sending.as_str()))
-            .col_expr(Column::LockedUntil, Expr::value(locked_until))
-            .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
-            .filter(Column::Id.eq(row.id))
-            .filter(due.clone())
-            .exec(conn)
-            .await
-            .map_err(db_error)?;
-        if result.rows_affected == 1 {
-            claimed.push(Model {
-                status: EmailStatus::Sending.as_str().into(),
-                attempts: row.attempts + 1,
-                locked_until: Some(locked_until),
-                ..row
-            });
-        }
-    }
+    let lease = super::Lease {
+        id: Column::Id,
+        status: Column::Status,
+        next_attempt_at: Column::NextAttemptAt,
+        locked_until: Column::LockedUntil,
+        attempts: Column::Attempts,
+    };
+    let ids = super::claim_leased::<Entity>(
+        conn,
+        &lease,
+        &[EmailStatus::Pending.as_str()],
+        EmailStatus::Sending.as_str(),
+        limit,
+        now,
+        locked_until,
+    )
+    .await?;
+    let mut claimed = super::find_in(conn, Entity::find, Column::Id, &ids).await?;
+    claimed.sort_by_key(|m| (m.next_attempt_at, m.id));
     Ok(claimed)
 }
 

@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod imports;
 pub mod jobs;
 pub mod locations;
+pub mod notifications;
 pub mod outbox;
 pub mod payments;
 pub mod processed;
@@ -25,6 +26,8 @@ pub mod stock;
 pub mod suppliers;
 pub mod transfers;
 pub mod users;
+pub mod webhooks;
+pub mod ws_tickets;
 
 use depot_domain::AppResult;
 use sea_orm::sea_query::{IntoCondition, IntoIden, OnConflict};
@@ -271,4 +274,73 @@ where
         .all(conn)
         .await
         .map_err(db_error)
+}
+
+/// The columns of a table whose rows are work claimed under a lease (emails to send, webhook
+/// deliveries to make).
+pub(crate) struct Lease<C> {
+    pub id: C,
+    pub status: C,
+    pub next_attempt_at: C,
+    pub locked_until: C,
+    pub attempts: C,
+}
+
+/// Claims up to `limit` due rows — in a `waiting` status and due, or `working` with a lease
+/// that expired (its worker crashed) — for one worker until `locked_until`, counting an
+/// attempt for each. A conditional update per row decides, so with several workers on
+/// PostgreSQL each row goes to one. Returns the claimed ids, oldest due first.
+pub(crate) async fn claim_leased<E>(
+    conn: &impl ConnectionTrait,
+    lease: &Lease<E::Column>,
+    waiting: &[&str],
+    working: &str,
+    limit: u64,
+    now: chrono::DateTime<chrono::Utc>,
+    locked_until: chrono::DateTime<chrono::Utc>,
+) -> AppResult<Vec<uuid::Uuid>>
+where
+    E: EntityTrait,
+    E::Model: sea_orm::ModelTrait<Entity = E>,
+{
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    use sea_orm::{ColumnTrait, Condition, QueryOrder, QuerySelect};
+    let due = Condition::any()
+        .add(
+            Condition::all()
+                .add(lease.status.is_in(waiting.iter().copied()))
+                .add(lease.next_attempt_at.lte(now)),
+        )
+        .add(
+            Condition::all()
+                .add(lease.status.eq(working))
+                .add(lease.locked_until.lt(now)),
+        );
+    let candidates: Vec<uuid::Uuid> = E::find()
+        .select_only()
+        .column(lease.id)
+        .filter(due.clone())
+        .order_by_asc(lease.next_attempt_at)
+        .order_by_asc(lease.id)
+        .limit(limit)
+        .into_tuple()
+        .all(conn)
+        .await
+        .map_err(db_error)?;
+    let mut claimed = Vec::with_capacity(candidates.len());
+    for id in candidates {
+        let result = E::update_many()
+            .col_expr(lease.status, Expr::value(working))
+            .col_expr(lease.locked_until, Expr::value(locked_until))
+            .col_expr(lease.attempts, Expr::col(lease.attempts).add(1))
+            .filter(lease.id.eq(id))
+            .filter(due.clone())
+            .exec(conn)
+            .await
+            .map_err(db_error)?;
+        if result.rows_affected == 1 {
+            claimed.push(id);
+        }
+    }
+    Ok(claimed)
 }

@@ -6,7 +6,7 @@ use depot_domain::AppResult;
 use depot_domain::state::UserStatus;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, Statement,
+    QueryFilter, QueryOrder, Statement,
 };
 use uuid::Uuid;
 
@@ -257,6 +257,15 @@ pub async fn active_holders_of_all(
     conn: &impl ConnectionTrait,
     permissions: &[&str],
 ) -> AppResult<usize> {
+    Ok(active_holders(conn, permissions).await?.len())
+}
+
+/// The active users who hold every one of `permissions` (through any mix of roles), in id
+/// order.
+pub async fn active_holders(
+    conn: &impl ConnectionTrait,
+    permissions: &[&str],
+) -> AppResult<Vec<Uuid>> {
     let grants = role_permission::Entity::find()
         .filter(role_permission::Column::Permission.is_in(permissions.iter().copied()))
         .all(conn)
@@ -288,16 +297,18 @@ pub async fn active_holders_of_all(
         .filter(|(_, held)| held.len() == permissions.len())
         .map(|(user, _)| user)
         .collect();
-    if holders.is_empty() {
-        return Ok(0);
-    }
-    let active = user::Entity::find()
-        .filter(user::Column::Id.is_in(holders))
-        .filter(user::Column::Status.eq(UserStatus::Active.as_str()))
-        .count(conn)
-        .await
-        .map_err(db_error)?;
-    Ok(usize::try_from(active).unwrap_or(usize::MAX))
+    let mut active: Vec<Uuid> = super::find_in(
+        conn,
+        || user::Entity::find().filter(user::Column::Status.eq(UserStatus::Active.as_str())),
+        user::Column::Id,
+        &holders,
+    )
+    .await?
+    .into_iter()
+    .map(|u| u.id)
+    .collect();
+    active.sort_unstable();
+    Ok(active)
 }
 
 /// Every permission carried by any of the roles.

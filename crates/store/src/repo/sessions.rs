@@ -259,3 +259,26 @@ pub async fn purge_expired_denials(
 ) -> AppResult<u64> {
     delete_where::<revoked_token::Entity>(conn, revoked_token::Column::ExpiresAt.lt(now)).await
 }
+
+/// Whether `user_id` has signed in before, and whether from this device: the same device id
+/// when the client names one, else the same user agent.
+pub async fn device_history(
+    conn: &impl ConnectionTrait,
+    user_id: Uuid,
+    device_id: Option<&str>,
+    user_agent: Option<&str>,
+) -> AppResult<(bool, bool)> {
+    let of_user = || session::Entity::find().filter(session::Column::UserId.eq(user_id));
+    let any = of_user().one(conn).await.map_err(db_error)?.is_some();
+    if !any {
+        return Ok((false, false));
+    }
+    let same = match (device_id, user_agent) {
+        (Some(device), _) => of_user().filter(session::Column::DeviceId.eq(device)),
+        (None, Some(agent)) => of_user().filter(session::Column::UserAgent.eq(agent)),
+        (None, None) => of_user()
+            .filter(session::Column::DeviceId.is_null())
+            .filter(session::Column::UserAgent.is_null()),
+    };
+    Ok((true, same.one(conn).await.map_err(db_error)?.is_some()))
+}

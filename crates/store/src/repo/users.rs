@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use depot_domain::AppResult;
 use depot_domain::auth::UserFilter;
 use depot_domain::pagination::{Page, PageRequest};
+use depot_domain::state::UserStatus;
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
@@ -167,4 +168,17 @@ pub async fn claim_totp_step(conn: &impl ConnectionTrait, id: Uuid, step: i64) -
         .await
         .map_err(db_error)?;
     Ok(result.rows_affected == 1)
+}
+
+/// The active users among `ids`, in id order.
+pub async fn active_among(conn: &impl ConnectionTrait, ids: &[Uuid]) -> AppResult<Vec<Model>> {
+    let mut found = super::find_in(
+        conn,
+        || Entity::find().filter(Column::Status.eq(UserStatus::Active.as_str())),
+        Column::Id,
+        ids,
+    )
+    .await?;
+    found.sort_by_key(|u| u.id);
+    Ok(found)
 }
