@@ -409,6 +409,18 @@ impl RealtimeService {
         closed
     }
 
+    /// Sends `data` as a `kind` message to every socket of `user`, on any instance.
+    pub async fn push(&self, user: Uuid, kind: &str, data: &impl Serialize) {
+        Realtime::new(self.fanout.clone())
+            .push(user, kind, data)
+            .await;
+    }
+
+    /// `memory` or `redis`: how messages reach the other instances.
+    pub fn backend(&self) -> &'static str {
+        self.fanout.backend()
+    }
+
     pub fn hub(&self) -> &Arc<Hub> {
         &self.hub
     }
