@@ -118,7 +118,7 @@ async fn read_notification(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreferencesBody {
-    #[schema(max_items = 64)]
+    #[schema(max_items = 32)]
     preferences: Vec<PreferenceChange>,
 }
 

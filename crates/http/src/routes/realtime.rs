@@ -30,6 +30,8 @@ use crate::extract::ApiQuery;
 
 /// Longest one frame may take to reach a client before it counts as not reading.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most bytes written to a socket but not yet taken by the kernel.
+const MAX_UNSENT: usize = 256 * 1024;
 /// Longest the close handshake is given.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -88,7 +90,7 @@ impl FromRequestParts<AppContext> for Upgrade {
 
 /// Open the socket with a ticket (used up by this). Not a WebSocket handshake → 400
 /// `realtime.upgrade_required`; a bad, used or expired ticket → 401; another Origin → 403.
-#[utoipa::path(get, path = "/ws", tag = "realtime",
+#[utoipa::path(get, path = "/ws", tag = "realtime", security(()),
     params(SocketQuery),
     responses((status = 101, description = "Switching to the WebSocket protocol"),
         (status = 400, description = "`realtime.upgrade_required`", body = ErrorBody),
@@ -110,8 +112,15 @@ async fn open_socket(
     })?;
     let subscription = ctx.realtime().open(&query.ticket, origin(&headers)).await?;
     let heartbeat = ctx.realtime().heartbeat();
+    // Small buffers: an idle socket costs a few KiB, not the library's 128 KiB defaults; a
+    // client that stops reading fills at most `MAX_UNSENT` before the send fails and the
+    // socket is dropped.
     Ok(upgrade
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(MAX_UNSENT)
         .max_message_size(64 * 1024)
+        .max_frame_size(64 * 1024)
         .on_upgrade(move |socket| serve(socket, subscription, heartbeat)))
 }
 
@@ -133,7 +142,11 @@ async fn serve(socket: WebSocket, mut subscription: Subscription, heartbeat: Dur
                 };
                 match sent {
                     Ok(Ok(())) => metrics::counter!("realtime_messages_sent_total").increment(1),
-                    Ok(Err(_)) => break None,
+                    Ok(Err(_)) => {
+                        // Gone, or its unsent bytes past `MAX_UNSENT`: a client not reading.
+                        metrics::counter!("realtime_drops_total", "reason" => "send_failed").increment(1);
+                        break None;
+                    }
                     Err(_) => {
                         metrics::counter!("realtime_drops_total", "reason" => "send_timeout").increment(1);
                         break Some((depot_app::realtime::close::TRY_AGAIN_LATER, "client too slow"));
