@@ -16,10 +16,11 @@
 //!    sent.
 //!
 //! Needs the release `depot` binary beside this one, Redis (`DEPOT_TEST_REDIS_URL`, default
-//! `redis://127.0.0.1:6379`) and file descriptors for both ends of every socket:
+//! `redis://127.0.0.1:6379`) and, in each of the two processes, a file descriptor per socket
+//! (`ulimit -n` ≥ 11,200 for 10,000):
 //!
-//!     cargo build --release -p depot -p depot-bench
-//!     ulimit -n 65536 && $CARGO_TARGET_DIR/release/sockets [SOCKETS]
+//!     cargo build --release -p depot --bin depot -p depot-bench --bin sockets
+//!     $CARGO_TARGET_DIR/release/sockets [SOCKETS]
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark program: fail loudly
 
@@ -147,10 +148,11 @@ async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let sockets: usize = std::env::args().nth(1).map_or(Ok(10_000), |a| a.parse())?;
     let per_user = sockets / USERS;
-    let needed = (2 * (sockets + SLOW_SOCKETS) + 1_000) as u64;
+    // Each process holds one end of every socket (the server's limit is inherited).
+    let needed = (sockets + SLOW_SOCKETS + 1_000) as u64;
     anyhow::ensure!(
         open_files_limit() >= needed,
-        "needs {needed} open files (both ends of every socket): run `ulimit -n 65536` first"
+        "needs {needed} open files in each process: raise `ulimit -n` first"
     );
     let redis = std::env::var("DEPOT_TEST_REDIS_URL").unwrap_or("redis://127.0.0.1:6379".into());
     let db = TestDatabase::fresh().await;

@@ -24,10 +24,10 @@ const LOCAL_CAPACITY: usize = 8_192;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
     pub user_id: Uuid,
-    /// Only this session's sockets (a control message about one session).
+    /// Only this session's sockets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<Uuid>,
-    /// `notification`, `report.progress`, …; `close` asks the sockets to close.
+    /// `notification`, `report.progress`, …
     pub kind: String,
     pub data: serde_json::Value,
 }

@@ -28,6 +28,11 @@ impl WebhookClient {
         })
     }
 
+    /// The bound on one call (and, separately, on resolving its host).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Checks that `url` is one a webhook may call: `http(s)` with a host and no credentials;
     /// with the guard on, HTTPS whose host resolves only to public addresses. Returns the
     /// addresses to pin to (empty without the guard).
@@ -99,8 +104,12 @@ impl WebhookClient {
     }
 }
 
+/// No redirects, and no proxy from the environment: a proxy would resolve the host itself,
+/// past the pinned addresses.
 fn builder(timeout: Duration) -> reqwest::ClientBuilder {
-    crate::payments::http_client(timeout).redirect(reqwest::redirect::Policy::none())
+    crate::payments::http_client(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
 }
 
 /// What went wrong, without the URL.

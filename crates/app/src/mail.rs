@@ -24,8 +24,8 @@ pub const MAX_ATTEMPTS: i32 = 6;
 const BACKOFF_CAP: Duration = Duration::from_secs(3600);
 /// How often the sender looks for due messages when idle.
 const IDLE_POLL: Duration = Duration::from_millis(250);
-/// How long a claimed message is reserved for one sender.
-const SEND_LEASE: Duration = Duration::from_secs(60);
+/// How long a claimed batch is reserved for one sender: longer than 20 sends can take.
+const SEND_LEASE: Duration = Duration::from_secs(300);
 
 #[derive(Clone)]
 pub struct MailService {

@@ -8,8 +8,8 @@
 //! (1001). [`RealtimeService`] issues the single-use tickets that open a socket.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -38,8 +38,8 @@ pub mod close {
     pub const TRY_AGAIN_LATER: u16 = 1013;
 }
 
-/// How often the hub checks that the sessions behind its sockets are still alive when
-/// something changed in authorisation, and at the latest.
+/// How often the hub looks whether authorisation changed anywhere (then it checks the sessions
+/// behind its sockets), and how long it goes without checking at most (expiry).
 const WATCH_TICK: Duration = Duration::from_millis(200);
 const WATCH_SWEEP: Duration = Duration::from_secs(15);
 
@@ -82,9 +82,11 @@ pub struct CloseSignal {
 }
 
 impl CloseSignal {
-    fn close(&self, code: u16, reason: &'static str) {
-        let _ = self.reason.set((code, reason));
+    /// Asks the socket to close; false when it already was (the first reason stands).
+    fn close(&self, code: u16, reason: &'static str) -> bool {
+        let first = self.reason.set((code, reason)).is_ok();
         self.token.cancel();
+        first
     }
 
     /// Resolves once the socket is to close.
@@ -126,6 +128,7 @@ impl Drop for Subscription {
 pub struct Hub {
     sockets: Mutex<HashMap<Uuid, Vec<Slot>>>,
     open: AtomicUsize,
+    closing: AtomicBool,
     next_id: AtomicU64,
     max_sockets: usize,
     queue: usize,
@@ -140,10 +143,17 @@ impl Hub {
         Arc::new(Self {
             sockets: Mutex::new(HashMap::new()),
             open: AtomicUsize::new(0),
+            closing: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             max_sockets,
             queue: queue.max(1),
         })
+    }
+
+    /// The registry. A panic while it was held leaves it consistent (every change is one
+    /// push, retain or remove), so a poisoned lock is used as it is.
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Vec<Slot>>> {
+        self.sockets.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Sockets open on this process.
@@ -152,7 +162,13 @@ impl Hub {
     }
 
     fn register(self: &Arc<Self>, user: Uuid, session: Uuid) -> AppResult<Subscription> {
-        let mut sockets = self.sockets.lock().map_err(|_| poisoned())?;
+        let mut sockets = self.lock();
+        if self.closing.load(Ordering::Acquire) {
+            return Err(AppError::new(
+                ErrorCode::RealtimeTooManySockets,
+                "this instance is shutting down; connect to another",
+            ));
+        }
         if self.open.load(Ordering::Acquire) >= self.max_sockets {
             drop_metric("capacity");
             return Err(AppError::new(
@@ -182,9 +198,7 @@ impl Hub {
     }
 
     fn remove(&self, user: Uuid, id: u64) {
-        let Ok(mut sockets) = self.sockets.lock() else {
-            return;
-        };
+        let mut sockets = self.lock();
         if let Some(slots) = sockets.get_mut(&user) {
             let before = slots.len();
             slots.retain(|s| s.id != id);
@@ -200,9 +214,7 @@ impl Hub {
 
     /// Hands one fan-out message to the sockets it is for.
     pub fn deliver(&self, envelope: &Envelope) {
-        let Ok(sockets) = self.sockets.lock() else {
-            return;
-        };
+        let sockets = self.lock();
         let Some(slots) = sockets.get(&envelope.user_id) else {
             return;
         };
@@ -220,8 +232,9 @@ impl Hub {
             match slot.tx.try_send(text.clone()) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    drop_metric("slow_client");
-                    slot.close.close(close::TRY_AGAIN_LATER, "client too slow");
+                    if slot.close.close(close::TRY_AGAIN_LATER, "client too slow") {
+                        drop_metric("slow_client");
+                    }
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
@@ -230,9 +243,7 @@ impl Hub {
 
     /// Closes every socket whose session `dead` says is over.
     fn close_where(&self, code: u16, reason: &'static str, dead: impl Fn(Uuid, Uuid) -> bool) {
-        let Ok(sockets) = self.sockets.lock() else {
-            return;
-        };
+        let sockets = self.lock();
         for (user, slots) in sockets.iter() {
             for slot in slots {
                 if dead(*user, slot.session) {
@@ -243,9 +254,7 @@ impl Hub {
     }
 
     fn sessions(&self) -> Vec<(Uuid, Uuid)> {
-        let Ok(sockets) = self.sockets.lock() else {
-            return Vec::new();
-        };
+        let sockets = self.lock();
         let mut pairs: Vec<(Uuid, Uuid)> = sockets
             .iter()
             .flat_map(|(user, slots)| slots.iter().map(move |s| (*user, s.session)))
@@ -293,16 +302,15 @@ impl Hub {
             }
             seen = version;
             swept = Instant::now();
-            let mut dead = Vec::new();
-            for (user, session) in self.sessions() {
-                if !auth.session_alive(user, session).await.unwrap_or(true) {
-                    dead.push((user, session));
-                }
+            let sessions: Vec<Uuid> = self.sessions().into_iter().map(|(_, s)| s).collect();
+            if sessions.is_empty() {
+                continue;
             }
-            if !dead.is_empty() {
-                self.close_where(close::POLICY, "session ended", |u, s| {
-                    dead.contains(&(u, s))
-                });
+            match auth.live_sessions(&sessions).await {
+                Ok(live) => {
+                    self.close_where(close::POLICY, "session ended", |_, s| !live.contains(&s))
+                }
+                Err(err) => tracing::warn!(error = ?err, "cannot check the sockets' sessions"),
             }
         }
     }
@@ -310,6 +318,11 @@ impl Hub {
     /// Closes every socket (1001) and waits for them to go, at most `within`. Returns whether
     /// they all did.
     pub async fn shutdown(&self, within: Duration) -> bool {
+        {
+            // Under the lock: a socket registering after this is refused, none slips past.
+            let _registry = self.lock();
+            self.closing.store(true, Ordering::Release);
+        }
         self.close_where(close::GOING_AWAY, "server shutting down", |_, _| true);
         let deadline = Instant::now() + within;
         while self.open_sockets() > 0 && Instant::now() < deadline {
@@ -317,10 +330,6 @@ impl Hub {
         }
         self.open_sockets() == 0
     }
-}
-
-fn poisoned() -> AppError {
-    AppError::internal(std::io::Error::other("socket registry poisoned"))
 }
 
 /// A ticket as handed to the client: use it once, before it expires.

@@ -182,18 +182,26 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         return is_public_v4(v4);
     }
     let segments = ip.segments();
-    // NAT64 (64:ff9b::/96) reaches the IPv4 address in its last 32 bits.
-    if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        let [.., hi, lo] = segments;
-        let embedded = Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    let [.., hi, lo] = segments;
+    let embedded = Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    // NAT64 (64:ff9b::/96) and IPv4-translated (::ffff:0:0/96) reach the IPv4 address in
+    // their last 32 bits.
+    if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || segments[..6] == [0, 0, 0, 0, 0xffff, 0] {
         return is_public_v4(embedded);
     }
     !(ip.is_loopback()
         || ip.is_unspecified()
         || ip.is_multicast()
+        // Local-use NAT64 (RFC 8215): whatever the network maps it to.
+        || (segments[0] == 0x64 && segments[1] == 0xff9b && segments[2] == 1)
+        // Unique local, link-local, the deprecated site-local.
         || (segments[0] & 0xfe00) == 0xfc00
         || (segments[0] & 0xffc0) == 0xfe80
+        || (segments[0] & 0xffc0) == 0xfec0
+        // Documentation, Teredo and 6to4 (tunnels to IPv4 addresses).
         || (segments[0] == 0x2001 && segments[1] == 0x0db8)
+        || (segments[0] == 0x2001 && segments[1] == 0)
+        || segments[0] == 0x2002
         || segments[..6] == [0, 0, 0, 0, 0, 0])
 }
 
@@ -276,6 +284,11 @@ mod tests {
             "::ffff:10.0.0.1",
             "64:ff9b::a00:1",
             "2001:db8::1",
+            "64:ff9b:1::a00:1",
+            "::ffff:0:7f00:1",
+            "fec0::1",
+            "2001:0:4136:e378::1",
+            "2002:7f00:1::1",
         ] {
             let ip: IpAddr = refused.parse().unwrap();
             assert!(!is_public_ip(ip), "{refused} must be refused");

@@ -53,3 +53,31 @@ where
         .order_by(id, order)
         .limit(u64::from(limit) + 1)
 }
+
+/// One page of `select`, newest first by a timestamp `sort` column then `id`, after the
+/// page's signed cursor: the list every capability serves.
+pub(crate) async fn newest_first<E, C>(
+    conn: &impl sea_orm::ConnectionTrait,
+    select: Select<E>,
+    (sort, id): (C, C),
+    page: &depot_domain::pagination::PageRequest,
+    key_of: impl Fn(&E::Model) -> (chrono::DateTime<chrono::Utc>, uuid::Uuid),
+) -> depot_domain::AppResult<depot_domain::pagination::Page<E::Model>>
+where
+    E: EntityTrait,
+    C: ColumnTrait,
+{
+    let cursor: Option<(chrono::DateTime<chrono::Utc>, uuid::Uuid)> = page.decode_cursor()?;
+    let rows = page_after(
+        select,
+        sort,
+        id,
+        Direction::Desc,
+        cursor.map(|(at, id)| (Value::from(at), Value::from(id))),
+        page.limit,
+    )
+    .all(conn)
+    .await
+    .map_err(crate::error::db_error)?;
+    depot_domain::pagination::Page::from_overfetch(rows, page, key_of)
+}

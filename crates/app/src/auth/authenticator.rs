@@ -101,6 +101,15 @@ impl Authenticator {
         }
     }
 
+    /// Of these sessions, the ones still live (not revoked or expired, the user active), read
+    /// from the database in a couple of queries however many there are.
+    pub async fn live_sessions(
+        &self,
+        sessions: &[Uuid],
+    ) -> AppResult<std::collections::HashSet<Uuid>> {
+        session_repo::live_among(self.db.reader(), sessions, self.clock.now()).await
+    }
+
     /// Bumped by every change to users, roles, assignments or sessions anywhere: when it has
     /// not moved, no session became dead except by expiry.
     pub async fn version(&self) -> u64 {

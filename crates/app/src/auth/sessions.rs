@@ -295,11 +295,14 @@ impl SessionService {
         let now = uow.now();
         let config = &self.config;
         users::reset_failures(uow.tx(), user_id, now).await?;
+        // Compared as stored (truncated), so a long user agent is recognised next time.
+        let device_id = device.device_id.as_deref().map(|d| truncate(d, 200));
+        let user_agent = client.user_agent.as_deref().map(|d| truncate(d, 500));
         let (signed_in_before, known_device) = repo::device_history(
             uow.tx(),
             user_id,
-            device.device_id.as_deref(),
-            client.user_agent.as_deref(),
+            device_id.as_deref(),
+            user_agent.as_deref(),
         )
         .await?;
         let session = repo::insert(

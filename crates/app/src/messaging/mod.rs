@@ -53,6 +53,12 @@ pub trait Handler: Send + Sync + 'static {
     fn policy(&self) -> ConsumerPolicy {
         ConsumerPolicy::default()
     }
+    /// Whether this message concerns the consumer at all, answered without a write (a
+    /// consumer bound to many event types but interested in few). When not, it is acknowledged
+    /// without a transaction.
+    async fn wants(&self, _message: &Message) -> AppResult<bool> {
+        Ok(true)
+    }
     /// Handles one message inside `tx`; its effects commit together with the processed mark.
     async fn handle(&self, tx: &DatabaseTransaction, message: &Message) -> AppResult<()>;
     /// Runs after `handle`'s transaction committed, the first time only (pushes that must not
@@ -84,17 +90,20 @@ impl HandlerDelivery {
         self.handler.as_ref()
     }
 
-    /// Claims the message for this consumer and runs the handler, in one transaction: false
-    /// when the consumer had already processed it (a redelivery).
-    async fn handle_once(&self, message: &Message) -> AppResult<bool> {
+    /// Claims the message for this consumer and runs the handler, in one transaction; says
+    /// what came of it (the metric's `result`).
+    async fn handle_once(&self, message: &Message) -> AppResult<&'static str> {
+        if !self.handler.wants(message).await? {
+            return Ok("skipped");
+        }
         let tx = self.db.begin().await?;
         if !processed::claim(&*tx, self.handler.queue(), message.id, self.clock.now()).await? {
-            return Ok(false);
+            return Ok("duplicate");
         }
         self.handler.handle(&tx, message).await?;
         tx.commit().await?;
         self.handler.committed(message).await;
-        Ok(true)
+        Ok("processed")
     }
 
     pub fn new(handler: Arc<dyn Handler>, db: Db, clock: Arc<dyn Clock>) -> Self {
@@ -118,8 +127,7 @@ impl Delivery for HandlerDelivery {
         let outcome = self.handle_once(&message).instrument(span.clone()).await;
         let _guard = span.enter();
         match outcome {
-            Ok(first_time) => {
-                let result = if first_time { "processed" } else { "duplicate" };
+            Ok(result) => {
                 metrics::counter!("messages_consumed_total", "queue" => queue, "result" => result)
                     .increment(1);
                 Disposition::Ack

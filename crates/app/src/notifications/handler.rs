@@ -355,31 +355,15 @@ impl Handler for NotificationHandler {
         let payload = serde_json::to_string(&draft.payload).map_err(AppError::internal)?;
         for user in users::active_among(tx, &ids).await? {
             for channel in Self::channels(kind, &user, &chosen) {
-                let email_id = match channel {
-                    Channel::Email => Some(
-                        mail::queue(
-                            tx,
-                            NewEmail {
-                                to: user.email.clone(),
-                                subject: draft.title.clone(),
-                                body: format!("{}\n\n— Depot", draft.body),
-                                correlation_id: message.correlation_id.clone(),
-                                attachments: None,
-                            },
-                            now,
-                        )
-                        .await?,
-                    ),
-                    Channel::InApp => None,
-                };
                 let (status, sent_at) = match channel {
                     Channel::Email => (NotificationStatus::Pending, None),
                     Channel::InApp => (NotificationStatus::Sent, Some(now)),
                 };
-                notifications::insert_if_absent(
+                let id = depot_domain::id::new_id();
+                let written = notifications::insert_if_absent(
                     tx,
                     notification::Model {
-                        id: depot_domain::id::new_id(),
+                        id,
                         user_id: user.id,
                         event_type: kind.as_str().to_owned(),
                         channel: channel.as_str().to_owned(),
@@ -389,8 +373,8 @@ impl Handler for NotificationHandler {
                         status: status.as_str().to_owned(),
                         attempts: 0,
                         last_error: None,
-                        next_attempt_at: email_id.map(|_| now),
-                        email_id,
+                        next_attempt_at: (channel == Channel::Email).then_some(now),
+                        email_id: None,
                         event_id: message.id,
                         created_at: now,
                         sent_at,
@@ -398,6 +382,25 @@ impl Handler for NotificationHandler {
                     },
                 )
                 .await?;
+                // Written before: its email was queued then, not again.
+                if !written {
+                    continue;
+                }
+                if channel == Channel::Email {
+                    let email = mail::queue(
+                        tx,
+                        NewEmail {
+                            to: user.email.clone(),
+                            subject: draft.title.clone(),
+                            body: format!("{}\n\n— Depot", draft.body),
+                            correlation_id: message.correlation_id.clone(),
+                            attachments: None,
+                        },
+                        now,
+                    )
+                    .await?;
+                    notifications::attach_email(tx, id, email).await?;
+                }
                 metrics::counter!(
                     "notifications_created_total",
                     "type" => kind.as_str(),

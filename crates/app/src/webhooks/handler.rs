@@ -8,21 +8,35 @@ use async_trait::async_trait;
 use depot_domain::message::Message;
 use depot_domain::notify::DeliveryStatus;
 use depot_domain::{AppError, AppResult, Clock};
-use depot_store::DatabaseTransaction;
-use depot_store::entity::webhook_delivery;
+use depot_store::entity::{webhook, webhook_delivery};
 use depot_store::repo::webhooks;
+use depot_store::{DatabaseTransaction, Db};
 
 use super::{ALL_EVENTS, subscribable};
 use crate::messaging::{ConsumerPolicy, Handler};
 
 pub struct WebhookHandler {
     clock: Arc<dyn Clock>,
+    db: Db,
 }
 
 impl WebhookHandler {
-    pub fn new(clock: Arc<dyn Clock>) -> Self {
-        Self { clock }
+    pub fn new(clock: Arc<dyn Clock>, db: Db) -> Self {
+        Self { clock, db }
     }
+}
+
+/// The active webhooks subscribed to `message`'s type.
+fn subscribed(hooks: Vec<webhook::Model>, message: &Message) -> Vec<webhook::Model> {
+    hooks
+        .into_iter()
+        .filter(|w| {
+            serde_json::from_str::<Vec<String>>(&w.event_types)
+                .unwrap_or_default()
+                .iter()
+                .any(|t| t == ALL_EVENTS || *t == message.event_type)
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -42,17 +56,13 @@ impl Handler for WebhookHandler {
         }
     }
 
+    /// Most events concern no webhook: a read tells, and no write transaction is opened.
+    async fn wants(&self, message: &Message) -> AppResult<bool> {
+        Ok(!subscribed(webhooks::active(self.db.reader()).await?, message).is_empty())
+    }
+
     async fn handle(&self, tx: &DatabaseTransaction, message: &Message) -> AppResult<()> {
-        let hooks = webhooks::active(tx).await?;
-        let wanted: Vec<_> = hooks
-            .into_iter()
-            .filter(|w| {
-                serde_json::from_str::<Vec<String>>(&w.event_types)
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|t| t == ALL_EVENTS || *t == message.event_type)
-            })
-            .collect();
+        let wanted = subscribed(webhooks::active(tx).await?, message);
         if wanted.is_empty() {
             return Ok(());
         }

@@ -35,12 +35,14 @@ pub const ALL_EVENTS: &str = "*";
 const MAX_URL: usize = 2_000;
 const MAX_DESCRIPTION: usize = 500;
 
-/// The event types a webhook may subscribe to: every type in the catalogue but the debug ones.
+/// The event types a webhook may subscribe to: every type in the catalogue but the debug ones
+/// and the security ones (they carry users' sign-in addresses and devices: personal data that
+/// stays inside Depot).
 pub fn subscribable() -> impl Iterator<Item = &'static str> {
     catalog::EVENTS
         .iter()
         .map(|(kind, ..)| *kind)
-        .filter(|kind| !kind.starts_with("debug."))
+        .filter(|kind| !kind.starts_with("debug.") && !kind.starts_with("security."))
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -173,6 +175,7 @@ impl WebhookService {
     pub fn register(&self, background: &mut Background) {
         background.consumer(Arc::new(handler::WebhookHandler::new(
             self.writer.clock().clone(),
+            self.writer.db().clone(),
         )));
         let sender = sender::Sender::new(
             self.writer.clone(),
@@ -185,7 +188,7 @@ impl WebhookService {
             std::time::Duration::from_millis(250),
             move || {
                 let sender = sender.clone();
-                async move { sender.send_due(20).await }
+                async move { sender.send_due().await }
             },
         );
     }

@@ -180,7 +180,7 @@ async fn tickets_are_single_use_short_lived_and_bound_to_their_origin() {
 }
 
 #[tokio::test]
-async fn logout_closes_the_session_s_sockets_and_shutdown_closes_them_all() {
+async fn logout_and_disabling_close_the_sockets_and_shutdown_closes_them_all() {
     let app = spawn_app().await;
     let me = app.sign_in_with(&email("me"), &[]).await;
     let other = app.sign_in_with(&email("other"), &[]).await;
@@ -193,6 +193,31 @@ async fn logout_closes_the_session_s_sockets_and_shutdown_closes_them_all() {
         close_code(&mut mine, Duration::from_secs(3)).await,
         Some(CloseCode::Policy),
         "logout closes the socket"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A disabled user's sockets close too.
+    let disabled = app.sign_in_with(&email("disabled"), &[]).await;
+    let mut theirs_too = socket_for(&app, &disabled).await;
+    let admin = app.sign_in_with(&email("admin"), &["users.manage"]).await;
+    let started = Instant::now();
+    let (status, body) = call(
+        &app,
+        &admin,
+        "POST",
+        &format!("/api/v1/users/{}/disable", disabled.user_id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        close_code(&mut theirs_too, Duration::from_secs(3)).await,
+        Some(CloseCode::Policy),
+        "disabling the user closes the socket"
     );
     assert!(
         started.elapsed() < Duration::from_secs(1),

@@ -254,6 +254,17 @@ async fn a_failing_receiver_gets_the_event_on_the_fourth_attempt_once_and_on_red
         receiver.received_requests().await.unwrap_or_default().len() == 5
     })
     .await;
+    eventually(
+        Duration::from_secs(5),
+        "a fresh schedule: one attempt",
+        || async {
+            deliveries(&app, &admin, &hook)
+                .await
+                .first()
+                .is_some_and(|d| d["status"] == "succeeded" && d["attempts"] == 1)
+        },
+    )
+    .await;
     let (status, _) = call(
         &app,
         &admin,
@@ -289,6 +300,17 @@ async fn webhooks_are_validated_switched_off_and_deleted() {
         .map(|f| f["field"].as_str().unwrap())
         .collect();
     assert_eq!(fields, vec!["url", "event_types[1]"]);
+    // Security events carry users' addresses and devices: never sent out.
+    let (status, body) = call(
+        &app,
+        &admin,
+        "POST",
+        "/api/v1/webhooks",
+        Some(json!({ "url": format!("{}/hook", receiver.uri()), "event_types": ["security.new_device_sign_in"] })),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["details"]["fields"][0]["field"], "event_types[0]");
     let (status, body) = call(
         &app,
         &admin,

@@ -9,7 +9,7 @@ use depot_domain::pagination::{Page, PageRequest};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, Value,
+    QueryFilter, QueryOrder,
 };
 use uuid::Uuid;
 
@@ -17,7 +17,7 @@ use super::outbox::truncate;
 use crate::entity::notification::{self, ActiveModel, Column, Entity, Model};
 use crate::entity::notification_preference as pref;
 use crate::error::db_error;
-use crate::keyset::{Direction, page_after};
+use crate::keyset::newest_first;
 
 /// Writes `row` unless this event already notified this user on this channel. Returns
 /// whether it was written.
@@ -28,6 +28,17 @@ pub async fn insert_if_absent(conn: &impl ConnectionTrait, row: Model) -> AppRes
         [Column::EventId, Column::UserId, Column::Channel],
     )
     .await
+}
+
+/// Links a notification to the queued email that carries it.
+pub async fn attach_email(conn: &impl ConnectionTrait, id: Uuid, email: Uuid) -> AppResult<()> {
+    Entity::update_many()
+        .col_expr(Column::EmailId, Expr::value(email))
+        .filter(Column::Id.eq(id))
+        .exec(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(())
 }
 
 pub async fn get(conn: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<Model>> {
@@ -55,7 +66,6 @@ pub async fn list(
     filter: &NotificationFilter,
     page: &PageRequest,
 ) -> AppResult<Page<Model>> {
-    let cursor: Option<(DateTime<Utc>, Uuid)> = page.decode_cursor()?;
     let mut condition = Condition::all();
     if let Some(user) = filter.user_id {
         condition = condition.add(Column::UserId.eq(user));
@@ -76,18 +86,14 @@ pub async fn list(
     if let Some(channel) = filter.channel {
         condition = condition.add(Column::Channel.eq(channel.as_str()));
     }
-    let rows = page_after(
+    newest_first(
+        conn,
         Entity::find().filter(condition),
-        Column::CreatedAt,
-        Column::Id,
-        Direction::Desc,
-        cursor.map(|(at, id)| (Value::from(at), Value::from(id))),
-        page.limit,
+        (Column::CreatedAt, Column::Id),
+        page,
+        |n| (n.created_at, n.id),
     )
-    .all(conn)
     .await
-    .map_err(db_error)?;
-    Page::from_overfetch(rows, page, |n| (n.created_at, n.id))
 }
 
 /// Marks one notification read (the first reading counts).

@@ -282,3 +282,34 @@ pub async fn device_history(
     };
     Ok((true, same.one(conn).await.map_err(db_error)?.is_some()))
 }
+
+/// Of `sessions`, those still live: not revoked, not past their absolute expiry, and their
+/// user active. Two queries per thousand sessions, whatever else is cached.
+pub async fn live_among(
+    conn: &impl ConnectionTrait,
+    sessions: &[Uuid],
+    now: DateTime<Utc>,
+) -> AppResult<std::collections::HashSet<Uuid>> {
+    let open = super::find_in(
+        conn,
+        || {
+            session::Entity::find()
+                .filter(session::Column::RevokedAt.is_null())
+                .filter(session::Column::AbsoluteExpiresAt.gt(now))
+        },
+        session::Column::Id,
+        sessions,
+    )
+    .await?;
+    let users: Vec<Uuid> = open.iter().map(|s| s.user_id).collect();
+    let active: std::collections::HashSet<Uuid> = super::users::active_among(conn, &users)
+        .await?
+        .into_iter()
+        .map(|u| u.id)
+        .collect();
+    Ok(open
+        .into_iter()
+        .filter(|s| active.contains(&s.user_id))
+        .map(|s| s.id)
+        .collect())
+}

@@ -5,10 +5,8 @@ use chrono::{DateTime, Utc};
 use depot_domain::AppResult;
 use depot_domain::notify::DeliveryStatus;
 use depot_domain::pagination::{Page, PageRequest};
-use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Value,
-};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
 use super::outbox::truncate;
@@ -16,7 +14,7 @@ use super::{Lease, claim_leased, find_in, insert_model, save_model};
 use crate::entity::webhook::{self, ActiveModel, Column, Entity, Model};
 use crate::entity::webhook_delivery as delivery;
 use crate::error::db_error;
-use crate::keyset::{Direction, page_after};
+use crate::keyset::newest_first;
 
 pub async fn insert(conn: &impl ConnectionTrait, row: Model) -> AppResult<Model> {
     insert_model::<ActiveModel>(conn, row).await
@@ -38,19 +36,14 @@ pub async fn delete(conn: &impl ConnectionTrait, id: Uuid) -> AppResult<bool> {
 
 /// Webhooks, newest first.
 pub async fn list(conn: &impl ConnectionTrait, page: &PageRequest) -> AppResult<Page<Model>> {
-    let cursor: Option<(DateTime<Utc>, Uuid)> = page.decode_cursor()?;
-    let rows = page_after(
+    newest_first(
+        conn,
         Entity::find(),
-        Column::CreatedAt,
-        Column::Id,
-        Direction::Desc,
-        cursor.map(|(at, id)| (Value::from(at), Value::from(id))),
-        page.limit,
+        (Column::CreatedAt, Column::Id),
+        page,
+        |w| (w.created_at, w.id),
     )
-    .all(conn)
     .await
-    .map_err(db_error)?;
-    Page::from_overfetch(rows, page, |w| (w.created_at, w.id))
 }
 
 /// Every active webhook (the caller matches event types).
@@ -92,23 +85,18 @@ pub async fn deliveries(
     status: Option<DeliveryStatus>,
     page: &PageRequest,
 ) -> AppResult<Page<delivery::Model>> {
-    let cursor: Option<(DateTime<Utc>, Uuid)> = page.decode_cursor()?;
     let mut condition = Condition::all().add(delivery::Column::WebhookId.eq(webhook));
     if let Some(status) = status {
         condition = condition.add(delivery::Column::Status.eq(status.as_str()));
     }
-    let rows = page_after(
+    newest_first(
+        conn,
         delivery::Entity::find().filter(condition),
-        delivery::Column::CreatedAt,
-        delivery::Column::Id,
-        Direction::Desc,
-        cursor.map(|(at, id)| (Value::from(at), Value::from(id))),
-        page.limit,
+        (delivery::Column::CreatedAt, delivery::Column::Id),
+        page,
+        |d| (d.created_at, d.id),
     )
-    .all(conn)
     .await
-    .map_err(db_error)?;
-    Page::from_overfetch(rows, page, |d| (d.created_at, d.id))
 }
 
 /// Claims up to `limit` due deliveries until `locked_until`, counting an attempt for each.
@@ -154,13 +142,16 @@ pub struct Attempt {
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
-/// Records an attempt's outcome and ends the lease.
+/// Records an attempt's outcome and ends the lease — only while the lease taken until
+/// `leased_until` is still this sender's (a sender that overran it settles nothing: whoever
+/// reclaimed the row decides). Returns whether it settled.
 pub async fn settle(
     conn: &impl ConnectionTrait,
     id: Uuid,
+    leased_until: DateTime<Utc>,
     attempt: Attempt,
     now: DateTime<Utc>,
-) -> AppResult<()> {
+) -> AppResult<bool> {
     let mut update = delivery::Entity::update_many()
         .col_expr(
             delivery::Column::Status,
@@ -183,16 +174,50 @@ pub async fn settle(
             Expr::value(attempt.delivered_at),
         )
         .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
-        .filter(delivery::Column::Id.eq(id));
+        .filter(delivery::Column::Id.eq(id))
+        .filter(delivery::Column::Status.eq(DeliveryStatus::Delivering.as_str()))
+        .filter(delivery::Column::LockedUntil.eq(leased_until));
     if let Some(at) = attempt.next_attempt_at {
         update = update.col_expr(delivery::Column::NextAttemptAt, Expr::value(at));
     }
-    update.exec(conn).await.map_err(db_error)?;
-    Ok(())
+    Ok(update.exec(conn).await.map_err(db_error)?.rows_affected == 1)
 }
 
-/// Queues a delivery again now, with a fresh retry window (whatever its state, unless it is
-/// being delivered this moment). Returns whether it was requeued.
+/// Puts a claimed delivery back, untried, until `at` (its webhook is switched off): the
+/// claim's attempt is not counted.
+pub async fn defer(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+    leased_until: DateTime<Utc>,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> AppResult<bool> {
+    let result = delivery::Entity::update_many()
+        .col_expr(
+            delivery::Column::Status,
+            Expr::value(DeliveryStatus::Pending.as_str()),
+        )
+        .col_expr(
+            delivery::Column::LockedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            delivery::Column::Attempts,
+            Expr::col(delivery::Column::Attempts).sub(1),
+        )
+        .col_expr(delivery::Column::NextAttemptAt, Expr::value(at))
+        .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
+        .filter(delivery::Column::Id.eq(id))
+        .filter(delivery::Column::Status.eq(DeliveryStatus::Delivering.as_str()))
+        .filter(delivery::Column::LockedUntil.eq(leased_until))
+        .exec(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Queues a delivery again now, with a fresh retry window and backoff schedule (whatever its
+/// state, unless it is being delivered this moment). Returns whether it was requeued.
 pub async fn redeliver(
     conn: &impl ConnectionTrait,
     id: Uuid,
@@ -205,6 +230,7 @@ pub async fn redeliver(
         )
         .col_expr(delivery::Column::NextAttemptAt, Expr::value(now))
         .col_expr(delivery::Column::WindowStartedAt, Expr::value(now))
+        .col_expr(delivery::Column::Attempts, Expr::value(0))
         .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
         .filter(delivery::Column::Id.eq(id))
         .filter(delivery::Column::Status.ne(DeliveryStatus::Delivering.as_str()))
