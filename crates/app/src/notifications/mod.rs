@@ -36,7 +36,6 @@ const RETENTION_DAYS: i64 = 90;
 pub struct NotificationView {
     pub id: Uuid,
     pub user_id: Uuid,
-    #[schema(value_type = String, example = "alert.raised")]
     pub event_type: NotificationType,
     pub channel: Channel,
     pub title: String,
@@ -100,7 +99,6 @@ pub struct ReadAll {
 /// One (type, channel) preference as it applies.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PreferenceView {
-    #[schema(value_type = String, example = "alert.raised")]
     pub event_type: NotificationType,
     pub channel: Channel,
     pub enabled: bool,
@@ -121,7 +119,6 @@ pub struct PreferencesView {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreferenceChange {
-    #[schema(value_type = String, example = "alert.raised")]
     pub event_type: NotificationType,
     pub channel: Channel,
     pub enabled: bool,

@@ -72,7 +72,8 @@ pub struct CreatedWebhook {
 pub struct NewWebhook {
     #[schema(max_length = 2000, example = "https://erp.example.com/depot/events")]
     pub url: String,
-    /// Event types to deliver (`*` for every one).
+    /// Event types to deliver (`*` for every one): see `docs/events`.
+    #[schema(min_items = 1, max_items = 64)]
     pub event_types: Vec<String>,
     #[serde(default = "yes")]
     pub active: bool,
@@ -89,6 +90,7 @@ fn yes() -> bool {
 pub struct WebhookPatch {
     #[schema(max_length = 2000)]
     pub url: Option<String>,
+    #[schema(min_items = 1, max_items = 64)]
     pub event_types: Option<Vec<String>>,
     pub active: Option<bool>,
     #[schema(max_length = 500)]

@@ -14,7 +14,8 @@ use uuid::Uuid;
 use crate::helpers::{Http, Session, TestApp, spawn_app, spawn_app_with};
 use crate::mail::{free_port, smtp_server_at};
 use crate::messaging::eventually;
-use crate::stock::Desk;
+use crate::stock::{Desk, id};
+use crate::{purchasing, sales::Shop};
 
 pub(crate) async fn call(
     app: &TestApp,
@@ -555,5 +556,114 @@ async fn an_email_notification_still_failing_after_the_last_attempt_is_dead_and_
     let seen = inbox(&app, &admin, "all_users=true&status=dead&channel=email").await;
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!(seen[0]["id"], dead["id"]);
+    app.stop().await;
+}
+
+async fn titles(app: &TestApp, who: &Session, kind: &str) -> Vec<String> {
+    inbox(app, who, &format!("type={kind}"))
+        .await
+        .iter()
+        .map(|n| n["title"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn order_and_payment_changes_reach_the_creator_the_approvers_and_the_owner() {
+    let app = spawn_app().await;
+    let desk = Desk::open(&app).await;
+    let buyer = purchasing::signed_in(
+        &app,
+        "buyer",
+        &[
+            "purchase_orders.read",
+            "purchase_orders.create",
+            "suppliers.manage",
+            "products.read",
+        ],
+    )
+    .await;
+    let approver = purchasing::signed_in(&app, "approver", purchasing::APPROVER).await;
+    let bystander = purchasing::signed_in(&app, "bystander", &["purchase_orders.read"]).await;
+    let milk = desk.product("MILK", "pcs", json!({})).await;
+    let vendor = purchasing::supplier(&buyer).await;
+    let po = id(&purchasing::draft(&buyer, vendor, milk, 10).await);
+
+    assert_eq!(purchasing::step(&buyer, po, "submit").await.0, 200);
+    eventually(Duration::from_secs(10), "the approver is asked", || async {
+        titles(&app, &approver.user, "purchase_order.transitioned")
+            .await
+            .len()
+            == 1
+    })
+    .await;
+    assert!(
+        titles(&app, &approver.user, "purchase_order.transitioned").await[0]
+            .ends_with("is submitted")
+    );
+    assert_eq!(purchasing::step(&approver, po, "approve").await.0, 200);
+    eventually(
+        Duration::from_secs(10),
+        "the creator hears of both steps",
+        || async {
+            titles(&app, &buyer.user, "purchase_order.transitioned")
+                .await
+                .len()
+                == 2
+        },
+    )
+    .await;
+    let heard = titles(&app, &buyer.user, "purchase_order.transitioned").await;
+    assert!(heard[0].ends_with("is approved"), "newest first: {heard:?}");
+    assert_eq!(
+        titles(&app, &approver.user, "purchase_order.transitioned")
+            .await
+            .len(),
+        1,
+        "approvers are asked on submission only"
+    );
+    assert!(inbox(&app, &bystander.user, "").await.is_empty());
+
+    // A sales order and its payment: the owner hears of both.
+    let shop = Shop::open(&app).await;
+    let tea = shop.desk.product("TEA", "pcs", json!({})).await;
+    shop.desk.add(tea, shop.here, json!(10), json!({})).await;
+    let order = id(&shop.order(&[(tea, json!(4), 2_500)]).await);
+    assert_eq!(shop.step(order, "confirm").await.0, 200);
+    let (status, body) = shop
+        .seller
+        .post(
+            &format!("/api/v1/sales-orders/{order}/payments"),
+            json!({ "method": "cash", "amount": 10_000, "reference": "R-1" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let seller = &shop.seller.user;
+    eventually(
+        Duration::from_secs(10),
+        "the owner hears of the order and the payment",
+        || async {
+            !titles(&app, seller, "payment.transitioned")
+                .await
+                .is_empty()
+                && titles(&app, seller, "sales_order.transitioned").await.len() >= 2
+        },
+    )
+    .await;
+    let payment = titles(&app, seller, "payment.transitioned").await;
+    assert!(
+        payment[0].starts_with("Payment of 100.00 BDT"),
+        "{payment:?}"
+    );
+    let orders = titles(&app, seller, "sales_order.transitioned").await;
+    assert!(orders.iter().any(|t| t.ends_with("is paid")), "{orders:?}");
+    assert!(
+        orders.iter().any(|t| t.ends_with("is confirmed")),
+        "{orders:?}"
+    );
+    assert!(
+        inbox(&app, &shop.desk.user, "type=sales_order.transitioned")
+            .await
+            .is_empty()
+    );
     app.stop().await;
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::helpers::{Session, TestApp, spawn_app};
 use crate::stock::{Desk, assert_verified, day, id};
 
-const BUYER: &[&str] = &[
+pub(crate) const BUYER: &[&str] = &[
     "products.read",
     "stock.read",
     "suppliers.manage",
@@ -18,20 +18,20 @@ const BUYER: &[&str] = &[
     "purchase_orders.approve",
     "purchase_orders.receive",
 ];
-const APPROVER: &[&str] = &["purchase_orders.read", "purchase_orders.approve"];
+pub(crate) const APPROVER: &[&str] = &["purchase_orders.read", "purchase_orders.approve"];
 
 /// A desk acting as `user`.
 fn as_user<'a>(app: &'a TestApp, user: Session) -> Desk<'a> {
     Desk { app, user }
 }
 
-async fn signed_in<'a>(app: &'a TestApp, name: &str, permissions: &[&str]) -> Desk<'a> {
+pub(crate) async fn signed_in<'a>(app: &'a TestApp, name: &str, permissions: &[&str]) -> Desk<'a> {
     let email = format!("{name}-{}@example.com", Uuid::now_v7().simple());
     as_user(app, app.sign_in_with(&email, permissions).await)
 }
 
 /// A supplier with an email address.
-async fn supplier(buyer: &Desk<'_>) -> Uuid {
+pub(crate) async fn supplier(buyer: &Desk<'_>) -> Uuid {
     let (status, body) = buyer
         .post(
             "/api/v1/suppliers",
@@ -44,7 +44,7 @@ async fn supplier(buyer: &Desk<'_>) -> Uuid {
 }
 
 /// A draft purchase order for `quantity` of `product` at 250.00 each.
-async fn draft(buyer: &Desk<'_>, supplier: Uuid, product: Uuid, quantity: i64) -> Value {
+pub(crate) async fn draft(buyer: &Desk<'_>, supplier: Uuid, product: Uuid, quantity: i64) -> Value {
     let (status, body) = buyer
         .post(
             "/api/v1/purchase-orders",
@@ -56,7 +56,7 @@ async fn draft(buyer: &Desk<'_>, supplier: Uuid, product: Uuid, quantity: i64) -
     body
 }
 
-async fn step(desk: &Desk<'_>, po: Uuid, action: &str) -> (u16, Value) {
+pub(crate) async fn step(desk: &Desk<'_>, po: Uuid, action: &str) -> (u16, Value) {
     desk.post(&format!("/api/v1/purchase-orders/{po}/{action}"), json!({}))
         .await
 }

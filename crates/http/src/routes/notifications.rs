@@ -42,7 +42,6 @@ pub struct NotificationsQuery {
     /// Only unread (`true`) or read (`false`) ones.
     unread: Option<bool>,
     /// Only this type.
-    #[param(value_type = Option<String>, example = "alert.raised")]
     r#type: Option<NotificationType>,
     status: Option<NotificationStatus>,
     /// `in_app` (the inbox, the default) or `email` (the emails sent).
