@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::SubsecRound;
 use depot_adapters::broker::jitter;
 use depot_adapters::mail::{Email, Mailer};
 use depot_domain::message::backoff_delay;
@@ -99,7 +100,9 @@ impl MailService {
     /// Sends the messages that are due; returns how many were attempted.
     pub async fn send_due(&self, batch: u64) -> AppResult<usize> {
         let now = self.writer.now();
-        let until = now + chrono::Duration::from_std(SEND_LEASE).unwrap_or_default();
+        // Stored and compared exactly: both databases keep milliseconds.
+        let until =
+            (now + chrono::Duration::from_std(SEND_LEASE).unwrap_or_default()).trunc_subsecs(3);
         let tx = self.writer.db().begin().await?;
         let claimed = emails::claim_due(&*tx, batch, now, until).await?;
         tx.commit().await?;
@@ -144,7 +147,9 @@ impl MailService {
             let tx = self.writer.db().begin().await?;
             let mirrored = match outcome {
                 None => {
-                    emails::mark_sent(&*tx, id, now).await?;
+                    if !emails::mark_sent(&*tx, id, until, now).await? {
+                        continue;
+                    }
                     EmailOutcome {
                         status: NotificationStatus::Sent,
                         attempts,
@@ -154,7 +159,9 @@ impl MailService {
                     }
                 }
                 Some((error, retry_at)) => {
-                    emails::mark_failed(&*tx, id, &error, retry_at, now).await?;
+                    if !emails::mark_failed(&*tx, id, until, &error, retry_at, now).await? {
+                        continue;
+                    }
                     EmailOutcome {
                         status: if retry_at.is_some() {
                             NotificationStatus::Failed

@@ -87,23 +87,34 @@ pub async fn claim_due(
     Ok(claimed)
 }
 
-pub async fn mark_sent(conn: &impl ConnectionTrait, id: Uuid, now: DateTime<Utc>) -> AppResult<()> {
-    settle(conn, id, EmailStatus::Sent.as_str(), None, now, Some(now)).await
+/// Records a message sent — only while the claim taken until `leased_until` is still this
+/// sender's. Returns whether it was recorded.
+pub async fn mark_sent(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+    leased_until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> AppResult<bool> {
+    let sent = EmailStatus::Sent.as_str();
+    settle(conn, (id, leased_until), sent, None, now, Some(now)).await
 }
 
-/// Records a failure: back to `pending` at `retry_at`, or `dead` when `retry_at` is `None`.
+/// Records a failure: back to `pending` at `retry_at`, or `dead` when `retry_at` is `None` —
+/// only while the claim is still this sender's.
 pub async fn mark_failed(
     conn: &impl ConnectionTrait,
     id: Uuid,
+    leased_until: DateTime<Utc>,
     error: &str,
     retry_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
-) -> AppResult<()> {
+) -> AppResult<bool> {
+    let claim = (id, leased_until);
     match retry_at {
         Some(at) => {
             settle(
                 conn,
-                id,
+                claim,
                 EmailStatus::Pending.as_str(),
                 Some(error),
                 at,
@@ -111,18 +122,28 @@ pub async fn mark_failed(
             )
             .await
         }
-        None => settle(conn, id, EmailStatus::Dead.as_str(), Some(error), now, None).await,
+        None => {
+            settle(
+                conn,
+                claim,
+                EmailStatus::Dead.as_str(),
+                Some(error),
+                now,
+                None,
+            )
+            .await
+        }
     }
 }
 
 async fn settle(
     conn: &impl ConnectionTrait,
-    id: Uuid,
+    (id, leased_until): (Uuid, DateTime<Utc>),
     status: &str,
     error: Option<&str>,
     next_attempt_at: DateTime<Utc>,
     sent_at: Option<DateTime<Utc>>,
-) -> AppResult<()> {
+) -> AppResult<bool> {
     let mut update = Entity::update_many()
         .col_expr(Column::Status, Expr::value(status))
         .col_expr(Column::NextAttemptAt, Expr::value(next_attempt_at))
@@ -131,10 +152,11 @@ async fn settle(
             Expr::value(Option::<DateTime<Utc>>::None),
         )
         .col_expr(Column::SentAt, Expr::value(sent_at))
-        .filter(Column::Id.eq(id));
+        .filter(Column::Id.eq(id))
+        .filter(Column::Status.eq(EmailStatus::Sending.as_str()))
+        .filter(Column::LockedUntil.eq(leased_until));
     if let Some(error) = error {
         update = update.col_expr(Column::LastError, Expr::value(truncate(error)));
     }
-    update.exec(conn).await.map_err(db_error)?;
-    Ok(())
+    Ok(update.exec(conn).await.map_err(db_error)?.rows_affected == 1)
 }
