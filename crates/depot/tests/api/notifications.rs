@@ -467,18 +467,29 @@ async fn change_password(app: &TestApp, who: &Session) {
     assert_eq!(status, 204, "{body}");
 }
 
-#[tokio::test]
-async fn an_email_notification_is_retried_while_smtp_is_down_and_sent_when_it_is_back() {
-    let port = free_port();
+/// An app mailing through SMTP at `port` (nothing listens there yet) with this retry schedule,
+/// and a user who just changed their password (a security notification, emailed).
+async fn password_changed_with_smtp_at(
+    port: u16,
+    retry_base_ms: u64,
+    attempts: u32,
+) -> (TestApp, Session) {
     let url = format!("smtp://127.0.0.1:{port}?tls=none");
     let app = spawn_app_with(|s| {
         s.smtp_url = Some(ServiceUrl::new(url));
-        s.mail_retry_base_ms = 200;
-        s.mail_max_attempts = 50;
+        s.mail_retry_base_ms = retry_base_ms;
+        s.mail_max_attempts = attempts;
     })
     .await;
     let me = app.sign_in_with(&user("me"), &[]).await;
     change_password(&app, &me).await;
+    (app, me)
+}
+
+#[tokio::test]
+async fn an_email_notification_is_retried_while_smtp_is_down_and_sent_when_it_is_back() {
+    let port = free_port();
+    let (app, me) = password_changed_with_smtp_at(port, 200, 50).await;
     eventually(
         Duration::from_secs(15),
         "a failed attempt is recorded",
@@ -526,17 +537,7 @@ async fn an_email_notification_is_retried_while_smtp_is_down_and_sent_when_it_is
 
 #[tokio::test]
 async fn an_email_notification_still_failing_after_the_last_attempt_is_dead_and_admins_see_it() {
-    let app = spawn_app_with(|s| {
-        s.smtp_url = Some(ServiceUrl::new(format!(
-            "smtp://127.0.0.1:{}?tls=none",
-            free_port()
-        )));
-        s.mail_retry_base_ms = 100;
-        s.mail_max_attempts = 3;
-    })
-    .await;
-    let me = app.sign_in_with(&user("me"), &[]).await;
-    change_password(&app, &me).await;
+    let (app, me) = password_changed_with_smtp_at(free_port(), 100, 3).await;
     eventually(
         Duration::from_secs(20),
         "dead after the last attempt",
