@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use depot_domain::{AppError, AppResult};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement,
-    TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, SqliteTransactionMode,
+    Statement, TransactionOptions, TransactionTrait,
 };
 use sea_orm::{SqlxPostgresConnector, SqlxSqliteConnector};
 use sea_orm_migration::{MigrationStatus, MigratorTrait};
@@ -208,7 +208,21 @@ impl Db {
     /// On SQLite the transaction holds the single writer connection until it ends, so other
     /// writers queue for it; keep units of work short and free of network calls.
     pub async fn begin(&self) -> AppResult<Tx> {
-        self.writer.begin().await.map(Tx).map_err(db_error)
+        let options = match self.backend {
+            // The write lock is taken at BEGIN, waiting (`busy_timeout`) while another process
+            // holds it. A deferred transaction that read first would fail instead when it
+            // came to write after another process had written (SQLITE_BUSY_SNAPSHOT).
+            Backend::Sqlite => TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            },
+            Backend::Postgres => TransactionOptions::default(),
+        };
+        self.writer
+            .begin_with_options(options)
+            .await
+            .map(Tx)
+            .map_err(db_error)
     }
 
     /// Opens a read-only transaction that sees one consistent state of the whole database

@@ -25,6 +25,17 @@ pub fn export_kind(text: &str) -> Result<ExportKind, String> {
         .ok_or_else(|| format!("expected one of {}", ExportKind::VALUES.join(", ")))
 }
 
+/// A service's error as the command reports it: its code and safe message on stderr; the cause
+/// chain (a database error, say) in the log.
+fn failed(e: depot_domain::AppError) -> anyhow::Error {
+    tracing::error!(
+        code = e.code(),
+        cause = e.cause_chain(),
+        "the command failed"
+    );
+    anyhow::anyhow!("{}: {}", e.code(), e.message())
+}
+
 fn database(settings: &Settings) -> anyhow::Result<depot_store::Db> {
     let mut settings = settings.clone();
     settings.database_max_connections = 2;
@@ -58,7 +69,7 @@ pub async fn import(
         .submit(Actor::System("cli"), request, &ClientInfo::local(), true)
         .await;
     db.close().await;
-    let view = match result.map_err(|e| anyhow::anyhow!("{}: {}", e.code(), e.message()))? {
+    let view = match result.map_err(failed)? {
         Submitted::Finished(view) | Submitted::Queued(view) => view,
     };
     let mut out = std::io::stdout().lock();
@@ -115,7 +126,7 @@ pub async fn export(
         match chunk {
             Ok(bytes) => out.write_all(&bytes)?,
             Err(e) => {
-                result = Err(anyhow::anyhow!("{}: {}", e.code(), e.message()));
+                result = Err(failed(e));
                 break;
             }
         }
