@@ -149,28 +149,6 @@ impl Fanout {
             }
         }
     }
-
-    /// Whether the Redis subscription is up (always true in-process); tests wait for it.
-    pub async fn ready(&self, within: Duration) -> bool {
-        let Some((layer, channel)) = &self.redis else {
-            return true;
-        };
-        let deadline = tokio::time::Instant::now() + within;
-        while tokio::time::Instant::now() < deadline {
-            let mut cmd = redis::cmd("PUBSUB");
-            cmd.arg("NUMSUB").arg(channel);
-            if let Ok(client) = layer.client().get_multiplexed_async_connection().await {
-                let mut client = client;
-                if let Ok((_, n)) = cmd.query_async::<(String, i64)>(&mut client).await
-                    && n > 0
-                {
-                    return true;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        false
-    }
 }
 
 #[cfg(test)]

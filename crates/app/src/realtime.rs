@@ -68,10 +68,6 @@ impl Realtime {
             })
             .await;
     }
-
-    pub fn backend(&self) -> &'static str {
-        self.fanout.backend()
-    }
 }
 
 /// Why and how a socket is to be closed; set once.
