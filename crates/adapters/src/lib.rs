@@ -4,6 +4,7 @@
 //! URL). This crate holds the clock and the reachability probes of the scale-out services; the
 //! cache, broker, mail and blob adapters grow here beside them.
 
+pub mod blobs;
 pub mod broker;
 pub mod cache;
 pub mod clock;

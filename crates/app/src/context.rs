@@ -8,6 +8,7 @@ use depot_domain::ErrorCode;
 use std::sync::Arc;
 
 use depot_adapters::Probe;
+use depot_adapters::blobs::Blobs;
 use depot_adapters::broker::Broker;
 use depot_adapters::cache::Cache;
 use depot_adapters::mail::Mailer;
@@ -29,6 +30,7 @@ use crate::background::Background;
 use crate::catalog::CatalogService;
 use crate::config::Settings;
 use crate::crm::CustomerService;
+use crate::dashboard::DashboardService;
 use crate::debug::DebugService;
 use crate::health::HealthService;
 use crate::housekeeping::HousekeepingService;
@@ -41,6 +43,7 @@ use crate::notifications::NotificationService;
 use crate::payments::PaymentService;
 use crate::purchasing::PurchasingService;
 use crate::realtime::{Realtime, RealtimeService, SocketSettings};
+use crate::reports::{ReportService, ReportSettings};
 use crate::roles::RoleService;
 use crate::sales::SalesService;
 use crate::schema::SchemaService;
@@ -60,6 +63,8 @@ pub struct Adapters {
     pub mailer: Arc<dyn Mailer>,
     /// Realtime fan-out: in-process, or Redis pub/sub.
     pub fanout: Arc<Fanout>,
+    /// Object storage: a local directory, or S3.
+    pub blobs: Blobs,
     /// Readiness probes of the scale-out cache and broker, when configured.
     pub cache_probe: Option<Arc<dyn Probe>>,
     pub broker_probe: Option<Arc<dyn Probe>>,
@@ -109,6 +114,8 @@ struct Inner {
     notifications: NotificationService,
     webhooks: WebhookService,
     realtime: RealtimeService,
+    reports: ReportService,
+    dashboard: DashboardService,
     debug: Option<DebugService>,
     cursor_key: CursorKey,
 }
@@ -124,7 +131,8 @@ impl AppContext {
         let (db, clock, cache, broker) =
             (adapters.db, adapters.clock, adapters.cache, adapters.broker);
         let relay_waker = RelayWaker::default();
-        let writer = Writer::new(db.clone(), clock.clone(), relay_waker.clone());
+        let writer = Writer::new(db.clone(), clock.clone(), relay_waker.clone())
+            .with_invalidation(crate::dashboard::invalidation(cache.clone()));
         let mail = MailService::new(
             writer.clone(),
             adapters.mailer,
@@ -202,6 +210,25 @@ impl AppContext {
             })?,
             std::time::Duration::from_millis(settings.webhook_retry_base_ms),
         );
+        let reports = ReportService::new(
+            writer.clone(),
+            adapters.blobs,
+            Realtime::new(adapters.fanout.clone()),
+            ReportSettings {
+                max_span_days: i64::from(settings.report_max_span_days),
+                max_bytes: settings.report_max_bytes,
+                max_rows: settings.report_max_rows,
+                retention: std::time::Duration::from_secs(settings.report_retention_secs),
+                link_ttl: std::time::Duration::from_secs(settings.report_link_ttl_secs),
+            },
+        );
+        let dashboard = DashboardService::new(
+            db.clone(),
+            cache.clone(),
+            clock.clone(),
+            settings.stock_expiry_warning_days,
+            std::time::Duration::from_secs(settings.dashboard_cache_secs),
+        );
         let debug = settings
             .debug_routes
             .then(|| DebugService::new(writer.clone(), cache.clone()));
@@ -216,6 +243,7 @@ impl AppContext {
         notifications.register(&mut background);
         webhooks.register(&mut background);
         realtime.register(&mut background);
+        reports.register(&mut background);
         if let Some(debug) = &debug {
             debug.register(&mut background);
         }
@@ -286,6 +314,8 @@ impl AppContext {
                 notifications,
                 webhooks,
                 realtime,
+                reports,
+                dashboard,
                 debug,
                 cursor_key,
             }),
@@ -399,6 +429,14 @@ impl AppContext {
 
     pub fn realtime(&self) -> &RealtimeService {
         &self.inner.realtime
+    }
+
+    pub fn reports(&self) -> &ReportService {
+        &self.inner.reports
+    }
+
+    pub fn dashboard(&self) -> &DashboardService {
+        &self.inner.dashboard
     }
 
     pub fn alerts(&self) -> &AlertService {

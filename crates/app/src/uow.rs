@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use depot_adapters::broker::jitter;
+use depot_adapters::cache::Cache;
 use depot_domain::message::Message;
 use depot_domain::{Actor, AppResult, Clock};
 use depot_store::repo::outbox;
@@ -52,17 +53,62 @@ impl RelayWaker {
     }
 }
 
+/// Cache namespaces that follow domain events: when a unit of work that emitted an event of
+/// a listed type commits, the namespaces listed for it are retired (`invalidate_namespace`),
+/// whichever service wrote. A cached figure thus changes with the writes that change it,
+/// without those services knowing who caches what.
+#[derive(Clone, Default)]
+pub struct EventInvalidation {
+    cache: Option<Arc<Cache>>,
+    /// (event type, namespace) pairs.
+    rules: Vec<(&'static str, &'static str)>,
+}
+
+impl EventInvalidation {
+    pub fn new(cache: Arc<Cache>) -> Self {
+        Self {
+            cache: Some(cache),
+            rules: Vec::new(),
+        }
+    }
+
+    /// Retires `namespace` after every commit that emitted one of `event_types`.
+    pub fn follow(&mut self, namespace: &'static str, event_types: &[&'static str]) {
+        self.rules
+            .extend(event_types.iter().map(|event| (*event, namespace)));
+    }
+
+    fn namespaces_of<'a>(&'a self, event_type: &'a str) -> impl Iterator<Item = &'static str> + 'a {
+        self.rules
+            .iter()
+            .filter(move |(event, _)| *event == event_type)
+            .map(|(_, namespace)| *namespace)
+    }
+}
+
 /// Opens units of work. Cheap to clone; every service that writes holds one.
 #[derive(Clone)]
 pub struct Writer {
     db: Db,
     clock: Arc<dyn Clock>,
     relay: RelayWaker,
+    invalidation: Arc<EventInvalidation>,
 }
 
 impl Writer {
     pub fn new(db: Db, clock: Arc<dyn Clock>, relay: RelayWaker) -> Self {
-        Self { db, clock, relay }
+        Self {
+            db,
+            clock,
+            relay,
+            invalidation: Arc::default(),
+        }
+    }
+
+    /// The same writer, retiring cache namespaces after commits as `invalidation` says.
+    pub fn with_invalidation(mut self, invalidation: EventInvalidation) -> Self {
+        self.invalidation = Arc::new(invalidation);
+        self
     }
 
     /// Begins a unit of work done by `actor` on behalf of `client`. Its time is taken now from
@@ -76,6 +122,8 @@ impl Writer {
             now: self.clock.now().trunc_subsecs(6),
             relay: self.relay.clone(),
             emitted: false,
+            invalidation: self.invalidation.clone(),
+            retired: Vec::new(),
             after_commit: Vec::new(),
         })
     }
@@ -104,6 +152,9 @@ pub struct UnitOfWork {
     now: DateTime<Utc>,
     relay: RelayWaker,
     emitted: bool,
+    invalidation: Arc<EventInvalidation>,
+    /// Cache namespaces to retire after commit (by the events emitted).
+    retired: Vec<&'static str>,
     after_commit: Vec<AfterCommit>,
 }
 
@@ -137,6 +188,11 @@ impl UnitOfWork {
     pub async fn emit(&mut self, message: &Message) -> AppResult<()> {
         outbox::append(&*self.tx, message).await?;
         self.emitted = true;
+        for namespace in self.invalidation.namespaces_of(&message.event_type) {
+            if !self.retired.contains(&namespace) {
+                self.retired.push(namespace);
+            }
+        }
         Ok(())
     }
 
@@ -156,12 +212,19 @@ impl UnitOfWork {
             tx,
             relay,
             emitted,
+            invalidation,
+            retired,
             after_commit,
             ..
         } = self;
         tx.commit().await?;
         if emitted {
             relay.wake();
+        }
+        if let Some(cache) = &invalidation.cache {
+            for namespace in retired {
+                cache.invalidate_namespace(namespace).await;
+            }
         }
         for action in after_commit {
             action().await;

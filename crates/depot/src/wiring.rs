@@ -1,19 +1,20 @@
 //! Wiring at the edge: the one place that chooses, from the settings, the embedded or the
 //! scale-out implementation of each adapter (SQLite or PostgreSQL, in-process cache or Redis,
-//! database queue or RabbitMQ, `.eml` files or SMTP) and builds the application context over
+//! database queue or RabbitMQ, `.eml` files or SMTP, a local directory or S3) and builds the application context over
 //! them.
 
 use depot_domain::ErrorCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use depot_adapters::blobs::{Blobs, S3Options};
 use depot_adapters::broker::database::{DatabaseQueue, DatabaseQueueOptions};
 use depot_adapters::broker::rabbitmq::RabbitMq;
 use depot_adapters::cache::{Cache, CacheOptions, RedisLayer};
 use depot_adapters::mail::{FileMailer, Mailer, SmtpMailer};
 use depot_adapters::realtime::Fanout;
 use depot_adapters::{AmqpProbe, Probe, RedisProbe, SystemClock};
-use depot_app::config::{BrokerBackend, CacheBackend, MailBackend, Settings};
+use depot_app::config::{BlobBackend, BrokerBackend, CacheBackend, MailBackend, Settings};
 use depot_app::messaging::Handler;
 use depot_app::{Adapters, AppContext};
 use depot_domain::{AppError, AppResult, Clock};
@@ -107,6 +108,24 @@ pub fn connect(settings: &Settings, clock: Arc<dyn Clock>) -> AppResult<Adapters
             ),
         };
 
+    let blobs = match settings.blob_backend() {
+        BlobBackend::S3 => Blobs::s3(&S3Options {
+            bucket: settings.s3_bucket.clone().unwrap_or_default(),
+            region: settings
+                .s3_region
+                .clone()
+                .unwrap_or_else(|| "us-east-1".to_owned()),
+            endpoint: settings.s3_endpoint.clone(),
+            access_key_id: settings.s3_access_key_id.clone().unwrap_or_default(),
+            secret_access_key: settings
+                .s3_secret_access_key
+                .as_ref()
+                .map(|s| s.expose().to_owned())
+                .unwrap_or_default(),
+        })?,
+        BlobBackend::Local => Blobs::local(&settings.data_dir.join("blobs"))?,
+    };
+
     Ok(Adapters {
         db,
         clock,
@@ -114,6 +133,7 @@ pub fn connect(settings: &Settings, clock: Arc<dyn Clock>) -> AppResult<Adapters
         broker,
         mailer,
         fanout,
+        blobs,
         cache_probe,
         broker_probe,
         instance_id,
@@ -124,6 +144,10 @@ pub fn connect(settings: &Settings, clock: Arc<dyn Clock>) -> AppResult<Adapters
 pub fn database(settings: &Settings) -> AppResult<Db> {
     let mut options = DbOptions::new(settings.database_url());
     options.max_connections = settings.database_max_connections;
+    options.replica_url = settings
+        .database_replica_url
+        .as_ref()
+        .map(|url| url.expose().to_owned());
     if settings.database_url.is_none() {
         std::fs::create_dir_all(&settings.data_dir).map_err(AppError::internal)?;
     }

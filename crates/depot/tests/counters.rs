@@ -225,3 +225,28 @@ async fn two_relays_publish_each_event_once() {
     second.stop().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn fifty_cold_dashboard_requests_load_each_figure_once() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let app = spawn_app_with(|_| {}).await;
+    let viewer = app
+        .sign_in_with("viewer@example.com", &["reports.read"])
+        .await;
+    let before = sum_of(&app, "depot_dashboard_loads_total").await;
+    let calls = (0..50).map(|_| {
+        app.client
+            .get(app.url("/api/v1/dashboard/summary"))
+            .bearer_auth(&viewer.access_token)
+            .send()
+    });
+    for response in futures::future::join_all(calls).await {
+        assert_eq!(response.unwrap().status(), 200);
+    }
+    assert_eq!(
+        sum_of(&app, "depot_dashboard_loads_total").await - before,
+        3.0,
+        "stock, purchasing and sales figures loaded once each"
+    );
+    app.stop().await;
+}

@@ -220,6 +220,22 @@ error_codes! {
     /// A queued import's run lost its claim (its lease ran out and another run took it over).
     ImportsTakenOver = ("imports.taken_over", Conflict),
 
+    // Reports
+    /// No such report job (or not yours).
+    ReportsNotFound = ("reports.not_found", NotFound),
+    /// The report outgrew `report_max_bytes` or `report_max_rows`; the job failed and its
+    /// partial export was deleted.
+    ReportsTooLarge = ("reports.too_large", PayloadTooLarge),
+    /// The job has ended (`details.status`); only a queued or running job can be cancelled.
+    ReportsNotCancellable = ("reports.not_cancellable", Conflict),
+    /// The job has no export to download (`details.status`: not finished, failed, cancelled
+    /// or expired).
+    ReportsNotReady = ("reports.not_ready", Conflict),
+    /// A run lost its claim on the job (cancelled, or its lease ran out and another run took it).
+    ReportsTakenOver = ("reports.taken_over", Conflict),
+    /// Object storage did not answer or refused the export.
+    ReportsStorageUnavailable = ("reports.storage_unavailable", Unavailable),
+
     // Notifications, webhooks and the realtime socket
     /// A domain event's payload could not be read by the consumer (a contract fault).
     NotificationsUnreadableEvent = ("notifications.unreadable_event", Internal),

@@ -16,6 +16,7 @@ pub mod import;
 pub mod message;
 pub mod notify;
 pub mod pagination;
+pub mod report;
 pub mod state;
 pub mod stock;
 pub mod trade;

@@ -58,6 +58,7 @@ fn api() -> OpenApiRouter<AppContext> {
                 .merge(routes::payments::router())
                 .merge(routes::notifications::router())
                 .merge(routes::webhooks::router())
+                .merge(routes::reports::router())
                 .merge(routes::realtime::router()),
         )
 }

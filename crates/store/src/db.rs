@@ -46,6 +46,8 @@ impl Backend {
 pub struct DbOptions {
     /// `sqlite://path/to/file.db` or `postgres://…`.
     pub url: String,
+    /// A PostgreSQL read replica for long reads (reports); the primary when `None`.
+    pub replica_url: Option<String>,
     /// Upper bound of the (read) pool.
     pub max_connections: u32,
     /// How long a caller waits for a connection before the request fails as unavailable.
@@ -58,6 +60,7 @@ impl DbOptions {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            replica_url: None,
             max_connections: 10,
             acquire_timeout: Duration::from_secs(10),
             busy_timeout: Duration::from_secs(5),
@@ -71,7 +74,8 @@ enum Pools {
         writer: SqlitePool,
         reader: SqlitePool,
     },
-    Postgres(PgPool),
+    /// The primary, and the read replica when one is configured.
+    Postgres(PgPool, Option<PgPool>),
 }
 
 /// Connection pool statistics, exported as metrics.
@@ -102,6 +106,8 @@ pub struct Db {
     backend: Backend,
     writer: DatabaseConnection,
     reader: DatabaseConnection,
+    /// Where long reads go: a replica's pool, or `reader`.
+    replica: DatabaseConnection,
     pools: Pools,
     max_connections: u32,
 }
@@ -170,6 +176,7 @@ impl Db {
             backend: Backend::Sqlite,
             writer: SqlxSqliteConnector::from_sqlx_sqlite_pool(writer.clone()),
             reader: SqlxSqliteConnector::from_sqlx_sqlite_pool(reader.clone()),
+            replica: SqlxSqliteConnector::from_sqlx_sqlite_pool(reader.clone()),
             pools: Pools::Sqlite { writer, reader },
             max_connections: options.max_connections.max(1),
         })
@@ -183,11 +190,29 @@ impl Db {
             .acquire_timeout(options.acquire_timeout)
             .connect_lazy_with(connect);
         let conn = SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone());
+        let replica_pool = match &options.replica_url {
+            Some(url) => {
+                let connect =
+                    PgConnectOptions::from_str(url).map_err(|e| invalid_url(e.to_string()))?;
+                Some(
+                    PgPoolOptions::new()
+                        .max_connections(options.max_connections.max(1))
+                        .acquire_timeout(options.acquire_timeout)
+                        .connect_lazy_with(connect),
+                )
+            }
+            None => None,
+        };
+        let replica = replica_pool.clone().map_or_else(
+            || conn.clone(),
+            SqlxPostgresConnector::from_sqlx_postgres_pool,
+        );
         Ok(Self {
             backend: Backend::Postgres,
             writer: conn.clone(),
             reader: conn,
-            pools: Pools::Postgres(pool),
+            replica,
+            pools: Pools::Postgres(pool, replica_pool),
             max_connections: options.max_connections.max(1),
         })
     }
@@ -223,6 +248,22 @@ impl Db {
             .await
             .map(Tx)
             .map_err(db_error)
+    }
+
+    /// Like [`Db::snapshot`] on the read replica when one is configured: for long reads
+    /// (reports) that should not load the primary. A replica lags its primary a little.
+    pub async fn replica_snapshot(&self) -> AppResult<DatabaseTransaction> {
+        match self.backend {
+            Backend::Postgres => self
+                .replica
+                .begin_with_config(
+                    Some(sea_orm::IsolationLevel::RepeatableRead),
+                    Some(sea_orm::AccessMode::ReadOnly),
+                )
+                .await
+                .map_err(db_error),
+            Backend::Sqlite => self.replica.begin().await.map_err(db_error),
+        }
     }
 
     /// Opens a read-only transaction that sees one consistent state of the whole database
@@ -384,7 +425,7 @@ impl Db {
     /// connection holding the migration advisory lock (session-level locks belong to one
     /// connection).
     async fn migration_connection(&self) -> AppResult<MigrationConnection> {
-        let Pools::Postgres(pool) = &self.pools else {
+        let Pools::Postgres(pool, _) = &self.pools else {
             return Ok(MigrationConnection::Writer);
         };
         let single = SqlxPostgresConnector::from_sqlx_postgres_pool(
@@ -417,7 +458,7 @@ impl Db {
                     max: self.max_connections,
                 },
             ],
-            Pools::Postgres(pool) => vec![PoolStats {
+            Pools::Postgres(pool, _) => vec![PoolStats {
                 name: "postgres",
                 size: pool.size(),
                 idle: pool.num_idle() as u32,
@@ -433,7 +474,12 @@ impl Db {
                 reader.close().await;
                 writer.close().await;
             }
-            Pools::Postgres(pool) => pool.close().await,
+            Pools::Postgres(pool, replica) => {
+                if let Some(replica) = replica {
+                    replica.close().await;
+                }
+                pool.close().await;
+            }
         }
     }
 }

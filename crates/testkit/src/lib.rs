@@ -157,7 +157,7 @@ fn database_url_with_name(admin_url: &str, name: &str) -> String {
 }
 
 /// The backends this run must use, from `DEPOT_TEST_REQUIRE` (comma-separated: `postgres`,
-/// `redis`, `rabbitmq`, `smtp`). CI sets it, so a pass that would quietly fall back to SQLite, the
+/// `redis`, `rabbitmq`, `smtp`, `s3`). CI sets it, so a pass that would quietly fall back to SQLite, the
 /// in-process cache, the database queue or skip the SMTP test fails instead.
 pub fn required_backends() -> Vec<String> {
     non_empty_env("DEPOT_TEST_REQUIRE")

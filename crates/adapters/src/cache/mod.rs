@@ -74,6 +74,8 @@ pub struct Cache {
     options: CacheOptions,
     /// Local namespace versions: authoritative without Redis, an L1 copy with it.
     versions: Mutex<HashMap<String, (u64, Instant)>>,
+    /// One lock per key being loaded (single flight).
+    flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Flags (key → expiry): authoritative without Redis, kept in step through the sync
     /// channel with it.
     flags: moka::sync::Cache<String, Instant>,
@@ -108,6 +110,7 @@ impl Cache {
             l2,
             options,
             versions: Mutex::new(HashMap::new()),
+            flights: Mutex::new(HashMap::new()),
             flags: moka::sync::Cache::builder()
                 .max_capacity(1_000_000)
                 .expire_after(UntilInstant)
@@ -316,13 +319,37 @@ impl Cache {
             return decode(&entry.bytes);
         }
         metrics::counter!("cache_requests_total", "layer" => "l1", "result" => "miss").increment(1);
+        // Single flight: of the callers missing one key at once, one loads; the others wait
+        // for it and read what it cached (after a failure the next one tries).
+        let gate = self.gate(&full);
+        let loaded = async {
+            let _turn = gate.lock().await;
+            if let Some(entry) = self.l1.get(&full).await {
+                metrics::counter!("cache_requests_total", "layer" => "l1", "result" => "hit")
+                    .increment(1);
+                return decode(&entry.bytes);
+            }
+            self.load_through(&full, ttl, load).await
+        }
+        .await;
+        self.release_gate(&full, gate);
+        loaded
+    }
+
+    /// L2, then the loader; fills both layers.
+    async fn load_through<T, F, Fut>(&self, full: &str, ttl: Duration, load: F) -> AppResult<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = AppResult<T>>,
+    {
         if let Some(l2) = &self.l2 {
-            match l2.get(&full).await {
+            match l2.get(full).await {
                 Ok(Some(bytes)) => {
                     metrics::counter!("cache_requests_total", "layer" => "l2", "result" => "hit")
                         .increment(1);
                     if let Ok(value) = decode::<T>(&bytes) {
-                        self.fill_l1(&full, bytes.into(), ttl).await;
+                        self.fill_l1(full, bytes.into(), ttl).await;
                         return Ok(value);
                     }
                 }
@@ -337,13 +364,31 @@ impl Cache {
         let bytes: Arc<[u8]> = serde_json::to_vec(&value)
             .map_err(AppError::internal)?
             .into();
-        self.fill_l1(&full, bytes.clone(), ttl).await;
+        self.fill_l1(full, bytes.clone(), ttl).await;
         if let Some(l2) = &self.l2
-            && l2.set(&full, &bytes, ttl).await.is_err()
+            && l2.set(full, &bytes, ttl).await.is_err()
         {
             fallback("set");
         }
         Ok(value)
+    }
+
+    /// The lock that the loaders of `key` take turns on.
+    fn gate(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        match self.flights.lock() {
+            Ok(mut flights) => flights.entry(key.to_owned()).or_default().clone(),
+            Err(_) => Arc::default(),
+        }
+    }
+
+    /// Forgets the lock of `key` once nobody else holds or waits for it.
+    fn release_gate(&self, key: &str, gate: Arc<tokio::sync::Mutex<()>>) {
+        drop(gate);
+        if let Ok(mut flights) = self.flights.lock()
+            && flights.get(key).is_some_and(|g| Arc::strong_count(g) == 1)
+        {
+            flights.remove(key);
+        }
     }
 
     /// As [`Cache::get_or_load`] for values that must never be stale across instances (who
@@ -482,8 +527,10 @@ impl Cache {
         let Some(l2) = &self.l2 else {
             return cached.map_or(0, |(v, _)| v);
         };
+        // Following the sync channel, every invalidation anywhere reaches the local copy as it
+        // happens; otherwise it is trusted for `l1_max_ttl` at most.
         if let Some((v, at)) = cached
-            && at.elapsed() < self.options.l1_max_ttl
+            && (self.sync.in_sync() || at.elapsed() < self.options.l1_max_ttl)
         {
             return v;
         }
@@ -572,6 +619,31 @@ mod tests {
             assert_eq!(v, 7);
         }
         assert_eq!(loads.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_misses_load_once() {
+        let cache = Arc::new(memory());
+        let loads = Arc::new(AtomicU32::new(0));
+        let callers: Vec<_> = (0..50)
+            .map(|_| {
+                let (cache, loads) = (cache.clone(), loads.clone());
+                tokio::spawn(async move {
+                    cache
+                        .get_or_load("ns", "cold", Duration::from_secs(60), || async {
+                            loads.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            Ok(11u32)
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for caller in callers {
+            assert_eq!(caller.await.ok().and_then(Result::ok), Some(11));
+        }
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+        assert!(cache.flights.lock().map(|f| f.is_empty()).unwrap_or(false));
     }
 
     #[tokio::test]

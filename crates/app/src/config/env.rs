@@ -21,7 +21,7 @@ const CONVENTIONAL: [&str; 9] = [
 ];
 
 /// Keys whose values are strings and are never parsed.
-const VERBATIM: [&str; 22] = [
+const VERBATIM: [&str; 23] = [
     "jwt_key_id",
     "jwt_issuer",
     "jwt_audience",
@@ -30,6 +30,7 @@ const VERBATIM: [&str; 22] = [
     "namespace",
     "data_dir",
     "database_url",
+    "database_replica_url",
     "log_filter",
     "jwt_secret",
     "app_secret",

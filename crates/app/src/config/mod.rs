@@ -94,6 +94,8 @@ pub struct Settings {
     /// `sqlite://…` or `postgres://…`. Dev default: `sqlite://<data_dir>/depot.db`.
     pub database_url: Option<ServiceUrl>,
     pub database_max_connections: u32,
+    /// A read replica (PostgreSQL) that reports read from; the primary when unset.
+    pub database_replica_url: Option<ServiceUrl>,
     /// Dev default true, prod always false unless set.
     pub auto_migrate: Option<bool>,
 
@@ -260,6 +262,20 @@ pub struct Settings {
     /// Most sockets one instance holds.
     pub ws_max_sockets: usize,
 
+    /// Longest date range a report may cover, in days.
+    pub report_max_span_days: u32,
+    /// Largest export a report may write; a larger one fails with `report.too_large`.
+    pub report_max_bytes: u64,
+    /// Most rows a report may write.
+    pub report_max_rows: u64,
+    /// How long an export is kept after its report succeeded.
+    pub report_retention_secs: u64,
+    /// How long a presigned download link (S3) stays valid.
+    pub report_link_ttl_secs: u64,
+    /// Longest a dashboard figure is cached (each figure is dropped at once by the writes
+    /// that change it; this bounds what a write outside the server, e.g. the CLI, leaves).
+    pub dashboard_cache_secs: u64,
+
     /// Mounts `/api/v1/_debug/*` (sleep, error, panic) for tests. Refused in prod.
     pub debug_routes: bool,
 }
@@ -271,6 +287,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("data"),
             database_url: None,
             database_max_connections: 10,
+            database_replica_url: None,
             auto_migrate: None,
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
@@ -355,6 +372,12 @@ impl Default for Settings {
             ws_heartbeat_secs: 20,
             ws_send_queue: 256,
             ws_max_sockets: 20_000,
+            report_max_span_days: 366,
+            report_max_bytes: 1024 * 1024 * 1024,
+            report_max_rows: 20_000_000,
+            report_retention_secs: 7 * 86_400,
+            report_link_ttl_secs: 300,
+            dashboard_cache_secs: 300,
             debug_routes: false,
         }
     }
@@ -653,6 +676,14 @@ impl Settings {
                 "missing: cache_backend is redis; set REDIS_URL".into(),
             );
         }
+        if let Some(url) = &self.database_replica_url
+            && !matches!(url.scheme(), "postgres" | "postgresql")
+        {
+            problem(
+                "database_replica_url",
+                "a read replica must be PostgreSQL (postgres://)".into(),
+            );
+        }
         for (key, url, schemes) in [
             ("redis_url", &self.redis_url, ["redis", "rediss"]),
             ("amqp_url", &self.amqp_url, ["amqp", "amqps"]),
@@ -856,6 +887,28 @@ impl Settings {
             ("ws_heartbeat_secs", self.ws_heartbeat_secs, 1..=3_600),
             ("ws_send_queue", self.ws_send_queue as u64, 1..=65_536),
             ("ws_max_sockets", self.ws_max_sockets as u64, 1..=1_000_000),
+            (
+                "report_max_span_days",
+                u64::from(self.report_max_span_days),
+                1..=36_600,
+            ),
+            ("report_max_bytes", self.report_max_bytes, 1..=1 << 40),
+            ("report_max_rows", self.report_max_rows, 1..=1_000_000_000),
+            (
+                "report_retention_secs",
+                self.report_retention_secs,
+                60..=366 * 86_400,
+            ),
+            (
+                "report_link_ttl_secs",
+                self.report_link_ttl_secs,
+                10..=7 * 86_400,
+            ),
+            (
+                "dashboard_cache_secs",
+                self.dashboard_cache_secs,
+                1..=86_400,
+            ),
         ] {
             if !range.contains(&value) {
                 problem(

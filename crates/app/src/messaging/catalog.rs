@@ -109,6 +109,14 @@ pub const EVENTS: &[(&str, i32, &str, &str)] = &[
             "movements": 200000}"#,
     ),
     (
+        "report.finished",
+        1,
+        include_str!("../../../../docs/events/report.finished.v1.schema.json"),
+        r#"{"report_id": "0192f3a0-0000-7000-8000-000000000011", "type": "movements",
+            "status": "failed", "owner_id": "0192f3a0-0000-7000-8000-00000000000a",
+            "rows": 0, "bytes": 0, "error_code": "reports.too_large"}"#,
+    ),
+    (
         "security.new_device_sign_in",
         1,
         include_str!("../../../../docs/events/security.new_device_sign_in.v1.schema.json"),
@@ -147,6 +155,7 @@ pub const BROADCAST: &[&str] = &[
     "payment.transitioned",
     "customer.reassigned",
     "import.applied",
+    "report.finished",
     "security.new_device_sign_in",
     "security.password_changed",
     "security.mfa_changed",

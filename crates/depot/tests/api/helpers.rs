@@ -107,6 +107,21 @@ pub fn client() -> reqwest::Client {
 }
 
 impl TestApp {
+    /// The first column of the first row of `sql` (a count), read from the app's database.
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        use sea_orm::ConnectionTrait;
+        let conn = self.store.reader();
+        let row = conn
+            .query_one_raw(sea_orm::Statement::from_string(
+                conn.get_database_backend(),
+                sql,
+            ))
+            .await
+            .unwrap()
+            .expect("a row");
+        row.try_get_by_index::<i64>(0).unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

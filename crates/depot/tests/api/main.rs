@@ -34,6 +34,7 @@ mod process;
 mod purchasing;
 mod rbac;
 mod realtime;
+mod reports;
 mod sales;
 mod shutdown;
 mod stock;

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 use crate::stock::{Desk, assert_verified, day, id};
 
-const SELLER: &[&str] = &[
+pub(crate) const SELLER: &[&str] = &[
     "products.read",
     "stock.read",
     "customers.read",

@@ -86,6 +86,7 @@ catalogue! {
     PaymentsRefund = "payments.refund" : "Refund payments",
     ReportsRead = "reports.read" : "Run and read own reports",
     ReportsManageAll = "reports.manage_all" : "See every user's report jobs",
+    ReportsPii = "reports.pii" : "See customers' email, phone and address in reports",
     NotificationsManageAll = "notifications.manage_all" : "See every user's notifications",
     WebhooksManage = "webhooks.manage" : "Create, change and delete outbound webhooks; see and redeliver their deliveries",
 }

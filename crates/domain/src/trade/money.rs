@@ -11,12 +11,17 @@ pub fn is_currency(code: &str) -> bool {
 /// `quantity × unit_price` in minor units, rounded half up; `None` when it does not fit.
 pub fn line_total(quantity: Quantity, unit_price: i64) -> Option<i64> {
     let exact = i128::from(quantity.thousandths()).checked_mul(i128::from(unit_price))?;
-    let rounded = if exact >= 0 {
+    i64::try_from(round_thousandths(exact)).ok()
+}
+
+/// An amount in thousandths of a minor unit (a quantity in thousandths times a price),
+/// rounded half up (away from zero) to a minor unit.
+pub fn round_thousandths(exact: i128) -> i128 {
+    if exact >= 0 {
         (exact + 500) / 1000
     } else {
         (exact - 500) / 1000
-    };
-    i64::try_from(rounded).ok()
+    }
 }
 
 /// The sum of the lines' totals; `None` when any line or the sum does not fit.

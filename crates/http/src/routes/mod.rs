@@ -12,6 +12,7 @@ pub mod ops;
 pub mod payments;
 pub mod purchasing;
 pub mod realtime;
+pub mod reports;
 pub mod roles;
 pub mod sales;
 pub mod simulator;

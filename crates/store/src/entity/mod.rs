@@ -29,6 +29,7 @@ pub mod receipt_line;
 pub mod recovery_code;
 pub mod refresh_token;
 pub mod refund;
+pub mod report_job;
 pub mod reservation;
 pub mod revoked_token;
 pub mod role;

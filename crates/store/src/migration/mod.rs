@@ -16,6 +16,7 @@ mod m20261201_000008_imports;
 mod m20261202_000009_payments;
 mod m20261203_000010_ledger_reference_partial;
 mod m20261204_000011_notifications;
+mod m20261205_000012_reports;
 mod parts;
 
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000009_payments::Migration),
             Box::new(m20261203_000010_ledger_reference_partial::Migration),
             Box::new(m20261204_000011_notifications::Migration),
+            Box::new(m20261205_000012_reports::Migration),
         ]
     }
 }
@@ -125,3 +127,11 @@ pub const NOTIFICATION_TYPES: &[&str] = NotificationType::VALUES;
 pub const NOTIFICATION_STATUSES: &[&str] = NotificationStatus::VALUES;
 pub const CHANNELS: &[&str] = Channel::VALUES;
 pub const DELIVERY_STATUSES: &[&str] = DeliveryStatus::VALUES;
+
+use depot_domain::report::{ReportFormat, ReportStatus, ReportType};
+
+pub const REPORT_TYPES: &[&str] = ReportType::VALUES;
+pub const REPORT_FORMATS: &[&str] = ReportFormat::VALUES;
+pub const REPORT_STATUSES: &[&str] = ReportStatus::VALUES;
+/// The one-active-job-per-request index of `report_jobs`.
+pub const REPORT_ACTIVE_REQUEST_IDX: &str = "report_jobs_active_request_idx";

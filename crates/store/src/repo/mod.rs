@@ -18,6 +18,8 @@ pub mod payments;
 pub mod processed;
 pub mod products;
 pub mod purchase_orders;
+pub mod report_rows;
+pub mod reports;
 pub mod roles;
 pub mod sales_orders;
 pub mod schedule;
