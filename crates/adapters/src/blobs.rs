@@ -18,7 +18,7 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::signer::{Method, Signer};
-use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
+use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig, WriteMultipart};
 
 /// Size of one uploaded part (S3's minimum is 5 MiB for every part but the last).
 pub const PART_BYTES: usize = 5 * 1024 * 1024;
@@ -88,7 +88,19 @@ impl Blobs {
             .with_bucket_name(&options.bucket)
             .with_region(&options.region)
             .with_access_key_id(&options.access_key_id)
-            .with_secret_access_key(&options.secret_access_key);
+            .with_secret_access_key(&options.secret_access_key)
+            // A store that does not answer fails the run within a minute or so (the job is
+            // then tried again), rather than after object_store's default three minutes.
+            .with_client_options(
+                ClientOptions::new()
+                    .with_connect_timeout(Duration::from_secs(5))
+                    .with_timeout(Duration::from_secs(30)),
+            )
+            .with_retry(RetryConfig {
+                max_retries: 3,
+                retry_timeout: Duration::from_secs(60),
+                ..RetryConfig::default()
+            });
         if let Some(endpoint) = &options.endpoint {
             builder = builder
                 .with_endpoint(endpoint)

@@ -14,12 +14,13 @@ use depot_store::DatabaseTransaction;
 use depot_store::repo::report_rows::{
     self as rows, CustomerName, LevelScope, MovementScope, ProductName,
 };
+use futures::StreamExt;
 use uuid::Uuid;
 
 use super::run::Sink;
 
 /// Rows read per page.
-const PAGE: u64 = 5_000;
+const PAGE: u64 = 10_000;
 /// Names kept at most per kind before the cache starts over (bounds memory on huge catalogues).
 const NAMES_KEPT: usize = 100_000;
 
@@ -272,38 +273,55 @@ async fn stock_valuation(
     // Summed per (group, currency) as the layers are walked; written in group order once
     // every layer is in. One entry per group: products, categories or locations.
     let mut groups: BTreeMap<(Uuid, String), Valuation> = BTreeMap::new();
-    let mut after = None;
-    loop {
-        let page = rows::layers(tx, as_of, after, PAGE).await?;
-        if group_by == ValuationGroup::Category {
-            names
-                .products(tx, page.iter().map(|l| &l.product_id))
-                .await?;
+    // Each layer's category is its product's.
+    let category_of: HashMap<Uuid, Uuid> = if group_by == ValuationGroup::Category {
+        rows::product_categories(tx).await?.into_iter().collect()
+    } else {
+        HashMap::new()
+    };
+    let mut add = |layer: &rows::LayerRow| {
+        if layer.quantity <= 0 {
+            return;
         }
-        for layer in page.iter().filter(|l| l.quantity > 0) {
-            let key = match group_by {
-                ValuationGroup::Product => layer.product_id,
-                ValuationGroup::Location => layer.location_id,
-                ValuationGroup::Category => names
-                    .product(&layer.product_id)
-                    .and_then(|p| p.category_id)
-                    .unwrap_or(Uuid::nil()),
-            };
-            let currency = layer.currency.clone().unwrap_or_default();
-            let group = groups.entry((key, currency)).or_default();
-            group.quantity += i128::from(layer.quantity);
-            group.layers += 1;
-            match layer.unit_cost {
-                Some(cost) => {
-                    group.value += layer_value(layer.quantity, cost);
-                    group.costed += i128::from(layer.quantity);
+        let key = match group_by {
+            ValuationGroup::Product => layer.product_id,
+            ValuationGroup::Location => layer.location_id,
+            ValuationGroup::Category => category_of
+                .get(&layer.product_id)
+                .copied()
+                .unwrap_or(Uuid::nil()),
+        };
+        let currency = layer.currency.clone().unwrap_or_default();
+        let group = groups.entry((key, currency)).or_default();
+        group.quantity += i128::from(layer.quantity);
+        group.layers += 1;
+        match layer.unit_cost {
+            Some(cost) => {
+                group.value += layer_value(layer.quantity, cost);
+                group.costed += i128::from(layer.quantity);
+            }
+            None => group.uncosted += i128::from(layer.quantity),
+        }
+    };
+    match as_of {
+        None => {
+            let mut after = None;
+            loop {
+                let page = rows::layers(tx, after, PAGE).await?;
+                for layer in &page {
+                    add(layer);
                 }
-                None => group.uncosted += i128::from(layer.quantity),
+                match page.last() {
+                    Some(last) if page.len() as u64 == PAGE => after = Some(last.batch_id),
+                    _ => break,
+                }
             }
         }
-        match page.last() {
-            Some(last) if page.len() as u64 == PAGE => after = Some(last.batch_id),
-            _ => break,
+        Some(as_of) => {
+            let mut layers = std::pin::pin!(rows::layers_as_of(tx, as_of).await?);
+            while let Some(layer) = layers.next().await {
+                add(&layer?);
+            }
         }
     }
     sink.expect_rows(groups.len() as u64);
@@ -378,24 +396,40 @@ async fn movements(
         names
             .locations(tx, page.iter().map(|m| &m.location_id))
             .await?;
+        // The hottest loop of the reports: ids are encoded into buffers on the stack, names
+        // borrowed, so a row costs three small allocations (its time and two quantities).
+        let mut ids = [Uuid::encode_buffer(); 6];
         for m in &page {
-            let sku = names.product(&m.product_id).map(|p| p.sku.clone());
+            let [id, product, location, batch, reference, actor] = &mut ids;
+            let optional = |id: Option<Uuid>, buffer: &mut [u8; 45]| -> usize {
+                id.map_or(0, |id| id.hyphenated().encode_lower(buffer).len())
+            };
+            let reference_len = optional(m.reference_id, reference);
+            let actor_len = optional(m.actor_id, actor);
+            let sku = names.product(&m.product_id).map_or("", |p| p.sku.as_str());
+            let location_code = names
+                .locations
+                .get(&m.location_id)
+                .map_or("", String::as_str);
+            let created_at = m
+                .created_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+            let (moved, balance) = (quantity(m.quantity), quantity(m.balance_after));
             sink.row([
-                m.id.to_string(),
-                m.created_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                m.kind.clone(),
-                m.product_id.to_string(),
-                sku.unwrap_or_default(),
-                m.location_id.to_string(),
-                names.location(&m.location_id),
-                m.batch_id.to_string(),
-                quantity(m.quantity),
-                quantity(m.balance_after),
-                text(m.reason.as_deref()),
-                text(m.reference_type.as_deref()),
-                m.reference_id.map(|id| id.to_string()).unwrap_or_default(),
-                m.actor_id.map(|id| id.to_string()).unwrap_or_default(),
+                m.id.hyphenated().encode_lower(id).as_bytes(),
+                created_at.as_bytes(),
+                m.kind.as_bytes(),
+                m.product_id.hyphenated().encode_lower(product).as_bytes(),
+                sku.as_bytes(),
+                m.location_id.hyphenated().encode_lower(location).as_bytes(),
+                location_code.as_bytes(),
+                m.batch_id.hyphenated().encode_lower(batch).as_bytes(),
+                moved.as_bytes(),
+                balance.as_bytes(),
+                m.reason.as_deref().unwrap_or_default().as_bytes(),
+                m.reference_type.as_deref().unwrap_or_default().as_bytes(),
+                &reference[..reference_len],
+                &actor[..actor_len],
             ])
             .await?;
         }

@@ -448,3 +448,34 @@ run().catch((e) => fetch("/failed", {{ method: "POST", body: String(e) }}));
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_report_job_tells_its_owners_socket_how_it_ends() {
+    let app = spawn_app().await;
+    let analyst = app.sign_in_with(&email("analyst"), &["reports.read"]).await;
+    let mut socket = socket_for(&app, &analyst).await;
+    let (status, body) = call(
+        &app,
+        &analyst,
+        "POST",
+        "/api/v1/reports",
+        Some(json!({ "type": "stock_on_hand", "params": {} })),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let job = body["id"].clone();
+    let mut seen = Vec::new();
+    while let Some(message) = next_message(&mut socket, Duration::from_secs(10)).await {
+        if message["type"] != "report.updated" || message["data"]["id"] != job {
+            continue;
+        }
+        let status = message["data"]["status"].as_str().unwrap().to_owned();
+        seen.push(status.clone());
+        if status == "succeeded" {
+            assert_eq!(message["data"]["progress"], 100);
+            assert!(message["data"]["download_path"].is_string());
+            break;
+        }
+    }
+    assert_eq!(seen, ["running", "succeeded"]);
+}

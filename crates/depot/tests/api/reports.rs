@@ -104,6 +104,22 @@ async fn report(desk: &Desk<'_>, kind: &str, params: Value) -> Csv {
 
 const ANALYST: &[&str] = &["reports.read", "reports.pii"];
 
+/// A buyer who may draft purchase orders, and their supplier.
+async fn buyer_with_supplier(app: &TestApp) -> (Desk<'_>, Uuid) {
+    let buyer = signed_in(
+        app,
+        "buyer",
+        &[
+            "purchase_orders.read",
+            "purchase_orders.create",
+            "suppliers.manage",
+        ],
+    )
+    .await;
+    let acme = supplier(&buyer).await;
+    (buyer, acme)
+}
+
 /// Stock in two warehouses at known costs; what each report must say, worked out by hand.
 struct Seeded<'a> {
     shop: Shop<'a>,
@@ -353,17 +369,7 @@ async fn stock_reports_give_the_figures_of_the_ledger() {
 async fn purchase_and_sales_reports_sum_what_was_ordered_and_sold() {
     let app = spawn_app().await;
     let s = seed(&app).await;
-    let buyer = signed_in(
-        &app,
-        "buyer",
-        &[
-            "purchase_orders.read",
-            "purchase_orders.create",
-            "suppliers.manage",
-        ],
-    )
-    .await;
-    let acme = supplier(&buyer).await;
+    let (buyer, acme) = buyer_with_supplier(&app).await;
     let po = id(&draft(&buyer, acme, s.apple, 8).await);
 
     let orders = report(&s.analyst, "purchase_orders", json!({})).await;
@@ -935,17 +941,7 @@ async fn the_dashboard_shows_a_change_on_the_next_request() {
     assert_eq!(s["stock"]["low_stock"], 1, "{s}");
     assert_eq!(value(&s)[0]["amount_minor"], 750);
     // Other figures move with their own writes.
-    let buyer = signed_in(
-        &app,
-        "buyer",
-        &[
-            "purchase_orders.read",
-            "purchase_orders.create",
-            "suppliers.manage",
-        ],
-    )
-    .await;
-    let acme = supplier(&buyer).await;
+    let (buyer, acme) = buyer_with_supplier(&app).await;
     let po = id(&draft(&buyer, acme, product, 3).await);
     assert_eq!(
         summary(&app, &token).await["purchasing"]["open_total"],

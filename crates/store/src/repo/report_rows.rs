@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use depot_domain::AppResult;
 use depot_domain::stock::{AlertStatus, BatchStatus};
 use depot_domain::trade::{PoState, SoState};
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, StreamTrait, Value};
 use uuid::Uuid;
 
 use crate::error::db_error;
@@ -174,47 +174,52 @@ pub struct LayerRow {
     pub quantity: i64,
 }
 
-/// Cost layers in batch order after `after`, `limit` batches at a time (a batch with nothing
-/// at `as_of` comes with quantity 0, so the walk always moves on).
+/// Cost layers (batches holding stock now) in batch order after `after`, `limit` at a time.
 pub async fn layers(
     conn: &impl ConnectionTrait,
-    as_of: Option<DateTime<Utc>>,
     after: Option<Uuid>,
     limit: u64,
 ) -> AppResult<Vec<LayerRow>> {
-    let backend = conn.get_database_backend();
-    let mut sql;
-    match as_of {
-        None => {
-            sql = Sql::new(
-                backend,
-                "SELECT id AS batch_id, product_id, location_id, unit_cost, currency, quantity \
-                 FROM batches WHERE quantity > 0",
-            );
-            if let Some(after) = after {
-                sql.and(|s| format!("id > {}", s.arg(after)));
-            }
-            sql.push(&format!("ORDER BY id LIMIT {limit}"));
-        }
-        Some(as_of) => {
-            sql = Sql::new(
-                backend,
-                "SELECT b.id AS batch_id, b.product_id, b.location_id, b.unit_cost, b.currency, \
-                 m.quantity FROM (SELECT batch_id, CAST(SUM(quantity) AS BIGINT) AS quantity \
-                 FROM stock_movements WHERE",
-            );
-            let at = sql.arg(as_of);
-            sql.push(&format!("created_at <= {at}"));
-            if let Some(after) = after {
-                sql.and(|s| format!("batch_id > {}", s.arg(after)));
-            }
-            sql.push(&format!(
-                "GROUP BY batch_id ORDER BY batch_id LIMIT {limit}) m \
-                 JOIN batches b ON b.id = m.batch_id ORDER BY b.id"
-            ));
-        }
+    let mut sql = Sql::new(
+        conn.get_database_backend(),
+        "SELECT id AS batch_id, product_id, location_id, unit_cost, currency, quantity \
+         FROM batches WHERE quantity > 0",
+    );
+    if let Some(after) = after {
+        sql.and(|s| format!("id > {}", s.arg(after)));
     }
+    sql.push(&format!("ORDER BY id LIMIT {limit}"));
     sql.all(conn).await
+}
+
+/// Every batch as a cost layer at `as_of`, streamed in one statement (an aggregate over the
+/// ledger cannot be paged without summing it again per page): what a batch held then is what
+/// it holds now less what moved since — one range of the ledger, summed per batch and joined
+/// to the batches in one pass. Batches empty then come with quantity 0 or less.
+pub async fn layers_as_of<'a, C>(
+    conn: &'a C,
+    as_of: DateTime<Utc>,
+) -> AppResult<impl futures::Stream<Item = AppResult<LayerRow>> + 'a>
+where
+    C: ConnectionTrait + StreamTrait + Send,
+{
+    let mut sql = Sql::new(ConnectionTrait::get_database_backend(conn), "");
+    let at = sql.arg(as_of);
+    sql.push(&format!(
+        "SELECT b.id AS batch_id, b.product_id, b.location_id, b.unit_cost, b.currency, \
+         b.quantity - CAST(COALESCE(m.moved, 0) AS BIGINT) AS quantity FROM batches b \
+         LEFT JOIN (SELECT batch_id, SUM(quantity) AS moved FROM stock_movements \
+           WHERE created_at > {at} GROUP BY batch_id) m ON m.batch_id = b.id"
+    ));
+    let stream = LayerRow::find_by_statement(Statement::from_sql_and_values(
+        sql.backend,
+        sql.text,
+        sql.values,
+    ))
+    .stream(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(futures::StreamExt::map(stream, |row| row.map_err(db_error)))
 }
 
 /// One ledger row.
@@ -533,6 +538,22 @@ pub async fn products(conn: &impl ConnectionTrait, ids: &[Uuid]) -> AppResult<Ve
         ids,
     )
     .await
+}
+
+/// Every product that has a category, with it.
+pub async fn product_categories(conn: &impl ConnectionTrait) -> AppResult<Vec<(Uuid, Uuid)>> {
+    #[derive(FromQueryResult)]
+    struct Pair {
+        id: Uuid,
+        category_id: Uuid,
+    }
+    let pairs: Vec<Pair> = Sql::new(
+        conn.get_database_backend(),
+        "SELECT id, category_id FROM products WHERE category_id IS NOT NULL",
+    )
+    .all(conn)
+    .await?;
+    Ok(pairs.into_iter().map(|p| (p.id, p.category_id)).collect())
 }
 
 pub async fn categories(conn: &impl ConnectionTrait, ids: &[Uuid]) -> AppResult<Vec<Named>> {

@@ -9,7 +9,7 @@ use depot_domain::report::ReportStatus;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Value,
+    UpdateMany, Value,
 };
 use uuid::Uuid;
 
@@ -135,15 +135,8 @@ pub async fn claim(
         .col_expr(Column::Bytes, Expr::value(0))
         .col_expr(Column::StartedAt, Expr::value(now))
         .col_expr(Column::UpdatedAt, Expr::value(now))
-        .filter(Column::Id.eq(id))
-        .filter(claimable(now))
-        .exec(conn)
-        .await
-        .map_err(db_error)?;
-    if claimed.rows_affected != 1 {
-        return Ok(None);
-    }
-    get(conn, id).await
+        .filter(claimable(now));
+    update_one(conn, id, claimed).await
 }
 
 /// The run `attempt` of job `id` still holds it.
@@ -219,29 +212,22 @@ pub async fn finish(
         .col_expr(Column::ErrorCode, Expr::value(code))
         .col_expr(Column::ErrorMessage, Expr::value(message))
         .col_expr(Column::ExpiresAt, Expr::value(ending.expires_at))
-        .col_expr(
-            Column::LeaseUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
         .col_expr(Column::UpdatedAt, Expr::value(now));
     if ending.status == ReportStatus::Succeeded {
         update = update.col_expr(Column::Progress, Expr::value(progress));
     }
-    if ending.status == ReportStatus::Queued {
-        // Given back for another attempt: not finished.
-        update = update.col_expr(Column::LeaseUntil, Expr::value(Some(now)));
+    update = if ending.status == ReportStatus::Queued {
+        // Given back for another attempt: not finished, claimable at once.
+        update.col_expr(Column::LeaseUntil, Expr::value(Some(now)))
     } else {
-        update = update.col_expr(Column::FinishedAt, Expr::value(now));
-    }
-    let updated = update
-        .filter(held(id, attempt))
-        .exec(conn)
-        .await
-        .map_err(db_error)?;
-    if updated.rows_affected != 1 {
-        return Ok(None);
-    }
-    get(conn, id).await
+        update
+            .col_expr(
+                Column::LeaseUntil,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(Column::FinishedAt, Expr::value(now))
+    };
+    update_one(conn, id, update.filter(held(id, attempt))).await
 }
 
 /// Cancels a queued or running job; the job as cancelled, or `None` when it was not active.
@@ -250,7 +236,7 @@ pub async fn cancel(
     id: Uuid,
     now: DateTime<Utc>,
 ) -> AppResult<Option<Model>> {
-    let updated = Entity::update_many()
+    let update = Entity::update_many()
         .col_expr(
             Column::Status,
             Expr::value(ReportStatus::Cancelled.as_str()),
@@ -261,8 +247,19 @@ pub async fn cancel(
         )
         .col_expr(Column::FinishedAt, Expr::value(now))
         .col_expr(Column::UpdatedAt, Expr::value(now))
+        .filter(Column::Status.is_in(active()));
+    update_one(conn, id, update).await
+}
+
+/// Runs a conditional update of job `id`; the job after it, or `None` when the condition
+/// held for no row.
+async fn update_one(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+    update: UpdateMany<Entity>,
+) -> AppResult<Option<Model>> {
+    let updated = update
         .filter(Column::Id.eq(id))
-        .filter(Column::Status.is_in(active()))
         .exec(conn)
         .await
         .map_err(db_error)?;
