@@ -218,6 +218,7 @@ impl AppContext {
                 max_span_days: i64::from(settings.report_max_span_days),
                 max_bytes: settings.report_max_bytes,
                 max_rows: settings.report_max_rows,
+                page_rows: settings.report_page_rows,
                 retention: std::time::Duration::from_secs(settings.report_retention_secs),
                 link_ttl: std::time::Duration::from_secs(settings.report_link_ttl_secs),
             },

@@ -268,6 +268,8 @@ pub struct Settings {
     pub report_max_bytes: u64,
     /// Most rows a report may write.
     pub report_max_rows: u64,
+    /// Rows a report reads per page (one statement each).
+    pub report_page_rows: u64,
     /// How long an export is kept after its report succeeded.
     pub report_retention_secs: u64,
     /// How long a presigned download link (S3) stays valid.
@@ -375,6 +377,7 @@ impl Default for Settings {
             report_max_span_days: 366,
             report_max_bytes: 1024 * 1024 * 1024,
             report_max_rows: 20_000_000,
+            report_page_rows: 10_000,
             report_retention_secs: 7 * 86_400,
             report_link_ttl_secs: 300,
             dashboard_cache_secs: 300,
@@ -894,6 +897,7 @@ impl Settings {
             ),
             ("report_max_bytes", self.report_max_bytes, 1..=1 << 40),
             ("report_max_rows", self.report_max_rows, 1..=1_000_000_000),
+            ("report_page_rows", self.report_page_rows, 1..=100_000),
             (
                 "report_retention_secs",
                 self.report_retention_secs,

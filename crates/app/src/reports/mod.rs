@@ -49,6 +49,8 @@ pub struct ReportSettings {
     pub max_span_days: i64,
     pub max_bytes: u64,
     pub max_rows: u64,
+    /// Rows read per page.
+    pub page_rows: u64,
     pub retention: Duration,
     pub link_ttl: Duration,
 }

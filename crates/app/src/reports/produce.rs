@@ -19,8 +19,6 @@ use uuid::Uuid;
 
 use super::run::Sink;
 
-/// Rows read per page.
-const PAGE: u64 = 10_000;
 /// Names kept at most per kind before the cache starts over (bounds memory on huge catalogues).
 const NAMES_KEPT: usize = 100_000;
 
@@ -210,10 +208,11 @@ async fn stock_on_hand(
     names: &mut Names,
     sink: &mut Sink<'_>,
 ) -> AppResult<()> {
+    let page_rows = sink.page_rows();
     sink.expect_rows(rows::count_levels(tx).await?);
     let mut after = None;
     loop {
-        let page = rows::levels(tx, scope, after, PAGE).await?;
+        let page = rows::levels(tx, scope, after, page_rows).await?;
         names
             .products(tx, page.iter().map(|l| &l.product_id))
             .await?;
@@ -244,7 +243,7 @@ async fn stock_on_hand(
             .await?;
         }
         match page.last() {
-            Some(last) if page.len() as u64 == PAGE => {
+            Some(last) if page.len() as u64 == page_rows => {
                 after = Some((last.product_id, last.location_id));
             }
             _ => return Ok(()),
@@ -270,6 +269,7 @@ async fn stock_valuation(
     names: &mut Names,
     sink: &mut Sink<'_>,
 ) -> AppResult<()> {
+    let page_rows = sink.page_rows();
     // Summed per (group, currency) as the layers are walked; written in group order once
     // every layer is in. One entry per group: products, categories or locations.
     let mut groups: BTreeMap<(Uuid, String), Valuation> = BTreeMap::new();
@@ -307,12 +307,12 @@ async fn stock_valuation(
         None => {
             let mut after = None;
             loop {
-                let page = rows::layers(tx, after, PAGE).await?;
+                let page = rows::layers(tx, after, page_rows).await?;
                 for layer in &page {
                     add(layer);
                 }
                 match page.last() {
-                    Some(last) if page.len() as u64 == PAGE => after = Some(last.batch_id),
+                    Some(last) if page.len() as u64 == page_rows => after = Some(last.batch_id),
                     _ => break,
                 }
             }
@@ -327,7 +327,7 @@ async fn stock_valuation(
     sink.expect_rows(groups.len() as u64);
     let mut keys: Vec<Uuid> = groups.keys().map(|(key, _)| *key).collect();
     keys.dedup();
-    for chunk in keys.chunks(PAGE as usize) {
+    for chunk in keys.chunks(page_rows as usize) {
         match group_by {
             ValuationGroup::Product => names.products(tx, chunk.iter()).await?,
             ValuationGroup::Category => names.categories(tx, chunk.iter()).await?,
@@ -387,60 +387,79 @@ async fn movements(
     names: &mut Names,
     sink: &mut Sink<'_>,
 ) -> AppResult<()> {
-    let mut after = None;
+    let page_rows = sink.page_rows();
+    let mut page = rows::movements(tx, scope, None, page_rows).await?;
     loop {
-        let page = rows::movements(tx, scope, after, PAGE).await?;
         names
             .products(tx, page.iter().map(|m| &m.product_id))
             .await?;
         names
             .locations(tx, page.iter().map(|m| &m.location_id))
             .await?;
-        // The hottest loop of the reports: ids are encoded into buffers on the stack, names
-        // borrowed, so a row costs three small allocations (its time and two quantities).
-        let mut ids = [Uuid::encode_buffer(); 6];
-        for m in &page {
-            let [id, product, location, batch, reference, actor] = &mut ids;
-            let optional = |id: Option<Uuid>, buffer: &mut [u8; 45]| -> usize {
-                id.map_or(0, |id| id.hyphenated().encode_lower(buffer).len())
-            };
-            let reference_len = optional(m.reference_id, reference);
-            let actor_len = optional(m.actor_id, actor);
-            let sku = names.product(&m.product_id).map_or("", |p| p.sku.as_str());
-            let location_code = names
-                .locations
-                .get(&m.location_id)
-                .map_or("", String::as_str);
-            let created_at = m
-                .created_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-            let (moved, balance) = (quantity(m.quantity), quantity(m.balance_after));
-            sink.row([
-                m.id.hyphenated().encode_lower(id).as_bytes(),
-                created_at.as_bytes(),
-                m.kind.as_bytes(),
-                m.product_id.hyphenated().encode_lower(product).as_bytes(),
-                sku.as_bytes(),
-                m.location_id.hyphenated().encode_lower(location).as_bytes(),
-                location_code.as_bytes(),
-                m.batch_id.hyphenated().encode_lower(batch).as_bytes(),
-                moved.as_bytes(),
-                balance.as_bytes(),
-                m.reason.as_deref().unwrap_or_default().as_bytes(),
-                m.reference_type.as_deref().unwrap_or_default().as_bytes(),
-                &reference[..reference_len],
-                &actor[..actor_len],
-            ])
-            .await?;
-        }
-        match page.last() {
-            Some(last) if page.len() as u64 == PAGE => {
+        let next = match page.last() {
+            Some(last) if page.len() as u64 == page_rows => {
                 sink.position(along(scope.from, scope.to, last.created_at));
-                after = Some((last.created_at, last.id));
+                Some((last.created_at, last.id))
             }
-            _ => return Ok(()),
-        }
+            _ => None,
+        };
+        let Some(after) = next else {
+            return write_movements(&page, names, sink).await;
+        };
+        // The next page is read while this one is written: the database and the encoding
+        // work at once (the writing touches the upload and the heartbeat, never `tx`).
+        let (following, written) = futures::join!(
+            rows::movements(tx, scope, Some(after), page_rows),
+            write_movements(&page, names, sink)
+        );
+        written?;
+        page = following?;
     }
+}
+
+async fn write_movements(
+    page: &[rows::MovementRow],
+    names: &Names,
+    sink: &mut Sink<'_>,
+) -> AppResult<()> {
+    // The hottest loop of the reports: ids are encoded into buffers on the stack, names
+    // borrowed, so a row costs three small allocations (its time and two quantities).
+    let mut ids = [Uuid::encode_buffer(); 6];
+    for m in page {
+        let [id, product, location, batch, reference, actor] = &mut ids;
+        let optional = |id: Option<Uuid>, buffer: &mut [u8; 45]| -> usize {
+            id.map_or(0, |id| id.hyphenated().encode_lower(buffer).len())
+        };
+        let reference_len = optional(m.reference_id, reference);
+        let actor_len = optional(m.actor_id, actor);
+        let sku = names.product(&m.product_id).map_or("", |p| p.sku.as_str());
+        let location_code = names
+            .locations
+            .get(&m.location_id)
+            .map_or("", String::as_str);
+        let created_at = m
+            .created_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let (moved, balance) = (quantity(m.quantity), quantity(m.balance_after));
+        sink.row([
+            m.id.hyphenated().encode_lower(id).as_bytes(),
+            created_at.as_bytes(),
+            m.kind.as_bytes(),
+            m.product_id.hyphenated().encode_lower(product).as_bytes(),
+            sku.as_bytes(),
+            m.location_id.hyphenated().encode_lower(location).as_bytes(),
+            location_code.as_bytes(),
+            m.batch_id.hyphenated().encode_lower(batch).as_bytes(),
+            moved.as_bytes(),
+            balance.as_bytes(),
+            m.reason.as_deref().unwrap_or_default().as_bytes(),
+            m.reference_type.as_deref().unwrap_or_default().as_bytes(),
+            &reference[..reference_len],
+            &actor[..actor_len],
+        ])
+        .await?;
+    }
+    Ok(())
 }
 
 async fn expiring(
@@ -450,12 +469,13 @@ async fn expiring(
     names: &mut Names,
     sink: &mut Sink<'_>,
 ) -> AppResult<()> {
+    let page_rows = sink.page_rows();
     let today = now.date_naive();
     let until = today + chrono::Duration::days(within_days);
     sink.expect_rows(u64::try_from(rows::count_expiring(tx, until).await?).unwrap_or(0));
     let mut after = None;
     loop {
-        let page = rows::expiring(tx, until, after, PAGE).await?;
+        let page = rows::expiring(tx, until, after, page_rows).await?;
         names
             .products(tx, page.iter().map(|b| &b.product_id))
             .await?;
@@ -479,7 +499,7 @@ async fn expiring(
             .await?;
         }
         match page.last() {
-            Some(last) if page.len() as u64 == PAGE => after = Some((last.expiry, last.id)),
+            Some(last) if page.len() as u64 == page_rows => after = Some((last.expiry, last.id)),
             _ => return Ok(()),
         }
     }
@@ -492,9 +512,10 @@ async fn purchase_orders(
     state: Option<&str>,
     sink: &mut Sink<'_>,
 ) -> AppResult<()> {
+    let page_rows = sink.page_rows();
     let mut after = None;
     loop {
-        let page = rows::purchase_orders(tx, from, to, state, after, PAGE).await?;
+        let page = rows::purchase_orders(tx, from, to, state, after, page_rows).await?;
         for po in &page {
             // Received against ordered, in percent with one decimal, never above 100 shown
             // as more than it is.
@@ -521,7 +542,7 @@ async fn purchase_orders(
             .await?;
         }
         match page.last() {
-            Some(last) if page.len() as u64 == PAGE => {
+            Some(last) if page.len() as u64 == page_rows => {
                 sink.position(along(from, to, last.created_at));
                 after = Some((last.created_at, last.id));
             }
@@ -544,12 +565,13 @@ async fn sales_by_day(
     to: DateTime<Utc>,
     sink: &mut Sink<'_>,
 ) -> AppResult<()> {
+    let page_rows = sink.page_rows();
     // Orders come in time order, so a day is complete once a later one starts.
     let mut day: Option<chrono::NaiveDate> = None;
     let mut sums: BTreeMap<String, DaySales> = BTreeMap::new();
     let mut after = None;
     loop {
-        let page = rows::sold_orders(tx, from, to, after, PAGE).await?;
+        let page = rows::sold_orders(tx, from, to, after, page_rows).await?;
         for order in &page {
             let date = order.confirmed_at.date_naive();
             if day != Some(date) {
@@ -564,7 +586,7 @@ async fn sales_by_day(
             sum.total += i128::from(order.total);
         }
         match page.last() {
-            Some(last) if page.len() as u64 == PAGE => {
+            Some(last) if page.len() as u64 == page_rows => {
                 sink.position(along(from, to, last.confirmed_at));
                 after = Some((last.confirmed_at, last.id));
             }
@@ -604,6 +626,7 @@ async fn sales_by(
     names: &mut Names,
     sink: &mut Sink<'_>,
 ) -> AppResult<()> {
+    let page_rows = sink.page_rows();
     let by_customer = group_by == SalesGroup::Customer;
     let personal = |value: Option<&str>| {
         if shows_pii {
@@ -614,7 +637,7 @@ async fn sales_by(
     };
     let mut after = None;
     loop {
-        let page = rows::sales_by(tx, by_customer, from, to, after, PAGE).await?;
+        let page = rows::sales_by(tx, by_customer, from, to, after, page_rows).await?;
         if by_customer {
             names.customers(tx, page.iter().map(|g| &g.key)).await?;
         } else {
@@ -648,7 +671,7 @@ async fn sales_by(
             }
         }
         match page.last() {
-            Some(last) if page.len() as u64 == PAGE => {
+            Some(last) if page.len() as u64 == page_rows => {
                 after = Some((last.key, last.currency.clone()));
             }
             _ => return Ok(()),

@@ -58,6 +58,11 @@ fn too_large(what: &str) -> AppError {
 }
 
 impl Sink<'_> {
+    /// Rows read per page (`report_page_rows`).
+    pub fn page_rows(&self) -> u64 {
+        self.service.settings.page_rows
+    }
+
     pub fn expect_rows(&mut self, total: u64) {
         self.total = Some(total);
     }

@@ -191,7 +191,7 @@ fn find<'r>(rows: &'r Csv, column: &str, value: &str) -> Vec<&'r BTreeMap<String
 
 #[tokio::test]
 async fn stock_reports_give_the_figures_of_the_ledger() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| s.report_page_rows = 2).await; // every walk crosses pages
     let s = seed(&app).await;
     let (apple, butter) = (s.apple.to_string(), s.butter.to_string());
     let wh1 = s.shop.here.to_string();
@@ -367,7 +367,7 @@ async fn stock_reports_give_the_figures_of_the_ledger() {
 
 #[tokio::test]
 async fn purchase_and_sales_reports_sum_what_was_ordered_and_sold() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| s.report_page_rows = 2).await; // every walk crosses pages
     let s = seed(&app).await;
     let (buyer, acme) = buyer_with_supplier(&app).await;
     let po = id(&draft(&buyer, acme, s.apple, 8).await);
