@@ -14,6 +14,7 @@
 
 mod produce;
 mod run;
+mod sink;
 
 use std::sync::Arc;
 use std::time::Duration;

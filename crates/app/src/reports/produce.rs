@@ -17,7 +17,7 @@ use depot_store::repo::report_rows::{
 use futures::StreamExt;
 use uuid::Uuid;
 
-use super::run::Sink;
+use super::sink::Sink;
 
 /// Names kept at most per kind before the cache starts over (bounds memory on huge catalogues).
 const NAMES_KEPT: usize = 100_000;
