@@ -9,14 +9,14 @@ use depot_domain::report::ReportStatus;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    UpdateMany, Value,
+    UpdateMany,
 };
 use uuid::Uuid;
 
 use super::insert_model;
 use crate::entity::report_job::{ActiveModel, Column, Entity, Model};
 use crate::error::{Constraint, db_error};
-use crate::keyset::{Direction, page_after};
+use crate::keyset::newest_first;
 use crate::migration::REPORT_ACTIVE_REQUEST_IDX;
 
 /// One active job per (owner, identical request).
@@ -66,23 +66,14 @@ pub async fn list(
     owner: Option<Uuid>,
     page: &PageRequest,
 ) -> AppResult<Page<Model>> {
-    let cursor: Option<(DateTime<Utc>, Uuid)> = page.decode_cursor()?;
     let mut select = Entity::find();
     if let Some(owner) = owner {
         select = select.filter(Column::OwnerId.eq(owner));
     }
-    let rows = page_after(
-        select,
-        Column::CreatedAt,
-        Column::Id,
-        Direction::Desc,
-        cursor.map(|(at, id)| (Value::from(at), Value::from(id))),
-        page.limit,
-    )
-    .all(conn)
+    newest_first(conn, select, (Column::CreatedAt, Column::Id), page, |row| {
+        (row.created_at, row.id)
+    })
     .await
-    .map_err(db_error)?;
-    Page::from_overfetch(rows, page, |row| (row.created_at, row.id))
 }
 
 fn claimable(now: DateTime<Utc>) -> Condition {
