@@ -3,12 +3,16 @@
 
 use std::net::IpAddr;
 
-/// The caller's address, user agent and request id, as the HTTP layer saw them.
+use depot_store::repo::idempotency::Claim;
+
+/// The caller's address, user agent and request id, as the HTTP layer saw them; and the
+/// request's `Idempotency-Key` claim, which its units of work mark committed.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
+    pub idempotency: Option<Claim>,
 }
 
 impl ClientInfo {

@@ -18,7 +18,7 @@ use std::time::Duration;
 use depot_domain::clock::span;
 use depot_domain::{AppError, AppResult, Clock, ErrorCode};
 use depot_store::Db;
-use depot_store::repo::idempotency::{self, COMPLETED};
+use depot_store::repo::idempotency::{self, COMMITTED, COMPLETED};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -102,11 +102,20 @@ impl IdempotencyService {
             if try_claim && let Some(claim) = self.claim(scope, key, fingerprint).await? {
                 return Ok(Begin::Run(claim));
             }
+            let now = self.clock.now();
             try_claim = match idempotency::get(self.db.reader(), scope, key).await? {
                 // Released, or expired: free.
                 None => true,
-                Some(row) if row.expires_at <= self.clock.now() => true,
+                Some(row) if row.expires_at <= now => true,
                 Some(row) if row.request_fingerprint != fingerprint => return Err(key_reused()),
+                // Its effect committed, and the process that ran it did not live to store the
+                // response: the request must not run again, and its answer is gone.
+                Some(row)
+                    if row.status == COMMITTED
+                        && row.created_at + span(self.options.lease) <= now =>
+                {
+                    return Err(response_lost());
+                }
                 Some(row) if row.status == COMPLETED => {
                     let status = row
                         .response_status
@@ -136,8 +145,10 @@ impl IdempotencyService {
     async fn claim(&self, scope: &str, key: &str, fingerprint: &str) -> AppResult<Option<Claim>> {
         let now = self.clock.now();
         let lease_until = now + span(self.options.lease);
+        let keep_until = lease_until + span(self.options.retention);
         let tx = self.db.begin().await?;
-        let claim = idempotency::claim(&*tx, scope, key, fingerprint, now, lease_until).await?;
+        let claim =
+            idempotency::claim(&*tx, scope, key, fingerprint, now, lease_until, keep_until).await?;
         tx.commit().await?;
         Ok(claim)
     }
@@ -160,6 +171,8 @@ impl IdempotencyService {
     }
 
     /// Gives up the claim (the request had no effect worth replaying): a retry runs anew.
+    /// Returns false if the claim is no longer held or its request committed an effect (then
+    /// the response must be [completed](IdempotencyService::complete) instead).
     pub async fn release(&self, claim: &Claim) -> AppResult<bool> {
         let tx = self.db.begin().await?;
         let released = idempotency::release(&*tx, claim).await?;
@@ -215,6 +228,15 @@ pub fn in_progress() -> AppError {
     AppError::new(
         ErrorCode::IdempotencyInProgress,
         "a request with this Idempotency-Key is still in progress, retry later",
+    )
+}
+
+/// 409 `idempotency.response_lost`.
+pub fn response_lost() -> AppError {
+    AppError::new(
+        ErrorCode::IdempotencyResponseLost,
+        "the request with this Idempotency-Key took effect, but its response was lost when the \
+         server stopped; it will not run again: read the result instead",
     )
 }
 

@@ -6,7 +6,10 @@
 //! transaction) — and registers what must happen only once the change is durable (cache
 //! invalidation, waking the relay) with [`UnitOfWork::after_commit`]. [`UnitOfWork::commit`]
 //! commits and then runs those actions; a unit of work dropped without commit (an early `?`, a
-//! panic, a cancelled request) rolls back and runs none of them.
+//! panic, a cancelled request) rolls back and runs none of them. When the client's request
+//! carries an `Idempotency-Key`, the commit also marks its claim committed, in the same
+//! transaction: a request that took effect never runs a second time, even if the process dies
+//! before its response is stored.
 //!
 //! ```text
 //! let mut uow = self.writer.begin(actor, client).await?;
@@ -26,6 +29,7 @@ use depot_adapters::broker::jitter;
 use depot_adapters::cache::Cache;
 use depot_domain::message::Message;
 use depot_domain::{Actor, AppResult, Clock};
+use depot_store::repo::idempotency::{Claim, mark_committed};
 use depot_store::repo::outbox;
 use depot_store::{DatabaseTransaction, Db, Tx, is_transient_conflict};
 use tokio::sync::Notify;
@@ -119,6 +123,7 @@ impl Writer {
             tx: self.db.begin().await?,
             actor,
             client: client.clone(),
+            claims: client.idempotency.iter().cloned().collect(),
             now: self.clock.now().trunc_subsecs(6),
             relay: self.relay.clone(),
             emitted: false,
@@ -149,6 +154,9 @@ pub struct UnitOfWork {
     tx: Tx,
     actor: Actor,
     client: ClientInfo,
+    /// The `Idempotency-Key` claims of the requests this unit answers: marked committed in
+    /// its transaction.
+    claims: Vec<Claim>,
     now: DateTime<Utc>,
     relay: RelayWaker,
     emitted: bool,
@@ -206,10 +214,25 @@ impl UnitOfWork {
         self.after_commit.push(Box::new(move || Box::pin(action())));
     }
 
+    /// This unit also carries out the request of `client` (a group of requests applied in one
+    /// transaction): its `Idempotency-Key` claim is marked committed with the others.
+    pub fn answers_for(&mut self, client: &ClientInfo) {
+        if let Some(claim) = &client.idempotency
+            && !self.claims.contains(claim)
+        {
+            self.claims.push(claim.clone());
+        }
+    }
+
     /// Commits, then runs the after-commit actions. If the commit fails nothing runs.
+    ///
+    /// The idempotency claims of the requests it answers are marked committed in the same
+    /// transaction; a claim lost meanwhile (its lease ended and another copy of the request
+    /// took the key) rolls the unit back with 409 `idempotency.in_progress`.
     pub async fn commit(self) -> AppResult<()> {
         let Self {
             tx,
+            claims,
             relay,
             emitted,
             invalidation,
@@ -217,6 +240,11 @@ impl UnitOfWork {
             after_commit,
             ..
         } = self;
+        for claim in &claims {
+            if !mark_committed(&*tx, claim).await? {
+                return Err(crate::idempotency::in_progress());
+            }
+        }
         tx.commit().await?;
         if emitted {
             relay.wake();

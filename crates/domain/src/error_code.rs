@@ -146,6 +146,9 @@ error_codes! {
     IdempotencyKeyReused = ("idempotency.key_reused", Validation),
     /// A request with this `Idempotency-Key` is still running; retry later (`Retry-After`).
     IdempotencyInProgress = ("idempotency.in_progress", Conflict),
+    /// The request with this `Idempotency-Key` took effect, but the server stopped before its
+    /// response was stored: it will not run again; read the result instead.
+    IdempotencyResponseLost = ("idempotency.response_lost", Conflict),
 
     // Users and roles
     /// No such user.

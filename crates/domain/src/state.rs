@@ -91,8 +91,13 @@ string_enum! {
 }
 
 string_enum! {
-    /// `idempotency_keys.status`.
-    pub enum IdempotencyStatus { InProgress = "in_progress", Completed = "completed" }
+    /// `idempotency_keys.status`: claimed and running; its effect committed (the response not
+    /// stored yet); its response stored.
+    pub enum IdempotencyStatus {
+        InProgress = "in_progress",
+        Committed = "committed",
+        Completed = "completed",
+    }
 }
 
 string_enum! {

@@ -20,6 +20,7 @@ use depot_app::AppContext;
 use depot_app::ClientInfo;
 use depot_app::auth::principal::Principal;
 use depot_app::auth::tokens::TokenUse;
+use depot_app::idempotency::Claim;
 use depot_domain::AppError;
 use depot_domain::auth::Grant;
 use uuid::Uuid;
@@ -65,6 +66,7 @@ pub fn client_info(parts: &Parts) -> ClientInfo {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
         request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
+        idempotency: parts.extensions.get::<Claim>().cloned(),
     }
 }
 

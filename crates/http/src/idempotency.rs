@@ -125,8 +125,12 @@ pub async fn middleware(request: Request, next: Next) -> Response {
     };
     let mut guard = ReleaseOnDrop {
         service: service.clone(),
-        claim: Some(claim),
+        claim: Some(claim.clone()),
     };
+    // The handler's units of work mark the claim committed in their own transactions
+    // (through `ClientInfo`), so the request never runs twice once it took effect.
+    let mut parts = parts;
+    parts.extensions.insert(claim);
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
@@ -143,12 +147,13 @@ pub async fn middleware(request: Request, next: Next) -> Response {
         )))
         .into_response();
     };
-    let kept = keeps(parts.status).then(|| StoredResponse {
+    let keep = keeps(parts.status);
+    let response = StoredResponse {
         status: parts.status.as_u16(),
         body: stored_body(&parts, &body),
-    });
+    };
     // On a task of its own: the client going away now must not leave the key claimed.
-    let finish = tokio::spawn(async move { finish(&service, &claim, kept).await });
+    let finish = tokio::spawn(async move { finish(&service, &claim, Some(response), keep).await });
     if let Err(err) = finish.await {
         tracing::error!(error = %err, "storing an idempotent response failed");
     }
@@ -168,10 +173,24 @@ fn keeps(status: StatusCode) -> bool {
         ))
 }
 
-async fn finish(service: &IdempotencyService, claim: &Claim, kept: Option<StoredResponse>) {
-    let outcome = match kept {
-        Some(response) => service.complete(claim, response).await,
-        None => service.release(claim).await,
+/// Ends the claim: stores `response` when it is `kept`, else releases the key — unless the
+/// request committed an effect, whose answer (when there is one) is then stored whatever it
+/// is, so that no retry runs it again.
+async fn finish(
+    service: &IdempotencyService,
+    claim: &Claim,
+    response: Option<StoredResponse>,
+    kept: bool,
+) {
+    let outcome = match (response, kept) {
+        (Some(response), true) => service.complete(claim, response).await,
+        (response, _) => match (service.release(claim).await, response) {
+            (Ok(false), Some(response)) => service.complete(claim, response).await,
+            // Dropped after its effect committed: no answer to store; the key stays
+            // committed and copies learn that its response is lost.
+            (Ok(false), None) => Ok(true),
+            (other, _) => other,
+        },
     };
     match outcome {
         Ok(true) => {}
@@ -265,7 +284,7 @@ impl Drop for ReleaseOnDrop {
         };
         let service = self.service.clone();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move { finish(&service, &claim, None).await });
+            runtime.spawn(async move { finish(&service, &claim, None, false).await });
         }
     }
 }
@@ -316,7 +335,7 @@ fn document(operation: &mut Operation) {
         ),
         (
             "409",
-            "`idempotency.in_progress`: a request with this `Idempotency-Key` is still running (see `Retry-After`)",
+            "`idempotency.in_progress`: a request with this `Idempotency-Key` is still running (see `Retry-After`); `idempotency.response_lost`: it took effect but the server stopped before storing its response (it will not run again)",
         ),
         (
             "422",

@@ -27,7 +27,9 @@ creations such as `POST /users`) are safe to retry: a repeat of the same request
 returns the first response, with `Idempotent-Replayed: true`, and does nothing else; a copy \
 sent while the first runs waits for it (409 `idempotency.in_progress` if it takes too long); the \
 same key with a different request answers 422 `idempotency.key_reused`. Responses are kept for \
-24 hours; a 5xx is not kept, so a retry runs again.";
+24 hours; a 5xx is not kept, so a retry runs again — unless the request had already committed its \
+effect, which never runs twice (409 `idempotency.response_lost` when the server stopped before \
+storing the response).";
 
 #[derive(OpenApi)]
 #[openapi(

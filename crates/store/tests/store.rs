@@ -310,6 +310,7 @@ async fn claim_key(
             fingerprint,
             now,
             now + Duration::minutes(5),
+            now + Duration::hours(24),
         )
         .await
     })
@@ -605,4 +606,76 @@ async fn a_violation_is_mapped_only_by_the_constraint_it_names() {
         .map_err(depot_store::on_constraint(&EMAIL_UNIQUE, taken))
         .unwrap_err();
     assert_eq!(err.code(), "db.unique_violation", "{err:?}");
+}
+
+#[tokio::test]
+async fn a_committed_idempotency_key_is_kept_until_its_retention_whatever_its_lease() {
+    let (_tdb, db) = migrated().await;
+    let now = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+    let claim = claim_key(&db, "u-1", "f-1", now).await.expect("claimed");
+
+    // The request's unit marks it in its own transaction (twice for two units: still held).
+    for _ in 0..2 {
+        let marked = claim.clone();
+        assert!(
+            in_tx!(db, |tx| async move {
+                idempotency::mark_committed(tx, &marked).await
+            })
+            .await
+            .unwrap()
+        );
+    }
+    let row = idempotency::get(db.reader(), "u-1", "k-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.status, idempotency::COMMITTED);
+    assert_eq!(row.expires_at, claim.keep_until);
+
+    // Not released, not claimable past the lease (5 min), not purged before `keep_until`.
+    let held = claim.clone();
+    assert!(
+        !in_tx!(
+            db,
+            |tx| async move { idempotency::release(tx, &held).await }
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        claim_key(&db, "u-1", "f-1", now + Duration::hours(1))
+            .await
+            .is_none()
+    );
+    let purge_at = now + Duration::hours(23);
+    assert_eq!(
+        in_tx!(db, |tx| async move {
+            idempotency::delete_expired(tx, purge_at).await
+        })
+        .await
+        .unwrap(),
+        0
+    );
+
+    // Its response can still be stored; a stale claim can mark nothing.
+    let stale = idempotency::Claim {
+        claimed_at: claim.claimed_at - Duration::seconds(1),
+        ..claim.clone()
+    };
+    assert!(
+        !in_tx!(db, |tx| async move {
+            idempotency::mark_committed(tx, &stale).await
+        })
+        .await
+        .unwrap()
+    );
+    let done = claim.clone();
+    let expires = now + Duration::hours(24);
+    assert!(
+        in_tx!(db, |tx| async move {
+            idempotency::complete(tx, &done, 201, None, expires).await
+        })
+        .await
+        .unwrap()
+    );
 }

@@ -130,8 +130,10 @@ impl ReportService {
                     tracing::warn!(report = %job.id, code = err.code(), "an aborted upload was not cleaned up");
                 }
                 // A multipart upload that never completed leaves no object; a store that
-                // wrote one anyway loses it here.
-                self.blobs.delete(&key).await?;
+                // wrote one anyway loses it here. The run's own error is the one reported.
+                if let Err(err) = self.blobs.delete(&key).await {
+                    tracing::warn!(report = %job.id, code = err.code(), "a failed run's export was not deleted");
+                }
                 Err(result
                     .err()
                     .unwrap_or_else(|| AppError::internal("upload vanished")))

@@ -254,7 +254,12 @@ impl StockService {
         let first = jobs
             .first()
             .ok_or_else(|| AppError::internal("an empty stock group"))?;
-        let mut uow = self.writer.begin(first.actor, &first.client).await?;
+        // Each request's idempotency claim is marked only if that request takes effect.
+        let client = ClientInfo {
+            idempotency: None,
+            ..first.client.clone()
+        };
+        let mut uow = self.writer.begin(first.actor, &client).await?;
         // Every job names this product: a missing one is each job's answer, learnt alone.
         let product = product_field(
             uow.tx(),
@@ -277,6 +282,7 @@ impl StockService {
                 .await
             {
                 Ok(()) => {
+                    uow.answers_for(&job.client);
                     let level = ledger
                         .level_now(job.input.product_id, job.input.location_id)
                         .ok_or_else(|| AppError::internal("adjusted without a level"))?;

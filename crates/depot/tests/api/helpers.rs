@@ -106,20 +106,25 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// The first column of the first row of `sql` (a count), read from `db`.
+pub async fn scalar_at(db: &depot_store::Db, sql: &str) -> i64 {
+    use sea_orm::ConnectionTrait;
+    let conn = db.reader();
+    let row = conn
+        .query_one_raw(sea_orm::Statement::from_string(
+            conn.get_database_backend(),
+            sql,
+        ))
+        .await
+        .unwrap()
+        .expect("a row");
+    row.try_get_by_index::<i64>(0).unwrap()
+}
+
 impl TestApp {
     /// The first column of the first row of `sql` (a count), read from the app's database.
     pub async fn scalar(&self, sql: &str) -> i64 {
-        use sea_orm::ConnectionTrait;
-        let conn = self.store.reader();
-        let row = conn
-            .query_one_raw(sea_orm::Statement::from_string(
-                conn.get_database_backend(),
-                sql,
-            ))
-            .await
-            .unwrap()
-            .expect("a row");
-        row.try_get_by_index::<i64>(0).unwrap()
+        scalar_at(&self.store, sql).await
     }
 
     pub fn url(&self, path: &str) -> String {

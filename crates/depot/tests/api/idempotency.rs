@@ -624,10 +624,138 @@ async fn claim_directly(
         fingerprint,
         now,
         now + chrono::Duration::minutes(5),
+        now + chrono::Duration::hours(24),
     )
     .await
     .unwrap()
     .expect("claimed");
     tx.commit().await.unwrap();
     claim
+}
+
+/// A request whose unit of work committed, in a process that died before it stored the
+/// response (here: the request is dropped while the layer after the handler still runs), is
+/// never run again: a copy waits while the claim's lease runs, then learns that the response
+/// is lost (409 `idempotency.response_lost`) — and the effect exists once.
+#[tokio::test]
+async fn a_request_that_took_effect_never_runs_again_even_when_its_response_is_lost() {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode, header};
+    use depot_app::catalog::NewLocation;
+    use depot_http::auth::Client;
+    use tower::ServiceExt;
+
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let app = spawn_app_on(clock.clone(), |settings| {
+        settings.idempotency_wait_ms = 300;
+    })
+    .await;
+    let admin = app
+        .sign_in_with("root@example.com", &["warehouses.manage"])
+        .await;
+    let handler = {
+        let ctx = app.context.clone();
+        move |Client(client): Client| async move {
+            let created = ctx
+                .catalog()
+                .create_location(
+                    crate::helpers::SETUP,
+                    NewLocation {
+                        code: "ONCE".into(),
+                        name: "Created once".into(),
+                        address: None,
+                        active: true,
+                    },
+                    &client,
+                )
+                .await
+                .expect("created");
+            (StatusCode::CREATED, axum::Json(json!({ "id": created.id })))
+        }
+    };
+    // Between the handler and the idempotency layer: the process "dies" after the commit.
+    let dies_after_commit = |request: Request<Body>, next: axum::middleware::Next| async move {
+        let response = next.run(request).await;
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        response
+    };
+    let router = axum::Router::new()
+        .route(
+            "/once",
+            axum::routing::post(handler)
+                .layer(axum::middleware::from_fn(dies_after_commit))
+                .layer(axum::middleware::from_fn(
+                    depot_http::idempotency::middleware,
+                )),
+        )
+        .layer(depot_http::idempotency::provide(&app.context));
+    let request = || {
+        Request::post("/once")
+            .header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", admin.access_token),
+            )
+            .header("Idempotency-Key", "k-once")
+            .body(Body::from("{}"))
+            .unwrap()
+    };
+    let locations = || app.scalar("SELECT COUNT(*) FROM locations WHERE code = 'ONCE'");
+
+    let died = tokio::time::timeout(
+        Duration::from_millis(500),
+        router.clone().oneshot(request()),
+    )
+    .await;
+    assert!(died.is_err(), "the first request never answered");
+    assert_eq!(locations().await, 1, "its unit of work committed");
+    let scope = idem::scope(admin.user_id, "POST", "/once");
+    // Dropping the request tries to release the claim: a committed one is kept.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let row = repo::get(app.store.reader(), &scope, "k-once")
+        .await
+        .unwrap()
+        .expect("the key is kept");
+    assert_eq!(row.status, repo::COMMITTED);
+
+    // While the claim's lease runs, a copy waits and is told to retry later.
+    let copy = router.clone().oneshot(request()).await.unwrap();
+    assert_eq!(copy.status(), 409);
+    let body: Value = serde_json::from_slice(
+        &axum::body::to_bytes(copy.into_body(), usize::MAX)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(body["code"], "idempotency.in_progress", "{body}");
+
+    // Once the lease has ended the process is known dead: the request does not run again,
+    // whatever the time, and the purge keeps the key for its retention.
+    clock.advance(chrono::Duration::minutes(10));
+    let token = fresh_token(&app, &admin.email).await;
+    let late = || {
+        Request::post("/once")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header("Idempotency-Key", "k-once")
+            .body(Body::from("{}"))
+            .unwrap()
+    };
+    let lost = router.clone().oneshot(late()).await.unwrap();
+    assert_eq!(lost.status(), 409);
+    let body: Value = serde_json::from_slice(
+        &axum::body::to_bytes(lost.into_body(), usize::MAX)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(body["code"], "idempotency.response_lost", "{body}");
+    assert_eq!(app.run_job("purge_idempotency_keys").await, 0);
+    assert!(
+        repo::get(app.store.reader(), &scope, "k-once")
+            .await
+            .unwrap()
+            .is_some(),
+        "kept through the purge"
+    );
+    assert_eq!(locations().await, 1, "the effect exists once");
+    app.stop().await;
 }

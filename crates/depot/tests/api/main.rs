@@ -18,6 +18,7 @@ mod connections;
 mod crash;
 mod crm;
 mod errors;
+mod faults;
 mod grouping;
 mod hardening;
 mod helpers;

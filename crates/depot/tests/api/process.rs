@@ -51,6 +51,22 @@ impl Server {
         args: &[&str],
         open_files: Option<u32>,
     ) -> Self {
+        Self::spawn(dir, env, args, open_files, "api")
+    }
+
+    /// `depot worker`, started once its metrics listener (its only one) is up; `addr` is the
+    /// metrics address.
+    pub fn start_worker(dir: &Path, env: &[(&str, &str)]) -> Self {
+        Self::spawn(dir, env, &["worker"], None, "metrics")
+    }
+
+    fn spawn(
+        dir: &Path,
+        env: &[(&str, &str)],
+        args: &[&str],
+        open_files: Option<u32>,
+        listener: &str,
+    ) -> Self {
         let mut env: Vec<(&str, &str)> = env.to_vec();
         env.extend([
             ("DEPOT_HTTP_ADDR", "127.0.0.1:0"),
@@ -102,7 +118,7 @@ impl Server {
             };
             if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line)
                 && json["message"] == "listening"
-                && json["listener"] == "api"
+                && json["listener"] == listener
             {
                 let addr = json["addr"]
                     .as_str()

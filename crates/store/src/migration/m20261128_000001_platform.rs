@@ -6,7 +6,11 @@ use sea_orm_migration::prelude::*;
 use super::parts::{
     drop_append_only, make_append_only, one_of, text, text_null, ts, ts_null, uuid_pk as id,
 };
-use super::{IDEMPOTENCY_STATUSES, JOB_STATUSES, OUTBOX_STATUSES};
+use super::{JOB_STATUSES, OUTBOX_STATUSES};
+
+/// The statuses `idempotency_keys` first allowed (`m20261206_000013_idempotency_committed` adds
+/// `committed`): a migration creates what it created the day it was written.
+const IDEMPOTENCY_STATUSES: &[&str] = &["in_progress", "completed"];
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;

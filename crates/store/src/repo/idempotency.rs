@@ -1,9 +1,15 @@
 //! Idempotency records: one row per (scope, key). A caller *claims* a key with an atomic
 //! insert, runs the request, then *completes* the row with the response (or *releases* it so a
 //! retry can run). A row whose `expires_at` has passed counts as free: a claim replaces it.
+//!
+//! The request's own unit of work marks the row *committed* in its transaction
+//! ([`mark_committed`]): from then on the key is never free again until its retention ends, so
+//! a process killed between its commit and storing the response cannot have its request run a
+//! second time.
 
 use chrono::{DateTime, SubsecRound, Utc};
 use depot_domain::AppResult;
+use depot_domain::state::IdempotencyStatus;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement};
 
@@ -12,9 +18,12 @@ use crate::entity::idempotency_key::{Column, Entity, Model};
 use crate::error::db_error;
 
 /// `idempotency_keys.status` of a claimed key whose request is still running.
-pub const IN_PROGRESS: &str = "in_progress";
+pub const IN_PROGRESS: &str = IdempotencyStatus::InProgress.as_str();
+/// `idempotency_keys.status` of a key whose request committed its effect; the response is not
+/// stored yet (or never will be: the process died in between).
+pub const COMMITTED: &str = IdempotencyStatus::Committed.as_str();
 /// `idempotency_keys.status` of a key whose response is stored.
-pub const COMPLETED: &str = "completed";
+pub const COMPLETED: &str = IdempotencyStatus::Completed.as_str();
 
 /// A claim held by one request. `claimed_at` (the row's `created_at`) tells this claim apart
 /// from a later claim of the same key, so only its holder can complete or release it.
@@ -23,10 +32,12 @@ pub struct Claim {
     pub scope: String,
     pub key: String,
     pub claimed_at: DateTime<Utc>,
+    /// How long the row is kept once the request has committed its effect.
+    pub keep_until: DateTime<Utc>,
 }
 
 /// Claims `(scope, key)` for a request with `fingerprint`, held until `lease_until` unless
-/// completed or released before. One atomic statement: it inserts the row, or replaces a row
+/// completed or released before (and kept until `keep_until` once its effect commits). One atomic statement: it inserts the row, or replaces a row
 /// that expired by `now`; a live row (someone else's claim or stored response) is left alone
 /// and `None` is returned. Concurrent claims serialise on the primary key, so exactly one wins.
 pub async fn claim(
@@ -36,6 +47,7 @@ pub async fn claim(
     fingerprint: &str,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
+    keep_until: DateTime<Utc>,
 ) -> AppResult<Option<Claim>> {
     // PostgreSQL keeps microseconds: truncate so the token compares equal to what is stored
     // (and both backends store the same instants).
@@ -82,6 +94,7 @@ pub async fn claim(
         scope: scope.to_owned(),
         key: key.to_owned(),
         claimed_at: now,
+        keep_until: keep_until.trunc_subsecs(6),
     }))
 }
 
@@ -91,6 +104,21 @@ pub async fn get(conn: &impl ConnectionTrait, scope: &str, key: &str) -> AppResu
         .one(conn)
         .await
         .map_err(db_error)
+}
+
+/// Marks the claimed key's request as having committed its effect, in the transaction that
+/// commits it: the row is then kept until the claim's `keep_until` whatever happens to the
+/// process. Returns false if the claim is no longer held (its lease ended and another copy of
+/// the request took the key): the caller must not commit.
+pub async fn mark_committed(conn: &impl ConnectionTrait, claim: &Claim) -> AppResult<bool> {
+    let result = Entity::update_many()
+        .col_expr(Column::Status, Expr::value(COMMITTED))
+        .col_expr(Column::ExpiresAt, Expr::value(claim.keep_until))
+        .filter(held(claim, &[IN_PROGRESS, COMMITTED]))
+        .exec(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(result.rows_affected == 1)
 }
 
 /// Stores the response of a claimed key, kept for replay until `expires_at`. Returns false if
@@ -110,23 +138,25 @@ pub async fn complete(
             Expr::value(sea_orm::Value::Json(response_body.map(Box::new))),
         )
         .col_expr(Column::ExpiresAt, Expr::value(expires_at.trunc_subsecs(6)))
-        .filter(held(claim))
+        .filter(held(claim, &[IN_PROGRESS, COMMITTED]))
         .exec(conn)
         .await
         .map_err(db_error)?;
     Ok(result.rows_affected == 1)
 }
 
-/// Deletes a claimed key so that a retry can run. Returns false if the claim is no longer held.
+/// Deletes a claimed key so that a retry can run. Returns false if the claim is no longer held
+/// — or if its request committed an effect, which a retry must never repeat.
 pub async fn release(conn: &impl ConnectionTrait, claim: &Claim) -> AppResult<bool> {
-    Ok(delete_where::<Entity>(conn, held(claim)).await? == 1)
+    Ok(delete_where::<Entity>(conn, held(claim, &[IN_PROGRESS])).await? == 1)
 }
 
-fn held(claim: &Claim) -> sea_orm::Condition {
+/// The row of `claim`, in one of `statuses`.
+fn held(claim: &Claim, statuses: &[&str]) -> sea_orm::Condition {
     sea_orm::Condition::all()
         .add(Column::Scope.eq(claim.scope.as_str()))
         .add(Column::Key.eq(claim.key.as_str()))
-        .add(Column::Status.eq(IN_PROGRESS))
+        .add(Column::Status.is_in(statuses.iter().copied()))
         .add(Column::CreatedAt.eq(claim.claimed_at))
 }
 

@@ -223,7 +223,7 @@ where
 }
 
 /// One ledger row.
-#[derive(Debug, Clone, FromQueryResult)]
+#[derive(Debug, Clone)]
 pub struct MovementRow {
     pub id: Uuid,
     pub created_at: DateTime<Utc>,
@@ -237,6 +237,27 @@ pub struct MovementRow {
     pub reference_type: Option<String>,
     pub reference_id: Option<Uuid>,
     pub actor_id: Option<Uuid>,
+}
+
+/// Read by position, in the order [`movements`] selects: the export's hottest loop, where a
+/// lookup by column name per cell shows.
+impl FromQueryResult for MovementRow {
+    fn from_query_result(row: &sea_orm::QueryResult, _pre: &str) -> Result<Self, sea_orm::DbErr> {
+        Ok(Self {
+            id: row.try_get_by_index(0)?,
+            created_at: row.try_get_by_index(1)?,
+            kind: row.try_get_by_index(2)?,
+            product_id: row.try_get_by_index(3)?,
+            location_id: row.try_get_by_index(4)?,
+            batch_id: row.try_get_by_index(5)?,
+            quantity: row.try_get_by_index(6)?,
+            balance_after: row.try_get_by_index(7)?,
+            reason: row.try_get_by_index(8)?,
+            reference_type: row.try_get_by_index(9)?,
+            reference_id: row.try_get_by_index(10)?,
+            actor_id: row.try_get_by_index(11)?,
+        })
+    }
 }
 
 /// Which ledger rows a movements page covers.
