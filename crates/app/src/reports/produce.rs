@@ -387,7 +387,9 @@ async fn movements(
     names: &mut Names,
     sink: &mut Sink<'_>,
 ) -> AppResult<()> {
-    let page_rows = sink.page_rows();
+    // Two pages are held at once (one written, the next read): each is half the setting, so
+    // the rows in memory stay at `report_page_rows`.
+    let page_rows = (sink.page_rows() / 2).max(1);
     let mut page = rows::movements(tx, scope, None, page_rows).await?;
     loop {
         names
