@@ -81,7 +81,7 @@ def main():
     compose = documents["compose.yaml"][0]
     services = compose["services"]
     for wanted in ["postgres", "redis", "rabbitmq", "minio", "mailpit", "migrate", "api-1",
-                   "api-2", "worker", "prometheus"]:
+                   "api-2", "worker", "prometheus", "jaeger"]:
         if wanted not in services:
             fail(f"compose.yaml: no service {wanted}")
     compose_env = compose["x-depot"]["environment"]

@@ -146,7 +146,7 @@ async fn main() -> anyhow::Result<()> {
         "SQLite"
     };
     if std::env::var("BENCH_LOG").is_ok() {
-        depot::telemetry::init(&settings, false);
+        let _telemetry = depot::telemetry::init(&settings, false, "depot-bench");
     }
     let app = Application::start(settings, Role::All).await?;
     let addr = app.api_addr().expect("api listener");

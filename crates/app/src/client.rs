@@ -5,14 +5,16 @@ use std::net::IpAddr;
 
 use depot_store::repo::idempotency::Claim;
 
-/// The caller's address, user agent and request id, as the HTTP layer saw them; and the
-/// request's `Idempotency-Key` claim, which its units of work mark committed.
+/// The caller's address, user agent and request id, as the HTTP layer saw them; the
+/// request's `Idempotency-Key` claim, which its units of work mark committed; and the trace
+/// its request span is in, which the events it causes continue.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
     pub idempotency: Option<Claim>,
+    pub traceparent: Option<String>,
 }
 
 impl ClientInfo {

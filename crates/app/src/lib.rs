@@ -32,6 +32,7 @@ pub mod roles;
 pub mod sales;
 pub mod schema;
 pub mod stock;
+pub mod trace;
 pub mod uow;
 pub mod users;
 pub mod webhooks;

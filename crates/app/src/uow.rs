@@ -192,9 +192,22 @@ impl UnitOfWork {
         audit::record(&self.tx, self.now, self.actor, &self.client, entry).await
     }
 
-    /// Appends `message` to the outbox; the relay is woken after commit.
+    /// Appends `message` to the outbox; the relay is woken after commit. An event that names
+    /// no trace of its own continues the client's request's trace, or the current span's (a
+    /// job, a consumer).
     pub async fn emit(&mut self, message: &Message) -> AppResult<()> {
-        outbox::append(&*self.tx, message).await?;
+        if message.traceparent.is_none()
+            && let Some(traceparent) = self
+                .client
+                .traceparent
+                .clone()
+                .or_else(crate::trace::current_traceparent)
+        {
+            let traced = message.clone().traced(Some(traceparent));
+            outbox::append(&*self.tx, &traced).await?;
+        } else {
+            outbox::append(&*self.tx, message).await?;
+        }
         self.emitted = true;
         for namespace in self.invalidation.namespaces_of(&message.event_type) {
             if !self.retired.contains(&namespace) {

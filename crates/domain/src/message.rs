@@ -19,6 +19,10 @@ pub struct Message {
     pub occurred_at: DateTime<Utc>,
     /// The request or job that caused the event.
     pub correlation_id: Option<String>,
+    /// W3C trace context (`traceparent`) of the work that emitted the event — or, on the
+    /// wire, of its publication — so its consumers continue that trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     pub aggregate_type: String,
     pub aggregate_id: String,
     pub payload: serde_json::Value,
@@ -38,6 +42,7 @@ impl Message {
             version: 1,
             occurred_at,
             correlation_id: None,
+            traceparent: None,
             aggregate_type: aggregate.0.into(),
             aggregate_id: aggregate.1.to_string(),
             payload,
@@ -47,6 +52,12 @@ impl Message {
     /// The request or job that caused the event.
     pub fn correlated(mut self, correlation_id: Option<String>) -> Self {
         self.correlation_id = correlation_id;
+        self
+    }
+
+    /// The trace the event continues (`traceparent`), when it is not the emitter's current one.
+    pub fn traced(mut self, traceparent: Option<String>) -> Self {
+        self.traceparent = traceparent;
         self
     }
 }
@@ -86,6 +97,7 @@ mod tests {
             version: 1,
             occurred_at: DateTime::<Utc>::MIN_UTC,
             correlation_id: None,
+            traceparent: None,
             aggregate_type: "product".into(),
             aggregate_id: "p1".into(),
             payload: serde_json::json!({}),

@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::middleware::client_addr::ClientAddr;
-use crate::middleware::request_id::RequestId;
+use crate::middleware::request_id::{RequestId, TraceParent};
 
 /// Refresh-token cookie of the browser flow (`HttpOnly; Secure; SameSite=Strict`).
 pub const REFRESH_COOKIE: &str = "__Host-depot_refresh";
@@ -67,6 +67,7 @@ pub fn client_info(parts: &Parts) -> ClientInfo {
             .map(str::to_owned),
         request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
         idempotency: parts.extensions.get::<Claim>().cloned(),
+        traceparent: parts.extensions.get::<TraceParent>().map(|t| t.0.clone()),
     }
 }
 

@@ -7,6 +7,8 @@ use depot_domain::ErrorCode;
 
 use crate::error::{ErrorBody, status_of_code};
 
+mod links;
+
 const DESCRIPTION: &str = "\
 Depot: inventory and operations API.
 
@@ -94,7 +96,8 @@ impl Modify for ErrorCatalogue {
 }
 
 /// Finishes the generated document in one pass over its JSON: the shared error responses
-/// ([`document_shared_errors`]) and the edge's string rules ([`constrain_request_strings`]).
+/// ([`document_shared_errors`]), the edge's string rules ([`constrain_request_strings`]) and
+/// the links between operations ([`links::add`]).
 /// (JSON, because utoipa does not expose an operation's security requirements.)
 pub fn complete(doc: &mut utoipa::openapi::OpenApi) {
     let Ok(mut json) = serde_json::to_value(&*doc) else {
@@ -102,6 +105,7 @@ pub fn complete(doc: &mut utoipa::openapi::OpenApi) {
     };
     document_shared_errors(&mut json);
     constrain_request_strings(&mut json);
+    links::add(&mut json);
     if let Ok(completed) = serde_json::from_value(json) {
         *doc = completed;
     }

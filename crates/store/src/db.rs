@@ -24,6 +24,7 @@ use sqlx::sqlite::{
 
 use crate::error::db_error;
 use crate::migration::Migrator;
+use tracing::Instrument;
 
 /// Which database engine a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,12 +123,25 @@ impl std::fmt::Debug for Db {
 
 /// An open write transaction (see [`Db::begin`]). Repositories take it as a
 /// `ConnectionTrait` through `Deref`.
-pub struct Tx(DatabaseTransaction);
+pub struct Tx {
+    tx: DatabaseTransaction,
+    /// The transaction's span in the trace: from waiting for BEGIN to the commit or rollback.
+    span: tracing::Span,
+}
 
 impl Tx {
     /// Makes the transaction's writes durable.
     pub async fn commit(self) -> AppResult<()> {
-        self.0.commit().await.map_err(db_error)
+        let Self { tx, span } = self;
+        let committed = tx.commit().instrument(span.clone()).await;
+        span.record(
+            "db.outcome",
+            if committed.is_ok() { "commit" } else { "error" },
+        );
+        if committed.is_err() {
+            span.record("otel.status_code", "ERROR");
+        }
+        committed.map_err(db_error)
     }
 }
 
@@ -135,7 +149,7 @@ impl std::ops::Deref for Tx {
     type Target = DatabaseTransaction;
 
     fn deref(&self) -> &DatabaseTransaction {
-        &self.0
+        &self.tx
     }
 }
 
@@ -243,11 +257,20 @@ impl Db {
             },
             Backend::Postgres => TransactionOptions::default(),
         };
-        self.writer
+        let span = tracing::info_span!(
+            "db.transaction",
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            db.system.name = self.backend.as_str(),
+            db.outcome = "rollback",
+        );
+        let tx = self
+            .writer
             .begin_with_options(options)
+            .instrument(span.clone())
             .await
-            .map(Tx)
-            .map_err(db_error)
+            .map_err(db_error)?;
+        Ok(Tx { tx, span })
     }
 
     /// Like [`Db::snapshot`] on the read replica when one is configured: for long reads

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tracing::Instrument;
 
 const OP_TIMEOUT: Duration = Duration::from_millis(250);
 const COOL_DOWN: Duration = Duration::from_secs(1);
@@ -69,10 +70,19 @@ impl RedisLayer {
     }
 
     async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, ()> {
-        let mut conn = self.connection().await?;
-        match tokio::time::timeout(OP_TIMEOUT, cmd.query_async::<T>(&mut conn)).await {
+        let name = match cmd.args_iter().next() {
+            Some(redis::Arg::Simple(name)) => std::str::from_utf8(name).unwrap_or("redis"),
+            _ => "redis",
+        };
+        let span = call_span(name);
+        let mut conn = self.connection().instrument(span.clone()).await?;
+        let answer = tokio::time::timeout(OP_TIMEOUT, cmd.query_async::<T>(&mut conn))
+            .instrument(span.clone())
+            .await;
+        match answer {
             Ok(Ok(v)) => Ok(v),
             _ => {
+                span.record("otel.status_code", "ERROR");
                 self.mark_down();
                 Err(())
             }
@@ -125,7 +135,8 @@ impl RedisLayer {
     /// returns the count so far and the milliseconds until the window closes.
     pub async fn hit_window(&self, key: &str, window: Duration) -> Result<(u64, u64), ()> {
         let ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
-        let mut conn = self.connection().await?;
+        let span = call_span("INCR PEXPIRE PTTL");
+        let mut conn = self.connection().instrument(span.clone()).await?;
         let mut pipe = redis::pipe();
         pipe.atomic()
             .cmd("INCR")
@@ -137,9 +148,13 @@ impl RedisLayer {
             .ignore()
             .cmd("PTTL")
             .arg(key);
-        match tokio::time::timeout(OP_TIMEOUT, pipe.query_async::<(u64, i64)>(&mut conn)).await {
+        let answer = tokio::time::timeout(OP_TIMEOUT, pipe.query_async::<(u64, i64)>(&mut conn))
+            .instrument(span.clone())
+            .await;
+        match answer {
             Ok(Ok((count, ttl))) => Ok((count, u64::try_from(ttl).unwrap_or(ms))),
             _ => {
+                span.record("otel.status_code", "ERROR");
                 self.mark_down();
                 Err(())
             }
@@ -185,4 +200,15 @@ impl RedisLayer {
             cursor = next;
         }
     }
+}
+
+/// The span of one call to Redis, named after its command (never its keys or values).
+fn call_span(command: &str) -> tracing::Span {
+    tracing::info_span!(
+        "redis",
+        otel.name = command,
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        db.system.name = "redis",
+    )
 }

@@ -21,7 +21,7 @@ const CONVENTIONAL: [&str; 9] = [
 ];
 
 /// Keys whose values are strings and are never parsed.
-const VERBATIM: [&str; 23] = [
+const VERBATIM: [&str; 24] = [
     "jwt_key_id",
     "jwt_issuer",
     "jwt_audience",
@@ -32,6 +32,7 @@ const VERBATIM: [&str; 23] = [
     "database_url",
     "database_replica_url",
     "log_filter",
+    "otlp_endpoint",
     "jwt_secret",
     "app_secret",
     "redis_url",

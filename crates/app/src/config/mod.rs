@@ -126,6 +126,12 @@ pub struct Settings {
 
     pub log_format: Option<LogFormat>,
     pub log_filter: String,
+    /// OTLP/HTTP collector that spans are exported to (e.g. `http://collector:4318`); tracing is
+    /// off when unset.
+    pub otlp_endpoint: Option<String>,
+    /// Share of new traces recorded (0–1); a request that arrives with a `traceparent` follows
+    /// its caller's decision.
+    pub otlp_sample_ratio: f64,
 
     /// HMAC key for access tokens (≥ 32 bytes).
     pub jwt_secret: Option<Secret>,
@@ -305,6 +311,8 @@ impl Default for Settings {
             shutdown_deadline_secs: 30,
             log_format: None,
             log_filter: "info".to_owned(),
+            otlp_endpoint: None,
+            otlp_sample_ratio: 1.0,
             jwt_secret: None,
             app_secret: None,
             jwt_key_id: "k1".to_owned(),
@@ -1005,6 +1013,14 @@ impl Settings {
                 "metrics_addr",
                 "must differ from http_addr (unset it to serve /metrics on the API port)".into(),
             );
+        }
+        if let Some(endpoint) = &self.otlp_endpoint
+            && !url::Url::parse(endpoint).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+        {
+            problem("otlp_endpoint", "must be an http:// or https:// URL".into());
+        }
+        if !(0.0..=1.0).contains(&self.otlp_sample_ratio) {
+            problem("otlp_sample_ratio", "must be from 0 to 1".into());
         }
         if prod && self.debug_routes {
             problem("debug_routes", "must be false in prod".into());

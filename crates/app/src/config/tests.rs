@@ -286,3 +286,17 @@ fn the_api_limits_are_off_in_dev_and_on_in_prod_unless_set() {
     );
     assert_eq!(set.api_rate_limits(), (0, 50));
 }
+
+#[test]
+fn tracing_needs_an_http_collector_and_a_ratio_between_zero_and_one() {
+    let off = load("");
+    assert_eq!(off.otlp_endpoint, None);
+    assert_eq!(problem_keys(&off), Vec::<&str>::new());
+    let on = load("otlp_endpoint = \"http://collector:4318\"\notlp_sample_ratio = 0.25");
+    assert_eq!(problem_keys(&on), Vec::<&str>::new());
+    let bad = load("otlp_endpoint = \"collector:4318\"\notlp_sample_ratio = 1.5");
+    assert_eq!(
+        problem_keys(&bad),
+        vec!["otlp_endpoint", "otlp_sample_ratio"]
+    );
+}

@@ -122,8 +122,13 @@ impl Delivery for HandlerDelivery {
             message_id = %message.id,
             event_type = %message.event_type,
             correlation_id = message.correlation_id.as_deref().unwrap_or(""),
-            attempt
+            attempt,
+            otel.name = format!("{} process", message.event_type),
+            otel.kind = "consumer",
+            otel.status_code = tracing::field::Empty,
         );
+        // The consumer continues the trace of the message's publication.
+        crate::trace::continue_trace(&span, message.traceparent.as_deref());
         let outcome = self.handle_once(&message).instrument(span.clone()).await;
         let _guard = span.enter();
         match outcome {
@@ -133,6 +138,7 @@ impl Delivery for HandlerDelivery {
                 Disposition::Ack
             }
             Err(err) => {
+                span.record("otel.status_code", "ERROR");
                 let error = format!("{}: {}", err.code(), err.cause_chain());
                 metrics::counter!("messages_failed_total", "queue" => queue).increment(1);
                 if attempt >= policy.max_attempts {

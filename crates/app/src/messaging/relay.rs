@@ -8,12 +8,32 @@ use chrono::{DateTime, Utc};
 
 use depot_adapters::broker::Broker;
 use depot_domain::AppResult;
+use depot_domain::message::Message;
 use depot_store::repo::{outbox, schedule};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::uow::Writer;
 
 const LEASE: &str = "outbox_relay";
+
+/// A producer span for publishing `message`, continuing the trace the message was emitted in;
+/// the message is re-stamped with it.
+fn publication_span(message: &mut Message) -> tracing::Span {
+    let span = tracing::info_span!(
+        "outbox.publish",
+        otel.name = format!("{} publish", message.event_type),
+        otel.kind = "producer",
+        otel.status_code = tracing::field::Empty,
+        messaging.message.id = %message.id,
+        messaging.destination.name = %message.event_type,
+    );
+    crate::trace::continue_trace(&span, message.traceparent.as_deref());
+    if let Some(traceparent) = crate::trace::traceparent_of(&span) {
+        message.traceparent = Some(traceparent);
+    }
+    span
+}
 
 #[derive(Clone)]
 pub struct Relay {
@@ -84,11 +104,27 @@ impl Relay {
                 }
             }
         }
+        // Each event's publication is a span in the trace of the work that emitted it, and
+        // the message names that span so its consumers continue from there.
+        let spans: Vec<tracing::Span> = valid.iter_mut().map(publication_span).collect();
         let outcomes = if valid.is_empty() {
             Vec::new()
         } else {
-            self.broker.publish_batch(&valid).await
+            self.broker
+                .publish_batch(&valid)
+                .instrument(tracing::info_span!(
+                    "broker.publish",
+                    otel.kind = "client",
+                    messages = valid.len()
+                ))
+                .await
         };
+        for (span, outcome) in spans.iter().zip(&outcomes) {
+            if outcome.is_err() {
+                span.record("otel.status_code", "ERROR");
+            }
+        }
+        drop(spans);
         let mut published = Vec::new();
         let mut failure: Option<(Uuid, String)> = None;
         for (message, outcome) in valid.iter().zip(&outcomes) {

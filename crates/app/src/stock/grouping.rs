@@ -295,15 +295,17 @@ impl StockService {
         let (movements, _) = ledger.finish_quietly(&mut uow, self.warning_days).await?;
         let now = uow.now();
         let mut answers = Vec::with_capacity(done.len());
-        for outcome in done {
+        for (job, outcome) in jobs.iter().zip(done) {
             match outcome {
                 Ok((range, mut level)) => {
                     let mine = &movements[range];
                     let change: i64 = mine.iter().map(|m| m.quantity).sum();
                     level.updated_at = now;
                     let kinds = mine.iter().map(|m| m.kind.as_str()).collect();
-                    uow.emit(&events::stock_changed(&level, change, &kinds, None, now))
-                        .await?;
+                    // Each request's event continues that request's own trace.
+                    let event = events::stock_changed(&level, change, &kinds, None, now)
+                        .traced(job.client.traceparent.clone());
+                    uow.emit(&event).await?;
                     answers.push(Ok(AdjustmentView {
                         movements: mine.iter().cloned().map(views::movement).collect(),
                         level: views::level(level),

@@ -142,7 +142,13 @@ pub fn run(cli: Cli) -> ExitCode {
     }
     // Servers log to stdout; one-shot commands keep stdout for their own output.
     let serving = matches!(command, Command::Serve | Command::Api | Command::Worker);
-    telemetry::init(&settings, serving);
+    let service = match command {
+        Command::Api => "depot-api",
+        Command::Worker => "depot-worker",
+        _ => "depot",
+    };
+    // Kept to the end: dropping it, after the runtime, flushes the spans still buffered.
+    let _telemetry = telemetry::init(&settings, serving, service);
     if !settings.is_prod() {
         tracing::warn!(
             target: LOG_TARGET,

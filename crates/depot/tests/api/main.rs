@@ -39,5 +39,6 @@ mod reports;
 mod sales;
 mod shutdown;
 mod stock;
+mod traces;
 mod users;
 mod webhooks;

@@ -268,7 +268,7 @@ impl From<OrderLineBody> for OrderLine {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateOrderBody {
+pub struct CreatePurchaseOrderBody {
     supplier_id: Uuid,
     /// ISO 4217; defaults to the supplier's.
     #[schema(pattern = r"^[A-Z]{3}$")]
@@ -282,7 +282,7 @@ pub struct CreateOrderBody {
 
 /// Draft a purchase order. The total is computed from the lines.
 #[utoipa::path(post, path = "/purchase-orders", tag = "purchasing", security(("bearer" = ["purchase_orders.create"])),
-    request_body = CreateOrderBody,
+    request_body = CreatePurchaseOrderBody,
     responses((status = 201, body = PurchaseOrderView),
         (status = 404, description = "`suppliers.not_found`, `products.not_found`", body = ErrorBody),
         (status = 409, description = "`suppliers.inactive`, `products.archived`", body = ErrorBody)))]
@@ -290,7 +290,7 @@ async fn create_order(
     Authorized(actor, ..): Authorized<perm::PurchaseOrdersCreate>,
     State(ctx): State<AppContext>,
     Client(client): Client,
-    ApiJson(body): ApiJson<CreateOrderBody>,
+    ApiJson(body): ApiJson<CreatePurchaseOrderBody>,
 ) -> ApiResult<(StatusCode, Json<PurchaseOrderView>)> {
     let new = NewPurchaseOrder {
         supplier_id: body.supplier_id,
@@ -320,7 +320,7 @@ async fn get_order(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct UpdateOrderBody {
+pub struct UpdatePurchaseOrderBody {
     supplier_id: Option<Uuid>,
     #[schema(pattern = r"^[A-Z]{3}$")]
     currency: Option<String>,
@@ -337,7 +337,7 @@ pub struct UpdateOrderBody {
 
 /// Edit a draft purchase order.
 #[utoipa::path(patch, path = "/purchase-orders/{id}", tag = "purchasing", security(("bearer" = ["purchase_orders.create"])),
-    params(("id" = Uuid, Path)), request_body = UpdateOrderBody,
+    params(("id" = Uuid, Path)), request_body = UpdatePurchaseOrderBody,
     responses((status = 200, body = PurchaseOrderView), (status = 404, body = ErrorBody),
         (status = 409, description = "`purchase_order.invalid_state` (not a draft)", body = ErrorBody)))]
 async fn update_order(
@@ -345,7 +345,7 @@ async fn update_order(
     State(ctx): State<AppContext>,
     Client(client): Client,
     Path(id): Path<Uuid>,
-    ApiJson(body): ApiJson<UpdateOrderBody>,
+    ApiJson(body): ApiJson<UpdatePurchaseOrderBody>,
 ) -> ApiResult<Json<PurchaseOrderView>> {
     let patch = PurchaseOrderPatch {
         supplier_id: body.supplier_id,

@@ -96,7 +96,7 @@ impl From<SalesLineBody> for OrderLine {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateOrderBody {
+pub struct CreateSalesOrderBody {
     /// A customer you can see.
     customer_id: Uuid,
     /// Where the stock is reserved and issued from.
@@ -111,14 +111,14 @@ pub struct CreateOrderBody {
 
 /// Draft a sales order. The total is computed from the lines.
 #[utoipa::path(post, path = "/sales-orders", tag = "sales", security(("bearer" = ["sales_orders.create"])),
-    request_body = CreateOrderBody,
+    request_body = CreateSalesOrderBody,
     responses((status = 201, body = SalesOrderView),
         (status = 404, description = "`customers.not_found` (or not yours), `locations.not_found`, `products.not_found`", body = ErrorBody)))]
 async fn create_order(
     Authorized(principal, ..): Authorized<perm::SalesOrdersCreate>,
     State(ctx): State<AppContext>,
     Client(client): Client,
-    ApiJson(body): ApiJson<CreateOrderBody>,
+    ApiJson(body): ApiJson<CreateSalesOrderBody>,
 ) -> ApiResult<(StatusCode, Json<SalesOrderView>)> {
     let new = NewSalesOrder {
         customer_id: body.customer_id,
@@ -145,7 +145,7 @@ async fn get_order(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct UpdateOrderBody {
+pub struct UpdateSalesOrderBody {
     customer_id: Option<Uuid>,
     location_id: Option<Uuid>,
     #[schema(pattern = r"^[A-Z]{3}$")]
@@ -160,7 +160,7 @@ pub struct UpdateOrderBody {
 
 /// Edit a draft sales order.
 #[utoipa::path(patch, path = "/sales-orders/{id}", tag = "sales", security(("bearer" = ["sales_orders.create"])),
-    params(("id" = Uuid, Path)), request_body = UpdateOrderBody,
+    params(("id" = Uuid, Path)), request_body = UpdateSalesOrderBody,
     responses((status = 200, body = SalesOrderView), (status = 404, body = ErrorBody),
         (status = 409, description = "`sales_order.invalid_state` (not a draft)", body = ErrorBody)))]
 async fn update_order(
@@ -168,7 +168,7 @@ async fn update_order(
     State(ctx): State<AppContext>,
     Client(client): Client,
     Path(id): Path<Uuid>,
-    ApiJson(body): ApiJson<UpdateOrderBody>,
+    ApiJson(body): ApiJson<UpdateSalesOrderBody>,
 ) -> ApiResult<Json<SalesOrderView>> {
     let patch = SalesOrderPatch {
         customer_id: body.customer_id,

@@ -13,6 +13,8 @@ pub struct Model {
     pub event_version: i32,
     pub payload: Json,
     pub correlation_id: Option<String>,
+    /// W3C trace context of the work that emitted the event.
+    pub traceparent: Option<String>,
     pub occurred_at: DateTimeUtc,
     pub status: String,
     pub attempts: i32,

@@ -18,6 +18,7 @@ mod m20261203_000010_ledger_reference_partial;
 mod m20261204_000011_notifications;
 mod m20261205_000012_reports;
 mod m20261206_000013_idempotency_committed;
+mod m20261207_000014_outbox_traceparent;
 mod parts;
 
 pub struct Migrator;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000011_notifications::Migration),
             Box::new(m20261205_000012_reports::Migration),
             Box::new(m20261206_000013_idempotency_committed::Migration),
+            Box::new(m20261207_000014_outbox_traceparent::Migration),
         ]
     }
 }
