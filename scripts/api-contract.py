@@ -4,7 +4,14 @@
 Starts `depot serve` on a fresh SQLite database, bootstraps an administrator the way an operator
 would (CLI, TOTP enrolment, sign-in with a recovery code), creates a user whose role holds every
 permission without an MFA requirement, and runs `st run` with that user's token: every check,
-a fixed seed, a bounded number of examples per operation. Exits with schemathesis's status.
+a fixed seed, a bounded number of examples per operation, in every phase — examples, coverage,
+fuzzing and the stateful phase, which chains calls along the document's OpenAPI links (create →
+read → update → act on products, stock, purchase and sales orders) with the ids real responses
+returned. A few records made before the run (two locations, a stocked product, a supplier, a
+customer) are offered to generated bodies as dictionary values, so sequences get past "no such
+product" into the states behind it; and most generated `Idempotency-Key`s are made distinct
+(scripts/schemathesis_hooks.py). Fails when the stateful phase did not run or followed none
+of the document's own links. Exits with schemathesis's status otherwise.
 
 Usage: scripts/api-contract.py --depot target/debug/depot [--examples 20] [--report DIR]
 
@@ -155,6 +162,78 @@ def bootstrap(base, depot, env, workdir):
     return fuzzer
 
 
+def fixtures(base, token):
+    """Records generated requests may name: {dictionary name: [values]}."""
+    locations = [
+        expect(call(base, "POST", "/api/v1/locations", {"code": code, "name": name}, token), 201)["id"]
+        for code, name in [("CT-MAIN", "Contract main"), ("CT-BACK", "Contract back room")]
+    ]
+    product = expect(
+        call(base, "POST", "/api/v1/products",
+             {"sku": "CT-WIDGET", "name": "Contract widget", "unit": "pcs"}, token),
+        201,
+    )["id"]
+    for location in locations:
+        expect(
+            call(base, "POST", "/api/v1/stock/adjustments",
+                 {"product_id": product, "location_id": location, "quantity": 1000,
+                  "reason": "initial", "unit_cost": 250, "currency": "BDT"}, token),
+            201,
+        )
+    supplier = expect(
+        call(base, "POST", "/api/v1/suppliers", {"name": "Contract supplier", "currency": "BDT"},
+             token),
+        201,
+    )["id"]
+    customer = expect(
+        call(base, "POST", "/api/v1/customers", {"name": "Contract customer"}, token), 201
+    )["id"]
+    return {
+        "products": [product],
+        "locations": locations,
+        "suppliers": [supplier],
+        "customers": [customer],
+        "currencies": ["BDT"],
+        "quantities": [1, 2, 5],
+        "amounts": [100, 250],
+    }
+
+
+# Body fields that name a record, and the dictionary of real ones offered for them (half the
+# time; the other half stays generated, so "no such record" is still exercised).
+DICTIONARY_FIELDS = {
+    "body.product_id": "products",
+    "body.lines[*].product_id": "products",
+    "body.location_id": "locations",
+    "body.from_location_id": "locations",
+    "body.to_location_id": "locations",
+    "body.supplier_id": "suppliers",
+    "body.customer_id": "customers",
+    "body.currency": "currencies",
+    "body.quantity": "quantities",
+    "body.lines[*].quantity": "quantities",
+    "body.unit_cost": "amounts",
+    "body.lines[*].unit_cost": "amounts",
+    "body.lines[*].unit_price": "amounts",
+    "body.amount": "amounts",
+}
+
+
+def run_config(path, dictionaries):
+    """scripts/schemathesis.toml plus the dictionaries of this run's records."""
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemathesis.toml")) as f:
+        base = f.read()
+    # Top-level tables must come before the per-operation ones ([[operations]]).
+    head, sep, tail = base.partition("[[operations]]")
+    extra = ["", "[parameters]"]
+    for field, dictionary in DICTIONARY_FIELDS.items():
+        extra.append(f'"{field}" = {{ dictionary = "{dictionary}", probability = 0.5 }}')
+    for name, values in dictionaries.items():
+        extra += ["", f"[dictionaries.{name}]", "values = " + json.dumps(values)]
+    with open(path, "w") as f:
+        f.write(head + "\n".join(extra) + "\n\n" + sep + tail)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--depot", required=True, help="path to the depot binary")
@@ -188,9 +267,11 @@ def main():
     try:
         wait_ready(base, server)
         token = bootstrap(base, depot, env, workdir)
-        config = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemathesis.toml")
+        config = os.path.join(workdir, "schemathesis.toml")
+        run_config(config, fixtures(base, token))
         command = [
             st, "--config-file", config, "run", f"{base}/openapi.json",
+            "--phases", "examples,coverage,fuzzing,stateful",
             "--checks", "all",
             # A POST repeated with an Idempotency-Key it already used answers with the stored
             # response, also after the resource it created was deleted (the key's promise, as
@@ -211,7 +292,16 @@ def main():
             command += ["--report", "json,junit,har", "--report-dir", args.report]
         print("running:", " ".join(c if "Bearer" not in c else "-H 'Authorization: …'"
                                     for c in command), flush=True)
-        return subprocess.run(command, cwd=workdir).returncode
+        scripts = os.path.dirname(os.path.abspath(__file__))
+        st_env = dict(os.environ, SCHEMATHESIS_HOOKS="schemathesis_hooks",
+                      PYTHONPATH=os.pathsep.join(filter(None, [scripts, os.environ.get("PYTHONPATH")])))
+        run = subprocess.Popen(command, cwd=workdir, env=st_env, stdout=subprocess.PIPE, text=True)
+        output = []
+        for line in run.stdout:
+            print(line, end="", flush=True)
+            output.append(line)
+        status = run.wait()
+        return status or stateful_ran(base, "".join(output))
     finally:
         server.terminate()
         try:
@@ -222,6 +312,32 @@ def main():
             print("data kept in", workdir)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def stateful_ran(base, output):
+    """0 when the stateful phase ran and followed links of the document's own; else 1."""
+    import re
+
+    phase = re.search(r"Stateful \(in [^)]*\)\s+Scenarios:\s+(\d+)\s+API Links:\s+(\d+) covered / "
+                      r"\d+ selected / (\d+) total \((\d+) inferred\)", output)
+    if not phase:
+        print("api-contract: the stateful phase did not run", file=sys.stderr)
+        return 1
+    scenarios, covered, total, inferred = map(int, phase.groups())
+    with urllib.request.urlopen(base + "/openapi.json", timeout=30) as response:
+        document = json.load(response)
+    declared = sum(
+        len(answer.get("links", {}))
+        for item in document["paths"].values()
+        for operation in item.values() if isinstance(operation, dict)
+        for answer in operation.get("responses", {}).values()
+    )
+    print(f"api-contract: stateful phase: {scenarios} scenarios, {covered} links followed of "
+          f"{total} ({total - inferred} declared by the document: {declared})")
+    if declared == 0 or total - inferred < declared or scenarios == 0 or covered == 0:
+        print("api-contract: the stateful phase did not use the document's links", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
