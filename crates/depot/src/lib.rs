@@ -16,9 +16,23 @@ pub mod wiring;
 /// benchmarks): jemalloc. With glibc's allocator a bulk import — rows decoded on the database
 /// driver's threads, freed on the runtime's — left each thread's arena at its high-water mark:
 /// the import benchmark peaked at 255 MiB where jemalloc peaks at 177–209 MiB, and an idle
-/// process starts at 55 MiB instead of 90 (`bench/RESULTS.md`).
+/// process starts at 55 MiB instead of 90 (`bench/RESULTS.md`). Its options are compiled in
+/// (`.cargo/config.toml`): freed pages go back to the system within 200 ms, purged by
+/// background threads.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+#[cfg(test)]
+mod allocator_tests {
+    use tikv_jemalloc_ctl::opt;
+
+    /// The options of `.cargo/config.toml` are compiled in (the safe API reads only this one
+    /// of them; the decay times come with it).
+    #[test]
+    fn jemalloc_purges_freed_memory_from_background_threads() {
+        assert_eq!(opt::background_thread::read().ok(), Some(true));
+    }
+}
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
