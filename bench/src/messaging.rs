@@ -162,7 +162,7 @@ async fn main() -> anyhow::Result<()> {
 async fn emit_batch(store: &depot_store::Db, batch: usize) -> AppResult<()> {
     let tx = store.begin().await?;
     for _ in 0..batch {
-        depot_store::repo::outbox::append(&*tx, &ping()).await?;
+        depot_store::repo::outbox::append(&*tx, &ping(), None).await?;
     }
     tx.commit().await
 }

@@ -196,18 +196,12 @@ impl UnitOfWork {
     /// no trace of its own continues the client's request's trace, or the current span's (a
     /// job, a consumer).
     pub async fn emit(&mut self, message: &Message) -> AppResult<()> {
-        if message.traceparent.is_none()
-            && let Some(traceparent) = self
-                .client
-                .traceparent
-                .clone()
-                .or_else(crate::trace::current_traceparent)
-        {
-            let traced = message.clone().traced(Some(traceparent));
-            outbox::append(&*self.tx, &traced).await?;
-        } else {
-            outbox::append(&*self.tx, message).await?;
-        }
+        let traceparent = message
+            .traceparent
+            .clone()
+            .or_else(|| self.client.traceparent.clone())
+            .or_else(crate::trace::current_traceparent);
+        outbox::append(&*self.tx, message, traceparent).await?;
         self.emitted = true;
         for namespace in self.invalidation.namespaces_of(&message.event_type) {
             if !self.retired.contains(&namespace) {

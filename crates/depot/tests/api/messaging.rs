@@ -63,7 +63,7 @@ async fn emit_and_await_set_aside(app: &TestApp, message: Message) -> outbox::Mo
 async fn emit_and_await(app: &TestApp, message: Message, status: &str) -> outbox::Model {
     let id = message.id;
     let tx = app.store.begin().await.unwrap();
-    depot_store::repo::outbox::append(&*tx, &message)
+    depot_store::repo::outbox::append(&*tx, &message, None)
         .await
         .unwrap();
     tx.commit().await.unwrap();

@@ -340,23 +340,25 @@ pub fn add(json: &mut Value) {
             continue;
         };
         // `parameters` is always present, if empty: utoipa reads a link back only with it.
-        let parameters: serde_json::Map<_, _> = spec
-            .parameters
-            .iter()
-            .map(|(name, expression)| ((*name).to_owned(), json!(expression)))
-            .collect();
-        let mut link = json!({ "operationId": operation_id, "parameters": parameters });
+        let mut link = json!({
+            "operationId": operation_id,
+            "parameters": expressions(spec.parameters),
+        });
         if !spec.body.is_empty() {
-            link["requestBody"] = spec
-                .body
-                .iter()
-                .map(|(name, expression)| ((*name).to_owned(), json!(expression)))
-                .collect::<serde_json::Map<_, _>>()
-                .into();
+            link["requestBody"] = expressions(spec.body);
         }
         let links = response.entry("links").or_insert_with(|| json!({}));
         links[spec.name] = link;
     }
+}
+
+/// `{name: runtime expression}` as a JSON object.
+fn expressions(pairs: &[(&str, &str)]) -> Value {
+    pairs
+        .iter()
+        .map(|(name, expression)| ((*name).to_owned(), json!(expression)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 #[cfg(test)]

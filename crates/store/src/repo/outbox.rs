@@ -16,8 +16,13 @@ use super::insert_row;
 use crate::entity::outbox::{ActiveModel, Column, Entity, Model};
 use crate::error::db_error;
 
-/// Appends `message` to the outbox. Call it inside the transaction of the change it describes.
-pub async fn append(conn: &impl ConnectionTrait, message: &Message) -> AppResult<()> {
+/// Appends `message` to the outbox, in the trace `traceparent` names (stored in place of the
+/// message's own). Call it inside the transaction of the change it describes.
+pub async fn append(
+    conn: &impl ConnectionTrait,
+    message: &Message,
+    traceparent: Option<String>,
+) -> AppResult<()> {
     let row = ActiveModel {
         id: Set(message.id),
         aggregate_type: Set(message.aggregate_type.clone()),
@@ -26,7 +31,7 @@ pub async fn append(conn: &impl ConnectionTrait, message: &Message) -> AppResult
         event_version: Set(message.version),
         payload: Set(message.payload.clone()),
         correlation_id: Set(message.correlation_id.clone()),
-        traceparent: Set(message.traceparent.clone()),
+        traceparent: Set(traceparent),
         occurred_at: Set(message.occurred_at),
         status: Set(OutboxStatus::Pending.as_str().into()),
         attempts: Set(0),
