@@ -62,15 +62,15 @@ fn is_postgres(conn: &impl ConnectionTrait) -> bool {
 }
 
 const LEVEL_KEYS: &[unnest::Column<stock_level::Model>] = &[
-    ("product_id", "uuid", |l| unnest::uuid(l.product_id)),
-    ("location_id", "uuid", |l| unnest::uuid(l.location_id)),
+    ("product_id", "uuid", |l| unnest::uuid(Some(l.product_id))),
+    ("location_id", "uuid", |l| unnest::uuid(Some(l.location_id))),
 ];
 
 const LEVEL_VALUES: &[unnest::Column<stock_level::Model>] = &[
-    ("on_hand", "bigint", |l| unnest::int(l.on_hand)),
-    ("reserved", "bigint", |l| unnest::int(l.reserved)),
+    ("on_hand", "bigint", |l| unnest::int(Some(l.on_hand))),
+    ("reserved", "bigint", |l| unnest::int(Some(l.reserved))),
     ("updated_at", "timestamptz", |l| {
-        unnest::instant(l.updated_at)
+        unnest::instant(Some(l.updated_at))
     }),
 ];
 
@@ -83,49 +83,53 @@ const LEVEL_COLUMNS: &[unnest::Column<stock_level::Model>] = &[
 ];
 
 const BATCH_COLUMNS: &[unnest::Column<batch::Model>] = &[
-    ("id", "uuid", |b| unnest::uuid(b.id)),
-    ("product_id", "uuid", |b| unnest::uuid(b.product_id)),
-    ("location_id", "uuid", |b| unnest::uuid(b.location_id)),
-    ("lot", "text", |b| b.lot.clone()),
-    ("expiry", "date", |b| b.expiry.and_then(unnest::day)),
+    ("id", "uuid", |b| unnest::uuid(Some(b.id))),
+    ("product_id", "uuid", |b| unnest::uuid(Some(b.product_id))),
+    ("location_id", "uuid", |b| unnest::uuid(Some(b.location_id))),
+    ("lot", "text", |b| unnest::text(b.lot.as_deref())),
+    ("expiry", "date", |b| unnest::day(b.expiry)),
     ("received_at", "timestamptz", |b| {
-        unnest::instant(b.received_at)
+        unnest::instant(Some(b.received_at))
     }),
-    ("unit_cost", "bigint", |b| b.unit_cost.and_then(unnest::int)),
-    ("currency", "text", |b| b.currency.clone()),
-    ("quantity", "bigint", |b| unnest::int(b.quantity)),
-    ("reserved", "bigint", |b| unnest::int(b.reserved)),
-    ("status", "text", |b| Some(b.status.clone())),
+    ("unit_cost", "bigint", |b| unnest::int(b.unit_cost)),
+    ("currency", "text", |b| unnest::text(b.currency.as_deref())),
+    ("quantity", "bigint", |b| unnest::int(Some(b.quantity))),
+    ("reserved", "bigint", |b| unnest::int(Some(b.reserved))),
+    ("status", "text", |b| unnest::text(Some(&b.status))),
     ("created_at", "timestamptz", |b| {
-        unnest::instant(b.created_at)
+        unnest::instant(Some(b.created_at))
     }),
     ("updated_at", "timestamptz", |b| {
-        unnest::instant(b.updated_at)
+        unnest::instant(Some(b.updated_at))
     }),
-    ("closed_at", "timestamptz", |b| {
-        b.closed_at.and_then(unnest::instant)
-    }),
+    ("closed_at", "timestamptz", |b| unnest::instant(b.closed_at)),
 ];
 
 const MOVEMENT_COLUMNS: &[unnest::Column<stock_movement::Model>] = &[
-    ("id", "uuid", |m| unnest::uuid(m.id)),
-    ("product_id", "uuid", |m| unnest::uuid(m.product_id)),
-    ("location_id", "uuid", |m| unnest::uuid(m.location_id)),
-    ("batch_id", "uuid", |m| unnest::uuid(m.batch_id)),
-    ("kind", "text", |m| Some(m.kind.clone())),
-    ("quantity", "bigint", |m| unnest::int(m.quantity)),
-    ("balance_after", "bigint", |m| unnest::int(m.balance_after)),
-    ("reason", "text", |m| m.reason.clone()),
-    ("note", "text", |m| m.note.clone()),
-    ("actor_id", "uuid", |m| m.actor_id.and_then(unnest::uuid)),
-    ("actor_name", "text", |m| m.actor_name.clone()),
-    ("reference_type", "text", |m| m.reference_type.clone()),
-    ("reference_id", "uuid", |m| {
-        m.reference_id.and_then(unnest::uuid)
+    ("id", "uuid", |m| unnest::uuid(Some(m.id))),
+    ("product_id", "uuid", |m| unnest::uuid(Some(m.product_id))),
+    ("location_id", "uuid", |m| unnest::uuid(Some(m.location_id))),
+    ("batch_id", "uuid", |m| unnest::uuid(Some(m.batch_id))),
+    ("kind", "text", |m| unnest::text(Some(&m.kind))),
+    ("quantity", "bigint", |m| unnest::int(Some(m.quantity))),
+    ("balance_after", "bigint", |m| {
+        unnest::int(Some(m.balance_after))
     }),
-    ("request_id", "text", |m| m.request_id.clone()),
+    ("reason", "text", |m| unnest::text(m.reason.as_deref())),
+    ("note", "text", |m| unnest::text(m.note.as_deref())),
+    ("actor_id", "uuid", |m| unnest::uuid(m.actor_id)),
+    ("actor_name", "text", |m| {
+        unnest::text(m.actor_name.as_deref())
+    }),
+    ("reference_type", "text", |m| {
+        unnest::text(m.reference_type.as_deref())
+    }),
+    ("reference_id", "uuid", |m| unnest::uuid(m.reference_id)),
+    ("request_id", "text", |m| {
+        unnest::text(m.request_id.as_deref())
+    }),
     ("created_at", "timestamptz", |m| {
-        unnest::instant(m.created_at)
+        unnest::instant(Some(m.created_at))
     }),
 ];
 
