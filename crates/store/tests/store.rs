@@ -679,3 +679,55 @@ async fn a_committed_idempotency_key_is_kept_until_its_retention_whatever_its_le
         .unwrap()
     );
 }
+
+/// A statement too large for one network write answers at once over TCP: the driver's
+/// sockets set `TCP_NODELAY` (sqlx-core 0.9.0 dropped it; `vendor/sqlx-core` puts it back).
+/// Without it, over TLS (whose records split a large message into several writes), the tail
+/// of every such statement waits for the server's delayed ACK, ~40 ms on Linux, whatever the
+/// server's own work. The median of eleven is compared, so a busy machine does not decide it.
+#[tokio::test]
+async fn a_large_statement_is_not_held_back_by_delayed_acks() {
+    let tdb = TestDatabase::fresh().await;
+    if !tdb.url().starts_with("postgres") {
+        return; // no TCP between the process and an SQLite file
+    }
+    let db = Db::connect_lazy(&DbOptions::new(with_tls(tdb.url()))).unwrap();
+    let keys: Vec<String> = (0..1_000).map(|i| format!("{i:040}")).collect();
+    let params: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT count(*) AS n FROM unnest(ARRAY[{}]::text[]) AS k WHERE k = ''",
+        params.join(", ")
+    );
+    let mut took = Vec::new();
+    for _ in 0..11 {
+        let started = std::time::Instant::now();
+        let row = db
+            .reader()
+            .query_one_raw(Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                &sql,
+                keys.iter().map(|k| sea_orm::Value::from(k.as_str())),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.try_get::<i64>("", "n").unwrap(), 0);
+        took.push(started.elapsed());
+    }
+    took.sort();
+    assert!(
+        took[5] < std::time::Duration::from_millis(25),
+        "1,000-parameter statements over TLS took {took:?}"
+    );
+}
+
+/// `url` with `sslmode=require`.
+fn with_tls(url: &str) -> String {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut params: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("sslmode="))
+        .collect();
+    params.push("sslmode=require");
+    format!("{base}?{}", params.join("&"))
+}
