@@ -342,6 +342,22 @@ impl Db {
             })
     }
 
+    /// Refreshes the planner's statistics of `tables` after a bulk load (PostgreSQL `ANALYZE`;
+    /// SQLite keeps none unless asked and is left alone). Autovacuum analyses a table only once
+    /// its threshold and nap time allow; until then plans over the new rows are guesses made
+    /// for a table of the old size.
+    pub async fn analyze(&self, tables: &[&'static str]) -> AppResult<()> {
+        if self.backend != Backend::Postgres || tables.is_empty() {
+            return Ok(());
+        }
+        // The names are the caller's constants, never input.
+        self.writer
+            .execute_unprepared(&format!("ANALYZE {}", tables.join(", ")))
+            .await
+            .map(|_| ())
+            .map_err(db_error)
+    }
+
     /// Writes a consistent copy of a SQLite database to `path` (a new file) while the database
     /// is in use: `VACUUM INTO` on a read connection, one snapshot of every table; writers go on
     /// meanwhile. PostgreSQL is copied by its own tools (`pg_dump`).

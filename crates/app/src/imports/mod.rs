@@ -47,6 +47,9 @@ const LEASE_SECS: i64 = 600;
 /// Runs after which a queued import is given up.
 const MAX_ATTEMPTS: i64 = 3;
 
+/// Applied files at least this long refresh the planner's statistics of what they filled.
+const ANALYZE_AFTER_ROWS: u64 = 1_000;
+
 /// A file to import.
 #[derive(Debug, Clone)]
 pub struct ImportRequest {
@@ -534,7 +537,10 @@ impl ImportService {
         Ok(outcome)
     }
 
-    /// Applies a file in one unit of work, or finds why not (and writes nothing).
+    /// Applies a file in one unit of work, or finds why not (and writes nothing). A file of
+    /// [`ANALYZE_AFTER_ROWS`] rows or more leaves the planner's statistics of the tables it
+    /// filled refreshed behind it (in the background, after the commit): an export or a stock
+    /// query right after a large import is planned for the tables as they now are.
     async fn apply_once(
         &self,
         spec: &Spec,
@@ -619,6 +625,17 @@ impl ImportService {
             now,
         );
         self.put_row(&uow, spec, row).await?;
+        if rows >= ANALYZE_AFTER_ROWS {
+            let db = self.writer.db().clone();
+            let tables = depot_store::repo::imports::filled_tables(spec.kind);
+            uow.after_commit(move || async move {
+                tokio::spawn(async move {
+                    if let Err(err) = db.analyze(tables).await {
+                        tracing::warn!(code = err.code(), cause = %err.cause_chain(), "refreshing the planner's statistics after an import failed");
+                    }
+                });
+            });
+        }
         uow.commit().await?;
         Ok(outcome)
     }

@@ -1008,3 +1008,73 @@ async fn validating_a_count_below_what_orders_hold_says_so_as_applying_does() {
     assert_verified(&app).await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_large_import_leaves_the_planners_statistics_fresh() {
+    // PostgreSQL plans an export or a stock query right after a large import for the tables
+    // as they now are: an applied file of 1,000 rows or more runs `ANALYZE` on what it filled
+    // (autovacuum would only get to it later, or never where it is off).
+    use sea_orm::{ConnectionTrait, Statement};
+    let app = spawn_app().await;
+    let desk = Desk::open(&app).await;
+    let analysed = || async {
+        let row = app
+            .store
+            .reader()
+            .query_one_raw(Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT count(*) AS n FROM pg_stat_user_tables \
+                 WHERE relname = 'products' AND last_analyze IS NOT NULL",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<i64>("", "n").unwrap() == 1
+    };
+    let postgres = app.store.backend() == depot_store::Backend::Postgres;
+    let file = |rows: usize| {
+        let mut csv = String::from("sku,name,unit\n");
+        for i in 0..rows {
+            csv.push_str(&format!("P{i},Product {i},pcs\n"));
+        }
+        csv
+    };
+
+    let (status, body) = import(
+        &app,
+        &desk.user,
+        "kind=products&mode=apply",
+        &file(999),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    if postgres {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        assert!(
+            !analysed().await,
+            "a 999-row file leaves the statistics alone"
+        );
+    }
+    let (status, body) = import(
+        &app,
+        &desk.user,
+        "kind=products&mode=apply",
+        &file(1_000),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["summary"]["created"], 1);
+    if postgres {
+        let started = std::time::Instant::now();
+        while !analysed().await {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "products were not analysed after a 1,000-row import"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    app.stop().await;
+}

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use depot_domain::AppResult;
-use depot_domain::import::ImportStatus;
+use depot_domain::import::{ImportKind, ImportStatus};
 use depot_domain::pagination::{Page, PageRequest};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
@@ -18,6 +18,17 @@ use crate::entity::import_file;
 use crate::entity::import_job::{ActiveModel, Column, Entity, Model};
 use crate::error::db_error;
 use crate::keyset::{Direction, page_after};
+
+/// The tables an applied import of `kind` fills (for [`crate::Db::analyze`] afterwards).
+pub fn filled_tables(kind: ImportKind) -> &'static [&'static str] {
+    match kind {
+        ImportKind::Products => &["products"],
+        ImportKind::Locations => &["locations"],
+        ImportKind::OpeningStock | ImportKind::StockCounts => {
+            &["batches", "stock_levels", "stock_movements"]
+        }
+    }
+}
 
 pub async fn insert(conn: &impl ConnectionTrait, row: Model) -> AppResult<Model> {
     insert_model::<ActiveModel>(conn, row).await
