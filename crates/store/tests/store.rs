@@ -688,7 +688,7 @@ async fn a_committed_idempotency_key_is_kept_until_its_retention_whatever_its_le
 #[tokio::test]
 async fn a_large_statement_is_not_held_back_by_delayed_acks() {
     let tdb = TestDatabase::fresh().await;
-    if !tdb.url().starts_with("postgres") {
+    if !tdb.is_postgres() {
         return; // no TCP between the process and an SQLite file
     }
     let db = Db::connect_lazy(&DbOptions::new(with_tls(tdb.url()))).unwrap();

@@ -1032,23 +1032,20 @@ async fn a_large_import_leaves_the_planners_statistics_fresh() {
         row.try_get::<i64>("", "n").unwrap() == 1
     };
     let postgres = app.store.backend() == depot_store::Backend::Postgres;
-    let file = |rows: usize| {
+    let apply = |rows: usize| {
         let mut csv = String::from("sku,name,unit\n");
         for i in 0..rows {
             csv.push_str(&format!("P{i},Product {i},pcs\n"));
         }
-        csv
+        let (app, user) = (&app, &desk.user);
+        async move {
+            let (status, body) = import(app, user, "kind=products&mode=apply", &csv, None).await;
+            assert_eq!(status, 200, "{body}");
+            body
+        }
     };
 
-    let (status, body) = import(
-        &app,
-        &desk.user,
-        "kind=products&mode=apply",
-        &file(999),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    apply(999).await;
     if postgres {
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
         assert!(
@@ -1056,15 +1053,7 @@ async fn a_large_import_leaves_the_planners_statistics_fresh() {
             "a 999-row file leaves the statistics alone"
         );
     }
-    let (status, body) = import(
-        &app,
-        &desk.user,
-        "kind=products&mode=apply",
-        &file(1_000),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    let body = apply(1_000).await;
     assert_eq!(body["summary"]["created"], 1);
     if postgres {
         let started = std::time::Instant::now();

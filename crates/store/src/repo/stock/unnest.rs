@@ -49,15 +49,12 @@ enum Bound {
     EachOrNull(Value, Value),
 }
 
-/// Binds one column's `cells`; `fold` lets a column whose cells are all equal travel as one
-/// value.
-fn bind(cells: Vec<Value>, fold: bool) -> Bound {
-    let Some(first) = cells.first() else {
-        return Bound::Each(Value::Array(
-            Value::Bool(None).array_type(),
-            Some(Box::default()),
-        ));
-    };
+/// Binds one column's cells, `first` and the `rest` (a chunk is never empty); `fold` lets a
+/// column whose cells are all equal travel as one value.
+fn bind(first: Value, rest: impl Iterator<Item = Value>, fold: bool) -> Bound {
+    let mut cells = vec![first];
+    cells.extend(rest);
+    let first = &cells[0];
     if fold && cells.iter().all(|c| c == first) {
         return Bound::Same(first.clone());
     }
@@ -84,15 +81,15 @@ fn bind(cells: Vec<Value>, fold: bool) -> Bound {
 }
 
 /// `SELECT <one expression per column, named after it> FROM unnest(<arrays>) AS u(…)` for one
-/// chunk of rows, and the values it binds.
-fn source<T>(columns: &[&Column<T>], rows: &[T]) -> (String, Vec<Value>) {
+/// chunk of rows, `first` and the `rest`, and the values it binds.
+fn source<T>(columns: &[&Column<T>], first: &T, rest: &[T]) -> (String, Vec<Value>) {
     let mut values = Vec::new();
     let mut selected = Vec::with_capacity(columns.len());
     let mut arrays = Vec::new();
     let mut names = Vec::new();
     for (i, (name, ty, get)) in columns.iter().enumerate() {
         // The first column always travels as an array: `unnest` needs one to make the rows.
-        match bind(rows.iter().map(get).collect(), i > 0) {
+        match bind(get(first), rest.iter().map(get), i > 0) {
             Bound::Same(value) => {
                 values.push(value);
                 selected.push(format!("${}::{ty} AS {name}", values.len()));
@@ -176,7 +173,10 @@ async fn run<T>(
     sql: impl Fn(&str) -> String,
 ) -> AppResult<()> {
     for chunk in rows.chunks(ROWS) {
-        let (source, values) = source(columns, chunk);
+        let Some((first, rest)) = chunk.split_first() else {
+            continue;
+        };
+        let (source, values) = source(columns, first, rest);
         conn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             sql(&source),
@@ -219,7 +219,7 @@ mod tests {
 
     fn source_of(rows: &[Row]) -> (String, Vec<Value>) {
         let columns: Vec<&Column<Row>> = COLUMNS.iter().collect();
-        source(&columns, rows)
+        source(&columns, &rows[0], &rows[1..])
     }
 
     #[test]
