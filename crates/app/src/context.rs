@@ -156,6 +156,11 @@ impl AppContext {
         .with_grouping(
             settings.stock_group_max_size,
             std::time::Duration::from_millis(settings.stock_group_max_wait_ms),
+            match (settings.stock_group_lanes, db.backend()) {
+                (0, depot_store::Backend::Sqlite) => 1,
+                (0, depot_store::Backend::Postgres) => 8,
+                (lanes, _) => lanes,
+            },
         );
         let alerts = AlertService::new(writer.clone(), settings.stock_expiry_warning_days);
         let purchasing = PurchasingService::new(
@@ -209,6 +214,7 @@ impl AppContext {
                     .with_source(std::io::Error::other(e.0))
             })?,
             std::time::Duration::from_millis(settings.webhook_retry_base_ms),
+            cache.clone(),
         );
         let reports = ReportService::new(
             writer.clone(),

@@ -115,7 +115,7 @@ impl DebugService {
         let payload = serde_json::to_value(&ping).map_err(AppError::internal)?;
         let message = Message::new(PING, ("debug", "ping"), payload, uow.now())
             .correlated(client.request_id.clone());
-        uow.emit(&message).await?;
+        uow.emit(&message);
         uow.commit().await?;
         Ok(message.id)
     }

@@ -3,7 +3,7 @@
 //! A service opens one with [`Writer::begin`], naming the [`Actor`] and the client, and then
 //! writes through it — repositories take [`UnitOfWork::tx`], the audit entry goes through
 //! [`UnitOfWork::audit`], domain events through [`UnitOfWork::emit`] (the outbox, same
-//! transaction) — and registers what must happen only once the change is durable (cache
+//! transaction, written in one statement as the unit commits) — and registers what must happen only once the change is durable (cache
 //! invalidation, waking the relay) with [`UnitOfWork::after_commit`]. [`UnitOfWork::commit`]
 //! commits and then runs those actions; a unit of work dropped without commit (an early `?`, a
 //! panic, a cancelled request) rolls back and runs none of them. When the client's request
@@ -126,7 +126,7 @@ impl Writer {
             claims: client.idempotency.iter().cloned().collect(),
             now: self.clock.now().trunc_subsecs(6),
             relay: self.relay.clone(),
-            emitted: false,
+            events: Vec::new(),
             invalidation: self.invalidation.clone(),
             retired: Vec::new(),
             after_commit: Vec::new(),
@@ -159,7 +159,9 @@ pub struct UnitOfWork {
     claims: Vec<Claim>,
     now: DateTime<Utc>,
     relay: RelayWaker,
-    emitted: bool,
+    /// The events emitted so far, each with the trace it continues: appended to the outbox
+    /// together, in emission order, when the unit commits.
+    events: Vec<(Message, Option<String>)>,
     invalidation: Arc<EventInvalidation>,
     /// Cache namespaces to retire after commit (by the events emitted).
     retired: Vec<&'static str>,
@@ -192,23 +194,22 @@ impl UnitOfWork {
         audit::record(&self.tx, self.now, self.actor, &self.client, entry).await
     }
 
-    /// Appends `message` to the outbox; the relay is woken after commit. An event that names
-    /// no trace of its own continues the client's request's trace, or the current span's (a
-    /// job, a consumer).
-    pub async fn emit(&mut self, message: &Message) -> AppResult<()> {
+    /// Emits `message`: it is appended to the outbox in this unit's transaction (with every
+    /// other event of the unit, in one statement, as the unit commits) and the relay is woken
+    /// after commit. An event that names no trace of its own continues the client's request's
+    /// trace, or the current span's (a job, a consumer).
+    pub fn emit(&mut self, message: &Message) {
         let traceparent = message
             .traceparent
             .clone()
             .or_else(|| self.client.traceparent.clone())
             .or_else(crate::trace::current_traceparent);
-        outbox::append(&*self.tx, message, traceparent).await?;
-        self.emitted = true;
+        self.events.push((message.clone(), traceparent));
         for namespace in self.invalidation.namespaces_of(&message.event_type) {
             if !self.retired.contains(&namespace) {
                 self.retired.push(namespace);
             }
         }
-        Ok(())
     }
 
     /// Runs `action` after a successful commit, in registration order; never if the unit of
@@ -231,7 +232,8 @@ impl UnitOfWork {
         }
     }
 
-    /// Commits, then runs the after-commit actions. If the commit fails nothing runs.
+    /// Appends the emitted events to the outbox, commits, then runs the after-commit actions.
+    /// If the commit fails nothing runs.
     ///
     /// The idempotency claims of the requests it answers are marked committed in the same
     /// transaction; a claim lost meanwhile (its lease ended and another copy of the request
@@ -241,19 +243,20 @@ impl UnitOfWork {
             tx,
             claims,
             relay,
-            emitted,
+            events,
             invalidation,
             retired,
             after_commit,
             ..
         } = self;
+        outbox::append_all(&*tx, &events).await?;
         for claim in &claims {
             if !mark_committed(&*tx, claim).await? {
                 return Err(crate::idempotency::in_progress());
             }
         }
         tx.commit().await?;
-        if emitted {
+        if !events.is_empty() {
             relay.wake();
         }
         if let Some(cache) = &invalidation.cache {

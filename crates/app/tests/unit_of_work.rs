@@ -66,7 +66,7 @@ async fn begin_with_change(writer: &Writer, ran: &Arc<AtomicU32>) -> Result<Unit
     uow.audit(AuditEntry::new("test.changed").target("thing", "k"))
         .await
         .unwrap();
-    uow.emit(&event()).await.unwrap();
+    uow.emit(&event());
     let ran = ran.clone();
     uow.after_commit(move || async move {
         ran.fetch_add(1, Ordering::SeqCst);
@@ -172,4 +172,48 @@ async fn after_commit_actions_run_once_after_a_commit_and_never_after_a_failure(
     tokio::time::timeout(std::time::Duration::from_secs(1), waker.woken())
         .await
         .expect("the relay was woken after the commit");
+}
+
+#[tokio::test]
+async fn a_units_events_reach_the_outbox_at_commit_in_the_order_emitted_each_in_its_trace() {
+    let (_tdb, db, writer, _) = writer().await;
+    const CLIENT_TRACE: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    const OWN_TRACE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let client = ClientInfo {
+        traceparent: Some(CLIENT_TRACE.into()),
+        ..ClientInfo::local()
+    };
+    let mut uow = writer.begin(Actor::System("test"), &client).await.unwrap();
+    let emitted: Vec<Message> = (0..5)
+        .map(|i| {
+            let e = event();
+            if i == 2 {
+                e.traced(Some(OWN_TRACE.into()))
+            } else {
+                e
+            }
+        })
+        .collect();
+    for e in &emitted {
+        uow.emit(e);
+    }
+    uow.commit().await.unwrap();
+
+    let mut stored = outbox::Entity::find().all(db.reader()).await.unwrap();
+    stored.sort_by_key(|r| r.id);
+    let ids: Vec<_> = stored.iter().map(|r| r.id).collect();
+    let expected: Vec<_> = emitted.iter().map(|e| e.id).collect();
+    assert_eq!(ids, expected, "every event, once, in the order emitted");
+    let traces: Vec<_> = stored.iter().map(|r| r.traceparent.as_deref()).collect();
+    assert_eq!(
+        traces,
+        [
+            Some(CLIENT_TRACE),
+            Some(CLIENT_TRACE),
+            Some(OWN_TRACE),
+            Some(CLIENT_TRACE),
+            Some(CLIENT_TRACE)
+        ],
+        "an event without a trace of its own continues the request's"
+    );
 }

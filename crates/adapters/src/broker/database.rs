@@ -14,11 +14,16 @@ use depot_domain::message::Message;
 use depot_domain::{AppResult, Clock};
 use depot_store::Db;
 use depot_store::repo::jobs;
-use futures::future::join_all;
+use futures::{StreamExt, stream};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{BrokerError, DeadLetter, DeadLetterSelector, Delivery, Disposition, QueueSpec};
+
+/// Jobs one claim takes per slot of a queue's concurrency: a busy queue claims and settles
+/// its jobs in batches (two transactions per batch, not two per job), while each job's claim
+/// still ends well within the visibility timeout.
+const CLAIMS_PER_SLOT: usize = 8;
 
 /// Tuning of the database queue.
 #[derive(Debug, Clone)]
@@ -71,6 +76,9 @@ impl DatabaseQueue {
             .unwrap_or_default()
     }
 
+    /// Claims up to [`CLAIMS_PER_SLOT`] jobs per slot of the queue's concurrency, runs them
+    /// `concurrency` at a time, then settles them all in one transaction (the acks in one
+    /// statement). Returns how many it claimed.
     async fn consume_batch(
         &self,
         queue: &QueueSpec,
@@ -79,31 +87,46 @@ impl DatabaseQueue {
         let now = self.clock.now();
         let until =
             now + chrono::Duration::from_std(self.options.visibility_timeout).unwrap_or_default();
-        let limit = u32::try_from(queue.concurrency.max(1)).unwrap_or(u32::MAX);
+        let concurrency = queue.concurrency.max(1);
+        let limit = u32::try_from(concurrency.saturating_mul(CLAIMS_PER_SLOT)).unwrap_or(u32::MAX);
         let tx = self.db.begin().await?;
         let claimed = jobs::claim(&*tx, &queue.name, &self.worker_id, limit, now, until).await?;
         tx.commit().await?;
         let n = claimed.len();
-        join_all(
-            claimed
-                .into_iter()
-                .map(|job| self.run_one(queue, delivery, job)),
-        )
-        .await;
+        let verdicts: Vec<(Uuid, Disposition)> = stream::iter(claimed)
+            .map(|job| self.run_one(delivery, job))
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        if let Err(err) = self.settle(&verdicts).await {
+            // The claims expire and the jobs are delivered again; the consumer's processed
+            // table keeps each effect single.
+            tracing::warn!(queue = %queue.name, jobs = n, error = ?err, "could not settle jobs");
+        }
         Ok(n)
     }
 
-    /// Applies a consumer's verdict to its job row.
-    async fn settle(&self, id: Uuid, disposition: Disposition) -> AppResult<()> {
+    /// Applies the consumers' verdicts to their job rows, in one transaction.
+    async fn settle(&self, verdicts: &[(Uuid, Disposition)]) -> AppResult<()> {
         let (worker, now) = (self.worker_id.as_str(), self.clock.now());
         let tx = self.db.begin().await?;
-        match disposition {
-            Disposition::Ack => jobs::complete(&*tx, id, worker, now).await.map(|_| ())?,
-            Disposition::Retry { after, error } => {
-                let at = now + chrono::Duration::from_std(after).unwrap_or_default();
-                jobs::retry(&*tx, id, worker, at, &error, now).await?
+        let acked: Vec<Uuid> = verdicts
+            .iter()
+            .filter(|(_, d)| *d == Disposition::Ack)
+            .map(|(id, _)| *id)
+            .collect();
+        jobs::complete_all(&*tx, &acked, worker, now).await?;
+        for (id, disposition) in verdicts {
+            match disposition {
+                Disposition::Ack => {}
+                Disposition::Retry { after, error } => {
+                    let at = now + chrono::Duration::from_std(*after).unwrap_or_default();
+                    jobs::retry(&*tx, *id, worker, at, error, now).await?;
+                }
+                Disposition::DeadLetter { error } => {
+                    jobs::bury(&*tx, *id, worker, error, now).await?;
+                }
             }
-            Disposition::DeadLetter { error } => jobs::bury(&*tx, id, worker, &error, now).await?,
         }
         tx.commit().await
     }
@@ -111,22 +134,24 @@ impl DatabaseQueue {
     /// Stores one job row per (message, bound queue), all in one transaction.
     async fn enqueue_all(&self, routed: &[(Message, Vec<(String, u32)>)]) -> AppResult<()> {
         let now = self.clock.now();
-        let tx = self.db.begin().await?;
+        let mut entries = Vec::new();
         for (message, targets) in routed {
             for (queue, max_attempts) in targets {
                 let max = i32::try_from(*max_attempts).unwrap_or(i32::MAX);
-                jobs::enqueue(&*tx, queue, message, max, now).await?;
+                entries.push((queue.as_str(), message, max));
             }
         }
+        let tx = self.db.begin().await?;
+        jobs::enqueue_all(&*tx, &entries, now).await?;
         tx.commit().await
     }
 
+    /// Hands one job's message to the consumer and returns its verdict.
     async fn run_one(
         &self,
-        queue: &QueueSpec,
         delivery: &Arc<dyn Delivery>,
         job: depot_store::entity::job::Model,
-    ) {
+    ) -> (Uuid, Disposition) {
         let attempt = u32::try_from(job.attempts).unwrap_or(1).max(1);
         let disposition = match jobs::message_of(&job) {
             Ok(message) => delivery.deliver(message, attempt).await,
@@ -134,13 +159,7 @@ impl DatabaseQueue {
                 error: format!("undecodable message: {}", err.cause_chain()),
             },
         };
-        let id = job.id;
-        let applied = self.settle(id, disposition).await;
-        if let Err(err) = applied {
-            // The claim expires and the job is delivered again; the consumer's processed
-            // table keeps the effect single.
-            tracing::warn!(queue = %queue.name, job_id = %id, error = ?err, "could not settle a job");
-        }
+        (job.id, disposition)
     }
 }
 

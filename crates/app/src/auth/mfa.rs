@@ -151,7 +151,7 @@ impl MfaService {
             .await?;
         let event = security_events::mfa_changed(user_id, true, "user", uow.now())
             .correlated(uow.client().request_id.clone());
-        uow.emit(&event).await?;
+        uow.emit(&event);
         self.authz.invalidate_after_commit(&mut uow);
         uow.commit().await?;
         Ok(codes)
@@ -210,7 +210,7 @@ impl MfaService {
             .await?;
         let event = security_events::mfa_changed(user_id, false, "user", uow.now())
             .correlated(uow.client().request_id.clone());
-        uow.emit(&event).await?;
+        uow.emit(&event);
         self.authz.invalidate_after_commit(&mut uow);
         uow.commit().await
     }
@@ -320,7 +320,7 @@ impl MfaService {
             .await?;
         let event = security_events::mfa_changed(user_id, false, "reset", uow.now())
             .correlated(uow.client().request_id.clone());
-        uow.emit(&event).await?;
+        uow.emit(&event);
         self.authz.invalidate_after_commit(&mut uow);
         uow.commit().await
     }

@@ -130,7 +130,7 @@ impl PasswordService {
         .await?;
         let event = security_events::password_changed(principal.user_id, "changed", now)
             .correlated(uow.client().request_id.clone());
-        uow.emit(&event).await?;
+        uow.emit(&event);
         self.authz.invalidate_after_commit(&mut uow);
         uow.commit().await
     }
@@ -214,7 +214,7 @@ impl PasswordService {
         .await?;
         let event = security_events::password_changed(user_id, "reset", now)
             .correlated(uow.client().request_id.clone());
-        uow.emit(&event).await?;
+        uow.emit(&event);
         self.authz.invalidate_after_commit(&mut uow);
         uow.commit().await
     }

@@ -335,7 +335,7 @@ impl SessionService {
         if signed_in_before && !known_device {
             let event =
                 security_events::new_device_sign_in(&session).correlated(client.request_id.clone());
-            uow.emit(&event).await?;
+            uow.emit(&event);
         }
         uow.commit().await?;
         login_metric("success");

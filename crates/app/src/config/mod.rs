@@ -232,6 +232,9 @@ pub struct Settings {
     pub stock_group_max_size: usize,
     /// Longest a queued adjustment waits for its group before it runs on its own.
     pub stock_group_max_wait_ms: u64,
+    /// How many adjustment units run at once, the (product, location) keys spread over that
+    /// many lanes; 0 = one on SQLite (one writer) and eight on PostgreSQL.
+    pub stock_group_lanes: usize,
 
     /// How far beyond the ordered quantity a purchase-order line may be received, in percent.
     pub purchase_over_receipt_tolerance_percent: u32,
@@ -368,6 +371,7 @@ impl Default for Settings {
             stock_expiry_warning_days: 30,
             stock_group_max_size: 64,
             stock_group_max_wait_ms: 250,
+            stock_group_lanes: 0,
             purchase_over_receipt_tolerance_percent: 0,
             sales_reservation_ttl_secs: 0,
             import_max_bytes: 64 * 1024 * 1024,
@@ -865,6 +869,9 @@ impl Settings {
         }
         if !(1..=1_000).contains(&self.stock_group_max_size) {
             problem("stock_group_max_size", "must be between 1 and 1000".into());
+        }
+        if self.stock_group_lanes > 1_000 {
+            problem("stock_group_lanes", "must be at most 1000".into());
         }
         if !(1..=10_000).contains(&self.stock_group_max_wait_ms) {
             problem(

@@ -364,8 +364,7 @@ impl CustomerService {
         row.owner_id = owner;
         row.updated_at = now;
         let shown = views::customer(customers::save(uow.tx(), row).await?);
-        uow.emit(&events::reassigned(id, from, owner, moved, now))
-            .await?;
+        uow.emit(&events::reassigned(id, from, owner, moved, now));
         uow.audit(
             AuditEntry::new("customer.reassigned")
                 .target("customer", id)

@@ -615,7 +615,7 @@ impl ImportService {
         )
         .await?;
         if summary.created + summary.updated + summary.movements > 0 {
-            uow.emit(&applied_event(spec, &outcome, now)).await?;
+            uow.emit(&applied_event(spec, &outcome, now));
         }
         let row = spec.row(
             ImportStatus::Succeeded,

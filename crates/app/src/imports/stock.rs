@@ -648,7 +648,7 @@ pub(crate) async fn write_stock(
         "import: alerts judged"
     );
     for message in raised {
-        uow.emit(&message).await?;
+        uow.emit(&message);
     }
     Ok(Ok(summary))
 }

@@ -350,7 +350,7 @@ impl PaymentService {
         row.tran_id = Some(tran_id(id));
         row.attempts = 1;
         crate::sales::payments::insert(&uow, row.clone()).await?;
-        uow.emit(&payment_transitioned(&row, None, now)).await?;
+        uow.emit(&payment_transitioned(&row, None, now));
         uow.audit(
             AuditEntry::new("payment.initiated")
                 .target("payment", id)
@@ -536,8 +536,7 @@ pub(crate) async fn transition(
         row.paid_at = Some(now);
     }
     let row = payments::save(uow.tx(), row).await?;
-    uow.emit(&payment_transitioned(&row, Some(from), now))
-        .await?;
+    uow.emit(&payment_transitioned(&row, Some(from), now));
     uow.audit(
         AuditEntry::new(audit_action(to))
             .target("payment", row.id)

@@ -513,8 +513,7 @@ impl PurchasingService {
         head.updated_at = now;
         let head = purchase_orders::save(uow.tx(), head).await?;
         let actor = uow.actor().user_id();
-        uow.emit(&events::transitioned(&head, action, from, to, actor, now))
-            .await?;
+        uow.emit(&events::transitioned(&head, action, from, to, actor, now));
         uow.audit(
             AuditEntry::new(audit_action(to, action))
                 .target("purchase_order", head.id)

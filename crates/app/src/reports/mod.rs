@@ -354,7 +354,7 @@ impl ReportService {
         };
         uow.audit(AuditEntry::new("report.cancelled").target("report", id))
             .await?;
-        uow.emit(&finished_event(&row, uow.now())).await?;
+        uow.emit(&finished_event(&row, uow.now()));
         uow.commit().await?;
         metrics::counter!("depot_reports_finished_total", "type" => row.kind.clone(), "status" => row.status.clone())
             .increment(1);

@@ -196,7 +196,7 @@ impl ReportService {
             return Ok(());
         };
         if status != ReportStatus::Queued {
-            uow.emit(&finished_event(&row, now)).await?;
+            uow.emit(&finished_event(&row, now));
         }
         uow.commit().await?;
         metrics::counter!("depot_reports_finished_total", "type" => row.kind.clone(), "status" => row.status.clone())

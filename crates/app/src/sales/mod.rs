@@ -748,8 +748,7 @@ async fn record_transition(
     let actor = uow.actor().user_id();
     uow.emit(&events::order_transitioned(
         &head, action, from, to, actor, now,
-    ))
-    .await?;
+    ));
     uow.audit(
         AuditEntry::new(audit_action(action))
             .target("sales_order", head.id)

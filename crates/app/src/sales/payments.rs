@@ -191,8 +191,7 @@ impl SalesService {
             )
         };
         insert(&uow, row.clone()).await?;
-        uow.emit(&events::payment_transitioned(&row, None, now))
-            .await?;
+        uow.emit(&events::payment_transitioned(&row, None, now));
         uow.audit(
             AuditEntry::new("payment.recorded")
                 .target("sales_order", id)

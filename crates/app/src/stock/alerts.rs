@@ -380,7 +380,7 @@ impl AlertService {
         uow.audit(AuditEntry::new("alert.resolved").target("alert", id))
             .await?;
         let now = uow.now();
-        uow.emit(&events::alert_resolved(&saved, now)).await?;
+        uow.emit(&events::alert_resolved(&saved, now));
         uow.commit().await?;
         Ok(view(saved))
     }
@@ -419,7 +419,7 @@ impl AlertService {
             .collect();
         let (messages, raised) = on_expiry(&uow, &current, self.warning_days).await?;
         for message in &messages {
-            uow.emit(message).await?;
+            uow.emit(message);
         }
         uow.commit().await?;
         Ok(raised)

@@ -1,18 +1,23 @@
-//! Group commit for one hot (product, location): adjustments that arrive while a unit of work
-//! for the same key is in flight queue behind it, and the next of them applies the whole queue
-//! (up to a maximum) in ONE unit of work — the level row locked once, the planner run once per
-//! request in arrival order, one ledger row per request per batch, one level write, one
-//! `stock.changed` per request. Each caller gets exactly the answer it would have had running
-//! alone in that order: a removal that no longer fits gets `stock.insufficient` while the rest
-//! of its group goes through.
+//! Group commit for stock adjustments: adjustments that arrive while a unit of work of their
+//! *lane* is in flight queue behind it, and the next of them applies the whole queue (up to a
+//! maximum) in ONE unit of work. Every (product, location) belongs to one lane, so the
+//! requests on one hot key always meet in its lane — its level row locked once, the planner
+//! run once per request in arrival order, one ledger row per request per batch, one level
+//! write, one `stock.changed` per request — and requests on different keys of one lane share
+//! a transaction too (its begin, commit and outbox statement), their levels locked in the
+//! global (product, location) order first. Each caller gets exactly the answer it would have
+//! had running alone in that order: a removal that no longer fits gets `stock.insufficient`
+//! while the rest of its group goes through.
 //!
-//! A lone request never waits. A request waits at most `max_wait` in the queue, then runs on
-//! its own. When a group's unit fails for a reason that is not one request's own (a database
-//! error, a lost connection, a serialization failure), every request of it runs on its own, so
-//! one failure never takes the others down. Grouping is per process: across processes the
-//! database still serialises on the level row.
+//! The number of lanes bounds how many adjustment units run at once: one on SQLite (one
+//! writer: every concurrent adjustment joins the next writer transaction), several on
+//! PostgreSQL. A lone request never waits. A request waits at most `max_wait` in the queue,
+//! then runs on its own. When a group's unit fails for a reason that is not one request's own
+//! (a database error, a lost connection, a serialization failure), every request of it runs
+//! on its own, so one failure never takes the others down. Grouping is per process: across
+//! processes the database still serialises on the level rows.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -21,7 +26,7 @@ use depot_domain::{Actor, AppError, AppResult, ErrorCategory};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::ledger::{Ledger, product_field};
+use super::ledger::{Ledger, StockProduct, missing_product, stock_product};
 use super::{Adjustment, AdjustmentView, StockService, adjustment_cause, events, views};
 use crate::client::ClientInfo;
 use crate::uow::retry_transient;
@@ -41,24 +46,30 @@ struct Waiting {
 
 #[derive(Default)]
 struct Lane {
-    /// A unit of work for this key is in flight (or about to be).
+    /// A unit of work of this lane is in flight (or about to be).
     busy: bool,
     queue: VecDeque<Waiting>,
 }
 
-/// The per-key queues of one process.
+/// A lane's number.
+type LaneId = usize;
+
+/// The lanes of one process.
 pub(crate) struct Combiner {
     max_group: usize,
     max_wait: Duration,
-    lanes: Mutex<HashMap<(Uuid, Uuid), Lane>>,
+    /// How many lanes the keys are spread over.
+    lane_count: usize,
+    lanes: Mutex<HashMap<LaneId, Lane>>,
     next_id: AtomicU64,
 }
 
 impl Combiner {
-    pub fn new(max_group: usize, max_wait: Duration) -> Arc<Self> {
+    pub fn new(max_group: usize, max_wait: Duration, lane_count: usize) -> Arc<Self> {
         Arc::new(Self {
             max_group: max_group.max(1),
             max_wait,
+            lane_count: lane_count.max(1),
             lanes: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
         })
@@ -69,14 +80,20 @@ impl Combiner {
         self.max_group > 1
     }
 
-    fn lanes(&self) -> MutexGuard<'_, HashMap<(Uuid, Uuid), Lane>> {
+    /// The lane of (product, location): always the same one, spread by the ids' random bits.
+    fn lane_of(&self, (product, location): (Uuid, Uuid)) -> LaneId {
+        let mix = product.as_u64_pair().1 ^ location.as_u64_pair().1.rotate_left(32);
+        usize::try_from(mix % self.lane_count as u64).unwrap_or(0)
+    }
+
+    fn lanes(&self) -> MutexGuard<'_, HashMap<LaneId, Lane>> {
         // Nothing in the map is left half-changed by a panic: go on with it.
         self.lanes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Takes the next group queued on `key` (callers that hung up are dropped unrun), or frees
-    /// the key when nobody waits.
-    fn next_group(&self, key: (Uuid, Uuid)) -> Option<Vec<Waiting>> {
+    /// the lane when nobody waits.
+    fn next_group(&self, key: LaneId) -> Option<Vec<Waiting>> {
         let mut lanes = self.lanes();
         let lane = lanes.get_mut(&key)?;
         lane.queue.retain(|w| !w.reply.is_closed());
@@ -88,8 +105,8 @@ impl Combiner {
         Some(lane.queue.drain(..take).collect())
     }
 
-    /// Takes `id` out of `key`'s queue, if it is still there.
-    fn leave(&self, key: (Uuid, Uuid), id: u64) -> Option<Waiting> {
+    /// Takes `id` out of lane `key`'s queue, if it is still there.
+    fn leave(&self, key: LaneId, id: u64) -> Option<Waiting> {
         let mut lanes = self.lanes();
         let lane = lanes.get_mut(&key)?;
         let at = lane.queue.iter().position(|w| w.id == id)?;
@@ -97,11 +114,11 @@ impl Combiner {
     }
 }
 
-/// Hands a key on to its queue when the request that held it ends, however it ends.
+/// Hands a lane on to its queue when the request that held it ends, however it ends.
 struct HandOn<'a> {
     service: &'a StockService,
     combiner: &'a Arc<Combiner>,
-    key: (Uuid, Uuid),
+    key: LaneId,
 }
 
 impl Drop for HandOn<'_> {
@@ -110,10 +127,10 @@ impl Drop for HandOn<'_> {
     }
 }
 
-/// Frees a key whose draining task ended abnormally.
+/// Frees a lane whose draining task ended abnormally.
 struct FreeOnPanic<'a> {
     combiner: &'a Combiner,
-    key: (Uuid, Uuid),
+    key: LaneId,
     armed: bool,
 }
 
@@ -132,7 +149,7 @@ impl StockService {
         combiner: &Arc<Combiner>,
         job: Job,
     ) -> AppResult<AdjustmentView> {
-        let key = (job.input.product_id, job.input.location_id);
+        let key = combiner.lane_of((job.input.product_id, job.input.location_id));
         let id = combiner.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, mut answer) = oneshot::channel();
         let job = {
@@ -147,8 +164,8 @@ impl StockService {
             }
         };
         if let Some(job) = job {
-            // Alone on the key: run at once, then let whatever queued meanwhile go as groups —
-            // also when this request is cancelled halfway (the guard hands the key on).
+            // Alone in the lane: run at once, then let whatever queued meanwhile go as groups —
+            // also when this request is cancelled halfway (the guard hands the lane on).
             let _hand_on = HandOn {
                 service: self,
                 combiner,
@@ -179,15 +196,16 @@ impl StockService {
         retry_transient(|| self.adjust_once(job.actor, &job.input, &job.client)).await
     }
 
-    /// Runs the groups queued on `key`, one after another, on a task of their own (the caller
-    /// that held the key answers its own client meanwhile); frees the key when none is left.
-    fn drain(&self, combiner: &Arc<Combiner>, key: (Uuid, Uuid)) {
+    /// Runs the groups queued on lane `key`, one after another, on a task of their own (the
+    /// caller that held the lane answers its own client meanwhile); frees the lane when none
+    /// is left.
+    fn drain(&self, combiner: &Arc<Combiner>, key: LaneId) {
         let Some(first) = combiner.next_group(key) else {
             return;
         };
         let (this, combiner) = (self.clone(), combiner.clone());
         tokio::spawn(async move {
-            // Should a group panic, the key must not stay busy for good: free it (whoever
+            // Should a group panic, the lane must not stay busy for good: free it (whoever
             // still waits learns that its group went away).
             let mut guard = FreeOnPanic {
                 combiner: &combiner,
@@ -260,15 +278,29 @@ impl StockService {
             ..first.client.clone()
         };
         let mut uow = self.writer.begin(first.actor, &client).await?;
-        // Every job names this product: a missing one is each job's answer, learnt alone.
-        let product = product_field(
-            uow.tx(),
-            first.input.product_id,
-            "product_id",
-            self.default_policy,
-        )
-        .await?;
+        // Each product looked up once; a missing one is the answer of the jobs that name it.
+        let mut products: BTreeMap<Uuid, Option<StockProduct>> = BTreeMap::new();
+        for job in jobs {
+            let id = job.input.product_id;
+            if products.contains_key(&id) {
+                continue;
+            }
+            let found = stock_product(uow.tx(), id, self.default_policy).await?;
+            products.insert(id, found);
+        }
+        // Every level the group touches, locked first in the one global order (product, then
+        // location) every stock change follows: units never wait on each other in a circle.
         let mut ledger = Ledger::new(adjustment_cause(&first.input));
+        let keys: BTreeMap<(Uuid, Uuid), &StockProduct> = jobs
+            .iter()
+            .filter_map(|job| {
+                let product = products.get(&job.input.product_id)?.as_ref()?;
+                Some(((product.id, job.input.location_id), product))
+            })
+            .collect();
+        for (&(_, location), product) in &keys {
+            ledger.lock_existing(&uow, product, location).await?;
+        }
         let mut done = Vec::with_capacity(jobs.len());
         for job in jobs {
             ledger.act_for(
@@ -277,10 +309,15 @@ impl StockService {
                 adjustment_cause(&job.input),
             );
             let start = ledger.movement_count();
-            match self
-                .apply_adjustment(&uow, &mut ledger, &product, &job.input)
-                .await
-            {
+            let applied = match products.get(&job.input.product_id) {
+                Some(Some(product)) => {
+                    self.apply_adjustment(&uow, &mut ledger, product, &job.input)
+                        .await
+                }
+                // Its own refusal, told as a lone request would be.
+                _ => Err(missing_product("product_id")),
+            };
+            match applied {
                 Ok(()) => {
                     uow.answers_for(&job.client);
                     let level = ledger
@@ -305,7 +342,7 @@ impl StockService {
                     // Each request's event continues that request's own trace.
                     let event = events::stock_changed(&level, change, &kinds, None, now)
                         .traced(job.client.traceparent.clone());
-                    uow.emit(&event).await?;
+                    uow.emit(&event);
                     answers.push(Ok(AdjustmentView {
                         movements: mine.iter().cloned().map(views::movement).collect(),
                         level: views::level(level),
@@ -364,7 +401,7 @@ mod tests {
             client: ClientInfo::default(),
         };
         let mut lanes = combiner.lanes();
-        let lane = lanes.entry(key).or_default();
+        let lane = lanes.entry(combiner.lane_of(key)).or_default();
         lane.busy = true;
         let id = combiner.next_id.fetch_add(1, Ordering::Relaxed);
         lane.queue.push_back(Waiting { id, job, reply });
@@ -373,13 +410,14 @@ mod tests {
 
     #[test]
     fn groups_are_bounded_skip_callers_that_hung_up_and_free_the_key_when_empty() {
-        let combiner = Combiner::new(2, Duration::from_millis(10));
+        let combiner = Combiner::new(2, Duration::from_millis(10), 4);
         let key = (Uuid::from_u128(1), Uuid::from_u128(2));
         let _a = waiting(&combiner, key);
         let gone = waiting(&combiner, key);
         let _c = waiting(&combiner, key);
         let _d = waiting(&combiner, key);
         drop(gone);
+        let key = combiner.lane_of(key);
         let first = combiner.next_group(key).expect("a group");
         assert_eq!(first.len(), 2, "at most the maximum");
         assert_eq!(
@@ -398,9 +436,10 @@ mod tests {
 
     #[test]
     fn a_draining_task_that_ends_abnormally_frees_its_key() {
-        let combiner = Combiner::new(8, Duration::from_millis(10));
+        let combiner = Combiner::new(8, Duration::from_millis(10), 4);
         let key = (Uuid::from_u128(3), Uuid::from_u128(4));
         let _waiter = waiting(&combiner, key);
+        let key = combiner.lane_of(key);
         drop(FreeOnPanic {
             combiner: &combiner,
             key,
@@ -419,5 +458,25 @@ mod tests {
             combiner.lanes().get(&key).is_none(),
             "an abnormal end frees the key"
         );
+    }
+
+    #[test]
+    fn a_key_keeps_its_lane_and_keys_spread_over_every_lane() {
+        let combiner = Combiner::new(8, Duration::from_millis(10), 8);
+        let keys: Vec<(Uuid, Uuid)> = (0..1_000)
+            .map(|_| (Uuid::now_v7(), Uuid::now_v7()))
+            .collect();
+        let mut per_lane = [0usize; 8];
+        for &key in &keys {
+            let lane = combiner.lane_of(key);
+            assert_eq!(lane, combiner.lane_of(key), "always the same lane");
+            per_lane[lane] += 1;
+        }
+        assert!(
+            per_lane.iter().all(|&n| n > 60),
+            "1,000 keys over 8 lanes: {per_lane:?}"
+        );
+        let one = Combiner::new(8, Duration::from_millis(10), 1);
+        assert!(keys.iter().all(|&k| one.lane_of(k) == 0));
     }
 }

@@ -80,7 +80,12 @@ pub(crate) async fn product_field(
 ) -> AppResult<StockProduct> {
     stock_product(conn, id, default_policy)
         .await?
-        .ok_or_else(|| product_not_found().with_details(serde_json::json!({ "field": field })))
+        .ok_or_else(|| missing_product(field))
+}
+
+/// 404: the product `field` names does not exist.
+pub(crate) fn missing_product(field: &str) -> AppError {
+    product_not_found().with_details(serde_json::json!({ "field": field }))
 }
 
 /// The engine's view of every product `ids` names, each looked up once; a missing one is a
@@ -744,12 +749,11 @@ impl Ledger {
                     .collect();
                 uow.emit(&events::stock_changed(
                     level, *change, &kinds, reference, now,
-                ))
-                .await?;
+                ));
             }
         }
         for message in raised {
-            uow.emit(&message).await?;
+            uow.emit(&message);
         }
         Ok((self.movements, levels.into_iter().map(|(l, _)| l).collect()))
     }

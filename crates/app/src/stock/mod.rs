@@ -230,15 +230,20 @@ impl StockService {
             writer,
             default_policy,
             warning_days,
-            combiner: grouping::Combiner::new(1, std::time::Duration::ZERO),
+            combiner: grouping::Combiner::new(1, std::time::Duration::ZERO, 1),
         }
     }
 
-    /// Groups concurrent adjustments of one (product, location) into one unit of work, up to
-    /// `max_group` at a time, none waiting longer than `max_wait` (see `grouping`); a maximum
-    /// of 1 turns grouping off.
-    pub fn with_grouping(mut self, max_group: usize, max_wait: std::time::Duration) -> Self {
-        self.combiner = grouping::Combiner::new(max_group, max_wait);
+    /// Groups concurrent adjustments of one lane into one unit of work, up to `max_group` at a
+    /// time, none waiting longer than `max_wait`, the (product, location) keys spread over
+    /// `lanes` lanes (see `grouping`); a maximum of 1 turns grouping off.
+    pub fn with_grouping(
+        mut self,
+        max_group: usize,
+        max_wait: std::time::Duration,
+        lanes: usize,
+    ) -> Self {
+        self.combiner = grouping::Combiner::new(max_group, max_wait, lanes);
         self
     }
 
@@ -562,8 +567,7 @@ impl StockService {
         let (movements, _) = ledger.finish(&mut uow, self.warning_days).await?;
         let summary: Vec<(Uuid, i64)> = rows.iter().map(|l| (l.product_id, l.quantity)).collect();
         let now = uow.now();
-        uow.emit(&events::transfer_completed(id, from, to, &summary, now))
-            .await?;
+        uow.emit(&events::transfer_completed(id, from, to, &summary, now));
         uow.commit().await?;
         Ok(views::transfer((head, rows), movements))
     }
@@ -719,8 +723,7 @@ impl StockService {
             .map(|l| (l.batch_id, l.product_id, l.difference))
             .collect();
         let now = uow.now();
-        uow.emit(&events::count_posted(id, location, &summary, now))
-            .await?;
+        uow.emit(&events::count_posted(id, location, &summary, now));
         uow.commit().await?;
         Ok(views::count((head, rows), movements))
     }

@@ -8,21 +8,25 @@ use async_trait::async_trait;
 use depot_domain::message::Message;
 use depot_domain::notify::DeliveryStatus;
 use depot_domain::{AppError, AppResult, Clock};
+use depot_store::DatabaseTransaction;
 use depot_store::entity::{webhook, webhook_delivery};
 use depot_store::repo::webhooks;
-use depot_store::{DatabaseTransaction, Db};
 
+use super::subscriptions::{Subscriptions, event_types};
 use super::{ALL_EVENTS, subscribable};
 use crate::messaging::{ConsumerPolicy, Handler};
 
 pub struct WebhookHandler {
     clock: Arc<dyn Clock>,
-    db: Db,
+    subscriptions: Subscriptions,
 }
 
 impl WebhookHandler {
-    pub fn new(clock: Arc<dyn Clock>, db: Db) -> Self {
-        Self { clock, db }
+    pub fn new(clock: Arc<dyn Clock>, subscriptions: Subscriptions) -> Self {
+        Self {
+            clock,
+            subscriptions,
+        }
     }
 }
 
@@ -31,8 +35,7 @@ fn subscribed(hooks: Vec<webhook::Model>, message: &Message) -> Vec<webhook::Mod
     hooks
         .into_iter()
         .filter(|w| {
-            serde_json::from_str::<Vec<String>>(&w.event_types)
-                .unwrap_or_default()
+            event_types(&w.event_types)
                 .iter()
                 .any(|t| t == ALL_EVENTS || *t == message.event_type)
         })
@@ -56,9 +59,10 @@ impl Handler for WebhookHandler {
         }
     }
 
-    /// Most events concern no webhook: a read tells, and no write transaction is opened.
+    /// Most events concern no webhook: the cached subscriptions tell, and no transaction is
+    /// opened.
     async fn wants(&self, message: &Message) -> AppResult<bool> {
-        Ok(!subscribed(webhooks::active(self.db.reader()).await?, message).is_empty())
+        self.subscriptions.any_for(&message.event_type).await
     }
 
     async fn handle(&self, tx: &DatabaseTransaction, message: &Message) -> AppResult<()> {

@@ -7,11 +7,13 @@
 
 pub mod handler;
 pub mod sender;
+pub mod subscriptions;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use depot_adapters::cache::Cache;
 use depot_adapters::webhook::WebhookClient;
 use depot_domain::notify::DeliveryStatus;
 use depot_domain::pagination::{Page, PageRequest};
@@ -29,6 +31,7 @@ use crate::catalog::map_page;
 use crate::client::ClientInfo;
 use crate::messaging::catalog;
 use crate::uow::Writer;
+use subscriptions::Subscriptions;
 
 /// Subscribes to every event type.
 pub const ALL_EVENTS: &str = "*";
@@ -118,7 +121,7 @@ fn view(w: webhook::Model) -> WebhookView {
     WebhookView {
         id: w.id,
         url: w.url,
-        event_types: serde_json::from_str(&w.event_types).unwrap_or_default(),
+        event_types: subscriptions::event_types(&w.event_types),
         active: w.active,
         description: w.description,
         created_by: w.created_by,
@@ -156,6 +159,7 @@ pub struct WebhookService {
     sealer: Sealer,
     client: WebhookClient,
     retry_base: std::time::Duration,
+    subscriptions: Subscriptions,
 }
 
 impl WebhookService {
@@ -164,12 +168,15 @@ impl WebhookService {
         sealer: Sealer,
         client: WebhookClient,
         retry_base: std::time::Duration,
+        cache: Arc<Cache>,
     ) -> Self {
+        let subscriptions = Subscriptions::new(cache, writer.db().clone());
         Self {
             writer,
             sealer,
             client,
             retry_base,
+            subscriptions,
         }
     }
 
@@ -177,7 +184,7 @@ impl WebhookService {
     pub fn register(&self, background: &mut Background) {
         background.consumer(Arc::new(handler::WebhookHandler::new(
             self.writer.clock().clone(),
-            self.writer.db().clone(),
+            self.subscriptions.clone(),
         )));
         let sender = sender::Sender::new(
             self.writer.clone(),
@@ -236,7 +243,7 @@ impl WebhookService {
         }
         refuse_url(v)?;
         let secret = format!("whsec_{}", secrets::random_token(32));
-        let uow = self.writer.begin(actor, client).await?;
+        let mut uow = self.writer.begin(actor, client).await?;
         let now = uow.now();
         let row = webhooks::insert(
             uow.tx(),
@@ -261,6 +268,7 @@ impl WebhookService {
                 })),
         )
         .await?;
+        self.subscriptions.changed_after_commit(&mut uow);
         uow.commit().await?;
         Ok(CreatedWebhook {
             webhook: view(row),
@@ -296,7 +304,7 @@ impl WebhookService {
             v.text("description", d, MAX_DESCRIPTION);
         }
         refuse_url(v)?;
-        let uow = self.writer.begin(actor, client).await?;
+        let mut uow = self.writer.begin(actor, client).await?;
         let mut row = webhooks::get(uow.tx(), id).await?.ok_or_else(not_found)?;
         if let Some(url) = patch.url.clone() {
             row.url = url;
@@ -322,17 +330,19 @@ impl WebhookService {
                 })),
         )
         .await?;
+        self.subscriptions.changed_after_commit(&mut uow);
         uow.commit().await?;
         Ok(view(row))
     }
 
     pub async fn delete(&self, actor: Actor, id: Uuid, client: &ClientInfo) -> AppResult<()> {
-        let uow = self.writer.begin(actor, client).await?;
+        let mut uow = self.writer.begin(actor, client).await?;
         if !webhooks::delete(uow.tx(), id).await? {
             return Err(not_found());
         }
         uow.audit(AuditEntry::new("webhook.deleted").target("webhook", id))
             .await?;
+        self.subscriptions.changed_after_commit(&mut uow);
         uow.commit().await
     }
 

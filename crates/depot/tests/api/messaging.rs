@@ -465,3 +465,47 @@ async fn a_broadcast_event_nobody_listens_to_is_published_not_set_aside() {
     assert!(row.published_at.is_some());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn messages_consumed_together_each_settle_by_their_own_outcome() {
+    let app = spawn_app().await;
+    // Appended in one transaction: the relay publishes them in one pass and the database queue
+    // claims them in one batch, whose verdicts are settled together.
+    let fine: Vec<Message> = (0..5).map(|_| debug_ping(serde_json::json!({}))).collect();
+    let flaky = debug_ping(serde_json::json!({ "fail_times": 1 }));
+    let poison = debug_ping(serde_json::json!({ "poison": true }));
+    let tx = app.store.begin().await.unwrap();
+    let all: Vec<(Message, Option<String>)> = fine
+        .iter()
+        .chain([&flaky, &poison])
+        .map(|m| (m.clone(), None))
+        .collect();
+    depot_store::repo::outbox::append_all(&*tx, &all)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    for m in fine.iter().chain([&flaky]) {
+        await_handled_once(&app, m.id, Duration::from_secs(20), "handled").await;
+    }
+    let broker = app.context.broker().clone();
+    await_dead_lettered(&*broker, poison.id, "the poison message is parked").await;
+    assert_eq!(handled_count(&app.store, poison.id).await, 0);
+    let debug = app.context.debug().expect("debug routes are on in tests");
+    assert_eq!(debug.attempts(flaky.id), 2, "one failure, then success");
+    if broker.kind() == "database" {
+        for m in &fine {
+            let job = succeeded_job(&app, m.id).await;
+            assert_eq!((job.status.as_str(), job.attempts), ("succeeded", 1));
+        }
+        let job = succeeded_job(&app, flaky.id).await;
+        assert_eq!((job.status.as_str(), job.attempts), ("succeeded", 2));
+        let parked = job_of(&app, poison.id).await.unwrap();
+        assert_eq!(parked.status, "dead");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for m in fine.iter().chain([&flaky]) {
+        assert_eq!(handled_count(&app.store, m.id).await, 1, "once each");
+    }
+    app.stop().await;
+}

@@ -11,15 +11,15 @@ use depot_domain::AppResult;
 use depot_domain::id::new_id;
 use depot_domain::message::Message;
 use depot_domain::state::JobStatus;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
     QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use uuid::Uuid;
 
-use super::insert_if_absent;
 use super::outbox::truncate;
+use super::{IN_LIST, insert_if_absent, upsert_all};
 use crate::entity::job::{ActiveModel, Column, Entity, Model};
 use crate::error::db_error;
 
@@ -32,8 +32,36 @@ pub async fn enqueue(
     max_attempts: i32,
     now: DateTime<Utc>,
 ) -> AppResult<bool> {
+    let row = job_row(queue, message, max_attempts, now)?;
+    insert_if_absent(conn, row, [Column::Queue, Column::DedupeKey]).await
+}
+
+/// Enqueues each `(queue, message, max_attempts)`, many rows per statement, skipping those
+/// already there (deduplicated on the message id per queue, as [`enqueue`]).
+pub async fn enqueue_all(
+    conn: &impl ConnectionTrait,
+    entries: &[(&str, &Message, i32)],
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let rows = entries
+        .iter()
+        .map(|&(queue, message, max_attempts)| job_row(queue, message, max_attempts, now))
+        .collect::<AppResult<Vec<_>>>()?;
+    let skip = OnConflict::columns([Column::Queue, Column::DedupeKey])
+        .do_nothing()
+        .to_owned();
+    upsert_all(conn, rows, Some(skip)).await
+}
+
+/// The queued job that carries `message` on `queue`, due at `now`.
+fn job_row(
+    queue: &str,
+    message: &Message,
+    max_attempts: i32,
+    now: DateTime<Utc>,
+) -> AppResult<ActiveModel> {
     let payload = serde_json::to_value(message).map_err(depot_domain::AppError::internal)?;
-    let row = ActiveModel {
+    Ok(ActiveModel {
         id: Set(new_id()),
         queue: Set(queue.to_owned()),
         kind: Set(message.event_type.clone()),
@@ -49,8 +77,7 @@ pub async fn enqueue(
         correlation_id: Set(message.correlation_id.clone()),
         created_at: Set(now),
         updated_at: Set(now),
-    };
-    insert_if_absent(conn, row, [Column::Queue, Column::DedupeKey]).await
+    })
 }
 
 /// Claims up to `limit` due jobs of `queue` for `worker` until `locked_until`, counting an
@@ -106,12 +133,27 @@ pub async fn complete(
     worker: &str,
     now: DateTime<Utc>,
 ) -> AppResult<bool> {
-    let result = settle(id, worker, JobStatus::Succeeded.as_str(), now)
-        .filter(Column::Status.eq(JobStatus::Running.as_str()))
-        .exec(conn)
-        .await
-        .map_err(db_error)?;
-    Ok(result.rows_affected == 1)
+    Ok(complete_all(conn, &[id], worker, now).await? == 1)
+}
+
+/// Marks claimed jobs done in one statement (`IN_LIST` ids at a time); a job whose claim
+/// `worker` no longer holds is left alone. Returns how many were completed.
+pub async fn complete_all(
+    conn: &impl ConnectionTrait,
+    ids: &[Uuid],
+    worker: &str,
+    now: DateTime<Utc>,
+) -> AppResult<u64> {
+    let mut completed = 0;
+    for chunk in ids.chunks(IN_LIST) {
+        completed += ended_claims(chunk, worker, JobStatus::Succeeded.as_str(), now)
+            .filter(Column::Status.eq(JobStatus::Running.as_str()))
+            .exec(conn)
+            .await
+            .map_err(db_error)?
+            .rows_affected;
+    }
+    Ok(completed)
 }
 
 /// Puts a claimed job back to run again at `run_at`, recording why it failed.
@@ -155,7 +197,7 @@ async fn release(
     error: &str,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
-    settle(id, worker, status, now)
+    ended_claims(&[id], worker, status, now)
         .col_expr(Column::RunAt, Expr::value(run_at))
         .col_expr(Column::LastError, Expr::value(truncate(error)))
         .col_expr(Column::LockedBy, Expr::value(Option::<String>::None))
@@ -165,8 +207,13 @@ async fn release(
     Ok(())
 }
 
-/// The update that ends `worker`'s claim on job `id` with `status`.
-fn settle(id: Uuid, worker: &str, status: &str, now: DateTime<Utc>) -> sea_orm::UpdateMany<Entity> {
+/// The update that ends `worker`'s claims on jobs `ids` with `status`.
+fn ended_claims(
+    ids: &[Uuid],
+    worker: &str,
+    status: &str,
+    now: DateTime<Utc>,
+) -> sea_orm::UpdateMany<Entity> {
     Entity::update_many()
         .col_expr(Column::Status, Expr::value(status))
         .col_expr(
@@ -174,7 +221,7 @@ fn settle(id: Uuid, worker: &str, status: &str, now: DateTime<Utc>) -> sea_orm::
             Expr::value(Option::<DateTime<Utc>>::None),
         )
         .col_expr(Column::UpdatedAt, Expr::value(now))
-        .filter(Column::Id.eq(id))
+        .filter(Column::Id.is_in(ids.iter().copied()))
         .filter(Column::LockedBy.eq(worker))
 }
 

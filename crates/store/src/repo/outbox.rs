@@ -12,7 +12,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::insert_row;
+use super::insert_all;
 use crate::entity::outbox::{ActiveModel, Column, Entity, Model};
 use crate::error::db_error;
 
@@ -23,22 +23,33 @@ pub async fn append(
     message: &Message,
     traceparent: Option<String>,
 ) -> AppResult<()> {
-    let row = ActiveModel {
-        id: Set(message.id),
-        aggregate_type: Set(message.aggregate_type.clone()),
-        aggregate_id: Set(message.aggregate_id.clone()),
-        event_type: Set(message.event_type.clone()),
-        event_version: Set(message.version),
-        payload: Set(message.payload.clone()),
-        correlation_id: Set(message.correlation_id.clone()),
-        traceparent: Set(traceparent),
-        occurred_at: Set(message.occurred_at),
-        status: Set(OutboxStatus::Pending.as_str().into()),
-        attempts: Set(0),
-        last_error: Set(None),
-        published_at: Set(None),
-    };
-    insert_row(conn, row).await
+    append_all(conn, &[(message.clone(), traceparent)]).await
+}
+
+/// Appends each `(message, traceparent)` as [`append`] does, many rows per statement.
+pub async fn append_all(
+    conn: &impl ConnectionTrait,
+    entries: &[(Message, Option<String>)],
+) -> AppResult<()> {
+    let rows: Vec<ActiveModel> = entries
+        .iter()
+        .map(|(message, traceparent)| ActiveModel {
+            id: Set(message.id),
+            aggregate_type: Set(message.aggregate_type.clone()),
+            aggregate_id: Set(message.aggregate_id.clone()),
+            event_type: Set(message.event_type.clone()),
+            event_version: Set(message.version),
+            payload: Set(message.payload.clone()),
+            correlation_id: Set(message.correlation_id.clone()),
+            traceparent: Set(traceparent.clone()),
+            occurred_at: Set(message.occurred_at),
+            status: Set(OutboxStatus::Pending.as_str().into()),
+            attempts: Set(0),
+            last_error: Set(None),
+            published_at: Set(None),
+        })
+        .collect();
+    insert_all(conn, rows).await
 }
 
 /// The oldest unpublished events, in id (= creation) order.

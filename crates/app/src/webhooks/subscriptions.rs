@@ -1,0 +1,61 @@
+//! Which event types the active webhooks take, known on every instance without a query per
+//! event: the `webhooks` consumer asks it of every event it receives, and most events (every
+//! stock change) concern no webhook. The set is cached per instance and re-read on the next
+//! event after any webhook is created, changed or deleted anywhere (a cache namespace retired
+//! after the change commits — see [`Cache::get_or_load_fresh`]). Without a shared cache
+//! (Redis), other processes see a change within [`TTL`].
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use depot_adapters::cache::Cache;
+use depot_domain::AppResult;
+use depot_store::Db;
+use depot_store::repo::webhooks;
+
+use super::ALL_EVENTS;
+use crate::uow::UnitOfWork;
+
+const NAMESPACE: &str = "webhook-subscriptions";
+/// How long one instance keeps the set when nothing tells it of a change.
+const TTL: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub struct Subscriptions {
+    cache: Arc<Cache>,
+    db: Db,
+}
+
+impl Subscriptions {
+    pub fn new(cache: Arc<Cache>, db: Db) -> Self {
+        Self { cache, db }
+    }
+
+    /// Whether any active webhook takes events of `event_type`.
+    pub async fn any_for(&self, event_type: &str) -> AppResult<bool> {
+        let db = self.db.clone();
+        let (types, _) = self
+            .cache
+            .get_or_load_fresh(NAMESPACE, "active", TTL, &[], || async move {
+                let active = webhooks::active(db.reader()).await?;
+                Ok(active
+                    .iter()
+                    .flat_map(|w| event_types(&w.event_types))
+                    .collect::<BTreeSet<String>>())
+            })
+            .await?;
+        Ok(types.contains(ALL_EVENTS) || types.contains(event_type))
+    }
+
+    /// Once `uow` has committed a change to a webhook, every instance reads the set again.
+    pub fn changed_after_commit(&self, uow: &mut UnitOfWork) {
+        let cache = self.cache.clone();
+        uow.after_commit(move || async move { cache.invalidate_namespace(NAMESPACE).await });
+    }
+}
+
+/// The event types a webhook row subscribes to (stored as a JSON array).
+pub(crate) fn event_types(stored: &str) -> Vec<String> {
+    serde_json::from_str(stored).unwrap_or_default()
+}
