@@ -396,9 +396,14 @@ async fn main() -> anyhow::Result<()> {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(Settings::default().stock_group_max_size),
+        // STOCK_GROUP_LANES=n spreads the keys over n lanes (0, the default: by backend).
+        stock_group_lanes: std::env::var("STOCK_GROUP_LANES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(Settings::default().stock_group_lanes),
         ..Settings::default()
     };
-    let group = settings.stock_group_max_size;
+    let (group, lanes) = (settings.stock_group_max_size, settings.stock_group_lanes);
     let app = Application::start(settings, Role::All).await?;
     let addr = app.api_addr().expect("api listener");
     let ctx = app.context().clone();
@@ -502,7 +507,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let (_, settled) = drain(&store).await;
     println!(
-        "database={} broker={} clients={clients} seconds={seconds} products={PRODUCTS} stock_group_max_size={group} (setup events drained in {:.1} s)",
+        "database={} broker={} clients={clients} seconds={seconds} products={PRODUCTS} stock_group_max_size={group} stock_group_lanes={lanes} (setup events drained in {:.1} s)",
         db.backend(),
         if amqp.is_some() {
             "rabbitmq"

@@ -479,4 +479,19 @@ mod tests {
         let one = Combiner::new(8, Duration::from_millis(10), 1);
         assert!(keys.iter().all(|&k| one.lane_of(k) == 0));
     }
+
+    #[test]
+    fn with_one_lane_requests_on_different_keys_queue_into_one_group() {
+        let combiner = Combiner::new(8, Duration::from_millis(10), 1);
+        let a = (Uuid::from_u128(5), Uuid::from_u128(6));
+        let b = (Uuid::from_u128(7), Uuid::from_u128(8));
+        let _first = waiting(&combiner, a);
+        let _second = waiting(&combiner, b);
+        let group = combiner.next_group(combiner.lane_of(a)).expect("a group");
+        let keys: Vec<_> = group
+            .iter()
+            .map(|w| (w.job.input.product_id, w.job.input.location_id))
+            .collect();
+        assert_eq!(keys, [a, b], "both keys, in arrival order");
+    }
 }

@@ -284,3 +284,55 @@ async fn a_repeated_idempotency_key_inside_a_group_takes_effect_once() {
     assert_verified(&app).await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_on_different_keys_grouped_in_one_lane_each_get_their_own_answer() {
+    // One lane: every concurrent adjustment queues into the next unit of work, whatever its key.
+    let app = spawn_app_with(|s| s.stock_group_lanes = 1).await;
+    let desk = Desk::open(&app).await;
+    let here = desk.location("WH1").await;
+    let there = desk.location("WH2").await;
+    let stocked = desk.product("LANE-A", "pcs", json!({})).await;
+    let empty = desk.product("LANE-B", "pcs", json!({})).await;
+    desk.add(stocked, here, json!(100), json!({})).await;
+    let missing = Uuid::now_v7();
+    // (product, location, quantity, expected status, expected code)
+    type Step = (Uuid, Uuid, i64, u16, &'static str);
+    let plan: Vec<Step> = (0..80)
+        .map(|i| match i % 5 {
+            0 => (stocked, here, -1, 201, ""),
+            1 => (stocked, there, 2, 201, ""),
+            2 => (empty, here, -1, 409, "stock.insufficient"),
+            3 => (missing, here, -1, 404, "products.not_found"),
+            _ => (empty, there, 1, 201, ""),
+        })
+        .collect();
+    let answers: Vec<(Step, (u16, Value))> = futures::stream::iter(plan)
+        .map(|step| {
+            let desk = &desk;
+            async move {
+                let reason = if step.2 > 0 { "found" } else { "damaged" };
+                let answer = desk
+                    .adjust(step.0, step.1, json!(step.2), json!({ "reason": reason }))
+                    .await;
+                (step, answer)
+            }
+        })
+        .buffer_unordered(80)
+        .collect()
+        .await;
+    for ((product, location, quantity, status, code), (got, body)) in &answers {
+        assert_eq!(got, status, "{quantity} of {product} at {location}: {body}");
+        if *got == 201 {
+            assert_eq!(body["level"]["product_id"], json!(product), "{body}");
+            assert_eq!(body["level"]["location_id"], json!(location), "{body}");
+        } else {
+            assert_eq!(body["code"], *code, "{body}");
+        }
+    }
+    assert_eq!(desk.on_hand(stocked, here).await, json!(84));
+    assert_eq!(desk.on_hand(stocked, there).await, json!(32));
+    assert_eq!(desk.on_hand(empty, there).await, json!(16));
+    assert_verified(&app).await;
+    app.stop().await;
+}
