@@ -45,7 +45,15 @@ async fn a_change_to_a_webhook_is_seen_by_the_next_event_and_until_then_the_answ
         Arc::new(FixedClock(Utc::now())),
         RelayWaker::default(),
     );
-    let cache = Arc::new(Cache::new(None, CacheOptions::default()));
+    // Entries live the subscriptions' own 5 s here, not the default 1 s cap: the cached
+    // answer below must not expire on a slow machine.
+    let cache = Arc::new(Cache::new(
+        None,
+        CacheOptions {
+            l1_max_ttl: std::time::Duration::from_secs(60),
+            ..CacheOptions::default()
+        },
+    ));
     let subscriptions = Subscriptions::new(cache, db.clone());
     let client = ClientInfo::local();
     let begin = || writer.begin(Actor::System("test"), &client);

@@ -21,8 +21,10 @@ use uuid::Uuid;
 use super::{BrokerError, DeadLetter, DeadLetterSelector, Delivery, Disposition, QueueSpec};
 
 /// Jobs one claim takes per slot of a queue's concurrency: a busy queue claims and settles
-/// its jobs in batches (two transactions per batch, not two per job), while each job's claim
-/// still ends well within the visibility timeout.
+/// its jobs in batches (two transactions per batch, not two per job). A batch's verdicts are
+/// written when its last job ends, so a claim lasts up to eight handler runs: should that
+/// exceed the visibility timeout, the jobs are delivered again (the consumers' processed table
+/// keeps each effect single).
 const CLAIMS_PER_SLOT: usize = 8;
 
 /// Tuning of the database queue.
@@ -106,8 +108,12 @@ impl DatabaseQueue {
         Ok(n)
     }
 
-    /// Applies the consumers' verdicts to their job rows, in one transaction.
+    /// Applies the consumers' verdicts to their job rows, in one transaction (none when there
+    /// are none: an idle poll writes nothing).
     async fn settle(&self, verdicts: &[(Uuid, Disposition)]) -> AppResult<()> {
+        if verdicts.is_empty() {
+            return Ok(());
+        }
         let (worker, now) = (self.worker_id.as_str(), self.clock.now());
         let tx = self.db.begin().await?;
         let acked: Vec<Uuid> = verdicts

@@ -4,14 +4,15 @@
 //! requests on one hot key always meet in its lane — its level row locked once, the planner
 //! run once per request in arrival order, one ledger row per request per batch, one level
 //! write, one `stock.changed` per request — and requests on different keys of one lane share
-//! a transaction too (its begin, commit and outbox statement), their levels locked in the
-//! global (product, location) order first. Each caller gets exactly the answer it would have
+//! a transaction too (its begin, commit and outbox statement), their existing levels locked
+//! in the global (product, location) order first. Each caller gets exactly the answer it would have
 //! had running alone in that order: a removal that no longer fits gets `stock.insufficient`
 //! while the rest of its group goes through.
 //!
-//! The number of lanes bounds how many adjustment units run at once: one on SQLite (one
-//! writer: every concurrent adjustment joins the next writer transaction), several on
-//! PostgreSQL. A lone request never waits. A request waits at most `max_wait` in the queue,
+//! The number of lanes is how many grouped units one process runs at once: one on SQLite
+//! (one writer: every concurrent adjustment joins the next writer transaction), several on
+//! PostgreSQL (a request that gave up waiting, or a member of a failed group, runs alone
+//! beside them). A lone request never waits. A request waits at most `max_wait` in the queue,
 //! then runs on its own. When a group's unit fails for a reason that is not one request's own
 //! (a database error, a lost connection, a serialization failure), every request of it runs
 //! on its own, so one failure never takes the others down. Grouping is per process: across
@@ -22,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use depot_domain::{Actor, AppError, AppResult, ErrorCategory};
+use depot_domain::{Actor, AppError, AppResult, ErrorCategory, ErrorCode};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -288,8 +289,11 @@ impl StockService {
             let found = stock_product(uow.tx(), id, self.default_policy).await?;
             products.insert(id, found);
         }
-        // Every level the group touches, locked first in the one global order (product, then
-        // location) every stock change follows: units never wait on each other in a circle.
+        // Every existing level the group touches, locked first in the one global order
+        // (product, then location) every stock change follows. A level an addition creates is
+        // created and locked when that request applies; should that meet another unit's locks
+        // in a circle, the database refuses one of them and the unit runs again
+        // (`retry_transient`), or its requests alone.
         let mut ledger = Ledger::new(adjustment_cause(&first.input));
         let keys: BTreeMap<(Uuid, Uuid), &StockProduct> = jobs
             .iter()
@@ -352,6 +356,11 @@ impl StockService {
             }
         }
         if let Err(e) = uow.commit().await {
+            // A claim lost meanwhile is found before COMMIT and rolls the unit back: nothing
+            // took effect, so each request runs alone (the one whose claim was lost learns it).
+            if e.error_code() == ErrorCode::IdempotencyInProgress {
+                return Err(e);
+            }
             // The commit may have taken effect before the error reached us: running the
             // requests again could apply them twice, so each learns of the failure instead
             // (as a lone request would).

@@ -1,9 +1,12 @@
 //! Which event types the active webhooks take, known on every instance without a query per
 //! event: the `webhooks` consumer asks it of every event it receives, and most events (every
-//! stock change) concern no webhook. The set is cached per instance and re-read on the next
-//! event after any webhook is created, changed or deleted anywhere (a cache namespace retired
-//! after the change commits — see [`Cache::get_or_load_fresh`]). Without a shared cache
-//! (Redis), other processes see a change within [`TTL`].
+//! stock change) concern no webhook. The set is cached per instance (at most the cache's
+//! `l1_max_ttl`, 1 s by default) and re-read on the next event after any webhook is created,
+//! changed or deleted anywhere: a cache namespace retired just after the change commits (see
+//! [`Cache::get_or_load_fresh`]; the instance that changed it waits for the retirement to reach
+//! the others). An event consumed in the instant between a webhook's commit and that
+//! retirement is judged by the set before the change — as if it had been consumed a moment
+//! earlier; the event is acknowledged, not delivered to the new webhook.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -18,7 +21,8 @@ use super::ALL_EVENTS;
 use crate::uow::UnitOfWork;
 
 const NAMESPACE: &str = "webhook-subscriptions";
-/// How long one instance keeps the set when nothing tells it of a change.
+/// How long one instance keeps the set when nothing tells it of a change (the cache caps it
+/// at its `l1_max_ttl`).
 const TTL: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
