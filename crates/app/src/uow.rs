@@ -3,10 +3,11 @@
 //! A service opens one with [`Writer::begin`], naming the [`Actor`] and the client, and then
 //! writes through it — repositories take [`UnitOfWork::tx`], the audit entry goes through
 //! [`UnitOfWork::audit`], domain events through [`UnitOfWork::emit`] (the outbox, same
-//! transaction, written in one statement as the unit commits) — and registers what must happen only once the change is durable (cache
-//! invalidation, waking the relay) with [`UnitOfWork::after_commit`]. [`UnitOfWork::commit`]
-//! commits and then runs those actions; a unit of work dropped without commit (an early `?`, a
-//! panic, a cancelled request) rolls back and runs none of them. When the client's request
+//! transaction, written in one statement as the unit commits) — and registers what must
+//! happen only once the change is durable (cache invalidation, waking the relay) with
+//! [`UnitOfWork::after_commit`]. [`UnitOfWork::commit`] commits and then runs those actions;
+//! a unit of work dropped without commit (an early `?`, a panic, a cancelled request) rolls
+//! back and runs none of them. When the client's request
 //! carries an `Idempotency-Key`, the commit also marks its claim committed, in the same
 //! transaction: a request that took effect never runs a second time, even if the process dies
 //! before its response is stored.

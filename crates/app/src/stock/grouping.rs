@@ -5,9 +5,9 @@
 //! run once per request in arrival order, one ledger row per request per batch, one level
 //! write, one `stock.changed` per request — and requests on different keys of one lane share
 //! a transaction too (its begin, commit and outbox statement), their existing levels locked
-//! in the global (product, location) order first. Each caller gets exactly the answer it would have
-//! had running alone in that order: a removal that no longer fits gets `stock.insufficient`
-//! while the rest of its group goes through.
+//! in the global (product, location) order first. Each caller gets exactly the answer it
+//! would have had running alone in that order: a removal that no longer fits gets
+//! `stock.insufficient` while the rest of its group goes through.
 //!
 //! The number of lanes is how many grouped units one process runs at once: one on SQLite
 //! (one writer: every concurrent adjustment joins the next writer transaction), several on
@@ -18,6 +18,7 @@
 //! on its own, so one failure never takes the others down. Grouping is per process: across
 //! processes the database still serialises on the level rows.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -282,12 +283,10 @@ impl StockService {
         // Each product looked up once; a missing one is the answer of the jobs that name it.
         let mut products: BTreeMap<Uuid, Option<StockProduct>> = BTreeMap::new();
         for job in jobs {
-            let id = job.input.product_id;
-            if products.contains_key(&id) {
-                continue;
+            if let Entry::Vacant(slot) = products.entry(job.input.product_id) {
+                let found = stock_product(uow.tx(), job.input.product_id, self.default_policy);
+                slot.insert(found.await?);
             }
-            let found = stock_product(uow.tx(), id, self.default_policy).await?;
-            products.insert(id, found);
         }
         // Every existing level the group touches, locked first in the one global order
         // (product, then location) every stock change follows. A level an addition creates is

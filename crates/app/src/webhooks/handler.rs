@@ -12,8 +12,8 @@ use depot_store::DatabaseTransaction;
 use depot_store::entity::{webhook, webhook_delivery};
 use depot_store::repo::webhooks;
 
-use super::subscriptions::{Subscriptions, event_types};
-use super::{ALL_EVENTS, subscribable};
+use super::subscribable;
+use super::subscriptions::{Subscriptions, event_types, takes};
 use crate::messaging::{ConsumerPolicy, Handler};
 
 pub struct WebhookHandler {
@@ -34,11 +34,7 @@ impl WebhookHandler {
 fn subscribed(hooks: Vec<webhook::Model>, message: &Message) -> Vec<webhook::Model> {
     hooks
         .into_iter()
-        .filter(|w| {
-            event_types(&w.event_types)
-                .iter()
-                .any(|t| t == ALL_EVENTS || *t == message.event_type)
-        })
+        .filter(|w| takes(&event_types(&w.event_types), &message.event_type))
         .collect()
 }
 

@@ -49,7 +49,7 @@ impl Subscriptions {
                     .collect::<BTreeSet<String>>())
             })
             .await?;
-        Ok(types.contains(ALL_EVENTS) || types.contains(event_type))
+        Ok(takes(&types, event_type))
     }
 
     /// Once `uow` has committed a change to a webhook, every instance reads the set again.
@@ -57,6 +57,13 @@ impl Subscriptions {
         let cache = self.cache.clone();
         uow.after_commit(move || async move { cache.invalidate_namespace(NAMESPACE).await });
     }
+}
+
+/// Whether subscribing to `types` takes events of `event_type`.
+pub(crate) fn takes<'a>(types: impl IntoIterator<Item = &'a String>, event_type: &str) -> bool {
+    types
+        .into_iter()
+        .any(|t| t == ALL_EVENTS || t == event_type)
 }
 
 /// The event types a webhook row subscribes to (stored as a JSON array).

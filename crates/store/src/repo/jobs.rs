@@ -126,18 +126,9 @@ pub async fn claim(
     Ok(jobs)
 }
 
-/// Marks a claimed job done. Only the worker holding the claim can complete it.
-pub async fn complete(
-    conn: &impl ConnectionTrait,
-    id: Uuid,
-    worker: &str,
-    now: DateTime<Utc>,
-) -> AppResult<bool> {
-    Ok(complete_all(conn, &[id], worker, now).await? == 1)
-}
-
-/// Marks claimed jobs done in one statement (`IN_LIST` ids at a time); a job whose claim
-/// `worker` no longer holds is left alone. Returns how many were completed.
+/// Marks claimed jobs done in one statement (`IN_LIST` ids at a time). Only the worker
+/// holding a job's claim can complete it: a job whose claim `worker` no longer holds is left
+/// alone. Returns how many were completed.
 pub async fn complete_all(
     conn: &impl ConnectionTrait,
     ids: &[Uuid],
