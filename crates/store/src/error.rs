@@ -87,6 +87,7 @@ pub fn db_error(err: DbErr) -> AppError {
 /// PostgreSQL SQLSTATEs a whole unit of work may be retried after.
 const SERIALIZATION_FAILURE: &str = "40001";
 const DEADLOCK_DETECTED: &str = "40P01";
+const INSUFFICIENT_PRIVILEGE: &str = "42501";
 /// PostgreSQL's class 22 "data exception": invalid text encoding, numeric overflow, a value out
 /// of range — bad input, not a server fault.
 const DATA_EXCEPTION_CLASS: &str = "22";
@@ -146,6 +147,11 @@ pub fn on_constraint(
             err
         }
     }
+}
+
+/// Whether the database refused a statement for want of a privilege (SQLSTATE 42501).
+pub(crate) fn is_insufficient_privilege(err: &DbErr) -> bool {
+    matches!(sqlx_error(err), Some(sqlx::Error::Database(db)) if db.code().as_deref() == Some(INSUFFICIENT_PRIVILEGE))
 }
 
 fn sqlx_error(err: &DbErr) -> Option<&sqlx::Error> {

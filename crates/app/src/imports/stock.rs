@@ -538,6 +538,15 @@ pub(crate) async fn write_stock(
         levels,
         reorder_points,
     } = plan;
+    // Every product and location the rows name, held for the rest of the unit: the levels,
+    // batches and movements below need no foreign-key check row by row (see
+    // `hold_references`; the check already found each of them).
+    let named = |of: fn(&StockRow) -> Uuid| {
+        let ids: BTreeSet<Uuid> = rows.iter().map(of).collect();
+        ids.into_iter().collect::<Vec<_>>()
+    };
+    let checks =
+        bulk::hold_references(uow.tx(), &named(|r| r.product), &named(|r| r.location)).await?;
     let (kind, reason) = match posting {
         Posting::Opening => (MovementKind::Receipt, AdjustmentReason::Initial),
         Posting::Replace | Posting::Counts => {
@@ -637,6 +646,7 @@ pub(crate) async fn write_stock(
         }
         raised.extend(alerts::on_levels(uow, &changes).await?);
     }
+    bulk::check_each_row(uow.tx(), checks).await?;
     tracing::debug!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "import: levels written and judged"

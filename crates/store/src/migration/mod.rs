@@ -19,6 +19,7 @@ mod m20261204_000011_notifications;
 mod m20261205_000012_reports;
 mod m20261206_000013_idempotency_committed;
 mod m20261207_000014_outbox_traceparent;
+mod m20261208_000015_append_only_always;
 mod parts;
 
 pub struct Migrator;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000012_reports::Migration),
             Box::new(m20261206_000013_idempotency_committed::Migration),
             Box::new(m20261207_000014_outbox_traceparent::Migration),
+            Box::new(m20261208_000015_append_only_always::Migration),
         ]
     }
 }

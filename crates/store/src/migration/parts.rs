@@ -103,7 +103,8 @@ pub fn index(
     index
 }
 
-/// Makes a table append-only in the database itself: UPDATE and DELETE raise an error.
+/// Makes a table append-only in the database itself: UPDATE and DELETE raise an error (on
+/// PostgreSQL in every session, `session_replication_role = replica` included).
 pub async fn make_append_only(manager: &SchemaManager<'_>, table: &str) -> Result<(), DbErr> {
     let db = manager.get_connection();
     match manager.get_database_backend() {
@@ -112,7 +113,8 @@ pub async fn make_append_only(manager: &SchemaManager<'_>, table: &str) -> Resul
                 "CREATE FUNCTION {table}_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ \
                  BEGIN RAISE EXCEPTION '{table} is append-only'; END $$;\n\
                  CREATE TRIGGER {table}_no_update BEFORE UPDATE OR DELETE ON {table} \
-                 FOR EACH ROW EXECUTE FUNCTION {table}_append_only();"
+                 FOR EACH ROW EXECUTE FUNCTION {table}_append_only();\n\
+                 ALTER TABLE {table} ENABLE ALWAYS TRIGGER {table}_no_update;"
             ))
             .await?;
         }

@@ -3,18 +3,18 @@
 //! chunked to the bind limits), and the joined rows an export streams.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use depot_domain::AppResult;
 use depot_domain::stock::BatchStatus;
+use depot_domain::{AppError, AppResult, ErrorCode};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder, QuerySelect,
+    QueryOrder, QuerySelect, Statement, Value,
 };
 use uuid::Uuid;
 
 use super::unnest;
 use crate::entity::{batch, location, product, stock_level, stock_movement};
-use crate::error::db_error;
+use crate::error::{db_error, is_insufficient_privilege};
 use crate::repo::{IN_LIST, insert_all, rows_per_statement, upsert_all};
 
 /// Creates the missing level rows of these (product, location) pairs, at zero.
@@ -150,6 +150,116 @@ pub async fn lock_stock_imports(conn: &impl ConnectionTrait) -> AppResult<()> {
 
 /// Arbitrary but fixed key of the advisory lock taken by [`lock_stock_imports`].
 const STOCK_IMPORTS_LOCK_KEY: i64 = 0x6465_706f_7473_746b;
+
+/// How the rows of a bulk write are checked against the rows they name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowChecks {
+    /// Each written row, by the database's own foreign-key check (SQLite, or a PostgreSQL
+    /// role that may not switch those checks off).
+    EachRow,
+    /// Once for all of them, by [`hold_references`]: PostgreSQL's per-row checks are off in
+    /// this transaction until [`check_each_row`].
+    Held,
+}
+
+/// Before a bulk write (in a transaction) of levels, batches and movements of `products` at
+/// `locations` — movements only of batches the same write inserts, or holds under its level
+/// locks:
+///
+/// - holds every one of those products and locations `FOR KEY SHARE` until the transaction
+///   ends — the lock PostgreSQL's foreign-key check takes, there once per written row and
+///   key — so none of them can be deleted before the commit; when one does not exist, the
+///   write is refused with `db.reference_violation`, as a per-row check would refuse it;
+/// - with all of them held, the per-row checks can prove nothing more. Where the connection's
+///   role may (a superuser, or `GRANT SET ON PARAMETER session_replication_role`), they are
+///   switched off for this transaction with `session_replication_role = replica`, the switch
+///   `pg_restore --disable-triggers` uses: on an opening-stock file they are four checks per
+///   row, about 60 % of PostgreSQL's time for it. Any other role keeps them ([`RowChecks::EachRow`]).
+///
+/// The ledger's and the audit log's append-only triggers fire in replica mode too (migration
+/// `append_only_always`). SQLite keeps its per-row checks.
+pub async fn hold_references(
+    conn: &impl ConnectionTrait,
+    products: &[Uuid],
+    locations: &[Uuid],
+) -> AppResult<RowChecks> {
+    if !is_postgres(conn) {
+        return Ok(RowChecks::EachRow);
+    }
+    hold(conn, "products", products).await?;
+    hold(conn, "locations", locations).await?;
+    // A role without the right gets an error, which would abort the whole transaction: the
+    // switch is tried in a savepoint of its own.
+    run(conn, "SAVEPOINT row_checks").await?;
+    match conn
+        .execute_unprepared("SET LOCAL session_replication_role = replica")
+        .await
+    {
+        Ok(_) => {
+            run(conn, "RELEASE SAVEPOINT row_checks").await?;
+            Ok(RowChecks::Held)
+        }
+        Err(e) if is_insufficient_privilege(&e) => {
+            run(conn, "ROLLBACK TO SAVEPOINT row_checks").await?;
+            run(conn, "RELEASE SAVEPOINT row_checks").await?;
+            Ok(RowChecks::EachRow)
+        }
+        Err(e) => Err(db_error(e)),
+    }
+}
+
+/// Turns PostgreSQL's per-row foreign-key checks back on after a write [`hold_references`]
+/// held (what the transaction writes next is checked row by row again).
+pub async fn check_each_row(conn: &impl ConnectionTrait, checks: RowChecks) -> AppResult<()> {
+    match checks {
+        RowChecks::EachRow => Ok(()),
+        RowChecks::Held => run(conn, "SET LOCAL session_replication_role TO DEFAULT").await,
+    }
+}
+
+/// Rows held by one statement of [`hold`].
+const HOLD_CHUNK: usize = 5_000;
+
+/// Locks the rows of `table` with these ids `FOR KEY SHARE`, in id order; fails when one does
+/// not exist.
+async fn hold(conn: &impl ConnectionTrait, table: &'static str, ids: &[Uuid]) -> AppResult<()> {
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let sql = format!(
+        "SELECT count(*) AS held FROM \
+         (SELECT id FROM {table} WHERE id = ANY($1) ORDER BY id FOR KEY SHARE) AS h"
+    );
+    for chunk in sorted.chunks(HOLD_CHUNK) {
+        let ids: Vec<Value> = chunk.iter().map(|id| Value::Uuid(Some(*id))).collect();
+        let ids = Value::Array(Value::Uuid(None).array_type(), Some(Box::new(ids)));
+        let row = conn
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                sql.as_str(),
+                [ids],
+            ))
+            .await
+            .map_err(db_error)?;
+        let held: i64 = match row {
+            Some(row) => row.try_get("", "held").map_err(db_error)?,
+            None => 0,
+        };
+        if usize::try_from(held).ok() != Some(chunk.len()) {
+            return Err(AppError::new(
+                ErrorCode::DbReferenceViolation,
+                "a referenced record does not exist or is still in use",
+            )
+            .with_details(serde_json::json!({ "table": table })));
+        }
+    }
+    Ok(())
+}
+
+async fn run(conn: &impl ConnectionTrait, sql: &str) -> AppResult<()> {
+    conn.execute_unprepared(sql).await.map_err(db_error)?;
+    Ok(())
+}
 
 /// The level rows of these products (at every location) in (product, location) order; with
 /// `lock`, locked until the transaction ends — in that order, the one every stock change
