@@ -12,7 +12,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{any_of, save_model};
+use super::save_model;
 use crate::entity::alert::{ActiveModel, Column, Entity, Model};
 use crate::error::db_error;
 use crate::keyset::{Direction, page_after};
@@ -87,11 +87,7 @@ pub async fn of_batches(
 ) -> AppResult<Vec<Model>> {
     Entity::find()
         .filter(Column::Kind.is_in(kinds.iter().map(|k| k.as_str())))
-        .filter(any_of(
-            conn.get_database_backend(),
-            Column::BatchId,
-            batches.iter().copied(),
-        ))
+        .filter(Column::BatchId.is_in(batches.iter().copied()))
         .order_by_asc(Column::Id)
         .lock_exclusive()
         .all(conn)
@@ -158,11 +154,7 @@ pub async fn unresolved_of_subjects(
         found.extend(
             Entity::find()
                 .filter(Column::Kind.is_in(kinds.iter().map(|k| k.as_str())))
-                .filter(any_of(
-                    conn.get_database_backend(),
-                    Column::Subject,
-                    chunk.iter().cloned(),
-                ))
+                .filter(Column::Subject.is_in(chunk.iter().cloned()))
                 .filter(unresolved())
                 .order_by_asc(Column::Id)
                 .lock_exclusive()

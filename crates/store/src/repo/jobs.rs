@@ -19,7 +19,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::outbox::truncate;
-use super::{IN_LIST, any_of, insert_if_absent, upsert_all};
+use super::{IN_LIST, insert_if_absent, upsert_all};
 use crate::entity::job::{ActiveModel, Column, Entity, Model};
 use crate::error::db_error;
 
@@ -137,18 +137,12 @@ pub async fn complete_all(
 ) -> AppResult<u64> {
     let mut completed = 0;
     for chunk in ids.chunks(IN_LIST) {
-        completed += ended_claims(
-            conn.get_database_backend(),
-            chunk,
-            worker,
-            JobStatus::Succeeded.as_str(),
-            now,
-        )
-        .filter(Column::Status.eq(JobStatus::Running.as_str()))
-        .exec(conn)
-        .await
-        .map_err(db_error)?
-        .rows_affected;
+        completed += ended_claims(chunk, worker, JobStatus::Succeeded.as_str(), now)
+            .filter(Column::Status.eq(JobStatus::Running.as_str()))
+            .exec(conn)
+            .await
+            .map_err(db_error)?
+            .rows_affected;
     }
     Ok(completed)
 }
@@ -194,7 +188,7 @@ async fn release(
     error: &str,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
-    ended_claims(conn.get_database_backend(), &[id], worker, status, now)
+    ended_claims(&[id], worker, status, now)
         .col_expr(Column::RunAt, Expr::value(run_at))
         .col_expr(Column::LastError, Expr::value(truncate(error)))
         .col_expr(Column::LockedBy, Expr::value(Option::<String>::None))
@@ -206,7 +200,6 @@ async fn release(
 
 /// The update that ends `worker`'s claims on jobs `ids` with `status`.
 fn ended_claims(
-    backend: sea_orm::DbBackend,
     ids: &[Uuid],
     worker: &str,
     status: &str,
@@ -219,7 +212,7 @@ fn ended_claims(
             Expr::value(Option::<DateTime<Utc>>::None),
         )
         .col_expr(Column::UpdatedAt, Expr::value(now))
-        .filter(any_of(backend, Column::Id, ids.iter().copied()))
+        .filter(Column::Id.is_in(ids.iter().copied()))
         .filter(Column::LockedBy.eq(worker))
 }
 

@@ -228,31 +228,6 @@ where
 /// Most values one `IN (…)` list of a lookup carries.
 pub(crate) const IN_LIST: usize = 1_000;
 
-/// `column` is one of `values`. On PostgreSQL `column = ANY($1)` with the values bound as one
-/// binary array: one statement text however many there are (so one prepared statement, not
-/// one per count), and nothing for the server to parse and plan per value. On SQLite (and for
-/// no values) `column IN (…)`.
-pub(crate) fn any_of<C, V>(
-    backend: sea_orm::DbBackend,
-    column: C,
-    values: impl IntoIterator<Item = V>,
-) -> sea_orm::sea_query::Expr
-where
-    C: sea_orm::ColumnTrait,
-    V: Into<sea_orm::Value>,
-{
-    use sea_orm::sea_query::extension::postgres::PgFunc;
-    use sea_orm::sea_query::{Expr, ExprTrait};
-    let values: Vec<sea_orm::Value> = values.into_iter().map(Into::into).collect();
-    match values.first() {
-        Some(first) if backend == sea_orm::DbBackend::Postgres => {
-            let array = sea_orm::Value::Array(first.array_type(), Some(Box::new(values)));
-            column.into_expr().eq(PgFunc::any(Expr::val(array)))
-        }
-        _ => column.is_in(values),
-    }
-}
-
 /// The rows `select` finds whose `column` is one of `values`, looked up `IN_LIST` at a time.
 pub(crate) async fn find_in<E, V>(
     conn: &impl ConnectionTrait,
@@ -264,15 +239,12 @@ where
     E: EntityTrait,
     V: Into<sea_orm::Value> + Clone,
 {
+    use sea_orm::ColumnTrait;
     let mut found = Vec::new();
     for chunk in values.chunks(IN_LIST) {
         found.extend(
             select()
-                .filter(any_of(
-                    conn.get_database_backend(),
-                    column,
-                    chunk.iter().cloned(),
-                ))
+                .filter(column.is_in(chunk.iter().cloned()))
                 .all(conn)
                 .await
                 .map_err(db_error)?,
@@ -373,31 +345,4 @@ where
         }
     }
     Ok(claimed)
-}
-
-#[cfg(test)]
-mod tests {
-    use sea_orm::{DbBackend, EntityTrait, QueryFilter, QueryTrait};
-    use uuid::Uuid;
-
-    use super::any_of;
-    use crate::entity::product;
-
-    fn sql(backend: DbBackend, count: u128) -> String {
-        let ids = (0..count).map(Uuid::from_u128);
-        product::Entity::find()
-            .filter(any_of(backend, product::Column::Id, ids))
-            .build(backend)
-            .sql
-    }
-
-    #[test]
-    fn a_lookup_has_one_statement_text_on_postgres_whatever_the_count() {
-        let one = sql(DbBackend::Postgres, 1);
-        assert!(one.ends_with(r#"WHERE "products"."id" = ANY($1)"#), "{one}");
-        assert_eq!(one, sql(DbBackend::Postgres, 1_000));
-        // SQLite lists the values; no values at all is a condition that holds for none.
-        assert!(sql(DbBackend::Sqlite, 3).ends_with(r#""products"."id" IN (?, ?, ?)"#));
-        assert!(!sql(DbBackend::Postgres, 0).contains("ANY"));
-    }
 }

@@ -12,7 +12,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{any_of, insert_all};
+use super::insert_all;
 use crate::entity::outbox::{ActiveModel, Column, Entity, Model};
 use crate::error::db_error;
 
@@ -79,11 +79,7 @@ pub async fn mark_published(
         )
         .col_expr(Column::PublishedAt, Expr::value(at))
         .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
-        .filter(any_of(
-            conn.get_database_backend(),
-            Column::Id,
-            ids.iter().copied(),
-        ))
+        .filter(Column::Id.is_in(ids.iter().copied()))
         .exec(conn)
         .await
         .map_err(db_error)?;

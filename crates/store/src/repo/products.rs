@@ -6,7 +6,7 @@ use depot_domain::stock::ProductFilter;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Value};
 use uuid::Uuid;
 
-use super::{any_of, delete_where, find_in, insert_model, page_by_key, save_model, upsert_by_id};
+use super::{delete_where, find_in, insert_model, page_by_key, save_model, upsert_by_id};
 use crate::entity::product::{ActiveModel, Column, Entity, Model};
 use crate::error::{Constraint, db_error};
 use crate::keyset::{Direction, page_after};
@@ -45,11 +45,7 @@ pub async fn delete(conn: &impl ConnectionTrait, id: Uuid) -> AppResult<u64> {
 /// The products with these ids (in no particular order).
 pub async fn by_ids(conn: &impl ConnectionTrait, ids: &[Uuid]) -> AppResult<Vec<Model>> {
     Entity::find()
-        .filter(any_of(
-            conn.get_database_backend(),
-            Column::Id,
-            ids.iter().copied(),
-        ))
+        .filter(Column::Id.is_in(ids.iter().copied()))
         .all(conn)
         .await
         .map_err(db_error)
@@ -58,11 +54,7 @@ pub async fn by_ids(conn: &impl ConnectionTrait, ids: &[Uuid]) -> AppResult<Vec<
 /// The product whose barcode is one of `codes` (the first found).
 pub async fn by_barcode(conn: &impl ConnectionTrait, codes: &[String]) -> AppResult<Option<Model>> {
     Entity::find()
-        .filter(any_of(
-            conn.get_database_backend(),
-            Column::Barcode,
-            codes.iter().cloned(),
-        ))
+        .filter(Column::Barcode.is_in(codes.iter().cloned()))
         .one(conn)
         .await
         .map_err(db_error)

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::unnest;
 use crate::entity::{batch, location, product, stock_level, stock_movement};
 use crate::error::{db_error, is_insufficient_privilege};
-use crate::repo::{IN_LIST, any_of, insert_all, rows_per_statement, upsert_all};
+use crate::repo::{IN_LIST, insert_all, rows_per_statement, upsert_all};
 
 /// Creates the missing level rows of these (product, location) pairs, at zero.
 pub async fn ensure_levels(
@@ -275,11 +275,7 @@ pub async fn levels_of_products(
     let mut found = Vec::new();
     for chunk in sorted.chunks(IN_LIST) {
         let mut select = stock_level::Entity::find()
-            .filter(any_of(
-                conn.get_database_backend(),
-                stock_level::Column::ProductId,
-                chunk.iter().copied(),
-            ))
+            .filter(stock_level::Column::ProductId.is_in(chunk.iter().copied()))
             .order_by_asc(stock_level::Column::ProductId)
             .order_by_asc(stock_level::Column::LocationId);
         if lock {
@@ -355,11 +351,7 @@ pub async fn open_batches_of_products(
     for chunk in products.chunks(IN_LIST) {
         found.extend(
             batch::Entity::find()
-                .filter(any_of(
-                    conn.get_database_backend(),
-                    batch::Column::ProductId,
-                    chunk.iter().copied(),
-                ))
+                .filter(batch::Column::ProductId.is_in(chunk.iter().copied()))
                 .filter(batch::Column::Status.eq(BatchStatus::Open.as_str()))
                 .order_by_asc(batch::Column::Id)
                 .all(conn)
@@ -382,11 +374,7 @@ pub async fn products_with_batches(
                 .select_only()
                 .column(batch::Column::ProductId)
                 .distinct()
-                .filter(any_of(
-                    conn.get_database_backend(),
-                    batch::Column::ProductId,
-                    chunk.iter().copied(),
-                ))
+                .filter(batch::Column::ProductId.is_in(chunk.iter().copied()))
                 .into_tuple::<Uuid>()
                 .all(conn)
                 .await

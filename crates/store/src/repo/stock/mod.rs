@@ -20,7 +20,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{any_of, insert_if_absent, insert_model, save_model};
+use super::{insert_if_absent, insert_model, save_model};
 use crate::entity::{batch, stock_level};
 use crate::error::db_error;
 use crate::keyset::{Direction, page_after};
@@ -113,11 +113,7 @@ pub async fn batches_by_ids(
     ids: &[Uuid],
 ) -> AppResult<Vec<batch::Model>> {
     batch::Entity::find()
-        .filter(any_of(
-            conn.get_database_backend(),
-            batch::Column::Id,
-            ids.iter().copied(),
-        ))
+        .filter(batch::Column::Id.is_in(ids.iter().copied()))
         .all(conn)
         .await
         .map_err(db_error)
@@ -129,11 +125,7 @@ pub async fn lock_batches(
     ids: &[Uuid],
 ) -> AppResult<Vec<batch::Model>> {
     batch::Entity::find()
-        .filter(any_of(
-            conn.get_database_backend(),
-            batch::Column::Id,
-            ids.iter().copied(),
-        ))
+        .filter(batch::Column::Id.is_in(ids.iter().copied()))
         .order_by_asc(batch::Column::Id)
         .lock_exclusive()
         .all(conn)
