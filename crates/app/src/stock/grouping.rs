@@ -18,8 +18,7 @@
 //! on its own, so one failure never takes the others down. Grouping is per process: across
 //! processes the database still serialises on the level rows.
 
-use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -28,7 +27,7 @@ use depot_domain::{Actor, AppError, AppResult, ErrorCategory, ErrorCode};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::ledger::{Ledger, StockProduct, missing_product, stock_product};
+use super::ledger::{Ledger, missing_product, stock_products};
 use super::{Adjustment, AdjustmentView, StockService, adjustment_cause, events, views};
 use crate::client::ClientInfo;
 use crate::uow::retry_transient;
@@ -280,30 +279,22 @@ impl StockService {
             ..first.client.clone()
         };
         let mut uow = self.writer.begin(first.actor, &client).await?;
-        // Each product looked up once; a missing one is the answer of the jobs that name it.
-        let mut products: BTreeMap<Uuid, Option<StockProduct>> = BTreeMap::new();
-        for job in jobs {
-            if let Entry::Vacant(slot) = products.entry(job.input.product_id) {
-                let found = stock_product(uow.tx(), job.input.product_id, self.default_policy);
-                slot.insert(found.await?);
-            }
-        }
+        // The group's products, read at once; a missing one is the answer of the jobs that
+        // name it.
+        let ids: BTreeSet<Uuid> = jobs.iter().map(|job| job.input.product_id).collect();
+        let ids: Vec<Uuid> = ids.into_iter().collect();
+        let products = stock_products(uow.tx(), &ids, self.default_policy).await?;
         // Every existing level the group touches, locked first in the one global order
-        // (product, then location) every stock change follows. A level an addition creates is
-        // created and locked when that request applies; should that meet another unit's locks
-        // in a circle, the database refuses one of them and the unit runs again
-        // (`retry_transient`), or its requests alone.
+        // (product, then location) every stock change follows, and their open batches — one
+        // statement each. A level an addition creates is created and locked when that request
+        // applies; should that meet another unit's locks in a circle, the database refuses one
+        // of them and the unit runs again (`retry_transient`), or its requests alone.
         let mut ledger = Ledger::new(adjustment_cause(&first.input));
-        let keys: BTreeMap<(Uuid, Uuid), &StockProduct> = jobs
-            .iter()
-            .filter_map(|job| {
-                let product = products.get(&job.input.product_id)?.as_ref()?;
-                Some(((product.id, job.input.location_id), product))
-            })
-            .collect();
-        for (&(_, location), product) in &keys {
-            ledger.lock_existing(&uow, product, location).await?;
-        }
+        let keys = jobs.iter().filter_map(|job| {
+            let product = products.get(&job.input.product_id)?;
+            Some((product, job.input.location_id))
+        });
+        ledger.lock_existing_many(&uow, keys).await?;
         let mut done = Vec::with_capacity(jobs.len());
         for job in jobs {
             ledger.act_for(
@@ -313,7 +304,7 @@ impl StockService {
             );
             let start = ledger.movement_count();
             let applied = match products.get(&job.input.product_id) {
-                Some(Some(product)) => {
+                Some(product) => {
                     self.apply_adjustment(&uow, &mut ledger, product, &job.input)
                         .await
                 }

@@ -14,6 +14,7 @@ use depot_domain::stock::{
 use depot_domain::{Actor, AppError, AppResult, ErrorCode, FieldError};
 use depot_store::ConnectionTrait;
 use depot_store::entity::{batch, product, stock_level, stock_movement};
+use depot_store::repo::stock::bulk;
 use depot_store::repo::{categories, locations, products, stock};
 use uuid::Uuid;
 
@@ -69,6 +70,41 @@ fn from_row(
         ),
         reorder_point: p.reorder_point.map(Quantity::from_thousandths),
     }
+}
+
+/// The engine's view of the products with these ids that exist, read with one statement (and
+/// one more for the categories whose policy some of them take).
+pub(crate) async fn stock_products(
+    conn: &impl ConnectionTrait,
+    ids: &[Uuid],
+    default_policy: DepletionPolicy,
+) -> AppResult<BTreeMap<Uuid, StockProduct>> {
+    let rows = products::by_ids(conn, ids).await?;
+    let wanted: BTreeSet<Uuid> = rows
+        .iter()
+        .filter(|p| p.depletion_policy.is_none())
+        .filter_map(|p| p.category_id)
+        .collect();
+    let wanted: Vec<Uuid> = wanted.into_iter().collect();
+    let category_policies: HashMap<Uuid, Option<DepletionPolicy>> = if wanted.is_empty() {
+        HashMap::new()
+    } else {
+        categories::by_ids(conn, &wanted)
+            .await?
+            .into_iter()
+            .map(|c| (c.id, policy(c.depletion_policy.as_deref())))
+            .collect()
+    };
+    Ok(rows
+        .iter()
+        .map(|p| {
+            let category_policy = p
+                .category_id
+                .filter(|_| p.depletion_policy.is_none())
+                .and_then(|c| category_policies.get(&c).copied().flatten());
+            (p.id, from_row(p, category_policy, default_policy))
+        })
+        .collect())
 }
 
 /// A product named in a request body, or a 404 naming `field`.
@@ -287,6 +323,46 @@ impl Ledger {
         Ok(true)
     }
 
+    /// [`Self::lock_existing`] for many pairs with one statement, in the same global order;
+    /// then reads the open batches of every level it holds (but has not read yet) with one
+    /// more — after the locks, so they are as the last holder of each level left them.
+    pub async fn lock_existing_many(
+        &mut self,
+        uow: &UnitOfWork,
+        pairs: impl IntoIterator<Item = (&StockProduct, Uuid)>,
+    ) -> AppResult<()> {
+        let wanted: BTreeMap<(Uuid, Uuid), Option<Quantity>> = pairs
+            .into_iter()
+            .map(|(p, l)| ((p.id, l), p.reorder_point))
+            .filter(|(key, _)| !self.levels.contains_key(key))
+            .collect();
+        let keys: Vec<(Uuid, Uuid)> = wanted.keys().copied().collect();
+        for level in stock::lock_levels(uow.tx(), &keys).await? {
+            let reorder_point = wanted
+                .get(&(level.product_id, level.location_id))
+                .copied()
+                .flatten();
+            self.hold(level, reorder_point);
+        }
+        let unread: Vec<(Uuid, Uuid)> = self
+            .levels
+            .keys()
+            .filter(|key| !self.batches.contains_key(key))
+            .copied()
+            .collect();
+        let mut stored: HashMap<(Uuid, Uuid), Vec<batch::Model>> =
+            unread.iter().map(|key| (*key, Vec::new())).collect();
+        for b in stock::open_batches_of(uow.tx(), &unread).await? {
+            if let Some(rows) = stored.get_mut(&(b.product_id, b.location_id)) {
+                rows.push(b);
+            }
+        }
+        for (key, rows) in stored {
+            self.keep_batches(key, rows);
+        }
+        Ok(())
+    }
+
     fn level(&mut self, product: Uuid, location: Uuid) -> AppResult<&mut Level> {
         self.levels
             .get_mut(&(product, location))
@@ -299,28 +375,36 @@ impl Ledger {
         product: Uuid,
         location: Uuid,
     ) -> AppResult<&mut Vec<batch::Model>> {
-        match self.batches.entry((product, location)) {
-            std::collections::hash_map::Entry::Occupied(cached) => Ok(cached.into_mut()),
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                let stored = stock::open_batches(uow.tx(), product, location).await?;
-                // What this unit changed but has not written yet wins over what is stored.
-                let mut rows: Vec<batch::Model> = stored
-                    .into_iter()
-                    .filter(|b| !self.dirty.contains_key(&b.id))
-                    .collect();
-                rows.extend(
-                    self.dirty
-                        .values()
-                        .filter(|b| {
-                            b.product_id == product
-                                && b.location_id == location
-                                && b.status == BatchStatus::Open.as_str()
-                        })
-                        .cloned(),
-                );
-                Ok(slot.insert(rows))
-            }
+        let key = (product, location);
+        if !self.batches.contains_key(&key) {
+            let stored = stock::open_batches(uow.tx(), product, location).await?;
+            return Ok(self.keep_batches(key, stored));
         }
+        Ok(self.batches.entry(key).or_default())
+    }
+
+    /// Keeps the open batches `stored` of `key` as this unit's working copy: what this unit
+    /// changed but has not written yet wins over what is stored.
+    fn keep_batches(
+        &mut self,
+        (product, location): (Uuid, Uuid),
+        stored: Vec<batch::Model>,
+    ) -> &mut Vec<batch::Model> {
+        let mut rows: Vec<batch::Model> = stored
+            .into_iter()
+            .filter(|b| !self.dirty.contains_key(&b.id))
+            .collect();
+        rows.extend(
+            self.dirty
+                .values()
+                .filter(|b| {
+                    b.product_id == product
+                        && b.location_id == location
+                        && b.status == BatchStatus::Open.as_str()
+                })
+                .cloned(),
+        );
+        self.batches.entry((product, location)).or_insert(rows)
     }
 
     /// Available (on hand − reserved) at a locked level.
@@ -698,9 +782,19 @@ impl Ledger {
         level_events: bool,
     ) -> AppResult<(Vec<stock_movement::Model>, Vec<stock_level::Model>)> {
         let now = uow.now();
-        for b in self.dirty.into_values() {
-            stock::save_batch(uow.tx(), b).await?;
+        // One statement for the batches and one for the levels, however many (a grouped unit
+        // changes several); a single row takes the plain UPDATE.
+        let mut dirty = self.dirty.into_values();
+        match (dirty.next(), dirty.len()) {
+            (None, _) => {}
+            (Some(only), 0) => {
+                stock::save_batch(uow.tx(), only).await?;
+            }
+            (Some(first), _) => {
+                bulk::save_batches(uow.tx(), std::iter::once(first).chain(dirty).collect()).await?;
+            }
         }
+        let mut written = Vec::new();
         let mut levels = Vec::with_capacity(self.levels.len());
         let mut changes = Vec::new();
         let reserved_changed: BTreeSet<(Uuid, Uuid)> = self
@@ -718,7 +812,7 @@ impl Ledger {
             if level.change != 0 || level.now.reserved != level.before.reserved {
                 let mut row = level.now.clone();
                 row.updated_at = now;
-                stock::set_level(uow.tx(), &row).await?;
+                written.push(row.clone());
                 changes.push(alerts::LevelChange {
                     product: row.product_id,
                     location: row.location_id,
@@ -730,6 +824,11 @@ impl Ledger {
             } else {
                 levels.push((level.now, 0));
             }
+        }
+        match written.as_slice() {
+            [] => {}
+            [only] => stock::set_level(uow.tx(), only).await?,
+            _ => bulk::set_levels(uow.tx(), written).await?,
         }
         stock::ledger::append(uow.tx(), self.movements.clone()).await?;
         let mut raised = alerts::on_levels(uow, &changes).await?;

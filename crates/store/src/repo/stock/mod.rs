@@ -69,6 +69,63 @@ pub async fn lock_level(
         .map_err(db_error)
 }
 
+/// The level rows of these (product, location) pairs that exist, locked until the transaction
+/// ends in (product, location) order — the order every stock change locks in — with one
+/// statement. As with [`lock_level`], their batches must be read by a later statement.
+pub async fn lock_levels(
+    conn: &impl ConnectionTrait,
+    pairs: &[(Uuid, Uuid)],
+) -> AppResult<Vec<stock_level::Model>> {
+    if pairs.is_empty() {
+        return Ok(Vec::new());
+    }
+    stock_level::Entity::find()
+        .filter(pair_of(
+            stock_level::Column::ProductId,
+            stock_level::Column::LocationId,
+            pairs,
+        ))
+        .order_by_asc(stock_level::Column::ProductId)
+        .order_by_asc(stock_level::Column::LocationId)
+        .lock_exclusive()
+        .all(conn)
+        .await
+        .map_err(db_error)
+}
+
+/// The open batches of these (product, location) pairs, with one statement.
+pub async fn open_batches_of(
+    conn: &impl ConnectionTrait,
+    pairs: &[(Uuid, Uuid)],
+) -> AppResult<Vec<batch::Model>> {
+    if pairs.is_empty() {
+        return Ok(Vec::new());
+    }
+    batch::Entity::find()
+        .filter(pair_of(
+            batch::Column::ProductId,
+            batch::Column::LocationId,
+            pairs,
+        ))
+        .filter(batch::Column::Status.eq(BatchStatus::Open.as_str()))
+        .all(conn)
+        .await
+        .map_err(db_error)
+}
+
+/// `(product, location) IN ((…), …)`.
+fn pair_of(
+    product: impl ColumnTrait,
+    location: impl ColumnTrait,
+    pairs: &[(Uuid, Uuid)],
+) -> sea_orm::sea_query::Expr {
+    Expr::tuple([product.into_expr(), location.into_expr()]).in_tuples(
+        pairs
+            .iter()
+            .map(|&(p, l)| sea_orm::sea_query::ValueTuple::Two(p.into(), l.into())),
+    )
+}
+
 /// Writes a level's quantities.
 pub async fn set_level(conn: &impl ConnectionTrait, level: &stock_level::Model) -> AppResult<()> {
     stock_level::Entity::update_many()
