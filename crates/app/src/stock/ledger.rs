@@ -271,14 +271,7 @@ impl Ledger {
         uow: &UnitOfWork,
         pairs: impl IntoIterator<Item = (&StockProduct, Uuid)>,
     ) -> AppResult<()> {
-        let wanted: BTreeMap<(Uuid, Uuid), Option<Quantity>> = pairs
-            .into_iter()
-            .map(|(p, l)| ((p.id, l), p.reorder_point))
-            .collect();
-        for ((product, location), reorder_point) in wanted {
-            if self.levels.contains_key(&(product, location)) {
-                continue;
-            }
+        for ((product, location), reorder_point) in self.not_held(pairs) {
             let level = match stock::lock_level(uow.tx(), product, location).await? {
                 Some(level) => level,
                 None => {
@@ -291,6 +284,19 @@ impl Ledger {
             self.hold(level, reorder_point);
         }
         Ok(())
+    }
+
+    /// The pairs whose levels this unit does not hold yet, in the global lock order, each with
+    /// its product's reorder point.
+    fn not_held<'p>(
+        &self,
+        pairs: impl IntoIterator<Item = (&'p StockProduct, Uuid)>,
+    ) -> BTreeMap<(Uuid, Uuid), Option<Quantity>> {
+        pairs
+            .into_iter()
+            .map(|(p, l)| ((p.id, l), p.reorder_point))
+            .filter(|(key, _)| !self.levels.contains_key(key))
+            .collect()
     }
 
     /// Keeps a level this unit has locked, as it was before any change.
@@ -331,11 +337,7 @@ impl Ledger {
         uow: &UnitOfWork,
         pairs: impl IntoIterator<Item = (&StockProduct, Uuid)>,
     ) -> AppResult<()> {
-        let wanted: BTreeMap<(Uuid, Uuid), Option<Quantity>> = pairs
-            .into_iter()
-            .map(|(p, l)| ((p.id, l), p.reorder_point))
-            .filter(|(key, _)| !self.levels.contains_key(key))
-            .collect();
+        let wanted = self.not_held(pairs);
         let keys: Vec<(Uuid, Uuid)> = wanted.keys().copied().collect();
         for level in stock::lock_levels(uow.tx(), &keys).await? {
             let reorder_point = wanted
