@@ -202,6 +202,10 @@ pub async fn hold_references(
         Err(e) if is_insufficient_privilege(&e) => {
             run(conn, "ROLLBACK TO SAVEPOINT row_checks").await?;
             run(conn, "RELEASE SAVEPOINT row_checks").await?;
+            tracing::info!(
+                "the database role may not set session_replication_role: PostgreSQL checks \
+                 each row this bulk write names (slower; docs/operations.md, Database role)"
+            );
             Ok(RowChecks::EachRow)
         }
         Err(e) => Err(db_error(e)),
