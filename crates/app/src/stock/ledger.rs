@@ -40,17 +40,9 @@ pub(crate) async fn stock_product(
     id: Uuid,
     default_policy: DepletionPolicy,
 ) -> AppResult<Option<StockProduct>> {
-    let Some(p) = products::get(conn, id).await? else {
-        return Ok(None);
-    };
-    // The category's policy matters only when the product has none of its own.
-    let category_policy = match p.category_id.filter(|_| p.depletion_policy.is_none()) {
-        Some(c) => categories::get(conn, c)
-            .await?
-            .and_then(|c| policy(c.depletion_policy.as_deref())),
-        None => None,
-    };
-    Ok(Some(from_row(&p, category_policy, default_policy)))
+    Ok(stock_products(conn, &[id], default_policy)
+        .await?
+        .remove(&id))
 }
 
 fn from_row(
@@ -80,6 +72,7 @@ pub(crate) async fn stock_products(
     default_policy: DepletionPolicy,
 ) -> AppResult<BTreeMap<Uuid, StockProduct>> {
     let rows = products::by_ids(conn, ids).await?;
+    // A category's policy matters only to a product without one of its own.
     let wanted: BTreeSet<Uuid> = rows
         .iter()
         .filter(|p| p.depletion_policy.is_none())
@@ -786,15 +779,13 @@ impl Ledger {
         let now = uow.now();
         // One statement for the batches and one for the levels, however many (a grouped unit
         // changes several); a single row takes the plain UPDATE.
-        let mut dirty = self.dirty.into_values();
-        match (dirty.next(), dirty.len()) {
-            (None, _) => {}
-            (Some(only), 0) => {
-                stock::save_batch(uow.tx(), only).await?;
+        let mut dirty: Vec<batch::Model> = self.dirty.into_values().collect();
+        match dirty.len() {
+            0 => {}
+            1 => {
+                stock::save_batch(uow.tx(), dirty.remove(0)).await?;
             }
-            (Some(first), _) => {
-                bulk::save_batches(uow.tx(), std::iter::once(first).chain(dirty).collect()).await?;
-            }
+            _ => bulk::save_batches(uow.tx(), dirty).await?,
         }
         let mut written = Vec::new();
         let mut levels = Vec::with_capacity(self.levels.len());
